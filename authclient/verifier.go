@@ -1,0 +1,150 @@
+// Package authclient is everything another service needs to talk to and
+// trust the auth service: the JWT verifier of its access tokens and a typed
+// HTTP client of its contract. It works against the company's Django +
+// simplejwt auth service and against our Go stand-in alike.
+package authclient
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// Roles carried in the user_role claim.
+const (
+	RoleCustomer = "customer"
+	RoleEmployee = "employee"
+	RoleAdmin    = "admin"
+	RoleService  = "service"
+)
+
+// Claims are the verified claims of an access token.
+type Claims struct {
+	UserID    string // the user's UUID (or the service client's id for a service token)
+	Email     string
+	FirstName string
+	LastName  string
+	Role      string
+	JTI       string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// IsStaff reports whether the role is employee or admin.
+func (c *Claims) IsStaff() bool { return c.Role == RoleEmployee || c.Role == RoleAdmin }
+
+// ErrInvalidToken is returned (wrapped) for every token that must be refused.
+var ErrInvalidToken = errors.New("token is invalid or expired")
+
+// MaxTokenBytes bounds the token length the verifier will parse.
+const MaxTokenBytes = 8 << 10
+
+// Leeway is the clock skew allowed on exp, iat and nbf.
+const Leeway = 30 * time.Second
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	Key      []byte // the HS256 key shared with the auth service (JWT_SIGNING_KEY)
+	Issuer   string // checked when non-empty
+	Audience string // checked when non-empty
+}
+
+// Verifier checks simplejwt-compatible HS256 access tokens.
+type Verifier struct {
+	key    []byte
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a verifier pinned to HS256.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if len(cfg.Key) == 0 {
+		return nil, errors.New("authclient: empty JWT signing key")
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithIssuedAt(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	return &Verifier{key: append([]byte(nil), cfg.Key...), parser: jwt.NewParser(opts...)}, nil
+}
+
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	TokenType string `json:"token_type"`
+	UserID    any    `json:"user_id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	UserRole  string `json:"user_role"`
+}
+
+// Verify parses and checks an access token. Every failure wraps ErrInvalidToken.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
+		return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
+	}
+	var tc tokenClaims
+	_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return v.key, nil })
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if tc.TokenType != "access" {
+		return nil, fmt.Errorf("%w: token_type %q is not access", ErrInvalidToken, tc.TokenType)
+	}
+	uid, ok := tc.UserID.(string)
+	if !ok || uid == "" {
+		return nil, fmt.Errorf("%w: user_id must be a UUID string", ErrInvalidToken)
+	}
+	role := tc.UserRole
+	switch role {
+	case RoleCustomer, RoleEmployee, RoleAdmin:
+		if _, err := uuid.Parse(uid); err != nil {
+			return nil, fmt.Errorf("%w: user_id is not a UUID", ErrInvalidToken)
+		}
+	case RoleService:
+	case "":
+		role = RoleCustomer // simplejwt tokens of plain users may omit the role
+		if _, err := uuid.Parse(uid); err != nil {
+			return nil, fmt.Errorf("%w: user_id is not a UUID", ErrInvalidToken)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown user_role %q", ErrInvalidToken, role)
+	}
+	c := &Claims{
+		UserID:    strings.ToLower(uid),
+		Email:     tc.Email,
+		FirstName: tc.FirstName,
+		LastName:  tc.LastName,
+		Role:      role,
+		JTI:       tc.ID,
+	}
+	if tc.ExpiresAt != nil {
+		c.ExpiresAt = tc.ExpiresAt.Time
+	}
+	if tc.IssuedAt != nil {
+		c.IssuedAt = tc.IssuedAt.Time
+	}
+	return c, nil
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer <token>" header
+// value; ok is false when the header is absent or of another scheme.
+func BearerToken(header string) (string, bool) {
+	scheme, tok, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}

@@ -1,0 +1,64 @@
+// Package changefeed carries the change notifications the BFF's cache is
+// invalidated by: the customer and auth services publish a small JSON
+// message on a Redis channel after each write, best effort.
+package changefeed
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Channels.
+const (
+	CustomerChanged = "customer.changed" // {"user_id", "customer_id", "op"}
+	UserChanged     = "user.changed"     // {"user_id", "op"}
+)
+
+// Message is a change notification. CustomerID is empty on user.changed.
+type Message struct {
+	UserID     string `json:"user_id"`
+	CustomerID string `json:"customer_id,omitempty"`
+	Op         string `json:"op"` // create, update, delete, verify, service
+}
+
+// Publisher publishes change messages. A nil *Publisher, or one without a
+// client, publishes nothing: Redis is optional for the services.
+type Publisher struct {
+	client  *redis.Client
+	logger  *slog.Logger
+	timeout time.Duration
+}
+
+// NewPublisher returns a publisher over client (nil: a no-op publisher).
+func NewPublisher(client *redis.Client, logger *slog.Logger) *Publisher {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Publisher{client: client, logger: logger, timeout: 250 * time.Millisecond}
+}
+
+// Publish sends m on channel. Failures are logged and otherwise ignored: a
+// Redis outage never fails the write that triggered the message (the BFF's
+// cache TTL bounds staleness when a message is lost).
+func (p *Publisher) Publish(ctx context.Context, channel string, m Message) {
+	if p == nil || p.client == nil {
+		return
+	}
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+	defer cancel()
+	if err := p.client.Publish(ctx, channel, b).Err(); err != nil {
+		p.logger.WarnContext(ctx, "change notification not published", "channel", channel, "op", m.Op, "error", err.Error())
+	}
+}
+
+// Decode parses a message payload.
+func Decode(payload string) (Message, error) {
+	var m Message
+	err := json.Unmarshal([]byte(payload), &m)
+	return m, err
+}

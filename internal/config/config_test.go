@@ -1,0 +1,53 @@
+package config
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReader(t *testing.T) {
+	t.Parallel()
+	r := New(FromMap(map[string]string{
+		"A": "x", "D": "2s", "N": "7", "B": "yes", "S": "hunter2", "BADD": "soon", "BADN": "many", "U": "http://h:1/",
+	}))
+	if got := r.String("A", "d"); got != "x" {
+		t.Errorf("String = %q", got)
+	}
+	if got := r.String("MISSING", "d"); got != "d" {
+		t.Errorf("default = %q", got)
+	}
+	if got := r.Duration("D", 0); got != 2*time.Second {
+		t.Errorf("Duration = %v", got)
+	}
+	if got := r.Int("N", 0); got != 7 {
+		t.Errorf("Int = %d", got)
+	}
+	if !r.Bool("B", false) {
+		t.Error("Bool = false")
+	}
+	if got := r.URL("U", ""); got != "http://h:1" {
+		t.Errorf("URL = %q", got)
+	}
+	s := r.Secret("S", "")
+	if s.Reveal() != "hunter2" || s.String() == "hunter2" {
+		t.Errorf("secret not masked: %q", s.String())
+	}
+	b, _ := json.Marshal(struct{ K Secret }{s})
+	if strings.Contains(string(b), "hunter2") {
+		t.Errorf("secret leaked in JSON: %s", b)
+	}
+	if r.Err() != nil {
+		t.Fatalf("unexpected error: %v", r.Err())
+	}
+	r.Duration("BADD", time.Second)
+	r.Int("BADN", 1)
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "BADD") || !strings.Contains(err.Error(), "BADN") {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+	if keys := r.Keys(); len(keys) != 9 || keys[0] != "A" {
+		t.Errorf("Keys = %v", keys)
+	}
+}

@@ -1,0 +1,62 @@
+// Package mongodb opens the instrumented MongoDB client every service uses.
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.opentelemetry.io/contrib/instrumentation/go.mongodb.org/mongo-driver/mongo/otelmongo"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Connect opens a client to uri, traced by otelmongo with tp (nil: the global
+// provider), and pings it so a wrong URI fails at start, not at first request.
+func Connect(ctx context.Context, uri, appName string, tp trace.TracerProvider) (*mongo.Client, error) {
+	var mopts []otelmongo.Option
+	if tp != nil {
+		mopts = append(mopts, otelmongo.WithTracerProvider(tp))
+	}
+	// Statement text is left out of spans: documents carry personal data.
+	mopts = append(mopts, otelmongo.WithCommandAttributeDisabled(true))
+	opts := options.Client().ApplyURI(uri).
+		SetAppName(appName).
+		SetMonitor(otelmongo.NewMonitor(mopts...)).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetMaxPoolSize(100)
+	c, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongodb connect: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx, readpref.Primary()); err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongodb ping %s: %w", redact(uri), err)
+	}
+	return c, nil
+}
+
+// Ping is a readiness check of the client.
+func Ping(c *mongo.Client) func(ctx context.Context) error {
+	return func(ctx context.Context) error { return c.Ping(ctx, readpref.Primary()) }
+}
+
+// redact hides credentials in a connection string for error messages.
+func redact(uri string) string {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return "(invalid uri)"
+	}
+	hostPart, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(hostPart, "@")
+	if at < 0 {
+		return uri
+	}
+	return uri[:len(uri)-len(rest)] + "****@" + rest[at+1:]
+}
