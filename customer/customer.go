@@ -1,0 +1,171 @@
+// Package customer is the vocabulary of the customer service: the customer
+// profile and its service records, their validation, the sentinel errors, the
+// interfaces of what the service needs from the outside (a Store, the user
+// directory, a change Publisher) and the Service that holds the business
+// rules: who may see and do what, and how a profile is merged with the user
+// data of the auth service. Only the standard library is imported here.
+package customer
+
+import (
+	"maps"
+	"time"
+)
+
+// Roles of the caller, as carried by the access token's user_role claim.
+const (
+	RoleCustomer = "customer"
+	RoleEmployee = "employee"
+	RoleAdmin    = "admin"
+	RoleService  = "service" // a machine account such as the BFF
+)
+
+// Business types a profile may carry (or none: "").
+var BusinessTypes = []string{"individual", "sole_proprietorship", "partnership", "corporation", "llc", "nonprofit", "government"}
+
+// Contact methods.
+const (
+	ContactEmail = "email"
+	ContactPhone = "phone"
+	ContactSMS   = "sms"
+)
+
+// DefaultCountry is the country of a profile created without one.
+const DefaultCountry = "USA"
+
+// DefaultNotificationPreferences returns a fresh copy of the preferences a new
+// profile gets when none are given.
+func DefaultNotificationPreferences() map[string]bool {
+	return map[string]bool{"email": true, "sms": false, "marketing": false}
+}
+
+// Address is where a customer is.
+type Address struct {
+	StreetAddress string
+	City          string
+	State         string
+	PostalCode    string
+	Country       string
+}
+
+// EmergencyContact is whom to call for a customer.
+type EmergencyContact struct {
+	Name         string
+	Phone        string
+	Relationship string
+}
+
+// Customer is a customer profile. TotalServices and LastServiceDate are
+// derived from the customer's service records whenever it is read.
+type Customer struct {
+	ID     string
+	UserID string
+	Address
+	CompanyName             string
+	BusinessType            string
+	TaxID                   string
+	EmergencyContact        EmergencyContact
+	PreferredContactMethod  string
+	NotificationPreferences map[string]bool
+	IsVerified              bool
+	CustomerSince           time.Time
+	TotalServices           int
+	LastServiceDate         *time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+// Clone returns a copy that shares no map or pointer with c.
+func (c Customer) Clone() Customer {
+	c.NotificationPreferences = maps.Clone(c.NotificationPreferences)
+	if c.LastServiceDate != nil {
+		t := *c.LastServiceDate
+		c.LastServiceDate = &t
+	}
+	return c
+}
+
+// UserData is the read-only user part of a response, from the caller's token
+// or the auth service. A nil field is unknown (written as null).
+type UserData struct {
+	Email       *string
+	FirstName   *string
+	LastName    *string
+	PhoneNumber *string
+}
+
+// CustomerWithUserData is a profile with the user data merged in.
+type CustomerWithUserData struct {
+	Customer
+	User UserData
+}
+
+// ServiceRecord is one service performed for a customer: the records are
+// insert-only and the customer's service counter is their count.
+type ServiceRecord struct {
+	ID          string
+	CustomerID  string
+	ServiceType string
+	Notes       string
+	PerformedAt time.Time
+	RecordedBy  string // user id of the staff member or service that recorded it
+	CreatedAt   time.Time
+	// RequestHash identifies the request that recorded it, so a retry under
+	// the same Idempotency-Key with a different body is told apart.
+	RequestHash string
+}
+
+// ServiceInput is the optional body of increment_service.
+type ServiceInput struct {
+	ServiceType string
+	Notes       string
+	PerformedAt *time.Time
+}
+
+// Stats are the staff's figures over every profile.
+type Stats struct {
+	TotalCustomers     int
+	VerifiedCustomers  int
+	BusinessCustomers  int // profiles whose business_type is set and not "individual"
+	CustomersByCountry map[string]int
+	TotalServices      int
+	NewLast30Days      int // profiles whose customer_since is within the last 30 days
+}
+
+// SelfStats are a customer's figures about their own profile.
+type SelfStats struct {
+	CustomerSince   time.Time
+	TotalServices   int
+	LastServiceDate *time.Time
+	IsVerified      bool
+}
+
+// StatsResult is either scope: exactly one of All and Self is set.
+type StatsResult struct {
+	All  *Stats
+	Self *SelfStats
+}
+
+// Actor is the authenticated caller.
+type Actor struct {
+	UserID    string
+	Role      string
+	Email     string
+	FirstName string
+	LastName  string
+	Token     string // the bearer token, forwarded to the auth service
+}
+
+// IsStaff reports whether the caller is an employee or an admin.
+func (a Actor) IsStaff() bool { return a.Role == RoleEmployee || a.Role == RoleAdmin }
+
+// staffReader reports whether the caller may read every profile: staff and
+// machine accounts.
+func (a Actor) staffReader() bool { return a.IsStaff() || a.Role == RoleService }
+
+// isUser reports whether the caller is a person (not a machine account).
+func (a Actor) isUser() bool {
+	return a.Role == RoleCustomer || a.Role == RoleEmployee || a.Role == RoleAdmin
+}
+
+// owns reports whether c is the caller's own profile.
+func (a Actor) owns(c Customer) bool { return a.isUser() && a.UserID != "" && a.UserID == c.UserID }

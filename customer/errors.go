@@ -1,0 +1,77 @@
+package customer
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Sentinel errors of the customer domain; adapters translate their own
+// failures into these (a duplicate user_id becomes ErrProfileExists) and the
+// HTTP adapter maps each to one status.
+var (
+	ErrNotFound            = errors.New("customer profile not found")
+	ErrProfileExists       = errors.New("customer profile already exists")
+	ErrForbidden           = errors.New("permission denied")
+	ErrInvalidPage         = errors.New("invalid page")
+	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
+)
+
+// FieldErrors maps a field name to its problems: the contract's 400 body.
+type FieldErrors map[string][]string
+
+// Add records one problem of field.
+func (fe FieldErrors) Add(field, msg string) { fe[field] = append(fe[field], msg) }
+
+// Err returns the problems as a *ValidationError, or nil when there are none.
+func (fe FieldErrors) Err() error {
+	if len(fe) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: fe}
+}
+
+// ValidationError is bad input, reported field by field.
+type ValidationError struct {
+	Fields FieldErrors
+}
+
+func (e *ValidationError) Error() string {
+	keys := slices.Sorted(maps.Keys(e.Fields))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s: %s", k, strings.Join(e.Fields[k], " ")))
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// Validation messages, worded as Django REST framework words them.
+const (
+	MsgRequired     = "This field is required."
+	MsgBlank        = "This field may not be blank."
+	MsgNull         = "This field may not be null."
+	MsgNotString    = "Not a valid string."
+	MsgNotBool      = "Must be a valid boolean."
+	MsgNullChar     = "Null characters are not allowed."
+	MsgReadOnly     = "This field is read-only."
+	MsgUnknown      = "Unknown field."
+	MsgInvalidUUID  = "Must be a valid UUID."
+	MsgInvalidDate  = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+	MsgPostalCode   = "Enter a valid US postal code (12345 or 12345-6789)."
+	MsgPhone        = "Enter a valid phone number."
+	MsgNotObject    = "Expected a JSON object of booleans."
+	MsgFutureDate   = "Service date cannot be in the future."
+	MsgIdempotency  = "Idempotency-Key must be 1 to 255 visible ASCII characters."
+	MsgNotInteger   = "A valid integer is required."
+	MsgSearchLength = "Ensure this value has at most 200 characters."
+)
+
+// MsgMaxLength is the message for a string longer than n characters.
+func MsgMaxLength(n int) string {
+	return fmt.Sprintf("Ensure this field has no more than %d characters.", n)
+}
+
+// MsgChoice is the message for a value outside a field's choices.
+func MsgChoice(v string) string { return fmt.Sprintf("%q is not a valid choice.", v) }

@@ -1,0 +1,462 @@
+package customer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Page sizes of the listings.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// DefaultUserLookups bounds how many users a listing fetches at once.
+const DefaultUserLookups = 8
+
+// PageRequest asks for one page: Number counts from 1; Last asks for the
+// last page whatever its number.
+type PageRequest struct {
+	Number int
+	Size   int
+	Last   bool
+}
+
+// Page is one page of a listing.
+type Page[T any] struct {
+	Items  []T
+	Total  int
+	Number int
+	Size   int
+}
+
+// HasNext reports whether a page follows this one.
+func (p Page[T]) HasNext() bool { return p.Number*p.Size < p.Total }
+
+// HasPrevious reports whether a page precedes this one.
+func (p Page[T]) HasPrevious() bool { return p.Number > 1 }
+
+// Options tune a Service; zero values take the defaults.
+type Options struct {
+	Now         func() time.Time // the clock (default time.Now)
+	NewID       func() string    // id generator (default random UUID v4)
+	UserLookups int              // concurrent user fetches of a listing (default 8)
+	Logger      *slog.Logger     // default slog.Default()
+}
+
+// Service holds the business rules of customer profiles.
+type Service struct {
+	store   Store
+	users   Users
+	pub     Publisher
+	now     func() time.Time
+	newID   func() string
+	lookups int
+	log     *slog.Logger
+}
+
+// NewService returns a Service over its store, the user directory and the
+// change publisher (nil: changes are not published).
+func NewService(store Store, users Users, pub Publisher, o Options) *Service {
+	s := &Service{store: store, users: users, pub: pub, now: o.Now, newID: o.NewID, lookups: o.UserLookups, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = NewUUID
+	}
+	if s.lookups <= 0 {
+		s.lookups = DefaultUserLookups
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
+}
+
+// NewUUID returns a random (version 4) UUID.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// clock returns the current time in UTC at the database's precision.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+func (s *Service) publish(ctx context.Context, c Customer, op string) {
+	if s.pub != nil {
+		s.pub.Publish(ctx, Change{UserID: c.UserID, CustomerID: c.ID, Op: op})
+	}
+}
+
+// CreateOwn creates the caller's own profile (customers only).
+func (s *Service) CreateOwn(ctx context.Context, a Actor, ch Changes) (CustomerWithUserData, error) {
+	if a.Role != RoleCustomer {
+		return CustomerWithUserData{}, ErrForbidden
+	}
+	c, err := ValidateCreate(ch)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	c.UserID = a.UserID
+	return s.create(ctx, a, c)
+}
+
+// CreateFor creates the profile of another user (employees and admins).
+func (s *Service) CreateFor(ctx context.Context, a Actor, userID string, ch Changes) (CustomerWithUserData, error) {
+	if !a.IsStaff() {
+		return CustomerWithUserData{}, ErrForbidden
+	}
+	c, err := ValidateCreate(ch)
+	fe := FieldErrors{}
+	if ve, ok := errors.AsType[*ValidationError](err); ok {
+		fe = ve.Fields
+	} else if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	switch {
+	case userID == "":
+		fe.Add(FieldUserID, MsgRequired)
+	case !ValidUUID(userID):
+		fe.Add(FieldUserID, MsgInvalidUUID)
+	}
+	if err := fe.Err(); err != nil {
+		return CustomerWithUserData{}, err
+	}
+	c.UserID = normalizeUUID(userID)
+	return s.create(ctx, a, c)
+}
+
+func (s *Service) create(ctx context.Context, a Actor, c Customer) (CustomerWithUserData, error) {
+	now := s.clock()
+	c.ID = s.newID()
+	c.CustomerSince, c.CreatedAt, c.UpdatedAt = now, now, now
+	if err := s.store.Create(ctx, c); err != nil {
+		return CustomerWithUserData{}, err
+	}
+	s.publish(ctx, c, OpCreate)
+	return s.withUser(ctx, a, c), nil
+}
+
+// own reads the caller's own profile.
+func (s *Service) own(ctx context.Context, a Actor) (Customer, error) {
+	if !a.isUser() {
+		return Customer{}, ErrForbidden
+	}
+	return s.store.ByUserID(ctx, a.UserID)
+}
+
+// Own returns the caller's own profile.
+func (s *Service) Own(ctx context.Context, a Actor) (CustomerWithUserData, error) {
+	c, err := s.own(ctx, a)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	return s.withUser(ctx, a, c), nil
+}
+
+// UpdateOwn changes the caller's own profile; full (PUT) demands the
+// required fields. A customer may not change is_verified.
+func (s *Service) UpdateOwn(ctx context.Context, a Actor, ch Changes, full bool) (CustomerWithUserData, error) {
+	c, err := s.own(ctx, a)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	return s.update(ctx, a, c, ch, full)
+}
+
+// DeleteOwn deletes the caller's own profile.
+func (s *Service) DeleteOwn(ctx context.Context, a Actor) error {
+	c, err := s.own(ctx, a)
+	if err != nil {
+		return err
+	}
+	return s.delete(ctx, c)
+}
+
+// CheckExists reports whether a user has a profile, and its id. Without a
+// userID it is the caller's own; only staff and services may ask about
+// someone else.
+func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool, string, error) {
+	if userID == "" {
+		userID = a.UserID
+	} else {
+		if !ValidUUID(userID) {
+			return false, "", FieldErrors{FieldUserID: {MsgInvalidUUID}}.Err()
+		}
+		userID = normalizeUUID(userID)
+		if userID != a.UserID && !a.staffReader() {
+			return false, "", ErrForbidden
+		}
+	}
+	c, err := s.store.ByUserID(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	return true, c.ID, nil
+}
+
+// visible reads a profile by id if the caller may see it: its owner, staff
+// and services. Anyone else gets ErrNotFound, exactly as for a missing id.
+func (s *Service) visible(ctx context.Context, a Actor, id string) (Customer, error) {
+	if !ValidUUID(id) {
+		return Customer{}, ErrNotFound
+	}
+	c, err := s.store.ByID(ctx, normalizeUUID(id))
+	if err != nil {
+		return Customer{}, err
+	}
+	if !a.staffReader() && !a.owns(c) {
+		return Customer{}, ErrNotFound
+	}
+	return c, nil
+}
+
+// Get returns a profile by id.
+func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUserData, error) {
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	return s.withUser(ctx, a, c), nil
+}
+
+// Update changes a profile by id (its owner, staff, services). Only staff
+// may change is_verified.
+func (s *Service) Update(ctx context.Context, a Actor, id string, ch Changes, full bool) (CustomerWithUserData, error) {
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	return s.update(ctx, a, c, ch, full)
+}
+
+func (s *Service) update(ctx context.Context, a Actor, c Customer, ch Changes, full bool) (CustomerWithUserData, error) {
+	if ch.IsVerified != nil && !a.IsStaff() {
+		return CustomerWithUserData{}, FieldErrors{FieldIsVerified: {MsgReadOnly}}.Err()
+	}
+	ch, err := ValidateUpdate(c, ch, full)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	if ch.Empty() {
+		return s.withUser(ctx, a, c), nil
+	}
+	updated, err := s.store.Update(ctx, c.ID, ch, s.clock())
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	s.publish(ctx, updated, OpUpdate)
+	return s.withUser(ctx, a, updated), nil
+}
+
+// Delete deletes a profile by id: its owner, an admin or a service.
+func (s *Service) Delete(ctx context.Context, a Actor, id string) error {
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	if !a.owns(c) && a.Role != RoleAdmin && a.Role != RoleService {
+		return ErrForbidden
+	}
+	return s.delete(ctx, c)
+}
+
+func (s *Service) delete(ctx context.Context, c Customer) error {
+	if err := s.store.Delete(ctx, c.ID); err != nil {
+		return err
+	}
+	s.publish(ctx, c, OpDelete)
+	return nil
+}
+
+// Verify marks a profile verified (employees and admins).
+func (s *Service) Verify(ctx context.Context, a Actor, id string) (CustomerWithUserData, error) {
+	if !a.IsStaff() {
+		return CustomerWithUserData{}, ErrForbidden
+	}
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	yes := true
+	updated, err := s.store.Update(ctx, c.ID, Changes{IsVerified: &yes}, s.clock())
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	s.publish(ctx, updated, OpVerify)
+	return s.withUser(ctx, a, updated), nil
+}
+
+// IncrementService records one service for a customer (staff and services).
+// With an idempotency key, a retry of the same request records nothing more
+// and answers the same; the same key with another request is
+// ErrIdempotencyMismatch.
+func (s *Service) IncrementService(ctx context.Context, a Actor, id string, in ServiceInput, key string) (CustomerWithUserData, error) {
+	if !a.staffReader() {
+		return CustomerWithUserData{}, ErrForbidden
+	}
+	now := s.clock()
+	fe := FieldErrors{}
+	if key != "" && !ValidIdempotencyKey(key) {
+		fe.Add(FieldIdempotency, MsgIdempotency)
+	}
+	in, err := validateService(in, now)
+	if ve, ok := errors.AsType[*ValidationError](err); ok {
+		for k, v := range ve.Fields {
+			fe[k] = append(fe[k], v...)
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return CustomerWithUserData{}, err
+	}
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	rec := ServiceRecord{
+		ID:          s.newID(),
+		CustomerID:  c.ID,
+		ServiceType: in.ServiceType,
+		Notes:       in.Notes,
+		PerformedAt: now,
+		RecordedBy:  a.UserID,
+		CreatedAt:   now,
+		RequestHash: in.fingerprint(),
+	}
+	if in.PerformedAt != nil {
+		rec.PerformedAt = in.PerformedAt.UTC().Truncate(time.Millisecond)
+	}
+	storeKey := "auto:" + rec.ID
+	if key != "" {
+		storeKey = "key:" + key
+	}
+	stored, created, err := s.store.AddService(ctx, rec, storeKey)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	if !created && stored.RequestHash != rec.RequestHash {
+		return CustomerWithUserData{}, ErrIdempotencyMismatch
+	}
+	updated, err := s.store.ByID(ctx, c.ID)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
+	if created {
+		s.publish(ctx, updated, OpService)
+	}
+	return s.withUser(ctx, a, updated), nil
+}
+
+// Services lists a customer's service records, newest first (its owner,
+// staff and services).
+func (s *Service) Services(ctx context.Context, a Actor, id string, pr PageRequest) (Page[ServiceRecord], error) {
+	c, err := s.visible(ctx, a, id)
+	if err != nil {
+		return Page[ServiceRecord]{}, err
+	}
+	total, err := s.store.CountServices(ctx, c.ID)
+	if err != nil {
+		return Page[ServiceRecord]{}, err
+	}
+	p, err := paginate[ServiceRecord](pr, total)
+	if err != nil {
+		return Page[ServiceRecord]{}, err
+	}
+	if total > 0 {
+		if p.Items, err = s.store.Services(ctx, c.ID, (p.Number-1)*p.Size, p.Size); err != nil {
+			return Page[ServiceRecord]{}, err
+		}
+	}
+	return p, nil
+}
+
+// List lists profiles: staff and services see every profile, a customer
+// only their own.
+func (s *Service) List(ctx context.Context, a Actor, f Filter, pr PageRequest) (Page[CustomerWithUserData], error) {
+	if err := f.Validate(); err != nil {
+		return Page[CustomerWithUserData]{}, err
+	}
+	if !a.staffReader() {
+		f.UserID = a.UserID
+	}
+	total, err := s.store.Count(ctx, f)
+	if err != nil {
+		return Page[CustomerWithUserData]{}, err
+	}
+	p, err := paginate[CustomerWithUserData](pr, total)
+	if err != nil {
+		return Page[CustomerWithUserData]{}, err
+	}
+	if total == 0 {
+		return p, nil
+	}
+	cs, err := s.store.List(ctx, f, (p.Number-1)*p.Size, p.Size)
+	if err != nil {
+		return Page[CustomerWithUserData]{}, err
+	}
+	p.Items = s.withUsers(ctx, a, cs)
+	return p, nil
+}
+
+// paginate checks a page request against the number of items, as Django's
+// paginator does: page 1 always exists, any other page must hold items.
+func paginate[T any](pr PageRequest, total int) (Page[T], error) {
+	size := pr.Size
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	size = min(size, MaxPageSize)
+	pages := max(1, (total+size-1)/size)
+	n := pr.Number
+	if pr.Last {
+		n = pages
+	}
+	if n < 1 || n > pages {
+		return Page[T]{}, ErrInvalidPage
+	}
+	return Page[T]{Total: total, Number: n, Size: size}, nil
+}
+
+// Stats returns the staff's figures over every profile to staff and
+// services, and a customer's own figures to a customer.
+func (s *Service) Stats(ctx context.Context, a Actor) (StatsResult, error) {
+	if a.staffReader() {
+		st, err := s.store.Stats(ctx, s.clock().Add(-30*24*time.Hour))
+		if err != nil {
+			return StatsResult{}, err
+		}
+		return StatsResult{All: &st}, nil
+	}
+	c, err := s.own(ctx, a)
+	if err != nil {
+		return StatsResult{}, err
+	}
+	return StatsResult{Self: &SelfStats{
+		CustomerSince:   c.CustomerSince,
+		TotalServices:   c.TotalServices,
+		LastServiceDate: c.LastServiceDate,
+		IsVerified:      c.IsVerified,
+	}}, nil
+}
+
+// normalizeUUID lower-cases a UUID, the form ids are stored in.
+func normalizeUUID(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'F' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,102 @@
+package customer
+
+import (
+	"context"
+	"sync"
+)
+
+// withUser merges the user data the caller may see into c: the owner's
+// email and names come from their own token and the phone number from the
+// auth service; staff and services get everything from the auth service.
+// When the auth service fails, those fields stay null.
+func (s *Service) withUser(ctx context.Context, a Actor, c Customer) CustomerWithUserData {
+	return s.withUsers(ctx, a, []Customer{c})[0]
+}
+
+// withUsers merges user data into a page of profiles, fetching each user
+// once and at most s.lookups at a time.
+func (s *Service) withUsers(ctx context.Context, a Actor, cs []Customer) []CustomerWithUserData {
+	out := make([]CustomerWithUserData, len(cs))
+	var ids []string
+	seen := map[string]bool{}
+	ownerSeen := false
+	for i, c := range cs {
+		out[i].Customer = c
+		switch {
+		case a.owns(c):
+			ownerSeen = true
+		case a.staffReader() && !seen[c.UserID]:
+			seen[c.UserID] = true
+			ids = append(ids, c.UserID)
+		}
+	}
+	if s.users == nil {
+		for i := range out {
+			if a.owns(out[i].Customer) {
+				out[i].User = ownerData(a, nil)
+			}
+		}
+		return out
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		users = make(map[string]User, len(ids))
+		me    *User
+		sem   = make(chan struct{}, s.lookups)
+	)
+	if ownerSeen {
+		wg.Go(func() {
+			u, err := s.users.Me(ctx, a.Token)
+			if err != nil {
+				s.log.WarnContext(ctx, "user data unavailable", "user_id", a.UserID, "error", err.Error())
+				return
+			}
+			mu.Lock()
+			me = &u
+			mu.Unlock()
+		})
+	}
+	for _, id := range ids {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			u, err := s.users.User(ctx, a.Token, id)
+			if err != nil {
+				s.log.WarnContext(ctx, "user data unavailable", "user_id", id, "error", err.Error())
+				return
+			}
+			mu.Lock()
+			users[id] = u
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := range out {
+		c := out[i].Customer
+		if a.owns(c) {
+			out[i].User = ownerData(a, me)
+			continue
+		}
+		if u, ok := users[c.UserID]; ok {
+			out[i].User = UserData{Email: &u.Email, FirstName: &u.FirstName, LastName: &u.LastName, PhoneNumber: &u.PhoneNumber}
+		}
+	}
+	return out
+}
+
+// ownerData is the owner's view: names and email from the token, the phone
+// number from the auth service when it answered.
+func ownerData(a Actor, me *User) UserData {
+	email, first, last := a.Email, a.FirstName, a.LastName
+	d := UserData{Email: &email, FirstName: &first, LastName: &last}
+	if me != nil {
+		phone := me.PhoneNumber
+		d.PhoneNumber = &phone
+	}
+	return d
+}
