@@ -402,8 +402,8 @@ func (s *Service) FindByEmail(ctx context.Context, p Principal, email *string) (
 // an admin may choose the role). Without a password the account has an
 // unusable one.
 func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInput) (User, error) {
-	if !canWrite(p) || (in.Role != nil && p.Role != RoleAdmin) {
-		return User{}, ErrForbidden
+	if err := AuthorizeCreateUser(p, in.Role != nil); err != nil {
+		return User{}, err
 	}
 	f := Fields{}
 	u, pw := in.Validate(s.d.Rules, f)
@@ -429,6 +429,15 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInpu
 		return User{}, err
 	}
 	return u, nil
+}
+
+// AuthorizeCreateUser is CreateUser's permission rule: admins and services
+// create accounts, only admins choose the role.
+func AuthorizeCreateUser(p Principal, setsRole bool) error {
+	if !canWrite(p) || (setsRole && p.Role != RoleAdmin) {
+		return ErrForbidden
+	}
+	return nil
 }
 
 // DeleteUser deletes an account by id (admins and services).
@@ -529,3 +538,7 @@ func ValidID(id string) bool {
 	}
 	return true
 }
+
+// Rules returns the password rules the service applies (for adapters that
+// validate a body before calling it).
+func (s *Service) Rules() *PasswordRules { return s.d.Rules }
