@@ -1,0 +1,34 @@
+// Command customer runs the customer service.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/acme/customer-platform/customer/customerd"
+	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.LookupEnv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "customer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
+	cfg, err := customerd.LoadConfig(lookup)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stdout, logging.ParseLevel(cfg.LogLevel), customerd.ServiceName)
+	return customerd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: lookup})
+}

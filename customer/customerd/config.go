@@ -1,0 +1,67 @@
+// Package customerd runs the customer service: its configuration, and Run,
+// which wires the store, the auth client, the change publisher and the HTTP
+// API together and serves until its context is cancelled.
+package customerd
+
+import (
+	"time"
+
+	"github.com/acme/customer-platform/internal/config"
+)
+
+// Config is the customer service's configuration.
+type Config struct {
+	HTTPAddr        string        // HTTP_ADDR, the API listener
+	MetricsAddr     string        // METRICS_ADDR, the Prometheus /metrics listener
+	MongoURI        config.Secret // MONGODB_URI (may carry credentials)
+	Database        string        // CUSTOMER_DB
+	JWTSigningKey   config.Secret // JWT_SIGNING_KEY, required
+	JWTIssuer       string        // JWT_ISSUER, checked when set
+	JWTAudience     string        // JWT_AUDIENCE, checked when set
+	AuthURL         string        // AUTH_URL, the auth service
+	AuthTimeout     time.Duration // AUTH_TIMEOUT, bounds each call to the auth service
+	RedisURL        config.Secret // REDIS_URL, optional: change notifications
+	LogLevel        string        // LOG_LEVEL
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
+	Environment     string        // DEPLOYMENT_ENVIRONMENT
+}
+
+// LoadConfig reads the configuration through lookup (nil: the process
+// environment). Every default works for local development except the JWT
+// signing key, which must be given.
+func LoadConfig(lookup config.Lookup) (Config, error) {
+	r := config.New(lookup)
+	cfg := Config{
+		HTTPAddr:        r.String("HTTP_ADDR", ":8002"),
+		MetricsAddr:     r.String("METRICS_ADDR", ":9102"),
+		MongoURI:        r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+		Database:        r.String("CUSTOMER_DB", "customers"),
+		JWTSigningKey:   r.Secret("JWT_SIGNING_KEY", ""),
+		JWTIssuer:       r.String("JWT_ISSUER", ""),
+		JWTAudience:     r.String("JWT_AUDIENCE", ""),
+		AuthURL:         r.URL("AUTH_URL", "http://127.0.0.1:8001"),
+		AuthTimeout:     r.Duration("AUTH_TIMEOUT", time.Second),
+		RedisURL:        r.Secret("REDIS_URL", ""),
+		LogLevel:        r.String("LOG_LEVEL", "info"),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		Environment:     r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+	}
+	r.Check(cfg.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
+	r.Check(cfg.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
+	r.Check(cfg.Database != "" && !containsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func containsAny(s, chars string) bool {
+	for _, c := range s {
+		for _, d := range chars {
+			if c == d {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+package customerd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/httpapi"
+	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/redisconn"
+	"github.com/acme/customer-platform/internal/web"
+)
+
+// ServiceName names the service in logs, traces and metrics.
+const ServiceName = "customer"
+
+// Run serves the customer service until ctx is cancelled, then drains
+// in-flight requests for up to cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, o daemon.Options) error {
+	log := o.Log()
+	log.Info("starting", "config", cfg)
+
+	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "error", err.Error())
+		}
+	}()
+
+	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
+		Key:      []byte(cfg.JWTSigningKey.Reveal()),
+		Issuer:   cfg.JWTIssuer,
+		Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), ServiceName, tel.Tracer)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
+	store, err := customermongo.New(ctx, client.Database(cfg.Database))
+	if err != nil {
+		return fmt.Errorf("customer store: %w", err)
+	}
+
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer}); err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+
+	auth := authclient.New(authclient.Options{
+		BaseURL:        cfg.AuthURL,
+		Timeout:        cfg.AuthTimeout,
+		TracerProvider: tel.Tracer,
+		Propagator:     tel.Propagator,
+	})
+	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log})
+
+	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	web.Health(engine, []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}}, redisDetails(rdb))
+	httpapi.Routes(engine, svc, verifier)
+
+	return daemon.Serve(ctx, o, &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}, cfg.MetricsAddr, tel.Metrics)
+}
+
+// redisDetails reports Redis under the readiness details: publishing change
+// notifications is best effort, so Redis being down never fails readiness.
+func redisDetails(rdb *redis.Client) func() map[string]any {
+	return func() map[string]any {
+		if rdb == nil {
+			return map[string]any{"redis": "not configured"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		if err := redisconn.Ping(rdb)(ctx); err != nil {
+			return map[string]any{"redis": "unavailable"}
+		}
+		return map[string]any{"redis": "ok"}
+	}
+}
