@@ -1,0 +1,281 @@
+// Package authd runs the auth service: its configuration from the
+// environment and Run, which wires the store, the hasher, the token issuer,
+// the rate limiter and the HTTP API, and serves until its context ends.
+package authd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/auth/httpapi"
+	authmongo "github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/auth/password"
+	"github.com/acme/customer-platform/auth/ratelimit"
+	"github.com/acme/customer-platform/auth/token"
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/redisconn"
+	"github.com/acme/customer-platform/internal/web"
+)
+
+// Config is the auth service's configuration.
+type Config struct {
+	HTTPAddr        string        `json:"http_addr"`    // HTTP_ADDR, default :8001
+	MetricsAddr     string        `json:"metrics_addr"` // METRICS_ADDR, default :9101
+	MongoURI        config.Secret `json:"mongodb_uri"`  // MONGODB_URI (may hold credentials)
+	DB              string        `json:"auth_db"`      // AUTH_DB, default auth
+	RedisURL        config.Secret `json:"redis_url"`    // REDIS_URL, optional: rate limits in memory and no change feed without it
+	SigningKey      config.Secret `json:"jwt_signing_key"`
+	Issuer          string        `json:"jwt_issuer"`
+	Audience        string        `json:"jwt_audience"`
+	AccessTTL       time.Duration `json:"access_token_ttl"`
+	RefreshTTL      time.Duration `json:"refresh_token_ttl"`
+	ServiceTokenTTL time.Duration `json:"service_token_ttl"`
+	// ServiceClients is AUTH_SERVICE_CLIENTS: "id:secret" pairs, comma-separated.
+	ServiceClients config.Secret   `json:"auth_service_clients"`
+	Argon2         password.Params `json:"argon2"`
+	// HashConcurrency bounds concurrent password hashes (0: GOMAXPROCS).
+	HashConcurrency int `json:"password_hash_concurrency"`
+	// RateLimits is AUTH_RATE_LIMITS (format: ratelimit.ParseRules).
+	RateLimits string `json:"auth_rate_limits"`
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies         []string      `json:"trusted_proxies"`
+	BootstrapAdminEmail    string        `json:"bootstrap_admin_email"`
+	BootstrapAdminPassword config.Secret `json:"bootstrap_admin_password"`
+	BlacklistSweep         time.Duration `json:"blacklist_sweep_interval"`
+	LogLevel               string        `json:"log_level"`
+	ShutdownTimeout        time.Duration `json:"shutdown_timeout"`
+	Environment            string        `json:"deployment_environment"`
+}
+
+// LoadConfig reads the configuration through lookup. JWT_SIGNING_KEY has no
+// default; everything else defaults to what local development needs.
+func LoadConfig(lookup config.Lookup) (Config, error) {
+	r := config.New(lookup)
+	p := password.OWASP()
+	c := Config{
+		HTTPAddr:               r.String("HTTP_ADDR", ":8001"),
+		MetricsAddr:            r.String("METRICS_ADDR", ":9101"),
+		MongoURI:               r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+		DB:                     r.String("AUTH_DB", "auth"),
+		RedisURL:               r.Secret("REDIS_URL", ""),
+		SigningKey:             r.Secret("JWT_SIGNING_KEY", ""),
+		Issuer:                 r.String("JWT_ISSUER", ""),
+		Audience:               r.String("JWT_AUDIENCE", ""),
+		AccessTTL:              r.Duration("ACCESS_TOKEN_TTL", 5*time.Minute),
+		RefreshTTL:             r.Duration("REFRESH_TOKEN_TTL", 24*time.Hour),
+		ServiceTokenTTL:        r.Duration("SERVICE_TOKEN_TTL", 5*time.Minute),
+		ServiceClients:         r.Secret("AUTH_SERVICE_CLIENTS", ""),
+		HashConcurrency:        r.Int("PASSWORD_HASH_CONCURRENCY", 0),
+		RateLimits:             r.String("AUTH_RATE_LIMITS", ""),
+		TrustedProxies:         splitList(r.String("TRUSTED_PROXIES", "")),
+		BootstrapAdminEmail:    r.String("AUTH_BOOTSTRAP_ADMIN_EMAIL", ""),
+		BootstrapAdminPassword: r.Secret("AUTH_BOOTSTRAP_ADMIN_PASSWORD", ""),
+		BlacklistSweep:         r.Duration("BLACKLIST_SWEEP_INTERVAL", 10*time.Minute),
+		LogLevel:               r.String("LOG_LEVEL", "info"),
+		ShutdownTimeout:        r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		Environment:            r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+	}
+	mem := r.Int("ARGON2_MEMORY_KIB", int(p.MemoryKiB))
+	iter := r.Int("ARGON2_ITERATIONS", int(p.Iterations))
+	par := r.Int("ARGON2_PARALLELISM", int(p.Parallelism))
+	r.Check(mem > 0 && mem <= 1<<20, "ARGON2_MEMORY_KIB", "want 1..1048576")
+	r.Check(iter > 0 && iter <= 64, "ARGON2_ITERATIONS", "want 1..64")
+	r.Check(par > 0 && par <= 255, "ARGON2_PARALLELISM", "want 1..255")
+	if mem > 0 && mem <= 1<<20 && iter > 0 && iter <= 64 && par > 0 && par <= 255 {
+		c.Argon2 = password.Params{MemoryKiB: uint32(mem), Iterations: uint32(iter), Parallelism: uint8(par)}
+		if err := c.Argon2.Validate(); err != nil {
+			r.Check(false, "ARGON2_MEMORY_KIB", err.Error())
+		}
+	}
+	r.Check(c.SigningKey != "", "JWT_SIGNING_KEY", "required (the HS256 key shared with the services that verify tokens)")
+	r.Check(c.HashConcurrency >= 0, "PASSWORD_HASH_CONCURRENCY", "want 0 (GOMAXPROCS) or more")
+	r.Check(c.AccessTTL > 0, "ACCESS_TOKEN_TTL", "must be positive")
+	r.Check(c.RefreshTTL > 0, "REFRESH_TOKEN_TTL", "must be positive")
+	r.Check(c.ServiceTokenTTL > 0, "SERVICE_TOKEN_TTL", "must be positive")
+	r.Check(c.BlacklistSweep > 0, "BLACKLIST_SWEEP_INTERVAL", "must be positive")
+	if _, err := ratelimit.ParseRules(c.RateLimits); err != nil {
+		r.Check(false, "AUTH_RATE_LIMITS", err.Error())
+	}
+	if _, err := auth.ParseClients(c.ServiceClients.Reveal()); err != nil {
+		r.Check(false, "AUTH_SERVICE_CLIENTS", err.Error())
+	}
+	r.Check((c.BootstrapAdminEmail == "") == (c.BootstrapAdminPassword == ""), "AUTH_BOOTSTRAP_ADMIN_EMAIL",
+		"set both AUTH_BOOTSTRAP_ADMIN_EMAIL and AUTH_BOOTSTRAP_ADMIN_PASSWORD, or neither")
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// publisher adapts the change feed to auth.Publisher.
+type publisher struct{ p *changefeed.Publisher }
+
+func (p publisher) UserChanged(ctx context.Context, userID, op string) {
+	p.p.Publish(ctx, changefeed.UserChanged, changefeed.Message{UserID: userID, Op: op})
+}
+
+// Run serves the auth service until ctx is cancelled.
+func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
+	log := o.Log()
+	log.Info("auth service starting", slog.Any("config", cfg), slog.String("version", daemon.Version()))
+
+	tel, err := o.Telemetry(ctx, "auth", cfg.Environment)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(sctx))
+	}()
+
+	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), "auth", tel.Tracer)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	store := authmongo.New(mc.Database(cfg.DB))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer}); err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+
+	hasher, err := password.New(cfg.Argon2, cfg.HashConcurrency)
+	if err != nil {
+		return err
+	}
+	issuer, err := token.New(token.Config{
+		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, ServiceTokenTTL: cfg.ServiceTokenTTL,
+	})
+	if err != nil {
+		return err
+	}
+	rules, err := auth.NewPasswordRules()
+	if err != nil {
+		return err
+	}
+	limits, err := ratelimit.ParseRules(cfg.RateLimits)
+	if err != nil {
+		return err
+	}
+	var backend ratelimit.Backend = ratelimit.NewMemory(nil)
+	if rdb != nil {
+		backend = ratelimit.NewRedis(rdb)
+	}
+	clients, err := auth.ParseClients(cfg.ServiceClients.Reveal())
+	if err != nil {
+		return err
+	}
+	svc, err := auth.NewService(auth.Deps{
+		Store: store, Hasher: hasher, Tokens: issuer, Rules: rules,
+		Limiter:   ratelimit.New(limits, backend),
+		Publisher: publisher{changefeed.NewPublisher(rdb, log)},
+		Clients:   clients,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("auth service configured", "rate_limits", limits.String(), "service_clients", clients.Len(), "redis", rdb != nil)
+
+	if cfg.BootstrapAdminEmail != "" {
+		created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword.Reveal())
+		if err != nil {
+			return err
+		}
+		log.Info("bootstrap admin", "email", auth.NormalizeEmail(cfg.BootstrapAdminEmail), "created", created)
+	}
+
+	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
+		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+	})
+	if err != nil {
+		return err
+	}
+	engine := web.NewEngine(web.EngineOptions{Service: "auth", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	web.Health(engine, []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}, redisDetails(rdb))
+	httpapi.Routes(engine, svc, verifier)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sweepBlacklist(runCtx, svc, cfg.BlacklistSweep, log) })
+	defer wg.Wait()
+	defer cancel()
+
+	api := &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}
+	return daemon.Serve(ctx, o, api, cfg.MetricsAddr, tel.Metrics)
+}
+
+// redisDetails reports Redis in /readyz without failing readiness: rate
+// limiting fails open and the change feed is best effort.
+func redisDetails(rdb *redis.Client) func() map[string]any {
+	if rdb == nil {
+		return nil
+	}
+	return func() map[string]any {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		state := "ok"
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			state = "unavailable"
+		}
+		return map[string]any{"redis": state}
+	}
+}
+
+// sweepBlacklist removes expired refresh-token blacklist entries every
+// interval (FerretDB has no TTL indexes).
+func sweepBlacklist(ctx context.Context, svc *auth.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := svc.SweepBlacklist(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("refresh blacklist sweep failed", "error", err.Error())
+				}
+				continue
+			}
+			if n > 0 {
+				log.Info("refresh blacklist swept", "deleted", n)
+			}
+		}
+	}
+}
