@@ -1,0 +1,245 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/customer"
+	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/web"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+var testKey = []byte("test-signing-key-for-the-customer-api-0123456789")
+
+// fakeUsers is a user directory with function fields.
+type fakeUsers struct {
+	me   func(ctx context.Context, token string) (customer.User, error)
+	user func(ctx context.Context, token, id string) (customer.User, error)
+}
+
+var _ customer.Users = (*fakeUsers)(nil)
+
+func (f *fakeUsers) Me(ctx context.Context, token string) (customer.User, error) {
+	return f.me(ctx, token)
+}
+
+func (f *fakeUsers) User(ctx context.Context, token, id string) (customer.User, error) {
+	return f.user(ctx, token, id)
+}
+
+// recorder is a Publisher that remembers what it was told.
+type recorder struct {
+	mu      sync.Mutex
+	changes []customer.Change
+}
+
+var _ customer.Publisher = (*recorder)(nil)
+
+func (r *recorder) Publish(_ context.Context, ch customer.Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, ch)
+}
+
+func (r *recorder) all() []customer.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]customer.Change(nil), r.changes...)
+}
+
+// harness is the API on a real store in a fresh database.
+type harness struct {
+	t      *testing.T
+	engine *gin.Engine
+	db     *mongo.Database
+	pub    *recorder
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	_, db := testenv.Mongo(t)
+	store, err := customermongo.New(context.Background(), db)
+	testenv.Must(t, err, "store")
+	users := &fakeUsers{
+		me: func(_ context.Context, token string) (customer.User, error) {
+			return customer.User{PhoneNumber: "+1 555 0000"}, nil
+		},
+		user: func(_ context.Context, _, id string) (customer.User, error) {
+			return customer.User{ID: id, Email: "user-" + id[:8] + "@example.com", FirstName: "First", LastName: "Last", PhoneNumber: "+1 555 1111"}, nil
+		},
+	}
+	pub := &recorder{}
+	svc := customer.NewService(store, users, pub, customer.Options{})
+	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
+	testenv.Must(t, err, "verifier")
+	e := web.NewEngine(web.EngineOptions{Service: "customer-test"})
+	Routes(e, svc, v)
+	return &harness{t: t, engine: e, db: db, pub: pub}
+}
+
+// person is a test user with a token.
+type person struct {
+	ID    string
+	Role  string
+	Token string
+}
+
+func newPerson(t testing.TB, role string) person {
+	t.Helper()
+	id := customer.NewUUID()
+	if role == customer.RoleService {
+		id = "bff"
+	}
+	return person{ID: id, Role: role, Token: mint(t, testKey, jwt.SigningMethodHS256, claimsFor(id, role))}
+}
+
+func claimsFor(id, role string) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"token_type": "access",
+		"exp":        now.Add(5 * time.Minute).Unix(),
+		"iat":        now.Unix(),
+		"jti":        customer.NewUUID(),
+		"user_id":    id,
+		"email":      role + "@example.com",
+		"first_name": "Tok",
+		"last_name":  "En",
+		"user_role":  role,
+	}
+}
+
+func mint(t testing.TB, key any, m jwt.SigningMethod, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	return s
+}
+
+// response is a recorded answer.
+type response struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", r.Body, err)
+	}
+	return m
+}
+
+// do sends a request to the engine; body may be a string, []byte, nil or a
+// value to encode as JSON.
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatalf("encode: %v", err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.engine.ServeHTTP(rec, req)
+	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+func (h *harness) expect(r response, code int, what string) {
+	h.t.Helper()
+	if r.Code != code {
+		h.t.Fatalf("%s: status %d, want %d; body %s", what, r.Code, code, r.Body)
+	}
+}
+
+// validProfile is a complete, valid create body.
+func validProfile() map[string]any {
+	return map[string]any{
+		"street_address": "1 Main St",
+		"city":           "Springfield",
+		"state":          "IL",
+		"postal_code":    "62701",
+		"company_name":   "Acme",
+		"business_type":  "llc",
+	}
+}
+
+// createProfile creates p's own profile and returns its id.
+func (h *harness) createProfile(p person, body map[string]any) string {
+	h.t.Helper()
+	if body == nil {
+		body = validProfile()
+	}
+	r := h.do(http.MethodPost, "/api/v1/customers/profile/create/", p.Token, body)
+	h.expect(r, http.StatusCreated, "create profile")
+	return r.json(h.t)["id"].(string)
+}
+
+// count returns how many documents a collection holds.
+func (h *harness) count(coll string, filter bson.D) int64 {
+	h.t.Helper()
+	if filter == nil {
+		filter = bson.D{}
+	}
+	n, err := h.db.Collection(coll).CountDocuments(context.Background(), filter)
+	testenv.Must(h.t, err, "count")
+	return n
+}
+
+// snapshot returns every customer document, to prove a request wrote nothing.
+func (h *harness) snapshot() string {
+	h.t.Helper()
+	cur, err := h.db.Collection(customermongo.CustomersCollection).Find(context.Background(), bson.D{})
+	testenv.Must(h.t, err, "find")
+	var docs []bson.M
+	testenv.Must(h.t, cur.All(context.Background(), &docs), "all")
+	cur, err = h.db.Collection(customermongo.ServicesCollection).Find(context.Background(), bson.D{})
+	testenv.Must(h.t, err, "find")
+	var recs []bson.M
+	testenv.Must(h.t, cur.All(context.Background(), &recs), "all")
+	return fmt.Sprint(docs, recs)
+}
+
+func apiPath(path string, args ...any) string {
+	return "/api/v1/customers/" + fmt.Sprintf(path, args...)
+}
