@@ -115,6 +115,9 @@ type call struct {
 	body       any    // JSON-encoded when non-nil
 	out        any    // decoded from a 2xx answer when non-nil
 	idempotent bool   // may be retried on network errors and 5xx
+	// goneOnRetry, for a DELETE, recognises the answer of a retry whose
+	// earlier attempt already did the work (the thing is gone): success.
+	goneOnRetry func(*Error) bool
 }
 
 const maxAttempts = 3
@@ -147,6 +150,11 @@ func (cl *Client) do(ctx context.Context, c call) error {
 			backoff *= 3
 		}
 		err = cl.once(ctx, c, payload)
+		if i > 0 && c.goneOnRetry != nil {
+			if e, ok := errors.AsType[*Error](err); ok && c.goneOnRetry(e) {
+				return nil
+			}
+		}
 		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 			return err
 		}

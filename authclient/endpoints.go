@@ -1,0 +1,196 @@
+package authclient
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Tokens are an access token and, when the service hands one out, a refresh
+// token. A refresh without rotation answers only {"access"}: Refresh is then "".
+type Tokens struct {
+	Access  string `json:"access"`
+	Refresh string `json:"refresh,omitempty"`
+}
+
+// Session is register's and login's answer: the user and their tokens.
+type Session struct {
+	User   User
+	Tokens Tokens
+}
+
+// UnmarshalJSON reads the user JSON with its "tokens" member.
+func (s *Session) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &s.User); err != nil {
+		return err
+	}
+	var aux struct {
+		Tokens Tokens `json:"tokens"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	s.Tokens = aux.Tokens
+	return nil
+}
+
+// RegisterRequest is the body of POST /api/auth/register/.
+type RegisterRequest struct {
+	Email       string `json:"email"`
+	FirstName   string `json:"first_name"`
+	LastName    string `json:"last_name"`
+	PhoneNumber string `json:"phone_number"`
+	Password1   string `json:"password1"`
+	Password2   string `json:"password2"`
+}
+
+// ProfileUpdate is the body of PATCH /api/auth/profile/update/: only the
+// non-nil fields are sent.
+type ProfileUpdate struct {
+	Email       *string `json:"email,omitempty"`
+	FirstName   *string `json:"first_name,omitempty"`
+	LastName    *string `json:"last_name,omitempty"`
+	PhoneNumber *string `json:"phone_number,omitempty"`
+}
+
+// CreateUserRequest is the body of POST /api/auth/users/. Role (admins only)
+// and Password are optional; without a password the account has an unusable
+// one and must be reset.
+type CreateUserRequest struct {
+	Email       string `json:"email"`
+	FirstName   string `json:"first_name"`
+	LastName    string `json:"last_name"`
+	PhoneNumber string `json:"phone_number"`
+	Role        string `json:"user_role,omitempty"`
+	Password    string `json:"password,omitempty"`
+}
+
+// ServiceToken is a service account's access token.
+type ServiceToken struct {
+	Access    string
+	ExpiresAt time.Time
+}
+
+// Register creates a customer account. Never retried: a second attempt
+// after an unknown outcome would answer "email exists".
+func (cl *Client) Register(ctx context.Context, r RegisterRequest) (*Session, error) {
+	var s Session
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/register/", body: r, out: &s}); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Login exchanges credentials for the user and tokens. Never retried.
+func (cl *Client) Login(ctx context.Context, email, password string) (*Session, error) {
+	var s Session
+	body := map[string]string{"email": email, "password": password}
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/login/", body: body, out: &s}); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Refresh exchanges a refresh token for a new access token (and, with
+// rotation, a new refresh token; the old one is then unusable).
+func (cl *Client) Refresh(ctx context.Context, refresh string) (*Tokens, error) {
+	var t Tokens
+	body := map[string]string{"refresh": refresh}
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/token/refresh/", body: body, out: &t}); err != nil {
+		return nil, err
+	}
+	if t.Access == "" {
+		return nil, &Error{Kind: ErrUnavailable, Op: "POST /api/auth/token/refresh/", Status: http.StatusOK, Detail: "answer without an access token"}
+	}
+	return &t, nil
+}
+
+// Logout blacklists the refresh token; access is the caller's access token.
+func (cl *Client) Logout(ctx context.Context, access, refresh string) error {
+	body := map[string]string{"refresh": refresh}
+	return cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/logout/", token: access, body: body})
+}
+
+// UpdateProfile changes the caller's own fields and returns the user.
+func (cl *Client) UpdateProfile(ctx context.Context, token string, u ProfileUpdate) (*User, error) {
+	var out User
+	if err := cl.do(ctx, call{method: http.MethodPatch, path: "/api/auth/profile/update/", token: token, body: u, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteSelf deletes the caller's own account. Retried on unavailability; a
+// retry that finds the account gone counts as done.
+func (cl *Client) DeleteSelf(ctx context.Context, token string) error {
+	return cl.do(ctx, call{
+		method: http.MethodDelete, path: "/api/auth/profile/delete/", token: token, idempotent: true,
+		goneOnRetry: func(e *Error) bool { return e.Status == http.StatusUnauthorized && e.Code == "user_not_found" },
+	})
+}
+
+// FindUserByEmail returns the user with the email (staff or service token);
+// an error of kind ErrNotFound when there is none.
+func (cl *Client) FindUserByEmail(ctx context.Context, token, email string) (*User, error) {
+	var out struct {
+		Count   int    `json:"count"`
+		Results []User `json:"results"`
+	}
+	q := url.Values{"email": {email}}
+	op := "GET /api/auth/users/"
+	if err := cl.do(ctx, call{method: http.MethodGet, path: "/api/auth/users/", query: q, token: token, out: &out, idempotent: true}); err != nil {
+		return nil, err
+	}
+	if len(out.Results) == 0 {
+		return nil, &Error{Kind: ErrNotFound, Op: op, Status: http.StatusOK, Detail: "no user with this email"}
+	}
+	return &out.Results[0], nil
+}
+
+// CreateUser creates an account (admin or service token). Never retried.
+func (cl *Client) CreateUser(ctx context.Context, token string, r CreateUserRequest) (*User, error) {
+	var out User
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/users/", token: token, body: r, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteUser deletes an account by id (admin or service token). Retried on
+// unavailability; a retry that finds it gone (404) counts as done.
+func (cl *Client) DeleteUser(ctx context.Context, token, id string) error {
+	return cl.do(ctx, call{
+		method: http.MethodDelete, path: "/api/auth/users/" + url.PathEscape(id) + "/", token: token, idempotent: true,
+		goneOnRetry: func(e *Error) bool { return e.Status == http.StatusNotFound },
+	})
+}
+
+// ServiceToken obtains a service account's access token. Prefer
+// ServiceTokens, which caches and renews it.
+func (cl *Client) ServiceToken(ctx context.Context, clientID, secret string) (*ServiceToken, error) {
+	var out struct {
+		Access    string `json:"access"`
+		ExpiresIn *int64 `json:"expires_in"`
+	}
+	const op = "POST /api/auth/token/service/"
+	body := map[string]string{"client_id": clientID, "client_secret": secret}
+	start := time.Now()
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/token/service/", body: body, out: &out}); err != nil {
+		return nil, err
+	}
+	if out.Access == "" {
+		return nil, &Error{Kind: ErrUnavailable, Op: op, Status: http.StatusOK, Detail: "answer without an access token"}
+	}
+	st := &ServiceToken{Access: out.Access}
+	switch exp, ok := unverifiedExpiry(out.Access); {
+	case ok:
+		st.ExpiresAt = exp
+	case out.ExpiresIn != nil && *out.ExpiresIn > 0:
+		st.ExpiresAt = start.Add(time.Duration(*out.ExpiresIn) * time.Second)
+	default:
+		st.ExpiresAt = start.Add(time.Minute)
+	}
+	return st, nil
+}
