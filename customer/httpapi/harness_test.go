@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,6 +28,9 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// quiet discards the logs of the engines under test.
+var quiet = slog.New(slog.DiscardHandler)
 
 var testKey = []byte("test-signing-key-for-the-customer-api-0123456789")
 
@@ -88,10 +92,10 @@ func newHarness(t *testing.T) *harness {
 		},
 	}
 	pub := &recorder{}
-	svc := customer.NewService(store, users, pub, customer.Options{})
+	svc := customer.NewService(store, users, pub, customer.Options{Logger: quiet})
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	testenv.Must(t, err, "verifier")
-	e := web.NewEngine(web.EngineOptions{Service: "customer-test"})
+	e := web.NewEngine(web.EngineOptions{Service: "customer-test", Logger: quiet})
 	Routes(e, svc, v)
 	return &harness{t: t, engine: e, db: db, pub: pub}
 }
@@ -178,6 +182,10 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
