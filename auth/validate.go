@@ -97,7 +97,7 @@ func cleanText(f Fields, name string, v *string, required, allowBlank bool, max 
 var (
 	emailUserRe   = regexp.MustCompile("^(?i)[-!#$%&'*+/=?^_`{}|~0-9a-z]+(\\.[-!#$%&'*+/=?^_`{}|~0-9a-z]+)*$")
 	emailDomainRe = regexp.MustCompile(`^(?i)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
-	phoneRe       = regexp.MustCompile(`^\+?[0-9][0-9 ().-]*$`)
+	phoneRe       = regexp.MustCompile(`^\+?[ (]*[0-9][0-9 ().-]*$`)
 )
 
 // ValidEmail is Django's EmailValidator for ASCII addresses (dot-atom local
