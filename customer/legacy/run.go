@@ -30,11 +30,12 @@ type WriteResult struct {
 // Summary counts what a run found and did.
 type Summary struct {
 	Records         int                   `json:"records"`
-	Migrate         int                   `json:"migrate"`     // action migrate
-	CreateUser      int                   `json:"create_user"` // action create_user
-	Skip            int                   `json:"skip"`        // action skip
-	Problems        map[ProblemCode]int   `json:"problems"`    // records with each problem
-	Addresses       map[AddressStatus]int `json:"addresses"`   // records by address status
+	Migrate         int                   `json:"migrate"`       // action migrate
+	CreateUser      int                   `json:"create_user"`   // action create_user
+	Skip            int                   `json:"skip"`          // action skip
+	WithProblems    int                   `json:"with_problems"` // records with any problem, blocking or not
+	Problems        map[ProblemCode]int   `json:"problems"`      // records with each problem
+	Addresses       map[AddressStatus]int `json:"addresses"`     // records by address status
 	OtherModels     int                   `json:"other_models,omitempty"`
 	Batches         int                   `json:"batches,omitempty"`
 	Inserted        int                   `json:"inserted,omitempty"`
@@ -58,6 +59,9 @@ func (s *Summary) count(e Entry) {
 		s.CreateUser++
 	case ActionSkip:
 		s.Skip++
+	}
+	if len(e.Problems) > 0 {
+		s.WithProblems++
 	}
 	seen := map[ProblemCode]bool{}
 	for _, p := range e.Problems {

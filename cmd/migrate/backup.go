@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// backup writes every document of coll to path as a JSON array of
+// canonical MongoDB Extended JSON documents (what `mongoimport --jsonArray`
+// reads, and `migrate restore`). The file is written beside path and
+// renamed into place once complete, so a half-written backup never looks
+// like a backup; an existing file is never overwritten.
+func backup(ctx context.Context, coll *mongo.Collection, path string) (n int, err error) {
+	if _, err := os.Stat(path); err == nil {
+		return 0, fmt.Errorf("%s exists: choose another file (a backup is never overwritten)", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+	if err != nil {
+		return 0, fmt.Errorf("create backup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 256<<10)
+	if _, err := w.WriteString("["); err != nil {
+		return 0, err
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", coll.Name(), err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		b, err := bson.MarshalExtJSON(cur.Current, true, false)
+		if err != nil {
+			return n, fmt.Errorf("encode document %d: %w", n+1, err)
+		}
+		if n > 0 {
+			_, _ = w.WriteString(",")
+		}
+		_, _ = w.WriteString("\n")
+		if _, err := w.Write(b); err != nil {
+			return n, fmt.Errorf("write backup: %w", err)
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return n, fmt.Errorf("read %s: %w", coll.Name(), err)
+	}
+	if _, err := w.WriteString("\n]\n"); err != nil {
+		return n, err
+	}
+	if err := w.Flush(); err != nil {
+		return n, fmt.Errorf("write backup: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return n, fmt.Errorf("write backup: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return n, fmt.Errorf("write backup: %w", err)
+	}
+	// A hard link never replaces an existing file; where links are not
+	// supported, rename.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if _, serr := os.Stat(path); serr == nil {
+			return n, fmt.Errorf("%s appeared while the backup was written: %w", path, err)
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return n, fmt.Errorf("put the backup in place: %w", err)
+		}
+		return n, nil
+	}
+	_ = os.Remove(tmp.Name())
+	return n, nil
+}
+
+// readBackup streams the documents of a backup file to fn.
+func readBackup(path string, fn func(bson.D) error) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReaderSize(f, 256<<10))
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return 0, fmt.Errorf("%s is not a backup (want a JSON array of documents)", path)
+	}
+	n := 0
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return n, fmt.Errorf("%s: document %d: %w", path, n+1, err)
+		}
+		var d bson.D
+		if err := bson.UnmarshalExtJSON(raw, true, &d); err != nil {
+			return n, fmt.Errorf("%s: document %d: %w", path, n+1, err)
+		}
+		n++
+		if err := fn(d); err != nil {
+			return n, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return n, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return n, fmt.Errorf("%s: unexpected data after the array", path)
+	}
+	return n, nil
+}
+
+// restore replaces the documents of coll with those of a backup: the file is
+// read whole first (a damaged file changes nothing), then every document is
+// deleted and the backup's are inserted, keeping the collection's indexes.
+func restore(ctx context.Context, coll *mongo.Collection, path string, batch int) (int, error) {
+	var docs []any
+	if _, err := readBackup(path, func(d bson.D) error { docs = append(docs, d); return nil }); err != nil {
+		return 0, err
+	}
+	if _, err := coll.DeleteMany(ctx, bson.D{}); err != nil {
+		return 0, fmt.Errorf("clear %s: %w", coll.Name(), err)
+	}
+	n := 0
+	for len(docs) > 0 {
+		k := min(batch, len(docs))
+		res, err := coll.InsertMany(ctx, docs[:k], options.InsertMany().SetOrdered(false))
+		if res != nil {
+			n += len(res.InsertedIDs)
+		}
+		if err != nil {
+			return n, fmt.Errorf("insert into %s (%d of the backup's documents restored): %w", coll.Name(), n, err)
+		}
+		docs = docs[k:]
+	}
+	return n, nil
+}

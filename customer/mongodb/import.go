@@ -1,0 +1,198 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/acme/customer-platform/customer"
+)
+
+// ImportResult is what an import did with one profile.
+type ImportResult struct {
+	Inserted bool  // a new profile; false: the user's profile was updated
+	Err      error // the profile was not written
+}
+
+// insertOnly are the fields an import writes only when it creates the
+// profile: its identity, its dates of creation, and the preferences the
+// customer may have changed since. Every other field of customerDoc is set.
+var insertOnly = map[string]bool{
+	"_id": true, "created_at": true, "customer_since": true,
+	"preferred_contact_method": true, "notification_preferences": true,
+}
+
+// importModel is the upsert of one profile keyed by user_id.
+func importModel(c customer.Customer, now time.Time) (mongo.WriteModel, error) {
+	c.CreatedAt, c.UpdatedAt = now, now
+	if c.ID == "" {
+		c.ID = customer.NewUUID()
+	}
+	raw, err := bson.Marshal(toCustomerDoc(c))
+	if err != nil {
+		return nil, fmt.Errorf("encode profile of %s: %w", c.UserID, err)
+	}
+	var doc bson.D
+	if err := bson.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("encode profile of %s: %w", c.UserID, err)
+	}
+	set, onInsert := bson.D{}, bson.D{}
+	for _, e := range doc {
+		switch {
+		case e.Key == "user_id":
+			// Taken from the filter on insert; never changes.
+		case insertOnly[e.Key]:
+			onInsert = append(onInsert, e)
+		default:
+			set = append(set, e)
+		}
+	}
+	return mongo.NewUpdateOneModel().
+		SetFilter(bson.D{{Key: "user_id", Value: c.UserID}}).
+		SetUpdate(bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: onInsert}}).
+		SetUpsert(true), nil
+}
+
+// ImportProfiles writes legacy profiles in one unordered bulk write of
+// upserts keyed by user_id: the migrated fields and updated_at are set; the
+// id (c.ID, or a new one), created_at, customer_since and the contact
+// preferences only when the profile is created. Re-running an import writes
+// nothing twice: the unique index on user_id guarantees one profile per
+// user. A profile that loses an insert race (a duplicate key) is retried
+// once as an update. The results are per profile, in order; the error is
+// for a failure of the whole write.
+func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now time.Time) ([]ImportResult, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	out := make([]ImportResult, len(cs))
+	models := make([]mongo.WriteModel, 0, len(cs))
+	idx := make([]int, 0, len(cs))
+	for i, c := range cs {
+		if !customer.ValidUUID(c.UserID) {
+			out[i].Err = fmt.Errorf("import profile: user_id %q is not a UUID", c.UserID)
+			continue
+		}
+		m, err := importModel(c, now)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		models = append(models, m)
+		idx = append(idx, i)
+	}
+	for attempt := 0; attempt < 2 && len(models) > 0; attempt++ {
+		res, err := s.customers.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		var retry []int
+		var bwe mongo.BulkWriteException
+		switch {
+		case err == nil:
+		case errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0:
+			failed := map[int]error{}
+			for _, we := range bwe.WriteErrors {
+				if we.Index < 0 || we.Index >= len(models) {
+					return nil, fmt.Errorf("import profiles: write error for unknown model %d: %w", we.Index, err)
+				}
+				if we.Code == 11000 && attempt == 0 {
+					retry = append(retry, we.Index)
+					failed[we.Index] = nil
+					continue
+				}
+				failed[we.Index] = fmt.Errorf("import profile: %s (code %d)", we.Message, we.Code)
+			}
+			for k, e := range failed {
+				if e != nil {
+					out[idx[k]].Err = e
+				}
+			}
+		default:
+			return nil, fmt.Errorf("import profiles: %w", err)
+		}
+		if res != nil {
+			for k := range res.UpsertedIDs {
+				if int(k) < len(idx) {
+					out[idx[k]].Inserted = true
+				}
+			}
+		}
+		nm, ni := make([]mongo.WriteModel, 0, len(retry)), make([]int, 0, len(retry))
+		for _, k := range retry {
+			nm, ni = append(nm, models[k]), append(ni, idx[k])
+		}
+		models, idx = nm, ni
+	}
+	return out, nil
+}
+
+// ProfilesByUserIDs reads the profiles of the given users, by user id (the
+// derived service figures are not filled in).
+func (s *Store) ProfilesByUserIDs(ctx context.Context, userIDs []string) (map[string]customer.Customer, error) {
+	out := make(map[string]customer.Customer, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	cur, err := s.customers.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: userIDs}}}})
+	if err != nil {
+		return nil, fmt.Errorf("find customers by user: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d customerDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("decode customer: %w", err)
+		}
+		out[d.UserID] = fromCustomerDoc(d)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("find customers by user: %w", err)
+	}
+	return out, nil
+}
+
+// EachProfileUserID calls fn with the user_id of every profile, streaming.
+func (s *Store) EachProfileUserID(ctx context.Context, fn func(userID string) error) error {
+	cur, err := s.customers.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "user_id", Value: 1}}).SetBatchSize(1000))
+	if err != nil {
+		return fmt.Errorf("read customer user ids: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d struct {
+			UserID string `bson:"user_id"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("decode customer user id: %w", err)
+		}
+		if err := fn(d.UserID); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read customer user ids: %w", err)
+	}
+	return nil
+}
+
+// DuplicateUserIDs returns the user ids that more than one profile holds
+// (none while the unique index stands; checked after an import all the same).
+func (s *Store) DuplicateUserIDs(ctx context.Context) ([]string, error) {
+	cur, err := s.customers.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$user_id"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		{{Key: "$match", Value: bson.D{{Key: "n", Value: bson.D{{Key: "$gt", Value: 1}}}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group customers by user: %w", err)
+	}
+	var rows []groupRow
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("group customers by user: %w", err)
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids, nil
+}
