@@ -213,7 +213,11 @@ func TestRegisterValidation(t *testing.T) {
 		{"invalid email", regBody("v2@@example", "A", "B", goodPassword), "email", []string{"Enter a valid email address."}},
 		{"email wrong type", func() any { b := regBody("", "A", "B", goodPassword); b["email"] = 42; return b }(), "email", []string{"Not a valid string."}},
 		{"email null", func() any { b := regBody("", "A", "B", goodPassword); b["email"] = nil; return b }(), "email", []string{"This field may not be null."}},
-		{"mismatch", func() any { b := regBody("v3@example.com", "A", "B", goodPassword); b["password2"] = goodPassword + "!"; return b }(), "password2", []string{"The two password fields didn’t match."}},
+		{"mismatch", func() any {
+			b := regBody("v3@example.com", "A", "B", goodPassword)
+			b["password2"] = goodPassword + "!"
+			return b
+		}(), "password2", []string{"The two password fields didn’t match."}},
 		{"short", regBody("v4@example.com", "Ann", "Bee", "xK9$q"), "password1", []string{"This password is too short. It must contain at least 8 characters."}},
 		{"common", regBody("v5@example.com", "Ann", "Bee", "password1"), "password1", []string{"This password is too common."}},
 		{"numeric and common", regBody("v6@example.com", "Ann", "Bee", "12345678"), "password1", []string{"This password is too common.", "This password is entirely numeric."}},

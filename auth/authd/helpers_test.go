@@ -242,3 +242,9 @@ func wantDetail(t *testing.T, a answer, status int, code, detail string) {
 		t.Fatalf("body %s, want code %q detail %q", a.raw, code, detail)
 	}
 }
+
+// redisURL starts a Redis for the test and returns its URL.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	return testenv.Redis(t).URL
+}

@@ -1,0 +1,263 @@
+package authd_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/acme/customer-platform/auth/password"
+	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/redisconn"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+const (
+	adminEmail    = "root@example.com"
+	adminPassword = "Correct-Horse-Battery-9"
+)
+
+func TestStaffAndServiceEndpoints(t *testing.T) {
+	t.Parallel()
+	s := start(t, map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPassword})
+	la := s.login(adminEmail, adminPassword)
+	if la.status != http.StatusOK {
+		t.Fatalf("bootstrap admin login: %d %s", la.status, la.raw)
+	}
+	admin := toSession(t, la)
+	if admin.body["user_role"] != "admin" {
+		t.Fatalf("bootstrap admin role: %v", admin.body["user_role"])
+	}
+	svc := s.serviceToken()
+	cust := s.register("henry@example.com", "Henry", "Ford")
+
+	// An admin creates an employee with a password.
+	a := s.post("/api/auth/users/", admin.access, map[string]any{
+		"email": "Ivy@Example.com", "first_name": "Ivy", "last_name": "Lane", "phone_number": "555 0101",
+		"user_role": "employee", "password": goodPassword,
+	})
+	if a.status != http.StatusCreated || a.obj(t)["user_role"] != "employee" || a.obj(t)["email"] != "ivy@example.com" {
+		t.Fatalf("admin creates employee: %d %s", a.status, a.raw)
+	}
+	emp := toSession(t, s.login("ivy@example.com", goodPassword))
+
+	userPath := "/api/auth/users/" + cust.id + "/"
+	findPath := "/api/auth/users/?email=HENRY%40example.com"
+	for _, who := range []struct {
+		name        string
+		token       string
+		read, write bool
+	}{
+		{"customer", cust.access, false, false},
+		{"employee", emp.access, true, false},
+		{"admin", admin.access, true, true},
+		{"service", svc, true, true},
+	} {
+		t.Run(who.name, func(t *testing.T) {
+			get := s.get(userPath, who.token)
+			find := s.get(findPath, who.token)
+			if who.read {
+				if get.status != http.StatusOK || get.obj(t)["email"] != "henry@example.com" {
+					t.Fatalf("get user: %d %s", get.status, get.raw)
+				}
+				var list struct {
+					Count   int              `json:"count"`
+					Results []map[string]any `json:"results"`
+				}
+				if err := json.Unmarshal(find.raw, &list); err != nil || find.status != http.StatusOK || list.Count != 1 || list.Results[0]["id"] != cust.id {
+					t.Fatalf("find by email: %d %s", find.status, find.raw)
+				}
+				none := s.get("/api/auth/users/?email=nobody%40example.com", who.token)
+				if none.status != http.StatusOK || string(none.raw) != `{"count":0,"results":[]}` {
+					t.Fatalf("find unknown email: %d %s", none.status, none.raw)
+				}
+				wantDetail(t, s.get("/api/auth/users/"+"00000000-0000-4000-8000-000000000000/", who.token), http.StatusNotFound, "not_found", "")
+				wantDetail(t, s.get("/api/auth/users/not-a-uuid/", who.token), http.StatusNotFound, "not_found", "")
+				if f := s.get("/api/auth/users/", who.token).fields(t); f["email"] == nil {
+					t.Fatalf("find without email: %v", f)
+				}
+			} else {
+				wantDetail(t, get, http.StatusForbidden, "permission_denied", "You do not have permission to perform this action.")
+				wantDetail(t, find, http.StatusForbidden, "permission_denied", "")
+			}
+			email := "made-by-" + who.name + "@example.com"
+			create := s.post("/api/auth/users/", who.token, map[string]any{"email": email, "first_name": "M", "last_name": "B"})
+			if !who.write {
+				wantDetail(t, create, http.StatusForbidden, "permission_denied", "")
+				wantDetail(t, s.do(req{method: http.MethodDelete, path: userPath, token: who.token}), http.StatusForbidden, "permission_denied", "")
+				if n := s.countByEmail(email); n != 0 {
+					t.Fatalf("a refused create stored %d users", n)
+				}
+				return
+			}
+			if create.status != http.StatusCreated {
+				t.Fatalf("create: %d %s", create.status, create.raw)
+			}
+			m := create.obj(t)
+			if m["user_role"] != "customer" || m["email"] != email {
+				t.Fatalf("created: %v", m)
+			}
+			// No password: the account cannot log in with anything.
+			for _, pw := range []string{"", "!", goodPassword} {
+				if pw == "" {
+					continue
+				}
+				wantDetail(t, s.login(email, pw), http.StatusUnauthorized, "no_active_account", "")
+			}
+			// Duplicate email, as register.
+			if f := s.post("/api/auth/users/", who.token, map[string]any{"email": strings.ToUpper(email)}).fields(t); f["email"][0] != "user with this email already exists." {
+				t.Fatalf("duplicate create: %v", f)
+			}
+			// Password rules apply to a given password.
+			if f := s.post("/api/auth/users/", who.token, map[string]any{"email": "pw-" + email, "password": "123"}).fields(t); len(f["password"]) != 3 {
+				t.Fatalf("weak password on create: %v", f)
+			}
+			del := "/api/auth/users/" + m["id"].(string) + "/"
+			if a := s.do(req{method: http.MethodDelete, path: del, token: who.token}); a.status != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", a.status, a.raw)
+			}
+			wantDetail(t, s.do(req{method: http.MethodDelete, path: del, token: who.token}), http.StatusNotFound, "not_found", "")
+			wantDetail(t, s.get(del, who.token), http.StatusNotFound, "not_found", "")
+		})
+	}
+
+	// Only an admin chooses a role; a bad role is a field error.
+	wantDetail(t, s.post("/api/auth/users/", svc, map[string]any{"email": "svc-admin@example.com", "user_role": "admin"}), http.StatusForbidden, "permission_denied", "")
+	if n := s.countByEmail("svc-admin@example.com"); n != 0 {
+		t.Fatal("a service created an account with a role")
+	}
+	if f := s.post("/api/auth/users/", admin.access, map[string]any{"email": "r@example.com", "user_role": "service"}).fields(t); f["user_role"][0] != `"service" is not a valid choice.` {
+		t.Fatalf("bad role: %v", f)
+	}
+	// The customer still exists after every refused delete.
+	if a := s.get("/api/auth/profile/", cust.access); a.status != http.StatusOK {
+		t.Fatalf("customer after refused deletes: %d", a.status)
+	}
+}
+
+func TestServiceToken(t *testing.T) {
+	t.Parallel()
+	s := start(t, map[string]string{"AUTH_SERVICE_CLIENTS": "bff:" + serviceSecret + ",migrate:other-secret"})
+	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": "migrate", "client_secret": "other-secret"})
+	if a.status != http.StatusOK {
+		t.Fatalf("service token: %d %s", a.status, a.raw)
+	}
+	m := a.obj(t)
+	if m["token_type"] != "Bearer" || m["expires_in"].(float64) < 295 || m["expires_in"].(float64) > 300 {
+		t.Fatalf("answer: %v", m)
+	}
+	c, err := s.verifier.Verify(m["access"].(string))
+	if err != nil || c.Role != "service" || c.UserID != "migrate" || c.ExpiresAt.Sub(c.IssuedAt) != 5*time.Minute {
+		t.Fatalf("claims: %+v %v", c, err)
+	}
+	for _, body := range []map[string]any{
+		{"client_id": "bff", "client_secret": "other-secret"},
+		{"client_id": "nobody", "client_secret": serviceSecret},
+		{"client_id": "bff", "client_secret": serviceSecret + "x"},
+	} {
+		wantDetail(t, s.post("/api/auth/token/service/", "", body), http.StatusUnauthorized, "authentication_failed", "Invalid client credentials.")
+	}
+	if f := s.post("/api/auth/token/service/", "", map[string]any{}).fields(t); f["client_id"] == nil || f["client_secret"] == nil {
+		t.Fatalf("missing credentials: %v", f)
+	}
+}
+
+func TestDjangoPasswordHashIsRehashed(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	// Django 3.2's defaults: pbkdf2_sha256, 260000 iterations, a 22-character salt.
+	// The encoding is cross-checked against Python's hashlib in auth/password.
+	hash, err := password.DjangoPBKDF2("Legacy-Pass-2019", "aB3dE5gH7jK9mN1pQ3sT5v", 260000)
+	testenv.Must(t, err, "hash")
+	ctx := context.Background()
+	mc, err := mongodb.Connect(ctx, testenv.MongoURI(t), "test", nil)
+	testenv.Must(t, err, "connect")
+	defer mc.Disconnect(ctx)
+	users := mc.Database(s.cfg.DB).Collection("users")
+	id := "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+	_, err = users.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: id}, {Key: "email", Value: "legacy@example.com"}, {Key: "first_name", Value: "Old"},
+		{Key: "last_name", Value: "Timer"}, {Key: "phone_number", Value: ""}, {Key: "user_role", Value: "customer"},
+		{Key: "date_joined", Value: time.Date(2019, 5, 1, 12, 0, 0, 0, time.UTC)}, {Key: "password", Value: hash},
+	})
+	testenv.Must(t, err, "insert legacy user")
+
+	wantDetail(t, s.login("legacy@example.com", "Legacy-Pass-2018"), http.StatusUnauthorized, "no_active_account", "")
+	var doc struct {
+		Password string `bson:"password"`
+	}
+	testenv.Must(t, users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc), "read user")
+	if doc.Password != hash {
+		t.Fatal("a failed login changed the stored hash")
+	}
+	a := s.login("Legacy@example.com", "Legacy-Pass-2019")
+	if a.status != http.StatusOK || toSession(t, a).id != id {
+		t.Fatalf("legacy login: %d %s", a.status, a.raw)
+	}
+	testenv.Must(t, users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc), "read user")
+	if !strings.HasPrefix(doc.Password, "$argon2id$v=19$m=256,t=1,p=1$") {
+		t.Fatalf("hash after login: %q, want the current Argon2id", doc.Password)
+	}
+	if a := s.login("legacy@example.com", "Legacy-Pass-2019"); a.status != http.StatusOK {
+		t.Fatalf("login after rehash: %d %s", a.status, a.raw)
+	}
+}
+
+func TestChangeFeed(t *testing.T) {
+	t.Parallel()
+	r := testenv.Redis(t)
+	s := start(t, map[string]string{"REDIS_URL": r.URL, "AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPassword})
+	rc, err := redisconn.Open(r.URL, redisconn.Options{})
+	testenv.Must(t, err, "redis")
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub := rc.Subscribe(ctx, changefeed.UserChanged)
+	defer sub.Close()
+	_, err = sub.Receive(ctx)
+	testenv.Must(t, err, "subscribe")
+	msgs := sub.Channel()
+	next := func() changefeed.Message {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			d, err := changefeed.Decode(m.Payload)
+			testenv.Must(t, err, "decode %q", m.Payload)
+			return d
+		case <-ctx.Done():
+			t.Fatal("no change message")
+		}
+		return changefeed.Message{}
+	}
+	u := s.register("jane@example.com", "Jane", "Doe")
+	s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: u.access, body: map[string]any{"last_name": "Roe"}})
+	if m := next(); m.UserID != u.id || m.Op != "update" {
+		t.Fatalf("update message: %+v", m)
+	}
+	s.do(req{method: http.MethodDelete, path: "/api/auth/profile/delete/", token: u.access})
+	if m := next(); m.UserID != u.id || m.Op != "delete" {
+		t.Fatalf("self-delete message: %+v", m)
+	}
+	v := s.register("kim@example.com", "Kim", "Lee")
+	admin := toSession(t, s.login(adminEmail, adminPassword))
+	s.do(req{method: http.MethodDelete, path: "/api/auth/users/" + v.id + "/", token: admin.access})
+	if m := next(); m.UserID != v.id || m.Op != "delete" {
+		t.Fatalf("staff delete message: %+v", m)
+	}
+	// /readyz reports Redis without depending on it.
+	r.Stop()
+	a := s.get("/readyz", "")
+	if a.status != http.StatusOK || !strings.Contains(string(a.raw), `"redis":"unavailable"`) {
+		t.Fatalf("readyz with Redis down: %d %s", a.status, a.raw)
+	}
+	// Writes still succeed while Redis is down (best effort).
+	w := s.register("lou@example.com", "Lou", "Reed")
+	if a := s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: w.access, body: map[string]any{"first_name": "Louis"}}); a.status != http.StatusOK {
+		t.Fatalf("update with Redis down: %d %s", a.status, a.raw)
+	}
+}
