@@ -1,0 +1,393 @@
+package customer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// memStore is an in-memory Store for the fast tier.
+type memStore struct {
+	mu       sync.Mutex
+	byID     map[string]Customer
+	services map[string][]ServiceRecord // by customer id
+	keys     map[string]ServiceRecord   // customer id + key
+	lastList Filter
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	return &memStore{byID: map[string]Customer{}, services: map[string][]ServiceRecord{}, keys: map[string]ServiceRecord{}}
+}
+
+func (m *memStore) withFigures(c Customer) Customer {
+	c = c.Clone()
+	recs := m.services[c.ID]
+	c.TotalServices = len(recs)
+	for _, r := range recs {
+		if c.LastServiceDate == nil || r.PerformedAt.After(*c.LastServiceDate) {
+			t := r.PerformedAt
+			c.LastServiceDate = &t
+		}
+	}
+	return c
+}
+
+func (m *memStore) Create(_ context.Context, c Customer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.byID {
+		if o.UserID == c.UserID {
+			return ErrProfileExists
+		}
+	}
+	m.byID[c.ID] = c.Clone()
+	return nil
+}
+
+func (m *memStore) ByID(_ context.Context, id string) (Customer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.byID[id]
+	if !ok {
+		return Customer{}, ErrNotFound
+	}
+	return m.withFigures(c), nil
+}
+
+func (m *memStore) ByUserID(_ context.Context, userID string) (Customer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.byID {
+		if c.UserID == userID {
+			return m.withFigures(c), nil
+		}
+	}
+	return Customer{}, ErrNotFound
+}
+
+func (m *memStore) Update(ctx context.Context, id string, ch Changes, now time.Time) (Customer, error) {
+	m.mu.Lock()
+	c, ok := m.byID[id]
+	if !ok {
+		m.mu.Unlock()
+		return Customer{}, ErrNotFound
+	}
+	ch.apply(&c)
+	c.UpdatedAt = now
+	m.byID[id] = c
+	m.mu.Unlock()
+	return m.ByID(ctx, id)
+}
+
+func (m *memStore) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byID[id]; !ok {
+		return ErrNotFound
+	}
+	delete(m.byID, id)
+	delete(m.services, id)
+	return nil
+}
+
+func (m *memStore) match(f Filter) []Customer {
+	var out []Customer
+	for _, c := range m.byID {
+		if f.UserID != "" && c.UserID != f.UserID || f.City != "" && c.City != f.City {
+			continue
+		}
+		out = append(out, m.withFigures(c))
+	}
+	slices.SortFunc(out, func(a, b Customer) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+func (m *memStore) Count(_ context.Context, f Filter) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastList = f
+	return len(m.match(f)), nil
+}
+
+func (m *memStore) List(_ context.Context, f Filter, offset, limit int) ([]Customer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := m.match(f)
+	return all[min(offset, len(all)):min(offset+limit, len(all))], nil
+}
+
+func (m *memStore) AddService(_ context.Context, r ServiceRecord, key string) (ServiceRecord, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.keys[r.CustomerID+"\x00"+key]; ok {
+		return old, false, nil
+	}
+	m.keys[r.CustomerID+"\x00"+key] = r
+	m.services[r.CustomerID] = append(m.services[r.CustomerID], r)
+	return r, true, nil
+}
+
+func (m *memStore) CountServices(_ context.Context, id string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.services[id]), nil
+}
+
+func (m *memStore) Services(_ context.Context, id string, offset, limit int) ([]ServiceRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all := m.services[id]
+	return all[min(offset, len(all)):min(offset+limit, len(all))], nil
+}
+
+func (m *memStore) Stats(context.Context, time.Time) (Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{TotalCustomers: len(m.byID)}, nil
+}
+
+// fakeUsers is a user directory with function fields.
+type fakeUsers struct {
+	me   func(ctx context.Context, token string) (User, error)
+	user func(ctx context.Context, token, id string) (User, error)
+}
+
+var _ Users = (*fakeUsers)(nil)
+
+func (f *fakeUsers) Me(ctx context.Context, token string) (User, error) { return f.me(ctx, token) }
+func (f *fakeUsers) User(ctx context.Context, token, id string) (User, error) {
+	return f.user(ctx, token, id)
+}
+
+type pubRecorder struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (p *pubRecorder) Publish(_ context.Context, ch Change) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ops = append(p.ops, ch.Op)
+}
+
+func actorOf(role string) Actor {
+	return Actor{UserID: NewUUID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
+}
+
+func newTestService(store Store, users Users, pub Publisher) *Service {
+	clock := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	return NewService(store, users, pub, Options{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}})
+}
+
+func okUsers() *fakeUsers {
+	return &fakeUsers{
+		me:   func(context.Context, string) (User, error) { return User{PhoneNumber: "555"}, nil },
+		user: func(_ context.Context, _, id string) (User, error) { return User{ID: id, Email: "e", PhoneNumber: "556"}, nil },
+	}
+}
+
+func validChanges() Changes {
+	return Changes{StreetAddress: ptr("1 Main St"), City: ptr("X"), PostalCode: ptr("12345")}
+}
+
+func TestServiceRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, pub := newMemStore(), &pubRecorder{}
+	s := newTestService(store, okUsers(), pub)
+	owner, other := actorOf(RoleCustomer), actorOf(RoleCustomer)
+	employee, admin, service := actorOf(RoleEmployee), actorOf(RoleAdmin), actorOf(RoleService)
+
+	cw, err := s.CreateOwn(ctx, owner, validChanges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cw.ID
+	if _, err := s.CreateOwn(ctx, owner, validChanges()); !errors.Is(err, ErrProfileExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	for _, a := range []Actor{employee, admin, service} {
+		if _, err := s.CreateOwn(ctx, a, validChanges()); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s CreateOwn: %v", a.Role, err)
+		}
+	}
+	for _, a := range []Actor{owner, other, service} {
+		if _, err := s.CreateFor(ctx, a, NewUUID(), validChanges()); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s CreateFor: %v", a.Role, err)
+		}
+	}
+	if _, err := s.Get(ctx, other, id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("other Get: %v", err)
+	}
+	if _, err := s.Get(ctx, owner, "not-a-uuid"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("bad id: %v", err)
+	}
+	for _, a := range []Actor{owner, employee, admin, service} {
+		if _, err := s.Get(ctx, a, id); err != nil {
+			t.Errorf("%s Get: %v", a.Role, err)
+		}
+	}
+	if err := s.Delete(ctx, employee, id); !errors.Is(err, ErrForbidden) {
+		t.Errorf("employee Delete: %v", err)
+	}
+	if err := s.Delete(ctx, other, id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("other Delete: %v", err)
+	}
+	for _, a := range []Actor{owner, other, service} {
+		if _, err := s.Verify(ctx, a, id); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s Verify: %v", a.Role, err)
+		}
+	}
+	if _, err := s.IncrementService(ctx, owner, id, ServiceInput{}, ""); !errors.Is(err, ErrForbidden) {
+		t.Errorf("owner IncrementService: %v", err)
+	}
+	if _, _, err := s.CheckExists(ctx, other, owner.UserID); !errors.Is(err, ErrForbidden) {
+		t.Errorf("customer checks someone else: %v", err)
+	}
+	if ok, cid, err := s.CheckExists(ctx, service, owner.UserID); err != nil || !ok || cid != id {
+		t.Errorf("service check: %v %v %s", ok, cid, err)
+	}
+	if ok, _, err := s.CheckExists(ctx, other, ""); err != nil || ok {
+		t.Errorf("own check without profile: %v %v", ok, err)
+	}
+	if _, err := s.Update(ctx, owner, id, Changes{IsVerified: ptr(true)}, false); err == nil {
+		t.Error("owner set is_verified")
+	}
+	if _, err := s.Update(ctx, service, id, Changes{IsVerified: ptr(true)}, false); err == nil {
+		t.Error("service set is_verified")
+	}
+	if _, err := s.List(ctx, other, Filter{City: "X"}, PageRequest{Number: 1}); err != nil || store.lastList.UserID != other.UserID {
+		t.Errorf("a customer's listing is not restricted: %+v %v", store.lastList, err)
+	}
+	if _, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1}); err != nil || store.lastList.UserID != "" {
+		t.Errorf("staff listing restricted: %+v", store.lastList)
+	}
+	if st, err := s.Stats(ctx, other); !errors.Is(err, ErrNotFound) {
+		t.Errorf("self stats without profile: %+v %v", st, err)
+	}
+	if st, err := s.Stats(ctx, service); err != nil || st.All == nil {
+		t.Errorf("service stats: %+v %v", st, err)
+	}
+
+	// Writes publish; a retry under the same key neither counts nor publishes.
+	if _, err := s.UpdateOwn(ctx, owner, Changes{City: ptr("Y")}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateOwn(ctx, owner, Changes{}, false); err != nil {
+		t.Fatal(err)
+	}
+	in := ServiceInput{ServiceType: "repair"}
+	first, err := s.IncrementService(ctx, employee, id, in, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := s.IncrementService(ctx, admin, id, in, "k1")
+	if err != nil || retry.TotalServices != 1 || first.TotalServices != 1 {
+		t.Fatalf("retry: %v %d", err, retry.TotalServices)
+	}
+	if _, err := s.IncrementService(ctx, admin, id, ServiceInput{ServiceType: "other"}, "k1"); !errors.Is(err, ErrIdempotencyMismatch) {
+		t.Fatalf("reused key: %v", err)
+	}
+	if _, err := s.Verify(ctx, employee, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOwn(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{OpCreate, OpUpdate, OpService, OpVerify, OpDelete}
+	if !slices.Equal(pub.ops, want) {
+		t.Fatalf("published %v, want %v", pub.ops, want)
+	}
+}
+
+func TestUserDataViews(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newMemStore()
+	var down atomic.Bool
+	var calls sync.Map
+	var inFlight, peak atomic.Int32
+	users := &fakeUsers{
+		me: func(_ context.Context, token string) (User, error) {
+			if down.Load() {
+				return User{}, errors.New("down")
+			}
+			return User{PhoneNumber: "phone-of-" + token, Email: "stale"}, nil
+		},
+		user: func(_ context.Context, token, id string) (User, error) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			v, _ := calls.LoadOrStore(id, new(atomic.Int32))
+			v.(*atomic.Int32).Add(1)
+			if down.Load() {
+				return User{}, errors.New("down")
+			}
+			return User{ID: id, Email: "e-" + id, FirstName: "F", LastName: "L", PhoneNumber: "p"}, nil
+		},
+	}
+	s := NewService(store, users, nil, Options{UserLookups: 4, Logger: slog.New(slog.DiscardHandler)})
+	owner, employee := actorOf(RoleCustomer), actorOf(RoleEmployee)
+	cw, err := s.CreateOwn(ctx, owner, validChanges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cw.User.Email != owner.Email || *cw.User.FirstName != "F" || *cw.User.PhoneNumber != "phone-of-"+owner.Token {
+		t.Fatalf("owner view: %+v", cw.User)
+	}
+	for range 20 {
+		if _, err := s.CreateFor(ctx, employee, NewUUID(), validChanges()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls.Clear()
+	peak.Store(0)
+	p, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1, Size: 100})
+	if err != nil || len(p.Items) != 21 {
+		t.Fatalf("list: %v %d", err, len(p.Items))
+	}
+	n := 0
+	calls.Range(func(_, v any) bool {
+		n++
+		if v.(*atomic.Int32).Load() != 1 {
+			t.Errorf("a user was fetched %d times", v.(*atomic.Int32).Load())
+		}
+		return true
+	})
+	if n != 21 || peak.Load() > 4 {
+		t.Fatalf("%d users fetched, peak %d concurrent", n, peak.Load())
+	}
+	for _, item := range p.Items {
+		if item.User.Email == nil || *item.User.Email != "e-"+item.UserID {
+			t.Fatalf("staff view: %+v", item.User)
+		}
+	}
+	down.Store(true)
+	cw, err = s.Own(ctx, owner)
+	if err != nil || cw.User.PhoneNumber != nil || *cw.User.Email != owner.Email {
+		t.Fatalf("owner view, directory down: %+v %v", cw.User, err)
+	}
+	got, err := s.Get(ctx, employee, cw.ID)
+	if err != nil || got.User != (UserData{}) {
+		t.Fatalf("staff view, directory down: %+v %v", got.User, err)
+	}
+}
