@@ -194,8 +194,10 @@ func newTestService(store Store, users Users, pub Publisher) *Service {
 
 func okUsers() *fakeUsers {
 	return &fakeUsers{
-		me:   func(context.Context, string) (User, error) { return User{PhoneNumber: "555"}, nil },
-		user: func(_ context.Context, _, id string) (User, error) { return User{ID: id, Email: "e", PhoneNumber: "556"}, nil },
+		me: func(context.Context, string) (User, error) { return User{PhoneNumber: "555"}, nil },
+		user: func(_ context.Context, _, id string) (User, error) {
+			return User{ID: id, Email: "e", PhoneNumber: "556"}, nil
+		},
 	}
 }
 
