@@ -1,0 +1,212 @@
+package bffd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/bff/breaker"
+	"github.com/acme/customer-platform/bff/customerhttp"
+	"github.com/acme/customer-platform/bff/httpapi"
+	bffmongo "github.com/acme/customer-platform/bff/mongodb"
+	"github.com/acme/customer-platform/bff/rediscache"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/redisconn"
+	"github.com/acme/customer-platform/internal/web"
+)
+
+// Upstream breakers: five unavailable answers in a row open one; it probes
+// again after five seconds.
+var upstreamBreaker = breaker.Settings{
+	FailuresToOpen: 5,
+	OpenTimeout:    5 * time.Second,
+	HalfOpenMax:    1,
+	IsSuccessful:   upstreamIsHealthy,
+}
+
+// Run runs the BFF until ctx is cancelled, then drains in-flight requests
+// and stops the reconciler and the cache subscriber.
+func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
+	log := o.Log()
+	tel, err := o.Telemetry(ctx, "bff", cfg.Environment)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(sctx))
+	}()
+	log.Info("starting", "version", daemon.Version(), "config", cfg)
+
+	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), "bff", tel.Tracer)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	store, err := bffmongo.New(ctx, mc.Database(cfg.DB))
+	if err != nil {
+		return err
+	}
+
+	breakers, err := breaker.NewRegistry(log, tel.Meter)
+	if err != nil {
+		return err
+	}
+	authBr, err := breakers.New("auth", upstreamBreaker)
+	if err != nil {
+		return err
+	}
+	customerBr, err := breakers.New("customer", upstreamBreaker)
+	if err != nil {
+		return err
+	}
+	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, Propagator: tel.Propagator})
+	cc := customerhttp.New(customerhttp.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, Propagator: tel.Propagator})
+	authSvc := &authService{c: ac, br: authBr}
+	custSvc := &customers{c: cc, br: customerBr}
+	opts := bff.Options{
+		Auth: authSvc, Customers: custSvc,
+		Sagas: store, Leases: store, Keys: store,
+		Logger:      log,
+		AuthTimeout: cfg.AuthTimeout, CustomerTimeout: cfg.CustomerTimeout, LeaseTTL: cfg.SagaLeaseTTL,
+		RetryBase: min(cfg.ReconcileInterval, 5*time.Second),
+		AfterStep: cfg.afterStep,
+	}
+	if cfg.hasServiceClient() {
+		admin := &authAdmin{c: ac, tokens: authclient.NewServiceTokens(ac, cfg.ServiceClientID, cfg.ServiceClientSecret.Reveal()), br: authBr}
+		opts.AuthAdmin = admin
+		opts.CustomersAdmin = &customersAdmin{c: cc, br: customerBr, tokens: admin}
+	} else {
+		log.Warn("no service client configured (BFF_SERVICE_CLIENT_ID, BFF_SERVICE_CLIENT_SECRET): " +
+			"compensation uses the user's own token only, and the reconciler can only finish what that token allows " +
+			"(it cannot resolve a registration whose user id was never recorded, nor act after the token expired)")
+	}
+
+	secret := []byte(cfg.IdempotencySecret.Reveal())
+	if len(secret) == 0 {
+		if secret, err = bff.DeriveSecret([]byte(cfg.JWTSigningKey.Reveal())); err != nil {
+			return err
+		}
+	}
+	if opts.Secrets, err = bff.NewSecrets(secret); err != nil {
+		return err
+	}
+
+	var views bff.Views = bff.NewOrigin(authSvc, custSvc)
+	checks := []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}
+	var (
+		rdb        *redis.Client
+		subscriber *rediscache.Subscriber
+	)
+	if cfg.RedisURL != "" {
+		if rdb, err = redisconn.Open(cfg.RedisURL, redisconn.Options{TracerProvider: tel.Tracer, Timeout: cfg.RedisTimeout}); err != nil {
+			return err
+		}
+		defer rdb.Close()
+		redisBr, err := breakers.New("redis", rediscache.BreakerSettings())
+		if err != nil {
+			return err
+		}
+		cache, err := rediscache.New(rdb, views, rediscache.Options{
+			TTL: cfg.CacheTTL, Timeout: cfg.RedisTimeout, Breaker: redisBr, Logger: log,
+			MeterProvider: tel.Meter, TracerProvider: tel.Tracer,
+		})
+		if err != nil {
+			return err
+		}
+		if subscriber, err = rediscache.NewSubscriber(rdb, cache, rediscache.SubscriberOptions{Logger: log, MeterProvider: tel.Meter}); err != nil {
+			return err
+		}
+		views = cache
+	} else {
+		log.Warn("REDIS_URL is not set: the merged-view cache is off, every GET /api/bff/me/ is answered from the origins (X-Cache: BYPASS)")
+	}
+	opts.Views = views
+
+	var rec atomic.Pointer[bff.Reconciler] // set once the service exists
+	backlog := func() int64 {
+		if r := rec.Load(); r != nil {
+			return r.Backlog()
+		}
+		return 0
+	}
+	if opts.Telemetry, err = newSagaTelemetry(tel.Tracer, tel.Meter, backlog); err != nil {
+		return err
+	}
+	svc, err := bff.NewService(opts)
+	if err != nil {
+		return err
+	}
+	reconciler := svc.NewReconciler(cfg.ReconcileInterval)
+	rec.Store(reconciler)
+	validator, err := bff.NewValidator()
+	if err != nil {
+		return err
+	}
+	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
+		Key: []byte(cfg.JWTSigningKey.Reveal()), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+
+	engine := web.NewEngine(web.EngineOptions{Service: "bff", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	httpapi.Routes(engine, httpapi.Deps{
+		Service: svc, Validator: validator, Views: views, Verifier: verifier,
+		Checks: checks,
+		Metrics: metricsOnAPI(cfg, tel.Metrics),
+		Details: func() map[string]any {
+			d := map[string]any{
+				"breakers":           breakers.States(),
+				"service_client":     cfg.hasServiceClient(),
+				"reconciler_backlog": backlog(),
+				"cache":              "off",
+			}
+			if subscriber != nil {
+				d["cache"] = "redis"
+				d["invalidation_subscribed"] = subscriber.Subscribed()
+			}
+			return d
+		},
+	})
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { reconciler.Run(bg) })
+	if subscriber != nil {
+		wg.Go(func() {
+			if err := subscriber.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("cache invalidation subscriber stopped", "error", err.Error())
+			}
+		})
+	}
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+
+	api := &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}
+	if err := daemon.Serve(ctx, o, api, cfg.MetricsAddr, tel.Metrics); err != nil {
+		return fmt.Errorf("bff: %w", err)
+	}
+	return nil
+}
+
+// metricsOnAPI is the metrics handler to serve on the API listener: only
+// when METRICS_ADDR is empty (no separate metrics listener).
+func metricsOnAPI(cfg Config, h http.Handler) http.Handler {
+	if cfg.MetricsAddr != "" {
+		return nil
+	}
+	return h
+}

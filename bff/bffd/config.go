@@ -1,0 +1,89 @@
+// Package bffd runs the BFF: its configuration from the environment and
+// Run, which wires the clients of the auth and customer services behind
+// their circuit breakers, the saga store, the merged-view cache and its
+// invalidation subscriber, the reconciler, and the HTTP API.
+package bffd
+
+import (
+	"context"
+	"time"
+
+	"github.com/acme/customer-platform/internal/config"
+)
+
+// Config is the BFF's configuration.
+type Config struct {
+	HTTPAddr            string        `json:"http_addr"`
+	MetricsAddr         string        `json:"metrics_addr"`
+	AuthURL             string        `json:"auth_url"`
+	CustomerURL         string        `json:"customer_url"`
+	RedisURL            string        `json:"redis_url"`
+	MongoURI            config.Secret `json:"mongodb_uri"` // may carry credentials
+	DB                  string        `json:"bff_db"`
+	JWTSigningKey       config.Secret `json:"jwt_signing_key"`
+	JWTIssuer           string        `json:"jwt_issuer"`
+	JWTAudience         string        `json:"jwt_audience"`
+	ServiceClientID     string        `json:"bff_service_client_id"`
+	ServiceClientSecret config.Secret `json:"bff_service_client_secret"`
+	// IdempotencySecret keys the stored answers, the saga seals and the
+	// email hashes; by default derived from JWTSigningKey (bff.DeriveSecret).
+	IdempotencySecret config.Secret `json:"bff_idempotency_secret"`
+	CacheTTL          time.Duration `json:"cache_ttl"`
+	AuthTimeout       time.Duration `json:"auth_timeout"`
+	CustomerTimeout   time.Duration `json:"customer_timeout"`
+	RedisTimeout      time.Duration `json:"redis_timeout"`
+	ReconcileInterval time.Duration `json:"reconcile_interval"`
+	// SagaLeaseTTL bounds how long a crashed replica's lease blocks its
+	// saga; 0: derived from the timeouts (bff.DefaultLeaseTTL).
+	SagaLeaseTTL    time.Duration `json:"saga_lease_ttl"`
+	LogLevel        string        `json:"log_level"`
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	Environment     string        `json:"deployment_environment"`
+
+	// afterStep is the saga runner's test hook (bff.Options.AfterStep).
+	afterStep func(ctx context.Context, step string) error
+}
+
+// LoadConfig reads the configuration. JWT_SIGNING_KEY has no default.
+func LoadConfig(lookup config.Lookup) (Config, error) {
+	r := config.New(lookup)
+	c := Config{
+		HTTPAddr:            r.String("HTTP_ADDR", ":8000"),
+		MetricsAddr:         r.String("METRICS_ADDR", ":9100"),
+		AuthURL:             r.URL("AUTH_URL", "http://127.0.0.1:8001"),
+		CustomerURL:         r.URL("CUSTOMER_URL", "http://127.0.0.1:8002"),
+		RedisURL:            r.String("REDIS_URL", ""),
+		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+		DB:                  r.String("BFF_DB", "bff"),
+		JWTSigningKey:       r.Secret("JWT_SIGNING_KEY", ""),
+		JWTIssuer:           r.String("JWT_ISSUER", ""),
+		JWTAudience:         r.String("JWT_AUDIENCE", ""),
+		ServiceClientID:     r.String("BFF_SERVICE_CLIENT_ID", ""),
+		ServiceClientSecret: r.Secret("BFF_SERVICE_CLIENT_SECRET", ""),
+		IdempotencySecret:   r.Secret("BFF_IDEMPOTENCY_SECRET", ""),
+		CacheTTL:            r.Duration("CACHE_TTL", 60*time.Second),
+		// The register call hashes a password with Argon2id: give it time.
+		AuthTimeout:       r.Duration("AUTH_TIMEOUT", 3*time.Second),
+		CustomerTimeout:   r.Duration("CUSTOMER_TIMEOUT", 3*time.Second),
+		RedisTimeout:      r.Duration("REDIS_TIMEOUT", 50*time.Millisecond),
+		ReconcileInterval: r.Duration("RECONCILE_INTERVAL", 5*time.Second),
+		SagaLeaseTTL:      r.Duration("SAGA_LEASE_TTL", 0),
+		LogLevel:          r.String("LOG_LEVEL", "info"),
+		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		Environment:       r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+	}
+	r.Check(c.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
+	r.Check(c.DB != "", "BFF_DB", "must not be empty")
+	r.Check(c.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
+	r.Check(c.CustomerTimeout > 0, "CUSTOMER_TIMEOUT", "must be positive")
+	r.Check(c.RedisTimeout > 0, "REDIS_TIMEOUT", "must be positive")
+	r.Check(c.ReconcileInterval > 0, "RECONCILE_INTERVAL", "must be positive")
+	r.Check(c.CacheTTL > 0, "CACHE_TTL", "must be positive")
+	r.Check((c.ServiceClientID == "") == (c.ServiceClientSecret == ""), "BFF_SERVICE_CLIENT_ID",
+		"BFF_SERVICE_CLIENT_ID and BFF_SERVICE_CLIENT_SECRET go together")
+	r.Check(c.IdempotencySecret == "" || len(c.IdempotencySecret) >= 16, "BFF_IDEMPOTENCY_SECRET", "must have at least 16 characters")
+	return c, r.Err()
+}
+
+// hasServiceClient reports whether a service client is configured.
+func (c Config) hasServiceClient() bool { return c.ServiceClientID != "" && c.ServiceClientSecret != "" }

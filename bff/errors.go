@@ -1,0 +1,141 @@
+package bff
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Error codes of the BFF's own answers. The HTTP adapter maps each code to
+// one status in one table.
+// The status of registration_failed and partial_update follows their Cause:
+// 400 when a service rejected the data, else 503.
+const (
+	CodeInvalid            = "invalid"                // 400, Fields
+	CodeRegistrationFailed = "registration_failed"    // 503, or 400 (see above)
+	CodeKeyReused          = "idempotency_key_reused" // 422: same key, another body
+	CodeKeyInFlight        = "idempotency_key_in_use" // 409: same key, first request still running
+	CodePartialUpdate      = "partial_update"         // the failing side's status
+	CodeDeletionPending    = "deletion_pending"       // 202: the saga finishes the deletion
+	CodeStoreUnavailable   = "service_unavailable"    // 503: the BFF's own database is down
+)
+
+// Error is an answer of the BFF a client may see: a validation error
+// (Fields set) or a {"detail", "code"} error with extra members.
+type Error struct {
+	Code       string
+	Detail     string
+	Fields     map[string][]string
+	RetryAfter time.Duration
+	Extra      map[string]any
+	// Cause is the internal failure behind the answer: logged, never shown.
+	Cause error
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+func (e *Error) Error() string {
+	if e.Fields != nil {
+		keys := slices.Sorted(maps.Keys(e.Fields))
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+": "+strings.Join(e.Fields[k], " "))
+		}
+		return "bff: invalid: " + strings.Join(parts, "; ")
+	}
+	return "bff: " + e.Code + ": " + e.Detail
+}
+
+// Invalid returns a validation error, or nil when fields is empty.
+func Invalid(fields map[string][]string) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	return &Error{Code: CodeInvalid, Fields: fields}
+}
+
+// Store errors.
+var (
+	ErrSagaNotFound = errors.New("saga not found")
+	// ErrStateChanged is a guarded transition that found the saga in
+	// another state: someone else advanced it.
+	ErrStateChanged = errors.New("saga state changed")
+	ErrKeyExists    = errors.New("idempotency key exists")
+	ErrKeyNotFound  = errors.New("idempotency key not found")
+	// ErrKeyChanged is a guarded idempotency record update that found the
+	// record no longer held by the caller.
+	ErrKeyChanged = errors.New("idempotency record changed")
+)
+
+// Kinds of an UpstreamError, matched with errors.Is.
+var (
+	ErrUpstreamInvalid      = errors.New("upstream rejected the input")
+	ErrUpstreamNotFound     = errors.New("upstream: not found")
+	ErrUpstreamUnauthorized = errors.New("upstream: unauthorized")
+	ErrUpstreamForbidden    = errors.New("upstream: forbidden")
+	ErrUpstreamConflict     = errors.New("upstream: conflict")
+	ErrUpstreamThrottled    = errors.New("upstream: rate limited")
+	ErrUpstreamUnavailable  = errors.New("upstream unavailable")
+)
+
+// Services named in UpstreamError.Service.
+const (
+	ServiceAuth     = "auth"
+	ServiceCustomer = "customer"
+)
+
+// UpstreamError is a failed call to the auth or the customer service, as
+// the adapters report it.
+type UpstreamError struct {
+	Service    string // ServiceAuth or ServiceCustomer
+	Kind       error  // one of the ErrUpstream* kinds
+	Status     int    // the answer's HTTP status; 0 without an answer
+	Code       string // the answer's code, when any
+	Detail     string // the answer's detail, when any
+	Fields     map[string][]string
+	RetryAfter time.Duration
+	// NotSent is true when the request certainly never reached the service
+	// (connection refused, an open circuit breaker): it cannot have had any
+	// effect. A timeout, a reset connection or a 5xx are not that certain.
+	NotSent bool
+	Err     error
+}
+
+func (e *UpstreamError) Error() string {
+	s := fmt.Sprintf("%s service: %v", e.Service, e.Kind)
+	if e.Status != 0 {
+		s += fmt.Sprintf(" (HTTP %d)", e.Status)
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is matches the error's kind.
+func (e *UpstreamError) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the cause.
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// upstreamOf returns err's *UpstreamError, or one of kind unavailable
+// wrapping err (an adapter's unexpected failure counts as ambiguous).
+func upstreamOf(service string, err error) *UpstreamError {
+	if ue, ok := errors.AsType[*UpstreamError](err); ok {
+		return ue
+	}
+	return &UpstreamError{Service: service, Kind: ErrUpstreamUnavailable, Err: err}
+}
+
+// definitive reports whether the service answered with a refusal (a 4xx):
+// the call had no effect and repeating it would not help.
+func (e *UpstreamError) definitive() bool {
+	return e.Kind != ErrUpstreamUnavailable
+}
+
+// harmless reports whether the call certainly had no effect.
+func (e *UpstreamError) harmless() bool { return e.NotSent || e.definitive() }

@@ -1,0 +1,136 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Options are the Service's dependencies and settings.
+type Options struct {
+	Auth      Auth
+	AuthAdmin AuthAdmin // nil without a service client
+	Customers Customers
+	// CustomersAdmin is nil without a service client.
+	CustomersAdmin CustomersAdmin
+	// Views is told to forget a user's merged view after each write; nil:
+	// no cache to invalidate.
+	Views Views
+
+	Sagas  SagaStore
+	Leases LeaseStore
+	Keys   IdempotencyStore
+
+	Secrets   *Secrets
+	Telemetry Telemetry    // nil: NopTelemetry
+	Logger    *slog.Logger // nil: slog.Default
+
+	// Owner names this replica in leases (default: a random id).
+	Owner string
+	// AuthTimeout and CustomerTimeout are the upstream call timeouts; they
+	// set how long a saga in doubt is left alone before it is resolved.
+	AuthTimeout     time.Duration
+	CustomerTimeout time.Duration
+	// LeaseTTL bounds how long a crashed worker's lease blocks its saga
+	// (default: long enough for every step of a registration).
+	LeaseTTL time.Duration
+	// RetryBase is the first backoff delay of a failed saga step (default 1s).
+	RetryBase time.Duration
+	Now       func() time.Time
+
+	// AfterStep, when set, is called after each saga step (saga_created,
+	// user_created, profile_created, profile_deleted); an error stops the
+	// saga there as a crash would. For tests.
+	AfterStep func(ctx context.Context, step string) error
+}
+
+// Service runs the BFF's sagas and account operations.
+type Service struct {
+	auth           Auth
+	authAdmin      AuthAdmin
+	customers      Customers
+	customersAdmin CustomersAdmin
+	views          Views
+	sagas          SagaStore
+	leases         LeaseStore
+	keys           IdempotencyStore
+	secrets        *Secrets
+	tel            Telemetry
+	log            *slog.Logger
+	owner          string
+	authTimeout    time.Duration
+	customerTO     time.Duration
+	leaseTTL       time.Duration
+	retryBase      time.Duration
+	now            func() time.Time
+	afterStep      func(ctx context.Context, step string) error
+}
+
+// NewService checks the options and returns the service.
+func NewService(o Options) (*Service, error) {
+	if o.Auth == nil || o.Customers == nil || o.Sagas == nil || o.Leases == nil || o.Keys == nil || o.Secrets == nil {
+		return nil, errors.New("bff: Auth, Customers, Sagas, Leases, Keys and Secrets are required")
+	}
+	s := &Service{
+		auth: o.Auth, authAdmin: o.AuthAdmin, customers: o.Customers, customersAdmin: o.CustomersAdmin,
+		views: o.Views, sagas: o.Sagas, leases: o.Leases, keys: o.Keys, secrets: o.Secrets,
+		tel: o.Telemetry, log: o.Logger, owner: o.Owner,
+		authTimeout: o.AuthTimeout, customerTO: o.CustomerTimeout, leaseTTL: o.LeaseTTL,
+		retryBase: o.RetryBase, now: o.Now, afterStep: o.AfterStep,
+	}
+	if s.tel == nil {
+		s.tel = NopTelemetry{}
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.owner == "" {
+		s.owner = NewID()
+	}
+	if s.authTimeout <= 0 {
+		s.authTimeout = 3 * time.Second
+	}
+	if s.customerTO <= 0 {
+		s.customerTO = 3 * time.Second
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL(s.authTimeout, s.customerTO)
+	}
+	if s.retryBase <= 0 {
+		s.retryBase = time.Second
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// DefaultLeaseTTL is long enough for every call of a registration: the
+// register call, two profile-create attempts, the check, the profile fetch
+// and two deletes, each bounded by its timeout, plus a margin.
+func DefaultLeaseTTL(authTimeout, customerTimeout time.Duration) time.Duration {
+	return 3*authTimeout + 4*customerTimeout + 5*time.Second
+}
+
+// authGrace is how long a saga whose register call may still be running
+// at the auth service is left alone.
+func (s *Service) authGrace() time.Duration { return s.authTimeout + 2*time.Second }
+
+// verifyGrace is how long after a compensation the reconciler checks again
+// that no profile appeared: longer than any profile create still in flight.
+func (s *Service) verifyGrace() time.Duration { return 2*s.customerTO + time.Second }
+
+// HasServiceClient reports whether a service client is configured.
+func (s *Service) HasServiceClient() bool { return s.authAdmin != nil || s.customersAdmin != nil }
+
+// detach keeps a saga's work going when the client goes away: the steps
+// are bounded by their own timeouts, and a half-done saga is worse than a
+// late answer nobody reads.
+func detach(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+func (s *Service) invalidate(ctx context.Context, userID string) {
+	if s.views != nil && userID != "" {
+		s.views.Invalidate(ctx, userID)
+	}
+}
