@@ -163,7 +163,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	engine := web.NewEngine(web.EngineOptions{Service: "bff", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	httpapi.Routes(engine, httpapi.Deps{
 		Service: svc, Validator: validator, Views: views, Verifier: verifier,
-		Checks: checks,
+		Checks:  checks,
 		Metrics: metricsOnAPI(cfg, tel.Metrics),
 		Details: func() map[string]any {
 			d := map[string]any{

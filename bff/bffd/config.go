@@ -86,4 +86,6 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 }
 
 // hasServiceClient reports whether a service client is configured.
-func (c Config) hasServiceClient() bool { return c.ServiceClientID != "" && c.ServiceClientSecret != "" }
+func (c Config) hasServiceClient() bool {
+	return c.ServiceClientID != "" && c.ServiceClientSecret != ""
+}
