@@ -1,0 +1,146 @@
+package auth
+
+import (
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestQuickRatioMatchesDifflib(t *testing.T) {
+	t.Parallel()
+	// Expected values computed with Python's difflib.SequenceMatcher(a=a, b=b).quick_ratio().
+	cases := []struct {
+		a, b string
+		want float64
+	}{
+		{"quintessential1", "quintessential@example.com", 0.6829268292682927},
+		{"quintessential1", "quintessential", 0.9655172413793104},
+		{"maximilian!", "maximilian", 0.9523809523809523},
+		{"abc", "", 0},
+		{"", "", 1},
+		{"hello", "world", 0.4},
+		{"ab", "ba", 1},
+		{"aabbcc", "abc", 0.6666666666666666},
+		{"résumé", "resume", 0.6666666666666666},
+	}
+	for _, c := range cases {
+		if got := QuickRatio([]rune(c.a), []rune(c.b)); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("QuickRatio(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestSplitNonWordMatchesPython(t *testing.T) {
+	t.Parallel()
+	// Expected values from Python's re.split(r'\W+', s).
+	cases := map[string][]string{
+		"quintessential@example.com": {"quintessential", "example", "com"},
+		"@a..b@":                     {"", "a", "b", ""},
+		"jean-luc picard":            {"jean", "luc", "picard"},
+		"under_score":                {"under_score"},
+		"":                           {""},
+	}
+	for in, want := range cases {
+		if got := splitNonWord(in); !slices.Equal(got, want) {
+			t.Errorf("splitNonWord(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPasswordRulesMatchDjango(t *testing.T) {
+	t.Parallel()
+	rules, err := NewPasswordRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules.common) < 19000 {
+		t.Fatalf("common password list has %d entries", len(rules.common))
+	}
+	// Expected messages produced by Django 3.2.25's validate_password with the
+	// default AUTH_PASSWORD_VALIDATORS for a user with these attributes.
+	cases := []struct {
+		pw, first, last, email string
+		want                   []string
+	}{
+		{"Quintessential1", "Ann", "Bee", "quintessential@example.com", []string{"The password is too similar to the email."}},
+		{"maximilian!", "Maximilian", "Bee", "v8@example.com", []string{"The password is too similar to the first name."}},
+		{"Tr1cky-Wombat-Lantern", "Alice", "Smith", "alice.smith@example.com", nil},
+		{"alicesmith", "Alice", "Smith", "alice.smith@example.com", nil},
+		{"12345678", "A", "B", "a@b.com", []string{"This password is too common.", "This password is entirely numeric."}},
+		{"short", "A", "B", "a@b.com", []string{"This password is too short. It must contain at least 8 characters."}},
+		{"9087163452", "A", "B", "a@b.com", []string{"This password is entirely numeric."}},
+		{"PASSWORD ", "", "", "x@y.com", []string{"This password is too common."}},
+		{"jeanluc2024", "Jean-Luc", "Picard", "jl@enterprise.org", []string{"The password is too similar to the first name."}},
+		{"enterprise.org", "Jean", "Picard", "jl@enterprise.org", []string{"The password is too similar to the email."}},
+		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "A", "B", "b@c.de", nil},
+		{"xy@example.co", "X", "Y", "xy@example.com", []string{"The password is too similar to the email."}},
+	}
+	for _, c := range cases {
+		got := rules.Validate(c.pw, UserAttributes{FirstName: c.first, LastName: c.last, Email: c.email})
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Validate(%q) = %q, want %q", c.pw, got, c.want)
+		}
+	}
+	if got := rules.Validate(strings.Repeat("x", MaxPasswordBytes+1), UserAttributes{}); len(got) != 1 || !strings.Contains(got[0], "4096") {
+		t.Errorf("over-long password: %q", got)
+	}
+	if got := rules.Validate(strings.Repeat("Zq8!", MaxPasswordBytes/4), UserAttributes{Email: "a@b.com"}); got != nil {
+		t.Errorf("4096-byte password: %q", got)
+	}
+}
+
+func TestValidEmail(t *testing.T) {
+	t.Parallel()
+	for _, e := range []string{"a@example.com", "first.last+tag@sub.example.co.uk", "x@localhost", "o'brien@example.ie"} {
+		if !ValidEmail(e) {
+			t.Errorf("%q refused", e)
+		}
+	}
+	for _, e := range []string{"", "a", "a@", "@example.com", "a@@example.com", "a@example", "a b@example.com", "a@example.c", "a@-example.com", "a..b@example.com", "a@example.com-"} {
+		if ValidEmail(e) {
+			t.Errorf("%q accepted", e)
+		}
+	}
+}
+
+func TestNewIDAndValidID(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := NewID()
+		if !re.MatchString(id) || !ValidID(id) || seen[id] {
+			t.Fatalf("NewID() = %q", id)
+		}
+		seen[id] = true
+	}
+	for _, bad := range []string{"", "not-a-uuid", "3f2b8c1e5d4a4e6f9a7b1c2d3e4f5a6b", "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6g"} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q)", bad)
+		}
+	}
+}
+
+func TestParseClients(t *testing.T) {
+	t.Parallel()
+	c, err := ParseClients(" bff:s3cret , migrate:a:b ")
+	if err != nil || c.Len() != 2 {
+		t.Fatalf("ParseClients: %v %v", c, err)
+	}
+	if !c.Verify("bff", "s3cret") || !c.Verify("migrate", "a:b") {
+		t.Error("good credentials refused")
+	}
+	if c.Verify("bff", "s3cret ") || c.Verify("bff", "") || c.Verify("nobody", "s3cret") || c.Verify("", "") {
+		t.Error("bad credentials accepted")
+	}
+	for _, bad := range []string{"bff", "bff:", ":x", "a:1,a:2"} {
+		if _, err := ParseClients(bad); err == nil {
+			t.Errorf("ParseClients(%q) accepted", bad)
+		}
+	}
+	if c, err := ParseClients(""); err != nil || c.Len() != 0 || c.Verify("", "") {
+		t.Errorf("empty clients: %v %v", c, err)
+	}
+}
