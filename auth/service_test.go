@@ -171,7 +171,9 @@ func (l *fakeLimiter) LoginSucceeded(context.Context, string) error             
 
 type fakePublisher struct{ ops []string }
 
-func (p *fakePublisher) UserChanged(_ context.Context, id, op string) { p.ops = append(p.ops, op+":"+id) }
+func (p *fakePublisher) UserChanged(_ context.Context, id, op string) {
+	p.ops = append(p.ops, op+":"+id)
+}
 
 type fixture struct {
 	svc     *auth.Service
