@@ -8,6 +8,7 @@ package token
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -61,15 +62,63 @@ func New(cfg Config) (*Issuer, error) {
 	return &Issuer{cfg: cfg}, nil
 }
 
-// Claims are the claims of the service's tokens.
+// Claims are the claims of the service's tokens, in simplejwt's order.
 type Claims struct {
-	jwt.RegisteredClaims
-	TokenType string `json:"token_type"`
-	UserID    any    `json:"user_id"` // a string here; simplejwt services with integer keys send numbers
-	Email     string `json:"email,omitempty"`
-	FirstName string `json:"first_name,omitempty"`
-	LastName  string `json:"last_name,omitempty"`
-	UserRole  string `json:"user_role,omitempty"`
+	TokenType string           `json:"token_type"`
+	ExpiresAt *jwt.NumericDate `json:"exp,omitempty"`
+	IssuedAt  *jwt.NumericDate `json:"iat,omitempty"`
+	NotBefore *jwt.NumericDate `json:"nbf,omitempty"`
+	ID        string           `json:"jti,omitempty"`
+	UserID    any              `json:"user_id"` // a string here; simplejwt services with integer keys send numbers
+	Email     string           `json:"email,omitempty"`
+	FirstName string           `json:"first_name,omitempty"`
+	LastName  string           `json:"last_name,omitempty"`
+	UserRole  string           `json:"user_role,omitempty"`
+	Issuer    string           `json:"iss,omitempty"`
+	Audience  Audience         `json:"aud,omitempty"`
+	Subject   string           `json:"sub,omitempty"`
+}
+
+var _ jwt.Claims = (*Claims)(nil)
+
+// GetExpirationTime implements jwt.Claims.
+func (c *Claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+
+// GetIssuedAt implements jwt.Claims.
+func (c *Claims) GetIssuedAt() (*jwt.NumericDate, error) { return c.IssuedAt, nil }
+
+// GetNotBefore implements jwt.Claims.
+func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) { return c.NotBefore, nil }
+
+// GetIssuer implements jwt.Claims.
+func (c *Claims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c *Claims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c *Claims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings(c.Audience), nil }
+
+// Audience is the aud claim: written as a single string when it has one
+// value (as simplejwt and PyJWT write it), read as a string or an array.
+type Audience []string
+
+// MarshalJSON writes one audience as a string.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON reads a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var cs jwt.ClaimStrings
+	if err := cs.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*a = Audience(cs)
+	return nil
 }
 
 // NewJTI returns a token id like simplejwt's: uuid4().hex, 32 hex characters.
@@ -81,17 +130,15 @@ func NewJTI() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (i *Issuer) registered(now time.Time, ttl time.Duration) jwt.RegisteredClaims {
-	rc := jwt.RegisteredClaims{
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		IssuedAt:  jwt.NewNumericDate(now),
-		ID:        NewJTI(),
-		Issuer:    i.cfg.Issuer,
-	}
+// stamp sets the registered claims of a token living ttl from now.
+func (i *Issuer) stamp(c *Claims, now time.Time, ttl time.Duration) {
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.ID = NewJTI()
+	c.Issuer = i.cfg.Issuer
 	if i.cfg.Audience != "" {
-		rc.Audience = jwt.ClaimStrings{i.cfg.Audience}
+		c.Audience = Audience{i.cfg.Audience}
 	}
-	return rc
 }
 
 func (i *Issuer) sign(c *Claims) (string, error) {
@@ -113,13 +160,13 @@ func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
 		LastName:  u.LastName,
 		UserRole:  u.Role,
 	}
-	c.RegisteredClaims = i.registered(now, i.cfg.AccessTTL)
+	i.stamp(&c, now, i.cfg.AccessTTL)
 	access, err := i.sign(&c)
 	if err != nil {
 		return auth.TokenPair{}, err
 	}
 	c.TokenType = TypeRefresh
-	c.RegisteredClaims = i.registered(now, i.cfg.RefreshTTL)
+	i.stamp(&c, now, i.cfg.RefreshTTL)
 	refresh, err := i.sign(&c)
 	if err != nil {
 		return auth.TokenPair{}, err
@@ -131,7 +178,7 @@ func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
 // user_id the client id.
 func (i *Issuer) Service(clientID string, now time.Time) (auth.ServiceToken, error) {
 	c := Claims{TokenType: TypeAccess, UserID: clientID, UserRole: auth.RoleService}
-	c.RegisteredClaims = i.registered(now, i.cfg.ServiceTokenTTL)
+	i.stamp(&c, now, i.cfg.ServiceTokenTTL)
 	s, err := i.sign(&c)
 	if err != nil {
 		return auth.ServiceToken{}, err
