@@ -1,0 +1,386 @@
+// Package rediscache is the Redis cache of the BFF's merged views: a second
+// implementation of bff.Views that decorates the origin one (cache-aside).
+//
+//   - One key per user, by the verified user id only:
+//     bff:view:v1:{<user_id>} holds "<user_id>\n<view body>" (the id is
+//     checked again on every hit), with a TTL of CACHE_TTL ±10 %.
+//   - A miss loads from the origins once per user at a time (singleflight);
+//     the callers waiting on it get the same answer.
+//   - Every Redis call goes through the "redis" circuit breaker with its own
+//     short timeout. When Redis errors, is slow, or the breaker is open, the
+//     answer comes from the origins (BYPASS) at origin latency; the cache
+//     write of a miss happens after the answer is computed and is bounded by
+//     the same timeout. The breaker's half-open probe brings the cache back
+//     by itself when Redis returns.
+//   - The stale-set race (a load that read the origins before an
+//     invalidation writing its result after it) is closed by a per-user
+//     generation counter bff:view:v1:{<user_id>}:gen: the lookup reads it
+//     together with the view, Invalidate increments it (and deletes the view)
+//     atomically, and the write is a Lua script that stores the view only if
+//     the generation is still the one read before the load started.
+//   - Invalidation comes from the BFF's own writes (Invalidate) and from the
+//     customer.changed / user.changed feed (Subscriber).
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/bff/breaker"
+)
+
+// Defaults.
+const (
+	DefaultTTL         = 60 * time.Second
+	DefaultJitter      = 0.10
+	DefaultTimeout     = 50 * time.Millisecond
+	DefaultLoadTimeout = 10 * time.Second
+	DefaultKeyPrefix   = "bff:view:v1:"
+)
+
+// Options tune a Cache; zero values take the defaults.
+type Options struct {
+	TTL    time.Duration // CACHE_TTL (default 60s)
+	Jitter float64       // fraction of TTL added or removed at random (default 0.10; negative: none)
+	// Timeout bounds each Redis call (REDIS_TIMEOUT, default 50ms).
+	Timeout time.Duration
+	// LoadTimeout bounds a shared origin load, which outlives a caller that
+	// goes away (default 10s; the origin clients' own timeouts are shorter).
+	LoadTimeout time.Duration
+	// Breaker guards every Redis call (see BreakerSettings). Nil: unguarded.
+	Breaker        *breaker.Breaker
+	KeyPrefix      string // default DefaultKeyPrefix
+	Logger         *slog.Logger
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+// BreakerSettings are the settings of the breaker Options.Breaker should be:
+// a cache miss (redis.Nil) counts as a success, three failures in a row open
+// it, and it probes Redis again after a second.
+func BreakerSettings() breaker.Settings {
+	return breaker.Settings{
+		FailuresToOpen: 3,
+		OpenTimeout:    time.Second,
+		HalfOpenMax:    1,
+		IsSuccessful:   func(err error) bool { return errors.Is(err, redis.Nil) },
+	}
+}
+
+// Cache is the cache-aside decorator of an origin bff.Views.
+type Cache struct {
+	rdb         redis.UniversalClient
+	origin      bff.Views
+	ttl         time.Duration
+	jitter      float64
+	timeout     time.Duration
+	loadTimeout time.Duration
+	genTTL      time.Duration
+	prefix      string
+	breaker     *breaker.Breaker
+	logger      *slog.Logger
+	tracer      trace.Tracer
+	flights     singleflight.Group
+	setScript   *redis.Script
+	dropScript  *redis.Script
+
+	requests      metric.Int64Counter
+	writes        metric.Int64Counter
+	invalidations metric.Int64Counter
+}
+
+var _ bff.Views = (*Cache)(nil)
+
+// setIfCurrent stores the view only if the user's generation is still the
+// one read before the load (ARGV[1], "" when there was none).
+const setIfCurrent = `
+local g = redis.call('GET', KEYS[2])
+if not g then g = '' end
+if g ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`
+
+// dropAndBump deletes the view and moves the generation on, atomically.
+const dropAndBump = `
+redis.call('DEL', KEYS[1])
+local g = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return g
+`
+
+const instrumentation = "github.com/acme/customer-platform/bff/rediscache"
+
+// New returns the cache of origin's views in rdb.
+func New(rdb redis.UniversalClient, origin bff.Views, o Options) (*Cache, error) {
+	if rdb == nil || origin == nil {
+		return nil, errors.New("rediscache: a Redis client and an origin are required")
+	}
+	c := &Cache{
+		rdb:         rdb,
+		origin:      origin,
+		ttl:         o.TTL,
+		jitter:      o.Jitter,
+		timeout:     o.Timeout,
+		loadTimeout: o.LoadTimeout,
+		prefix:      o.KeyPrefix,
+		breaker:     o.Breaker,
+		logger:      o.Logger,
+		setScript:   redis.NewScript(setIfCurrent),
+		dropScript:  redis.NewScript(dropAndBump),
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultTTL
+	}
+	switch {
+	case c.jitter == 0:
+		c.jitter = DefaultJitter
+	case c.jitter < 0:
+		c.jitter = 0
+	case c.jitter > 0.5:
+		return nil, fmt.Errorf("rediscache: jitter %v is more than half the TTL", c.jitter)
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.loadTimeout <= 0 {
+		c.loadTimeout = DefaultLoadTimeout
+	}
+	// A generation must outlive any load that read it: a load that read "no
+	// generation" must not find "no generation" again after an invalidation.
+	c.genTTL = max(10*time.Minute, 2*c.loadTimeout, 2*c.ttl)
+	if c.prefix == "" {
+		c.prefix = DefaultKeyPrefix
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	c.tracer = tp.Tracer(instrumentation)
+	mp := o.MeterProvider
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	m := mp.Meter(instrumentation)
+	var err error
+	if c.requests, err = m.Int64Counter("bff.cache.requests",
+		metric.WithDescription("Merged-view lookups by result: hit, miss or bypass.")); err != nil {
+		return nil, fmt.Errorf("rediscache metrics: %w", err)
+	}
+	if c.writes, err = m.Int64Counter("bff.cache.writes",
+		metric.WithDescription("Cache writes after a miss by result: stored, stale (an invalidation came first) or error.")); err != nil {
+		return nil, fmt.Errorf("rediscache metrics: %w", err)
+	}
+	if c.invalidations, err = m.Int64Counter("bff.cache.invalidations",
+		metric.WithDescription("Invalidations by result: ok or error.")); err != nil {
+		return nil, fmt.Errorf("rediscache metrics: %w", err)
+	}
+	return c, nil
+}
+
+// Results of a lookup, as the cache.result span attribute and the result
+// metric attribute.
+const (
+	resultHit    = "hit"
+	resultMiss   = "miss"
+	resultBypass = "bypass"
+)
+
+var (
+	attrsHit    = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", resultHit)))
+	attrsMiss   = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", resultMiss)))
+	attrsBypass = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", resultBypass)))
+)
+
+// ErrBadUserID is returned for a user id that cannot be a cache key.
+var ErrBadUserID = errors.New("rediscache: user id is not a valid key")
+
+// validID accepts what a verified user id looks like (a UUID, or another
+// short token of letters, digits, '-' and '_').
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case b >= '0' && b <= '9', b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// keys returns the view key and the generation key of a user; the braces
+// keep both in one Redis Cluster slot, as the scripts need.
+func (c *Cache) keys(userID string) (view, gen string) {
+	view = c.prefix + "{" + userID + "}"
+	return view, view + ":gen"
+}
+
+// View serves userID's merged view from Redis, or loads it from the origin.
+// The body is shared with other callers and must not be modified.
+func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.CacheStatus, error) {
+	ctx, span := c.tracer.Start(ctx, "cache.view")
+	defer span.End()
+	if !validID(userID) {
+		span.SetStatus(codes.Error, "bad user id")
+		return nil, bff.CacheBypass, ErrBadUserID
+	}
+	viewKey, genKey := c.keys(userID)
+	vals, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) ([]any, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.rdb.MGet(ctx, viewKey, genKey).Result()
+	})
+	if err != nil || len(vals) != 2 {
+		if ctx.Err() != nil {
+			return nil, bff.CacheBypass, ctx.Err()
+		}
+		// Redis is down, slow, or its breaker is open: serve from the
+		// origins without waiting on Redis again.
+		span.SetAttributes(attribute.String("cache.result", resultBypass))
+		if err != nil {
+			span.AddEvent("cache unavailable", trace.WithAttributes(attribute.String("error", err.Error())))
+		}
+		c.requests.Add(ctx, 1, attrsBypass)
+		body, err := c.load(ctx, span, userID, token, "", false)
+		return body, bff.CacheBypass, err
+	}
+	if s, ok := vals[0].(string); ok {
+		if body, ok := decodeEntry(userID, s); ok {
+			span.SetAttributes(attribute.String("cache.result", resultHit))
+			c.requests.Add(ctx, 1, attrsHit)
+			return body, bff.CacheHit, nil
+		}
+		// Never serve an entry that does not name this user; the write
+		// after the load replaces it.
+		c.logger.WarnContext(ctx, "cache entry does not belong to its key; reloading", "key", viewKey)
+	}
+	gen, _ := vals[1].(string)
+	span.SetAttributes(attribute.String("cache.result", resultMiss))
+	c.requests.Add(ctx, 1, attrsMiss)
+	body, err := c.load(ctx, span, userID, token, gen, true)
+	return body, bff.CacheMiss, err
+}
+
+// load runs one origin load per user at a time. The load is detached from
+// the caller's cancellation (other callers may be waiting on it) but bounded
+// by LoadTimeout; a caller that goes away stops waiting. When store is set,
+// the result is written if gen is still the user's generation.
+func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen string, store bool) ([]byte, error) {
+	ch := c.flights.DoChan(userID, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
+		defer cancel()
+		body, _, err := c.origin.View(lctx, userID, token)
+		if err != nil {
+			return nil, err
+		}
+		if store {
+			c.store(lctx, userID, gen, body)
+		}
+		return body, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Shared {
+			span.SetAttributes(attribute.Bool("cache.load_shared", true))
+		}
+		if r.Err != nil {
+			span.RecordError(r.Err)
+			span.SetStatus(codes.Error, "origin load failed")
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// store writes a loaded view unless an invalidation came after gen was read.
+func (c *Cache) store(ctx context.Context, userID, gen string, body []byte) {
+	viewKey, genKey := c.keys(userID)
+	ttl := c.ttl
+	if c.jitter > 0 {
+		ttl = time.Duration(float64(ttl) * (1 - c.jitter + 2*c.jitter*rand.Float64()))
+	}
+	ttl = max(ttl, time.Millisecond)
+	stored, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.setScript.Run(ctx, c.rdb, []string{viewKey, genKey}, gen, encodeEntry(userID, body), ttl.Milliseconds()).Int64()
+	})
+	result := "stored"
+	switch {
+	case err != nil:
+		result = "error"
+		c.logger.DebugContext(ctx, "cache write failed", "error", err.Error())
+	case stored == 0:
+		result = "stale"
+		c.logger.DebugContext(ctx, "cache write skipped: the view was invalidated during the load")
+	}
+	c.writes.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+}
+
+// Invalidate deletes userID's cached view and moves its generation on, so
+// no load that started earlier can write its result back. It also makes
+// later callers on this replica start a fresh load instead of joining one
+// in flight. It is detached from the caller's cancellation (a write that
+// was made must be followed by its eviction) and bounded by the timeout.
+func (c *Cache) Invalidate(ctx context.Context, userID string) {
+	if !validID(userID) {
+		return
+	}
+	c.flights.Forget(userID)
+	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
+	defer span.End()
+	viewKey, genKey := c.keys(userID)
+	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.dropScript.Run(ctx, c.rdb, []string{viewKey, genKey}, c.genTTL.Milliseconds()).Err()
+	})
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "invalidation failed")
+		c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
+		c.logger.WarnContext(ctx, "cache invalidation failed; the view expires with its TTL", "error", err.Error())
+		return
+	}
+	c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+}
+
+// encodeEntry is the stored form of a view: the owner's id, a newline, and
+// the body as served.
+func encodeEntry(userID string, body []byte) []byte {
+	b := make([]byte, 0, len(userID)+1+len(body))
+	b = append(b, userID...)
+	b = append(b, '\n')
+	return append(b, body...)
+}
+
+// decodeEntry returns the body of a stored entry if it is userID's.
+func decodeEntry(userID, entry string) ([]byte, bool) {
+	n := len(userID)
+	if len(entry) <= n+1 || entry[n] != '\n' || entry[:n] != userID {
+		return nil, false
+	}
+	return []byte(entry[n+1:]), true
+}
