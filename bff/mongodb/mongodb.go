@@ -62,16 +62,19 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		leases: db.Collection(LeasesCollection),
 		keys:   db.Collection(KeysCollection),
 	}
-	if _, err := s.sagas.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, Options: options.Index().SetName("state_next_attempt")},
-		{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")},
-	}); err != nil {
-		return nil, fmt.Errorf("bff store: saga indexes: %w", err)
-	}
-	if _, err := s.keys.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at"),
-	}); err != nil {
-		return nil, fmt.Errorf("bff store: key indexes: %w", err)
+	// One index per call: FerretDB v1 drops the connection when a
+	// createIndexes of several indexes finds them existing already.
+	for _, ix := range []struct {
+		c    *mongo.Collection
+		keys bson.D
+	}{
+		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
+		{s.sagas, bson.D{{Key: "user_id", Value: 1}}},
+		{s.keys, bson.D{{Key: "expires_at", Value: 1}}},
+	} {
+		if _, err := ix.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {
+			return nil, fmt.Errorf("bff store: index of %s: %w", ix.c.Name(), err)
+		}
 	}
 	return s, nil
 }

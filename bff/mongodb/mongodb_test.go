@@ -1,0 +1,207 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	_, db := testenv.Mongo(t)
+	s, err := New(context.Background(), db)
+	testenv.Must(t, err, "store")
+	// Opening it again (a second replica, a restart) must work too.
+	_, err = New(context.Background(), db)
+	testenv.Must(t, err, "store again")
+	return s
+}
+
+func TestLeaseHasOneHolder(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	const n = 20
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		won []string
+	)
+	for i := range n {
+		wg.Go(func() {
+			owner := fmt.Sprintf("worker-%d", i)
+			ok, err := s.AcquireLease(ctx, "saga-1", owner, now, now.Add(time.Minute))
+			if err != nil {
+				t.Errorf("acquire: %v", err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				won = append(won, owner)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(won) != 1 {
+		t.Fatalf("%d holders (%v), want exactly 1", len(won), won)
+	}
+	// Someone else's release does not free it; the holder's does.
+	testenv.Must(t, s.ReleaseLease(ctx, "saga-1", "not-the-holder"), "release by another")
+	if ok, _ := s.AcquireLease(ctx, "saga-1", "late", now, now.Add(time.Minute)); ok {
+		t.Fatal("lease taken while held")
+	}
+	testenv.Must(t, s.ReleaseLease(ctx, "saga-1", won[0]), "release")
+	if ok, err := s.AcquireLease(ctx, "saga-1", "next", now, now.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("acquire after release: %v %v", ok, err)
+	}
+	// An expired lease is taken over, by exactly one of many.
+	later := now.Add(2 * time.Minute)
+	won = nil
+	for i := range n {
+		wg.Go(func() {
+			owner := fmt.Sprintf("late-%d", i)
+			if ok, err := s.AcquireLease(ctx, "saga-1", owner, later, later.Add(time.Minute)); err == nil && ok {
+				mu.Lock()
+				won = append(won, owner)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(won) != 1 {
+		t.Fatalf("%d holders of the expired lease (%v), want exactly 1", len(won), won)
+	}
+}
+
+func TestSagaTransitions(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sg := &bff.Saga{
+		ID: "s1", Kind: bff.KindRegister, State: bff.StateStarted, EmailHash: "h",
+		EmailSealed: []byte("sealed-email"), NextAttemptAt: now.Add(time.Second),
+		CreatedAt: now, UpdatedAt: now, Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	}
+	testenv.Must(t, s.CreateSaga(ctx, sg), "create")
+	if err := s.CreateSaga(ctx, sg); err == nil {
+		t.Fatal("second create of one id succeeded")
+	}
+	if _, err := s.GetSaga(ctx, "nope"); !errors.Is(err, bff.ErrSagaNotFound) {
+		t.Fatalf("missing saga: %v", err)
+	}
+	if due, _ := s.DueSagas(ctx, now, 10); len(due) != 0 {
+		t.Fatalf("not yet due: %v", due)
+	}
+	if due, _ := s.DueSagas(ctx, now.Add(2*time.Second), 10); len(due) != 1 || due[0].ID != "s1" {
+		t.Fatalf("due: %v", due)
+	}
+	ch := bff.SagaChange{State: bff.StateUserCreated, At: now, UserID: "u1", TokenSealed: []byte("sealed-token"),
+		TokenExpiresAt: now.Add(time.Minute), Attempts: 2, SetAttempts: true, LastError: "x"}
+	testenv.Must(t, s.TransitionSaga(ctx, "s1", bff.StateStarted, ch), "transition")
+	// The guard: a second worker that still believes the saga is started loses.
+	if err := s.TransitionSaga(ctx, "s1", bff.StateStarted, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
+		t.Fatalf("stale transition: %v", err)
+	}
+	got, err := s.GetSaga(ctx, "s1")
+	testenv.Must(t, err, "get")
+	if got.State != bff.StateUserCreated || got.UserID != "u1" || string(got.TokenSealed) != "sealed-token" ||
+		got.Attempts != 2 || got.LastError != "x" || string(got.EmailSealed) != "sealed-email" || got.Traceparent != sg.Traceparent {
+		t.Fatalf("after transition: %+v", got)
+	}
+	if ids, _ := s.SagasWithUser(ctx, "u1"); len(ids) != 1 || ids[0] != "s1" {
+		t.Fatalf("sagas with user: %v", ids)
+	}
+	if n, _ := s.CountOpen(ctx); n != 1 {
+		t.Fatalf("open: %d", n)
+	}
+	// A terminal transition wipes the sealed secrets.
+	testenv.Must(t, s.TransitionSaga(ctx, "s1", bff.StateUserCreated, bff.SagaChange{State: bff.StateCompleted, At: now, CustomerID: "c1", WipeSecrets: true}), "complete")
+	got, _ = s.GetSaga(ctx, "s1")
+	if got.State != bff.StateCompleted || got.CustomerID != "c1" || got.EmailSealed != nil || got.TokenSealed != nil {
+		t.Fatalf("after completion: %+v", got)
+	}
+	if n, _ := s.CountOpen(ctx); n != 0 {
+		t.Fatalf("open after completion: %d", n)
+	}
+	if due, _ := s.DueSagas(ctx, now.Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("a completed saga is due: %v", due)
+	}
+}
+
+func TestIdempotencyRecords(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	rec := &bff.IdempotencyRecord{KeyID: "k1", Check: "c", State: bff.KeyInFlight, Owner: "o1",
+		LeaseExpiresAt: now.Add(time.Minute), SagaID: "s1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, dups := 0, 0
+	for range 10 {
+		wg.Go(func() {
+			err := s.InsertKey(ctx, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, bff.ErrKeyExists):
+				dups++
+			default:
+				t.Errorf("insert: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || dups != 9 {
+		t.Fatalf("wins %d, duplicates %d", wins, dups)
+	}
+	if err := s.CompleteKey(ctx, "k1", "someone-else", 201, []byte("x")); !errors.Is(err, bff.ErrKeyChanged) {
+		t.Fatalf("complete by another owner: %v", err)
+	}
+	testenv.Must(t, s.CompleteKey(ctx, "k1", "o1", 201, []byte("sealed")), "complete")
+	got, err := s.GetKey(ctx, "k1")
+	testenv.Must(t, err, "get")
+	if got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != "s1" {
+		t.Fatalf("record: %+v", got)
+	}
+	// A done record is not deleted as in flight, nor swept before expiry.
+	testenv.Must(t, s.DeleteKey(ctx, "k1", "o1"), "delete")
+	if _, err := s.GetKey(ctx, "k1"); err != nil {
+		t.Fatalf("done record deleted: %v", err)
+	}
+	testenv.Must(t, s.DeleteExpiredKey(ctx, "k1", now), "delete unexpired")
+	if _, err := s.GetKey(ctx, "k1"); err != nil {
+		t.Fatalf("unexpired record deleted: %v", err)
+	}
+	if n, _ := s.SweepKeys(ctx, now.Add(2*time.Hour)); n != 1 {
+		t.Fatalf("swept %d, want 1", n)
+	}
+	if _, err := s.GetKey(ctx, "k1"); !errors.Is(err, bff.ErrKeyNotFound) {
+		t.Fatalf("after sweep: %v", err)
+	}
+}
+
+func BenchmarkTransitionUpdate(b *testing.B) {
+	now := time.Now()
+	ch := bff.SagaChange{State: bff.StateUserCreated, At: now, UserID: "0b9f4a8e-3c3e-4f7e-9a53-6a9f0e2d6c11",
+		TokenSealed: make([]byte, 300), TokenExpiresAt: now.Add(time.Minute), NextAttemptAt: now.Add(time.Second)}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = TransitionUpdate(ch)
+	}
+}
