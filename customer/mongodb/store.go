@@ -321,19 +321,23 @@ func (s *Store) group(ctx context.Context, p mongo.Pipeline) ([]groupRow, error)
 // lastDates finds the latest record of each customer that has any, a few
 // at a time (for servers whose $group lacks $max).
 func (s *Store) lastDates(ctx context.Context, figs map[string]figures) error {
+	var ids []string
+	for id, f := range figs {
+		if f.count > 0 {
+			ids = append(ids, id)
+		}
+	}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, lastDateLookups)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+		dates = make(map[string]time.Time, len(ids))
+		sem   = make(chan struct{}, lastDateLookups)
 	)
 	opts := options.FindOne().
 		SetSort(bson.D{{Key: "performed_at", Value: -1}}).
 		SetProjection(bson.D{{Key: "performed_at", Value: 1}})
-	for id, f := range figs {
-		if f.count == 0 {
-			continue
-		}
+	for _, id := range ids {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -348,15 +352,18 @@ func (s *Store) lastDates(ctx context.Context, figs map[string]figures) error {
 			case err != nil:
 				errs = append(errs, err)
 			default:
-				t := d.PerformedAt.UTC()
-				f.last = &t
-				figs[id] = f
+				dates[id] = d.PerformedAt.UTC()
 			}
 		})
 	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return fmt.Errorf("last service dates: %w", errors.Join(errs...))
+	}
+	for id, t := range dates {
+		f := figs[id]
+		f.last = &t
+		figs[id] = f
 	}
 	return nil
 }
