@@ -93,20 +93,29 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	return s, nil
 }
 
+// ensureIndexes creates the indexes one createIndexes command each:
+// FerretDB v1 drops the connection when one command names several indexes
+// that all exist already, which is the case at every restart.
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	asc := func(k string) mongo.IndexModel { return mongo.IndexModel{Keys: bson.D{{Key: k, Value: 1}}} }
-	if _, err := s.customers.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetUnique(true).SetName("user_id_unique")},
-		asc("city"), asc("state"), asc("country"), asc("is_verified"), asc("business_type"), asc("customer_since"),
-		{Keys: bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}},
-	}); err != nil {
-		return fmt.Errorf("customers indexes: %w", err)
-	}
-	if _, err := s.services.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("customer_key_unique")},
-		{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "performed_at", Value: -1}}},
-	}); err != nil {
-		return fmt.Errorf("customer_services indexes: %w", err)
+	for _, ix := range []struct {
+		coll  *mongo.Collection
+		model mongo.IndexModel
+	}{
+		{s.customers, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetUnique(true).SetName("user_id_unique")}},
+		{s.customers, asc("city")},
+		{s.customers, asc("state")},
+		{s.customers, asc("country")},
+		{s.customers, asc("is_verified")},
+		{s.customers, asc("business_type")},
+		{s.customers, asc("customer_since")},
+		{s.customers, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}}},
+		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("customer_key_unique")}},
+		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "performed_at", Value: -1}}}},
+	} {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
+			return fmt.Errorf("%s index: %w", ix.coll.Name(), err)
+		}
 	}
 	return nil
 }

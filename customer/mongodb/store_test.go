@@ -85,6 +85,21 @@ func TestCreateAndReadBack(t *testing.T) {
 	}
 }
 
+// TestNewOnExistingDatabase: a restart finds its indexes in place.
+func TestNewOnExistingDatabase(t *testing.T) {
+	t.Parallel()
+	s, db := newStore(t)
+	ctx := context.Background()
+	testenv.Must(t, s.Create(ctx, profile(customer.NewUUID(), base)), "create")
+	for range 2 {
+		again, err := New(ctx, db)
+		testenv.Must(t, err, "new on an existing database")
+		if n, err := again.Count(ctx, customer.Filter{}); err != nil || n != 1 {
+			t.Fatalf("count %d, %v", n, err)
+		}
+	}
+}
+
 func TestConcurrentCreateOneWinner(t *testing.T) {
 	t.Parallel()
 	s, db := newStore(t)
