@@ -45,7 +45,10 @@ type Options struct {
 	Now         func() time.Time // the clock (default time.Now)
 	NewID       func() string    // id generator (default random UUID v4)
 	UserLookups int              // concurrent user fetches of a listing (default 8)
-	Logger      *slog.Logger     // default slog.Default()
+	// UserTimeout bounds all the user fetches of one answer together
+	// (0: only the directory's own per-call bound applies).
+	UserTimeout time.Duration
+	Logger      *slog.Logger // default slog.Default()
 }
 
 // Service holds the business rules of customer profiles.
@@ -56,13 +59,14 @@ type Service struct {
 	now     func() time.Time
 	newID   func() string
 	lookups int
+	timeout time.Duration
 	log     *slog.Logger
 }
 
 // NewService returns a Service over its store, the user directory and the
 // change publisher (nil: changes are not published).
 func NewService(store Store, users Users, pub Publisher, o Options) *Service {
-	s := &Service{store: store, users: users, pub: pub, now: o.Now, newID: o.NewID, lookups: o.UserLookups, log: o.Logger}
+	s := &Service{store: store, users: users, pub: pub, now: o.Now, newID: o.NewID, lookups: o.UserLookups, timeout: o.UserTimeout, log: o.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}

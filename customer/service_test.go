@@ -393,3 +393,48 @@ func TestUserDataViews(t *testing.T) {
 		t.Fatalf("staff view, directory down: %+v %v", got.User, err)
 	}
 }
+
+// TestUserTimeoutBoundsTheWholePage: a directory that never answers leaves
+// every user field null instead of holding the answer one timeout per batch.
+func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var withDeadline, calls atomic.Int32
+	hang := func(ctx context.Context) error {
+		calls.Add(1)
+		if _, ok := ctx.Deadline(); ok {
+			withDeadline.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
+			return errors.New("not cancelled")
+		}
+	}
+	users := &fakeUsers{
+		me:   func(ctx context.Context, _ string) (User, error) { return User{}, hang(ctx) },
+		user: func(ctx context.Context, _, _ string) (User, error) { return User{}, hang(ctx) },
+	}
+	store := newMemStore()
+	employee := actorOf(RoleEmployee)
+	seed := NewService(store, nil, nil, Options{})
+	for range 10 {
+		if _, err := seed.CreateFor(ctx, employee, NewUUID(), validChanges()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewService(store, users, nil, Options{UserLookups: 2, UserTimeout: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	p, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1})
+	if err != nil || len(p.Items) != 10 {
+		t.Fatalf("list: %v", err)
+	}
+	for _, it := range p.Items {
+		if it.User != (UserData{}) {
+			t.Fatalf("user data without a directory answer: %+v", it.User)
+		}
+	}
+	if withDeadline.Load() != calls.Load() {
+		t.Fatalf("%d of %d fetches had a deadline", withDeadline.Load(), calls.Load())
+	}
+}

@@ -38,6 +38,11 @@ func (s *Service) withUsers(ctx context.Context, a Actor, cs []Customer) []Custo
 		}
 		return out
 	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex

@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		TracerProvider: tel.Tracer,
 		Propagator:     tel.Propagator,
 	})
-	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log})
+	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})
 
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	web.Health(engine, []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}}, redisDetails(rdb))
