@@ -1,0 +1,436 @@
+package rediscache_test
+
+// End-to-end tests of the merged-view cache through the real BFF (bffd.Run)
+// with the real auth and customer services in process, on the embedded
+// FerretDB and a real Redis.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/customer-platform/auth/authd"
+	"github.com/acme/customer-platform/bff/bffd"
+	"github.com/acme/customer-platform/customer/customerd"
+	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/embedded"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+const (
+	e2eKey      = "e2e-signing-key-shared-by-the-three-services-0123456"
+	e2ePassword = "Tr1cky-Wombat-Lantern"
+)
+
+func e2eLogger(name string) *slog.Logger {
+	if os.Getenv("BFF_TEST_LOGS") != "" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", name)
+	}
+	return slog.New(slog.NewJSONHandler(io.Discard, nil))
+}
+
+// service is a service running in this process through its Run.
+type service struct {
+	url     string
+	metrics string
+}
+
+func startService(t *testing.T, name string, run func(ctx context.Context, o daemon.Options) error) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan daemon.Addrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, daemon.Options{Logger: e2eLogger(name), Lookup: config.FromMap(nil), Ready: func(a daemon.Addrs) { ready <- a }})
+	}()
+	var addrs daemon.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("%s did not start: %v", name, err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("%s did not start within 60s", name)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s stopped with an error: %v", name, err)
+		}
+	})
+	s := &service{url: "http://" + addrs.API.String()}
+	if addrs.Metrics != nil {
+		s.metrics = "http://" + addrs.Metrics.String()
+	}
+	return s
+}
+
+// e2eStack is the auth and customer services, a BFF with the Redis cache,
+// and optionally a second BFF without one (the origin path, for latency
+// comparisons), all sharing one Redis for the change feed.
+type e2eStack struct {
+	redis    *embedded.Redis
+	auth     *service
+	customer *service
+	bff      *service
+	origin   *service // BFF without a cache; nil unless asked for
+}
+
+func newE2EStack(t *testing.T, bffEnv map[string]string, withOriginBFF bool) *e2eStack {
+	t.Helper()
+	s := &e2eStack{redis: testenv.Redis(t)}
+	uri := testenv.MongoURI(t)
+
+	acfg, err := authd.LoadConfig(config.FromMap(map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
+		"MONGODB_URI": uri, "AUTH_DB": testenv.DBName(t), "REDIS_URL": s.redis.URL,
+		"JWT_SIGNING_KEY":   e2eKey,
+		"ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1",
+		"AUTH_RATE_LIMITS": "off", "SHUTDOWN_TIMEOUT": "2s",
+	}))
+	testenv.Must(t, err, "auth config")
+	s.auth = startService(t, "auth", func(ctx context.Context, o daemon.Options) error { return authd.Run(ctx, acfg, o) })
+
+	ccfg, err := customerd.LoadConfig(config.FromMap(map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
+		"MONGODB_URI": uri, "CUSTOMER_DB": testenv.DBName(t), "REDIS_URL": s.redis.URL,
+		"JWT_SIGNING_KEY": e2eKey, "AUTH_URL": s.auth.url, "SHUTDOWN_TIMEOUT": "2s",
+	}))
+	testenv.Must(t, err, "customer config")
+	s.customer = startService(t, "customer", func(ctx context.Context, o daemon.Options) error { return customerd.Run(ctx, ccfg, o) })
+
+	startBFF := func(name string, extra map[string]string) *service {
+		env := map[string]string{
+			"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
+			"MONGODB_URI": uri, "BFF_DB": testenv.DBName(t),
+			"JWT_SIGNING_KEY": e2eKey, "AUTH_URL": s.auth.url, "CUSTOMER_URL": s.customer.url,
+			"SHUTDOWN_TIMEOUT": "2s",
+		}
+		maps.Copy(env, extra)
+		cfg, err := bffd.LoadConfig(config.FromMap(env))
+		testenv.Must(t, err, "%s config", name)
+		return startService(t, name, func(ctx context.Context, o daemon.Options) error { return bffd.Run(ctx, cfg, o) })
+	}
+	env := map[string]string{"REDIS_URL": s.redis.URL}
+	maps.Copy(env, bffEnv)
+	s.bff = startBFF("bff", env)
+	if withOriginBFF {
+		s.origin = startBFF("bff-origin", nil)
+	}
+	// The cache's invalidations only work once the BFF listens to the feed.
+	eventually(t, "the BFF to subscribe to the change feed", func() bool {
+		return s.readyDetails(t)["invalidation_subscribed"] == true
+	})
+	return s
+}
+
+// readyDetails returns the details of the cached BFF's /readyz, which must
+// answer 200 whatever Redis does.
+func (s *e2eStack) readyDetails(t testing.TB) map[string]any {
+	t.Helper()
+	a := do(t, http.MethodGet, s.bff.url+"/readyz", "", nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("/readyz: %s", a)
+	}
+	d, _ := a.obj(t)["details"].(map[string]any)
+	return d
+}
+
+func (s *e2eStack) redisBreaker(t testing.TB) string {
+	t.Helper()
+	b, _ := s.readyDetails(t)["breakers"].(map[string]any)
+	state, _ := b["redis"].(string)
+	return state
+}
+
+// user is a registered user with a profile.
+type user struct {
+	id, access, email string
+}
+
+// newUser registers a user at the auth service and creates their profile at
+// the customer service, directly (the BFF's registration is not what these
+// tests are about).
+func (s *e2eStack) newUser(t testing.TB, city string) user {
+	t.Helper()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	email := "cache-" + hex.EncodeToString(rnd[:]) + "@example.com"
+	a := do(t, http.MethodPost, s.auth.url+"/api/auth/register/", "", map[string]any{
+		"email": email, "first_name": "Ada", "last_name": "Lovelace", "phone_number": "+15555550100",
+		"password1": e2ePassword, "password2": e2ePassword,
+	})
+	if a.status != http.StatusCreated {
+		t.Fatalf("register: %s", a)
+	}
+	var reg struct {
+		ID     string `json:"id"`
+		Tokens struct {
+			Access string `json:"access"`
+		} `json:"tokens"`
+	}
+	testenv.Must(t, json.Unmarshal(a.raw, &reg), "register answer")
+	u := user{id: reg.ID, access: reg.Tokens.Access, email: email}
+	p := do(t, http.MethodPost, s.customer.url+"/api/v1/customers/profile/create/", u.access, map[string]any{
+		"street_address": "742 Evergreen Terrace", "city": city, "state": "OR", "postal_code": "97403",
+	})
+	if p.status != http.StatusCreated {
+		t.Fatalf("profile create: %s", p)
+	}
+	return u
+}
+
+// me is GET /api/bff/me/ at base.
+func me(t testing.TB, base string, u user) (answer, meView) {
+	t.Helper()
+	a := do(t, http.MethodGet, base+"/api/bff/me/", u.access, nil)
+	var v meView
+	if a.status == http.StatusOK {
+		testenv.Must(t, json.Unmarshal(a.raw, &v), "view %s", a.raw)
+	}
+	return a, v
+}
+
+type meView struct {
+	User struct {
+		ID        string `json:"id"`
+		Email     string `json:"email"`
+		FirstName string `json:"first_name"`
+	} `json:"user"`
+	Profile *struct {
+		UserID string `json:"user_id"`
+		City   string `json:"city"`
+	} `json:"profile"`
+}
+
+type answer struct {
+	status  int
+	header  http.Header
+	raw     []byte
+	elapsed time.Duration
+}
+
+func (a answer) String() string { return fmt.Sprintf("%d %s", a.status, a.raw) }
+
+func (a answer) cache() string { return a.header.Get("X-Cache") }
+
+func (a answer) obj(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.raw, &m); err != nil {
+		t.Fatalf("not a JSON object: %s", a)
+	}
+	return m
+}
+
+var e2eClient = &http.Client{Timeout: 30 * time.Second}
+
+func do(t testing.TB, method, url, token string, body any) answer {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		testenv.Must(t, err, "encode")
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	testenv.Must(t, err, "request")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	start := time.Now()
+	resp, err := e2eClient.Do(req)
+	testenv.Must(t, err, "%s %s", method, url)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	testenv.Must(t, err, "read")
+	return answer{status: resp.StatusCode, header: resp.Header, raw: raw, elapsed: time.Since(start)}
+}
+
+func TestE2EMissHitAndInvalidation(t *testing.T) {
+	t.Parallel()
+	// A TTL far longer than the test: a fresh view can only come from an
+	// invalidation, never from an expiry.
+	s := newE2EStack(t, map[string]string{"CACHE_TTL": "10m"}, false)
+	ada := s.newUser(t, "Springfield")
+	bob := s.newUser(t, "Ogdenville")
+
+	first, v := me(t, s.bff.url, ada)
+	if first.status != http.StatusOK || first.cache() != "MISS" {
+		t.Fatalf("first GET: %s X-Cache=%q, want 200 MISS", first, first.cache())
+	}
+	if v.User.ID != ada.id || v.Profile == nil || v.Profile.City != "Springfield" || v.Profile.UserID != ada.id {
+		t.Fatalf("view %s", first.raw)
+	}
+	second, _ := me(t, s.bff.url, ada)
+	if second.status != http.StatusOK || second.cache() != "HIT" || !bytes.Equal(second.raw, first.raw) {
+		t.Fatalf("second GET: %s X-Cache=%q, want the same body as a HIT", second, second.cache())
+	}
+	// Another user gets their own view, never Ada's.
+	if a, bv := me(t, s.bff.url, bob); a.cache() != "MISS" || bv.User.ID != bob.id || bv.Profile.City != "Ogdenville" {
+		t.Fatalf("Bob's first GET: %s", a)
+	}
+
+	t.Run("direct PATCH at the customer service", func(t *testing.T) {
+		p := do(t, http.MethodPatch, s.customer.url+"/api/v1/customers/profile/update/", ada.access, map[string]any{"city": "Shelbyville"})
+		if p.status != http.StatusOK {
+			t.Fatalf("PATCH at the customer service: %s", p)
+		}
+		eventually(t, "the BFF to serve the new city", func() bool {
+			_, v := me(t, s.bff.url, ada)
+			return v.Profile != nil && v.Profile.City == "Shelbyville"
+		})
+		if a, v := me(t, s.bff.url, ada); a.cache() != "HIT" || v.Profile.City != "Shelbyville" {
+			t.Fatalf("then: %s X-Cache=%q", a, a.cache())
+		}
+	})
+
+	t.Run("direct PATCH at the auth service", func(t *testing.T) {
+		p := do(t, http.MethodPatch, s.auth.url+"/api/auth/profile/update/", ada.access, map[string]any{"first_name": "Augusta"})
+		if p.status != http.StatusOK {
+			t.Fatalf("PATCH at the auth service: %s", p)
+		}
+		eventually(t, "the BFF to serve the new first name", func() bool {
+			_, v := me(t, s.bff.url, ada)
+			return v.User.FirstName == "Augusta"
+		})
+	})
+
+	t.Run("PATCH through the BFF", func(t *testing.T) {
+		p := do(t, http.MethodPatch, s.bff.url+"/api/bff/me/", ada.access, map[string]any{"city": "Capital City"})
+		if p.status != http.StatusOK || !strings.Contains(string(p.raw), "Capital City") {
+			t.Fatalf("PATCH /api/bff/me/: %s", p)
+		}
+		// The BFF evicted the view itself: no wait for the feed.
+		if a, v := me(t, s.bff.url, ada); v.Profile == nil || v.Profile.City != "Capital City" {
+			t.Fatalf("GET after the PATCH: %s", a)
+		}
+	})
+
+	// Bob's view was not touched by Ada's changes.
+	if a, bv := me(t, s.bff.url, bob); a.cache() != "HIT" || bv.User.ID != bob.id {
+		t.Fatalf("Bob after Ada's changes: %s X-Cache=%q", a, a.cache())
+	}
+
+	// The cache and breaker metrics are on the metrics listener.
+	m := do(t, http.MethodGet, s.bff.metrics+"/metrics", "", nil)
+	for _, want := range []string{`bff_cache_requests_total{`, `result="hit"`, `result="miss"`, `bff_breaker_state{`, `breaker="redis"`, `bff_cache_change_messages_total{`} {
+		if !strings.Contains(string(m.raw), want) {
+			t.Fatalf("/metrics has no %s", want)
+		}
+	}
+	if got := s.redisBreaker(t); got != "closed" {
+		t.Fatalf("redis breaker %q in /readyz, want closed", got)
+	}
+}
+
+// TestE2ERedisOutage stops Redis under traffic: every answer stays a 200
+// (BYPASS) no slower than the origin path plus the Redis timeout, the
+// breaker opens (and /readyz shows it without failing), and the cache comes
+// back by itself when Redis does.
+func TestE2ERedisOutage(t *testing.T) {
+	t.Parallel()
+	const redisTimeout = 50 * time.Millisecond
+	s := newE2EStack(t, map[string]string{"REDIS_TIMEOUT": redisTimeout.String()}, true)
+	ada := s.newUser(t, "Springfield")
+	eventually(t, "a HIT", func() bool {
+		a, _ := me(t, s.bff.url, ada)
+		return a.cache() == "HIT"
+	})
+
+	// Background traffic runs through the whole outage: Redis goes away
+	// under it, not between requests.
+	stopTraffic := make(chan struct{})
+	trafficDone := make(chan error, 2)
+	var served atomic.Int64
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stopTraffic:
+					trafficDone <- nil
+					return
+				default:
+				}
+				a := do(t, http.MethodGet, s.bff.url+"/api/bff/me/", ada.access, nil)
+				if c := a.cache(); a.status != http.StatusOK || (c != "HIT" && c != "MISS" && c != "BYPASS") {
+					trafficDone <- fmt.Errorf("background request: %s X-Cache=%q", a, c)
+					return
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	eventually(t, "background traffic", func() bool { return served.Load() > 5 })
+	s.redis.Stop()
+	var (
+		cachedMax, originMax time.Duration
+		bypasses             atomic.Int64
+	)
+	const rounds = 40
+	for i := range rounds {
+		// The origin path is measured interleaved with the cached BFF's
+		// requests, under the same load.
+		o, ov := me(t, s.origin.url, ada)
+		if o.status != http.StatusOK || ov.User.ID != ada.id {
+			t.Fatalf("origin BFF, request %d: %s", i, o)
+		}
+		originMax = max(originMax, o.elapsed)
+		a, v := me(t, s.bff.url, ada)
+		if a.status != http.StatusOK || a.cache() != "BYPASS" || v.User.ID != ada.id || v.Profile == nil || v.Profile.City != "Springfield" {
+			t.Fatalf("request %d with Redis down: %s X-Cache=%q, want 200 BYPASS with the view", i, a, a.cache())
+		}
+		bypasses.Add(1)
+		cachedMax = max(cachedMax, a.elapsed)
+	}
+	close(stopTraffic)
+	for range 2 {
+		if err := <-trafficDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Generous, but far below what waiting on Redis would cost (the client's
+	// dial retries alone take 400ms).
+	bound := 3*originMax + redisTimeout + 100*time.Millisecond
+	t.Logf("Redis down: slowest cached-BFF request %s, slowest origin-path request %s, bound %s", cachedMax, originMax, bound)
+	if cachedMax > bound {
+		t.Fatalf("a request took %s with Redis down; the origin path took at most %s (bound %s)", cachedMax, originMax, bound)
+	}
+	if state := s.redisBreaker(t); state != "open" && state != "half-open" {
+		t.Fatalf("redis breaker %q during the outage, want open", state)
+	}
+	m := do(t, http.MethodGet, s.bff.metrics+"/metrics", "", nil)
+	if !strings.Contains(string(m.raw), `bff_breaker_transitions_total{`) || !strings.Contains(string(m.raw), `to="open"`) {
+		t.Fatal("/metrics does not show the breaker opening")
+	}
+
+	testenv.Must(t, s.redis.Start(context.Background()), "restart Redis")
+	eventually(t, "HITs to return after Redis is back", func() bool {
+		a, _ := me(t, s.bff.url, ada)
+		if a.status != http.StatusOK {
+			t.Fatalf("after the restart: %s", a)
+		}
+		return a.cache() == "HIT"
+	})
+	eventually(t, "the breaker to close", func() bool { return s.redisBreaker(t) == "closed" })
+	eventually(t, "the BFF to resubscribe to the change feed", func() bool {
+		return s.readyDetails(t)["invalidation_subscribed"] == true
+	})
+}
