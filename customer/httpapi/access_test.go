@@ -59,10 +59,7 @@ func TestAccessMatrix(t *testing.T) {
 					"admin":    newPerson(t, customer.RoleAdmin),
 					"service":  newPerson(t, customer.RoleService),
 				}
-				path := row.path
-				if strings.Contains(path, "%s") {
-					path = strings.Replace(path, "%s", ownerID, 1)
-				}
+				path := strings.Replace(row.path, "%s", ownerID, 1)
 				body := row.body
 				switch body {
 				case "owner-user-id":
