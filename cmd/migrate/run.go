@@ -206,14 +206,13 @@ func (c *command) db(ctx context.Context) (*mongo.Database, error) {
 	return cl.Database(c.cfg.CustomerDB), nil
 }
 
-// store opens the customer store (creating its indexes, the unique user_id
-// one first of all, when they are missing).
+// store opens the customer store, making sure of its unique user_id index.
 func (c *command) store(ctx context.Context) (profileStore, error) {
 	db, err := c.db(ctx)
 	if err != nil {
 		return profileStore{}, err
 	}
-	s, err := custmongo.New(ctx, db)
+	s, err := custmongo.OpenImport(ctx, db)
 	if err != nil {
 		return profileStore{}, err
 	}

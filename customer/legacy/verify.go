@@ -64,7 +64,7 @@ func appendCapped(list []Finding, f Finding) []Finding {
 // Verify checks the data after a run: it plans the input again (with the
 // options apply ran with; missing users are never created here) and checks
 // that every record the plan writes has its profile with the migrated
-// content, that the count of those profiles is the input's records minus
+// content (see Differences), that the count of those profiles is the input's records minus
 // the skips, that every profile's user_id exists in the auth service, and
 // that no two profiles share a user.
 func Verify(ctx context.Context, r *Reader, dir Directory, store ProfileReader, o Options) (Verification, error) {
@@ -193,8 +193,10 @@ func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound i
 	return nil
 }
 
-// Differences lists the migrated fields in which got differs from want
-// (customer_since only when the legacy record had one).
+// Differences lists the migrated fields (those apply sets on every run) in
+// which got differs from want. customer_since and the contact preferences
+// are written only when a profile is created, so a profile that existed
+// before the migration keeps its own and they are not compared.
 func Differences(want, got customer.Customer) []string {
 	var d []string
 	cmp := func(name, w, g string) {
@@ -215,9 +217,6 @@ func Differences(want, got customer.Customer) []string {
 	cmp("emergency_contact_relationship", want.EmergencyContact.Relationship, got.EmergencyContact.Relationship)
 	if want.IsVerified != got.IsVerified {
 		d = append(d, fmt.Sprintf("is_verified: want %v, have %v", want.IsVerified, got.IsVerified))
-	}
-	if !want.CustomerSince.IsZero() && !want.CustomerSince.Equal(got.CustomerSince) {
-		d = append(d, fmt.Sprintf("customer_since: want %s, have %s", want.CustomerSince.Format("2006-01-02T15:04:05.000Z07:00"), got.CustomerSince.Format("2006-01-02T15:04:05.000Z07:00")))
 	}
 	if got.UserID != "" && want.UserID != "" && got.UserID != want.UserID {
 		d = append(d, "user_id: want "+want.UserID+", have "+got.UserID)
