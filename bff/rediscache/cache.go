@@ -20,6 +20,16 @@
 //     the generation is still the one read before the load started.
 //   - Invalidation comes from the BFF's own writes (Invalidate) and from the
 //     customer.changed / user.changed feed (Subscriber).
+//
+// Staleness bound: after the BFF's own write, none (the view is evicted
+// before the write is answered). After a write made directly at the auth or
+// customer service, a cached view is served until the service's change
+// message arrives and is applied: the publish follows the write at once, so
+// in practice milliseconds (the eviction itself is bounded by the Redis
+// timeout). If the message is lost (Redis unreachable when it was published,
+// or the subscriber reconnecting), the TTL bounds it: at most CACHE_TTL
+// +10 % (66 s with the defaults). A load that read the origins before the
+// change can never extend that window (the generation check).
 package rediscache
 
 import (
