@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/acme/customer-platform/auth/authd"
+	"github.com/acme/customer-platform/bff/bffd"
 	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
@@ -25,6 +26,13 @@ func services() []service {
 				return err
 			}
 			return customerd.Run(ctx, cfg, o)
+		}},
+		{name: "bff", offset: 0, run: func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
+			cfg, err := bffd.LoadConfig(lookup)
+			if err != nil {
+				return err
+			}
+			return bffd.Run(ctx, cfg, o)
 		}},
 	}
 }
