@@ -92,6 +92,9 @@ type e2eStack struct {
 
 func newE2EStack(t *testing.T, bffEnv map[string]string, withOriginBFF bool) *e2eStack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: not in the fast tier (-short)")
+	}
 	s := &e2eStack{redis: testenv.Redis(t)}
 	uri := testenv.MongoURI(t)
 

@@ -73,6 +73,9 @@ type envOptions struct {
 
 func newEnv(t testing.TB, eo envOptions) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Redis: not in the fast tier (-short)")
+	}
 	e := &env{origin: &fakeOrigin{}, reader: sdkmetric.NewManualReader(), spans: tracetest.NewSpanRecorder()}
 	if eo.sharedRedis != nil {
 		e.redis = eo.sharedRedis
