@@ -11,19 +11,19 @@ import (
 
 // Config is the customer service's configuration.
 type Config struct {
-	HTTPAddr        string        // HTTP_ADDR, the API listener
-	MetricsAddr     string        // METRICS_ADDR, the Prometheus /metrics listener
-	MongoURI        config.Secret // MONGODB_URI (may carry credentials)
-	Database        string        // CUSTOMER_DB
-	JWTSigningKey   config.Secret // JWT_SIGNING_KEY, required
-	JWTIssuer       string        // JWT_ISSUER, checked when set
-	JWTAudience     string        // JWT_AUDIENCE, checked when set
-	AuthURL         string        // AUTH_URL, the auth service
-	AuthTimeout     time.Duration // AUTH_TIMEOUT, bounds each call to the auth service
-	RedisURL        config.Secret // REDIS_URL, optional: change notifications
-	LogLevel        string        // LOG_LEVEL
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
-	Environment     string        // DEPLOYMENT_ENVIRONMENT
+	HTTPAddr        string        `json:"http_addr"`              // HTTP_ADDR, the API listener
+	MetricsAddr     string        `json:"metrics_addr"`           // METRICS_ADDR, the Prometheus /metrics listener
+	MongoURI        config.Secret `json:"mongodb_uri"`            // MONGODB_URI (may carry credentials)
+	Database        string        `json:"customer_db"`            // CUSTOMER_DB
+	JWTSigningKey   config.Secret `json:"jwt_signing_key"`        // JWT_SIGNING_KEY, required
+	JWTIssuer       string        `json:"jwt_issuer"`             // JWT_ISSUER, checked when set
+	JWTAudience     string        `json:"jwt_audience"`           // JWT_AUDIENCE, checked when set
+	AuthURL         string        `json:"auth_url"`               // AUTH_URL, the auth service
+	AuthTimeout     time.Duration `json:"auth_timeout"`           // AUTH_TIMEOUT, bounds each call to the auth service
+	RedisURL        config.Secret `json:"redis_url"`              // REDIS_URL, optional: change notifications
+	LogLevel        string        `json:"log_level"`              // LOG_LEVEL
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
+	Environment     string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
 }
 
 // LoadConfig reads the configuration through lookup (nil: the process
