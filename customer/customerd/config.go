@@ -4,6 +4,7 @@
 package customerd
 
 import (
+	"strings"
 	"time"
 
 	"github.com/acme/customer-platform/internal/config"
@@ -48,20 +49,9 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	}
 	r.Check(cfg.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(cfg.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
-	r.Check(cfg.Database != "" && !containsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
+	r.Check(cfg.Database != "" && !strings.ContainsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
 	if err := r.Err(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-func containsAny(s, chars string) bool {
-	for _, c := range s {
-		for _, d := range chars {
-			if c == d {
-				return true
-			}
-		}
-	}
-	return false
 }
