@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/acme/customer-platform/bff"
@@ -268,7 +269,7 @@ func TestStaleSetRace(t *testing.T) {
 	}
 }
 
-func TestCallerWithoutSubscriptionInFlightStartsFreshLoadAfterInvalidate(t *testing.T) {
+func TestInvalidateMakesLaterCallersSkipTheLoadInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	readOrigin, release := make(chan struct{}), make(chan struct{})
@@ -476,5 +477,39 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := rediscache.New(e.rdb, e.origin, rediscache.Options{Jitter: 0.9}); err == nil {
 		t.Fatal("jitter of 90% accepted")
+	}
+}
+
+func TestBreakerSettingsCountACacheMissAsSuccess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	reg, err := breaker.NewRegistry(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := reg.New("redis", rediscache.BreakerSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 10 {
+		err := b.Do(ctx, func(ctx context.Context) error { return e.rdb.Get(ctx, "no-such-key").Err() })
+		if !errors.Is(err, redis.Nil) {
+			t.Fatalf("got %v, want redis.Nil", err)
+		}
+	}
+	if got := b.State(ctx); got != breaker.Closed {
+		t.Fatalf("cache misses opened the breaker: %s", got)
+	}
+	e.redis.Stop()
+	for range rediscache.BreakerSettings().FailuresToOpen {
+		_ = b.Do(ctx, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			return e.rdb.Get(ctx, "no-such-key").Err()
+		})
+	}
+	if got := b.State(ctx); got != breaker.Open {
+		t.Fatalf("state %s with Redis down, want open", got)
 	}
 }
