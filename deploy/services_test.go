@@ -1,0 +1,195 @@
+package deploy
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/acme/customer-platform/auth/authd"
+	"github.com/acme/customer-platform/bff/bffd"
+	"github.com/acme/customer-platform/customer/customerd"
+	"github.com/acme/customer-platform/internal/config"
+)
+
+// service is one of the platform's services as the deployment files know
+// it: Name is its compose service, its Kubernetes Deployment, Service and
+// container, and its binary (cmd/<Name>, /usr/local/bin/<Name> in the image).
+type service struct {
+	Name string
+	load func(config.Lookup) (serviceConfig, error)
+	// Defaulted are the variables the service reads that every deployment
+	// (compose, k8s base, k8s overlays) deliberately leaves unset, so the
+	// code's default applies; each with the reason.
+	Defaulted map[string]string
+}
+
+// serviceConfig is what the tests need of a service's loaded Config.
+type serviceConfig struct {
+	HTTPAddr, MetricsAddr string
+	ShutdownTimeout       time.Duration
+}
+
+func services() []service {
+	return []service{
+		{
+			Name: "auth",
+			load: func(l config.Lookup) (serviceConfig, error) {
+				c, err := authd.LoadConfig(l)
+				return serviceConfig{c.HTTPAddr, c.MetricsAddr, c.ShutdownTimeout}, err
+			},
+			Defaulted: map[string]string{
+				"ACCESS_TOKEN_TTL":          "5 minutes, simplejwt's default, which existing clients expect",
+				"REFRESH_TOKEN_TTL":         "1 day, simplejwt's default",
+				"SERVICE_TOKEN_TTL":         "5 minutes; the BFF caches and renews its service token by itself",
+				"AUTH_RATE_LIMITS":          "the built-in per-address and per-email limits (ratelimit.DefaultRules)",
+				"ARGON2_MEMORY_KIB":         "OWASP's Argon2id parameters; changing them affects new hashes only",
+				"ARGON2_ITERATIONS":         "OWASP's Argon2id parameters",
+				"ARGON2_PARALLELISM":        "OWASP's Argon2id parameters",
+				"PASSWORD_HASH_CONCURRENCY": "0 = GOMAXPROCS, which the Go runtime takes from the container's CPU limit",
+				"BLACKLIST_SWEEP_INTERVAL":  "10 minutes: expired refresh-token blacklist entries are purged by the application",
+			},
+		},
+		{
+			Name: "customer",
+			load: func(l config.Lookup) (serviceConfig, error) {
+				c, err := customerd.LoadConfig(l)
+				return serviceConfig{c.HTTPAddr, c.MetricsAddr, c.ShutdownTimeout}, err
+			},
+			Defaulted: map[string]string{
+				"AUTH_TIMEOUT": "1s per call to auth; the user fields degrade to null after it",
+			},
+		},
+		{
+			Name: "bff",
+			load: func(l config.Lookup) (serviceConfig, error) {
+				c, err := bffd.LoadConfig(l)
+				return serviceConfig{c.HTTPAddr, c.MetricsAddr, c.ShutdownTimeout}, err
+			},
+			Defaulted: map[string]string{
+				"CACHE_TTL":          "60s for a merged view; changes invalidate it at once anyway",
+				"AUTH_TIMEOUT":       "3s per call to auth, which covers an Argon2id hash at registration",
+				"CUSTOMER_TIMEOUT":   "3s per call to the customer service",
+				"REDIS_TIMEOUT":      "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
+				"RECONCILE_INTERVAL": "5s between passes of the saga reconciler",
+				"SAGA_LEASE_TTL":     "derived from the timeouts (bff.DefaultLeaseTTL)",
+			},
+		},
+	}
+}
+
+func serviceNames() []string {
+	var ns []string
+	for _, s := range services() {
+		ns = append(ns, s.Name)
+	}
+	return ns
+}
+
+// read runs the service's LoadConfig over env with a recording lookup and
+// returns the loaded config and every key it asked for, sorted.
+func (s service) read(env map[string]string) (serviceConfig, []string, error) {
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	lookup := func(k string) (string, bool) {
+		mu.Lock()
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+		mu.Unlock()
+		v, ok := env[k]
+		return v, ok
+	}
+	cfg, err := s.load(lookup)
+	sort.Strings(keys)
+	return cfg, keys, err
+}
+
+// minimalEnv is the least a service needs to load its configuration: the
+// values without a default.
+func minimalEnv() map[string]string {
+	return map[string]string{"JWT_SIGNING_KEY": fakeSecret("JWT_SIGNING_KEY")}
+}
+
+// defaults returns the service's configuration with nothing but minimalEnv set.
+func (s service) defaults() (serviceConfig, error) {
+	cfg, _, err := s.read(minimalEnv())
+	return cfg, err
+}
+
+// fakeSecret is a test value for a secret: long and recognisable, never real.
+func fakeSecret(name string) string {
+	return "test-only-" + strings.ToLower(strings.ReplaceAll(name, "_", "-")) + "-0123456789abcdefghijklmnopqrstuvwxyz"
+}
+
+// otelKeys are the standard variables the OpenTelemetry Go SDK reads in
+// internal/telemetry's setup (autoexport, resource.WithFromEnv, the default
+// sampler, the batch span processor, the periodic metric reader). They are
+// listed one by one, so a misspelt one is caught. OTEL_SERVICE_NAME and
+// OTEL_PROPAGATORS are left out on purpose: telemetry.Setup sets the service
+// name and the propagators in code, so setting them would only mislead.
+var otelKeys = []string{
+	"OTEL_RESOURCE_ATTRIBUTES",
+	"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER",
+	"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_CERTIFICATE",
+	"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+	"OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT",
+}
+
+// runtimeKeys are read by the Go runtime itself.
+var runtimeKeys = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOGC", "GODEBUG"}
+
+// checkEnv compares the environment a deployment gives a service with what
+// the service reads, and returns every problem: a variable set that nothing
+// reads (a typo silently falling back to a default), a variable read that is
+// neither set nor deliberately defaulted, a deliberately defaulted one that is
+// set after all, and a configuration the service refuses. where names the
+// deployment file for the messages. wired are variables the deployment
+// passes from an optional source that is absent here (set when the operator
+// provides it): they count as set but are not given to the service.
+func checkEnv(s service, where string, env map[string]string, wired ...string) []string {
+	var problems []string
+	_, read, err := s.read(env)
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %s refuses its configuration: %v", where, s.Name, err))
+	}
+	all := maps.Clone(env)
+	for _, k := range wired {
+		all[k] = ""
+	}
+	for _, k := range sortedKeys(all) {
+		switch {
+		case slices.Contains(read, k), slices.Contains(otelKeys, k), slices.Contains(runtimeKeys, k):
+		case strings.HasPrefix(k, "OTEL_"):
+			problems = append(problems, fmt.Sprintf("%s: %s sets %s, which is not one of the OpenTelemetry variables this code honours (misspelt?)", where, s.Name, k))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: %s sets %s, which the service never reads (misspelt? removed?)", where, s.Name, k))
+		}
+	}
+	for _, k := range read {
+		_, set := env[k]
+		set = set || slices.Contains(wired, k)
+		reason, defaulted := s.Defaulted[k]
+		switch {
+		case set && defaulted:
+			problems = append(problems, fmt.Sprintf("%s: %s sets %s, which the test lists as deliberately defaulted (%s): remove one of the two", where, s.Name, k, reason))
+		case !set && !defaulted:
+			problems = append(problems, fmt.Sprintf("%s: %s reads %s, which is neither set nor listed as deliberately defaulted", where, s.Name, k))
+		}
+	}
+	for _, k := range sortedKeys(s.Defaulted) {
+		if !slices.Contains(read, k) {
+			problems = append(problems, fmt.Sprintf("%s: %s no longer reads %s: remove it from the deliberately defaulted list", where, s.Name, k))
+		}
+	}
+	return problems
+}
