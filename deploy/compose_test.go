@@ -437,6 +437,49 @@ func checkComposeURLs(t *testing.T, where string, svcs, svc map[string]any, env 
 	}
 }
 
+// TestComposeMigrate: the migration tool's compose service runs the image's
+// migrate binary with the variables it reads, against the same database and
+// auth client the services use.
+func TestComposeMigrate(t *testing.T) {
+	t.Parallel()
+	tool, err := migrateTool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := loadCompose(t)
+	img := builtImage(t)
+	svcs := mapAt(doc, "services")
+	m := mapAt(svcs, "migrate")
+	if m == nil {
+		t.Fatal("compose.yaml has no migrate service")
+	}
+	if !slices.Contains(strList(m["profiles"]), "tools") {
+		t.Error("migrate: want profiles: [tools], so that `up` does not run it")
+	}
+	if cmd := strList(m["command"]); len(cmd) == 0 || !img.has(cmd[0]) || cmd[0] != img.path("migrate") {
+		t.Errorf("migrate: command %q, want the image's %s", cmd, img.path("migrate"))
+	}
+	if strAt(m, "image") != strAt(svcs, "auth", "image") {
+		t.Errorf("migrate: image %q, want the platform image", strAt(m, "image"))
+	}
+	env := composeEnv(m)
+	for _, p := range checkEnv(tool, "compose.yaml", env) {
+		t.Error(p)
+	}
+	checkComposeURLs(t, "compose.yaml migrate", svcs, m, env, readCollector(t))
+	customer := composeEnv(mapAt(svcs, "customer"))
+	if env["CUSTOMER_DB"] != customer["CUSTOMER_DB"] || env["MONGODB_URI"] != customer["MONGODB_URI"] {
+		t.Errorf("migrate: CUSTOMER_DB %q at %q, but the customer service uses %q at %q", env["CUSTOMER_DB"], env["MONGODB_URI"], customer["CUSTOMER_DB"], customer["MONGODB_URI"])
+	}
+	pair := env["MIGRATE_CLIENT_ID"] + ":" + env["MIGRATE_CLIENT_SECRET"]
+	if !slices.Contains(strings.Split(composeEnv(mapAt(svcs, "auth"))["AUTH_SERVICE_CLIENTS"], ","), pair) {
+		t.Errorf("migrate: auth's AUTH_SERVICE_CLIENTS does not hold the client %q", env["MIGRATE_CLIENT_ID"])
+	}
+	if strAt(m, "read_only") != "true" || !slices.Contains(strList(m["cap_drop"]), "ALL") {
+		t.Error("migrate: want read_only: true and cap_drop: [ALL]")
+	}
+}
+
 func TestComposeInfrastructure(t *testing.T) {
 	t.Parallel()
 	doc := loadCompose(t)

@@ -231,7 +231,7 @@ func TestDockerignore(t *testing.T) {
 			patterns = append(patterns, l)
 		}
 	}
-	for _, p := range []string{".git", ".data", ".data/dev-secrets.json", "deploy/.env", ".env", "deploy/k8s/overlays/dev/secrets.env"} {
+	for _, p := range []string{".git", ".data", ".data/dev-secrets.json", "deploy/.env", ".env", "deploy/k8s/overlays/dev/secrets.env", "deploy/migrate-data/customers.json"} {
 		if !dockerignored(patterns, p) {
 			t.Errorf("the build context would include %s", p)
 		}

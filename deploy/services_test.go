@@ -2,7 +2,12 @@ package deploy
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"maps"
+	"path/filepath"
+	"strconv"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +26,9 @@ import (
 type service struct {
 	Name string
 	load func(config.Lookup) (serviceConfig, error)
+	// static, for a binary whose LoadConfig cannot be imported (package
+	// main), are the keys its source reads; load is nil then.
+	static []string
 	// Defaulted are the variables the service reads that every deployment
 	// (compose, k8s base, k8s overlays) deliberately leaves unset, so the
 	// code's default applies; each with the reason.
@@ -81,6 +89,53 @@ func services() []service {
 	}
 }
 
+// migrateTool is cmd/migrate, the one-shot migration compose can run. Its
+// Config is in package main, which cannot be imported, so the keys it reads
+// are taken from the source of its LoadConfig.
+func migrateTool() (service, error) {
+	keys, err := configKeysFromSource(filepath.Join("..", "cmd", "migrate", "config.go"))
+	return service{
+		Name:   "migrate",
+		static: keys,
+		Defaulted: map[string]string{
+			"AUTH_TIMEOUT":       "5s per call to auth",
+			"MIGRATE_LOOKUPS":    "8 concurrent lookups of users in auth",
+			"MIGRATE_BATCH_SIZE": "500 profiles per bulk write",
+		},
+	}, err
+}
+
+// configKeysFromSource returns the keys a LoadConfig reads through
+// config.Reader: the literal first argument of every call of one of its
+// methods in the file.
+func configKeysFromSource(path string) ([]string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	methods := []string{"String", "Secret", "Duration", "Int", "Bool", "URL"}
+	var keys []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok || len(call.Args) == 0 {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		lit, isLit := call.Args[0].(*ast.BasicLit)
+		if ok && isLit && lit.Kind == token.STRING && slices.Contains(methods, sel.Sel.Name) {
+			if k, err := strconv.Unquote(lit.Value); err == nil && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		return true
+	})
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: found no configuration keys", path)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
 func serviceNames() []string {
 	var ns []string
 	for _, s := range services() {
@@ -96,6 +151,9 @@ func (s service) read(env map[string]string) (serviceConfig, []string, error) {
 		mu   sync.Mutex
 		keys []string
 	)
+	if s.load == nil {
+		return serviceConfig{}, s.static, nil
+	}
 	lookup := func(k string) (string, bool) {
 		mu.Lock()
 		if !slices.Contains(keys, k) {
