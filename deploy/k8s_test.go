@@ -40,7 +40,7 @@ func TestKubernetes(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
 			secrets := r
-			if findObject(r.objects, "Secret", "platform-secrets") == nil && !strings.Contains(r.name, "kubectl") || strings.HasPrefix(r.name, "base") {
+			if strings.HasPrefix(r.name, "base") {
 				// The base expects the Secret to exist: use the template's keys and placeholder values.
 				secrets.objects = append(slices.Clone(r.objects), template)
 			}
@@ -500,7 +500,7 @@ func checkCollector(t *testing.T, r rendering, col collectorConfig) {
 	t.Helper()
 	d := findObject(r.objects, "Deployment", "otel-collector")
 	if d == nil {
-		t.Error("no Deployment otel-collector")
+		t.Errorf("%s: no Deployment otel-collector", r.name)
 		return
 	}
 	c := podContainers(d)[0]
@@ -521,22 +521,22 @@ func checkCollector(t *testing.T, r rendering, col collectorConfig) {
 		}
 	}
 	if content != string(readFile(t, filepath.Join(repoRoot(t), "otel-collector.yaml"))) {
-		t.Errorf("otel-collector: --config=%q is not the repository's otel-collector.yaml", cfgPath)
+		t.Errorf("%s: otel-collector: --config=%q is not the repository's otel-collector.yaml", r.name, cfgPath)
 	}
 	env, _, problems := containerEnv(r, c)
 	for _, p := range problems {
-		t.Errorf("otel-collector: %s", p)
+		t.Errorf("%s: otel-collector: %s", r.name, p)
 	}
 	for _, v := range col.requiredEnv {
 		if env[v] == "" {
-			t.Errorf("otel-collector: otel-collector.yaml needs ${env:%s}, which the Deployment does not set", v)
+			t.Errorf("%s: otel-collector: otel-collector.yaml needs ${env:%s}, which the Deployment does not set", r.name, v)
 		}
 	}
 	host, p, err := hostPort("tcp://" + env["TRACE_BACKEND_ENDPOINT"])
 	if err != nil {
-		t.Errorf("otel-collector: TRACE_BACKEND_ENDPOINT=%q, want host:port", env["TRACE_BACKEND_ENDPOINT"])
+		t.Errorf("%s: otel-collector: TRACE_BACKEND_ENDPOINT=%q, want host:port", r.name, env["TRACE_BACKEND_ENDPOINT"])
 	} else if findObject(r.objects, "Deployment", "jaeger") != nil && (host != "jaeger" || p != 4317) {
-		t.Errorf("otel-collector: TRACE_BACKEND_ENDPOINT=%q, want the rendering's own jaeger:4317", env["TRACE_BACKEND_ENDPOINT"])
+		t.Errorf("%s: otel-collector: TRACE_BACKEND_ENDPOINT=%q, want the rendering's own jaeger:4317", r.name, env["TRACE_BACKEND_ENDPOINT"])
 	}
 	ports := map[string]int{}
 	for _, cp := range listAt(c, "ports") {
@@ -556,7 +556,7 @@ func checkCollector(t *testing.T, r rendering, col collectorConfig) {
 		}
 	}
 	if !ok {
-		t.Errorf("otel-collector: the Service does not expose the OTLP gRPC receiver's port %d", grpc)
+		t.Errorf("%s: otel-collector: the Service does not expose the OTLP gRPC receiver's port %d", r.name, grpc)
 	}
 }
 
@@ -564,16 +564,16 @@ func checkHPA(t *testing.T, r rendering, name string) {
 	t.Helper()
 	h := findObject(r.objects, "HorizontalPodAutoscaler", name)
 	if h == nil {
-		t.Errorf("%s: no HorizontalPodAutoscaler", name)
+		t.Errorf("%s: %s: no HorizontalPodAutoscaler", r.name, name)
 		return
 	}
 	if strAt(h, "spec", "scaleTargetRef", "kind") != "Deployment" || strAt(h, "spec", "scaleTargetRef", "name") != name {
-		t.Errorf("%s: the HorizontalPodAutoscaler scales %v", name, mapAt(h, "spec", "scaleTargetRef"))
+		t.Errorf("%s: %s: the HorizontalPodAutoscaler scales %v", r.name, name, mapAt(h, "spec", "scaleTargetRef"))
 	}
 	lo, ok1 := intAt(h, "spec", "minReplicas")
 	hi, ok2 := intAt(h, "spec", "maxReplicas")
 	if !ok1 || !ok2 || lo < 1 || hi < lo || len(listAt(h, "spec", "metrics")) == 0 {
-		t.Errorf("%s: HorizontalPodAutoscaler min %d max %d metrics %v", name, lo, hi, listAt(h, "spec", "metrics"))
+		t.Errorf("%s: %s: HorizontalPodAutoscaler min %d max %d metrics %v", r.name, name, lo, hi, listAt(h, "spec", "metrics"))
 	}
 }
 
@@ -612,7 +612,7 @@ func checkNetworkPolicy(t *testing.T, r rendering, name string, allowed, needed 
 		}
 		policies++
 		if !slices.Contains(strList(valAt(np, "spec", "policyTypes")), "Ingress") {
-			t.Errorf("%s: NetworkPolicy %s does not restrict ingress", name, strAt(np, "metadata", "name"))
+			t.Errorf("%s: %s: NetworkPolicy %s does not restrict ingress", r.name, name, strAt(np, "metadata", "name"))
 		}
 		for _, rule := range listAt(np, "spec", "ingress") {
 			if !coversAPI(rule) {
@@ -620,12 +620,12 @@ func checkNetworkPolicy(t *testing.T, r rendering, name string, allowed, needed 
 			}
 			peers := listAt(rule, "from")
 			if len(peers) == 0 {
-				t.Errorf("%s: NetworkPolicy %s lets anyone reach the API port", name, strAt(np, "metadata", "name"))
+				t.Errorf("%s: %s: NetworkPolicy %s lets anyone reach the API port", r.name, name, strAt(np, "metadata", "name"))
 			}
 			for _, peer := range peers {
 				names := peerApps(peer)
 				if names == nil || !isSubset(names, allowed) {
-					t.Errorf("%s: NetworkPolicy %s lets %v reach the API port; only %q may", name, strAt(np, "metadata", "name"), peer, allowed)
+					t.Errorf("%s: %s: NetworkPolicy %s lets %v reach the API port; only %q may", r.name, name, strAt(np, "metadata", "name"), peer, allowed)
 				}
 				for _, caller := range needed {
 					cl := mapAt(findObject(r.objects, "Deployment", caller), "spec", "template", "metadata", "labels")
@@ -637,11 +637,11 @@ func checkNetworkPolicy(t *testing.T, r rendering, name string, allowed, needed 
 		}
 	}
 	if policies == 0 {
-		t.Errorf("%s: no NetworkPolicy selects its pods", name)
+		t.Errorf("%s: %s: no NetworkPolicy selects its pods", r.name, name)
 	}
 	for _, caller := range needed {
 		if !reached[caller] {
-			t.Errorf("%s: no NetworkPolicy rule lets %s reach the API port", name, caller)
+			t.Errorf("%s: %s: no NetworkPolicy rule lets %s reach the API port", r.name, name, caller)
 		}
 	}
 }
