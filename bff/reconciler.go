@@ -16,11 +16,15 @@ import (
 // compensation. Every replica runs one; leases keep them from working on
 // the same saga, and from touching a saga whose live request still runs.
 type Reconciler struct {
-	s        *Service
-	interval time.Duration
-	batch    int
-	backlog  atomic.Int64
+	s         *Service
+	interval  time.Duration
+	batch     int
+	backlog   atomic.Int64
+	lastSweep time.Time // of expired idempotency keys; only Pass touches it
 }
+
+// sweepEvery is how often expired idempotency keys are deleted.
+const sweepEvery = time.Minute
 
 // NewReconciler returns a reconciler that looks for due sagas every
 // interval (with ±20% jitter).
@@ -49,15 +53,19 @@ func (rc *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// Pass sweeps expired idempotency keys and works on every due saga once.
-// It returns how many sagas it advanced.
+// Pass works on every due saga once, and sweeps the expired idempotency
+// keys once a minute. It returns how many sagas it advanced. Passes must
+// not run concurrently.
 func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 	s := rc.s
 	now := s.now()
-	if n, err := s.keys.SweepKeys(ctx, now); err != nil {
-		s.log.WarnContext(ctx, "idempotency key sweep failed", "error", err.Error())
-	} else if n > 0 {
-		s.log.InfoContext(ctx, "expired idempotency keys removed", "count", n)
+	if now.Sub(rc.lastSweep) >= sweepEvery {
+		rc.lastSweep = now
+		if n, err := s.keys.SweepKeys(ctx, now); err != nil {
+			s.log.WarnContext(ctx, "idempotency key sweep failed", "error", err.Error())
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "expired idempotency keys removed", "count", n)
+		}
 	}
 	due, err := s.sagas.DueSagas(ctx, now, rc.batch)
 	if err != nil {

@@ -231,19 +231,29 @@ func (s *Store) CountOpen(ctx context.Context) (int64, error) {
 }
 
 // AcquireLease claims the lease of id for owner: an insert whose duplicate
-// key means someone else holds it. An expired lease is removed first.
+// key means someone else holds it. When it is held, a lease that expired is
+// removed (a delete filtered on expires_at < now) and the insert tried once
+// more: of several workers, exactly one wins.
 func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
-	if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now.UTC()}}}}); err != nil {
-		return false, fmt.Errorf("bff store: expire lease: %w", err)
+	lease := bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: owner}, {Key: "expires_at", Value: expires.UTC()}}
+	for attempt := 0; ; attempt++ {
+		_, err := s.leases.InsertOne(ctx, lease)
+		switch {
+		case err == nil:
+			return true, nil
+		case !mongo.IsDuplicateKeyError(err):
+			return false, fmt.Errorf("bff store: acquire lease: %w", err)
+		case attempt > 0:
+			return false, nil
+		}
+		res, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now.UTC()}}}})
+		if err != nil {
+			return false, fmt.Errorf("bff store: expire lease: %w", err)
+		}
+		if res.DeletedCount == 0 {
+			return false, nil // held, and not expired
+		}
 	}
-	_, err := s.leases.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: owner}, {Key: "expires_at", Value: expires.UTC()}})
-	if mongo.IsDuplicateKeyError(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("bff store: acquire lease: %w", err)
-	}
-	return true, nil
 }
 
 // ReleaseLease deletes owner's lease of id.

@@ -189,8 +189,8 @@ func (p *Proxy) Delay(d time.Duration) {
 	p.delay = d
 }
 
-// SetRules parses HTTP on new connections and applies the first matching
-// rule to each request (none: forward it). Connections already open keep
+// SetRules parses HTTP on new connections and applies to each request the
+// first matching rule whose fraction draw selects it (none: forward it). Connections already open keep
 // their mode; call CutOpen to make clients reconnect.
 func (p *Proxy) SetRules(rules ...Rule) {
 	p.mu.Lock()
@@ -317,7 +317,7 @@ func (p *Proxy) pick(req *http.Request) (Rule, bool) {
 			continue
 		}
 		if r.Fraction > 0 && r.Fraction < 1 && p.rnd.Float64() >= r.Fraction {
-			return Rule{}, false
+			continue // not this one; a later rule may still apply
 		}
 		return r, true
 	}

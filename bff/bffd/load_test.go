@@ -1,0 +1,95 @@
+package bffd
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	authmongo "github.com/acme/customer-platform/auth/mongodb"
+	custmongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/faultproxy"
+)
+
+// 200 registrations while a fifth of the profile creations fail at random
+// (before reaching the customer service, or after it wrote the profile):
+// afterwards every auth user has exactly one profile and every profile a
+// user, checked by listing both stores.
+func TestRegisterLoadWithRandomFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	b := s.startBFF(map[string]string{"RECONCILE_INTERVAL": "1s"}, nil)
+	s.custProxy.SetRules(
+		faultproxy.Rule{Method: "POST", Path: createPath, Fraction: 0.10, Action: faultproxy.Fail, Status: 503},
+		faultproxy.Rule{Method: "POST", Path: createPath, Fraction: 0.112, Action: faultproxy.DropAfter},
+	)
+	const (
+		n       = 200
+		workers = 3
+	)
+	var (
+		created, compensated atomic.Int64
+		wg                   sync.WaitGroup
+		next                 atomic.Int64
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > n {
+					return
+				}
+				email := fmt.Sprintf("load-%03d@example.com", i)
+				a := b.register(registration(email), key(fmt.Sprintf("load-key-%d", i)))
+				switch {
+				case a.status == http.StatusCreated:
+					created.Add(1)
+				case a.status == http.StatusServiceUnavailable && a.obj(t)["code"] == "registration_failed":
+					compensated.Add(1)
+				default:
+					t.Errorf("%s: %s", email, a)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := s.custProxy.Stats()
+	t.Logf("%d created, %d failed and compensated; %d of %d customer requests faulted", created.Load(), compensated.Load(), st.Injected, st.Requests)
+	if st.Injected < n/10 {
+		t.Fatalf("only %d faults injected", st.Injected)
+	}
+	eventually(t, 60*time.Second, "every saga settles", func() bool { return s.settled(t) })
+
+	users := find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
+	profiles := find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
+	profilesOf := map[string]int{}
+	for _, p := range profiles {
+		profilesOf[p["user_id"].(string)]++
+	}
+	userIDs := map[string]bool{}
+	for _, u := range users {
+		id := u["_id"].(string)
+		userIDs[id] = true
+		if profilesOf[id] != 1 {
+			t.Errorf("user %s (%s) has %d profiles", id, u["email"], profilesOf[id])
+		}
+	}
+	for uid, k := range profilesOf {
+		if !userIDs[uid] {
+			t.Errorf("orphan profile of user %s (%d)", uid, k)
+		}
+	}
+	if int64(len(users)) != created.Load() {
+		t.Errorf("%d users for %d successful registrations", len(users), created.Load())
+	}
+	if sagas := s.sagaStates(t); sagas["needs_attention"] != 0 {
+		t.Errorf("sagas needing attention: %v", sagas)
+	}
+}
