@@ -1,6 +1,7 @@
 package authd_test
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -45,7 +46,17 @@ func TestLoadConfig(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
-	s := start(t, nil)
+	var logs syncBuffer
+	s := startLogging(t, map[string]string{"REDIS_URL": "redis://:redis-password@127.0.0.1:1/0"}, &logs)
+	out := logs.String()
+	for _, secret := range []string{testKey, serviceSecret, "redis-password"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the start log leaks a secret: %s", out)
+		}
+	}
+	if !strings.Contains(out, `"jwt_signing_key":"*****"`) || !strings.Contains(out, `"auth_db":"`+s.cfg.DB+`"`) {
+		t.Fatalf("the start log lacks the configuration: %s", out)
+	}
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if a := s.get(p, ""); a.status != http.StatusOK {
 			t.Errorf("%s: %d %s", p, a.status, a.raw)
@@ -60,6 +71,19 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("metrics: %d", resp.StatusCode)
 	}
 }
+
+// syncBuffer is a bytes.Buffer safe for the service's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func TestRegisterLoginProfile(t *testing.T) {
 	t.Parallel()

@@ -42,6 +42,12 @@ type server struct {
 // cheap Argon2 parameters and no rate limits unless env says otherwise.
 func start(t *testing.T, env map[string]string) *server {
 	t.Helper()
+	return startLogging(t, env, nil)
+}
+
+// startLogging is start with the service's log written to w (nil: discarded).
+func startLogging(t *testing.T, env map[string]string, w io.Writer) *server {
+	t.Helper()
 	e := map[string]string{
 		"HTTP_ADDR":            "127.0.0.1:0",
 		"METRICS_ADDR":         "127.0.0.1:0",
@@ -60,10 +66,10 @@ func start(t *testing.T, env map[string]string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan daemon.Addrs, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	if testing.Verbose() && os.Getenv("AUTH_TEST_LOGS") != "" {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if w == nil {
+		w = io.Discard
 	}
+	log := slog.New(slog.NewJSONHandler(w, nil))
 	go func() {
 		done <- authd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: config.FromMap(nil), Ready: func(a daemon.Addrs) { ready <- a }})
 	}()

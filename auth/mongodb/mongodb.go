@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -103,7 +104,7 @@ func (d userDoc) user() auth.User {
 // CreateUser inserts u; the unique index turns a taken email into ErrEmailTaken.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	_, err := s.users.InsertOne(ctx, toDoc(u))
-	if mongo.IsDuplicateKeyError(err) {
+	if isDuplicate(err) {
 		return auth.ErrEmailTaken
 	}
 	if err != nil {
@@ -152,18 +153,30 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 	if len(set) == 0 {
 		return s.UserByID(ctx, id)
 	}
-	var d userDoc
-	err := s.users.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
 	switch {
-	case mongo.IsDuplicateKeyError(err):
+	case isDuplicate(err):
 		return auth.User{}, auth.ErrEmailTaken
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return auth.User{}, auth.ErrNotFound
 	case err != nil:
 		return auth.User{}, fmt.Errorf("auth store: update user: %w", err)
+	case res.MatchedCount == 0:
+		return auth.User{}, auth.ErrNotFound
 	}
-	return d.user(), nil
+	return s.UserByID(ctx, id)
+}
+
+// isDuplicate recognises a unique-index violation. MongoDB reports it as a
+// duplicate key (E11000) on inserts and updates; FerretDB v1 does so on
+// inserts but answers an update that breaks a unique index with an
+// InternalError carrying SQLite's "UNIQUE constraint failed".
+func isDuplicate(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // SetPasswordHash replaces the hash when it still is old.

@@ -1,0 +1,142 @@
+package mongodb_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func newStore(t *testing.T) *mongodb.Store {
+	t.Helper()
+	_, db := testenv.Mongo(t)
+	s := mongodb.New(db)
+	testenv.Must(t, s.EnsureIndexes(context.Background()), "indexes")
+	testenv.Must(t, s.EnsureIndexes(context.Background()), "indexes again (idempotent)")
+	return s
+}
+
+func user(email string) auth.User {
+	return auth.User{ID: auth.NewID(), Email: email, FirstName: "F", LastName: "L", Role: auth.RoleCustomer,
+		DateJoined: time.Now().UTC().Truncate(time.Millisecond), PasswordHash: "h"}
+}
+
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	u := user("a@example.com")
+	testenv.Must(t, s.CreateUser(ctx, u), "create")
+	got, err := s.UserByID(ctx, u.ID)
+	if err != nil || got != u {
+		t.Fatalf("UserByID = %+v, %v; want %+v", got, err, u)
+	}
+	if got, err := s.UserByEmail(ctx, " A@Example.com "); err != nil || got.ID != u.ID {
+		t.Fatalf("UserByEmail: %v", err)
+	}
+	if err := s.CreateUser(ctx, user("A@EXAMPLE.COM")); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("case-variant duplicate: %v", err)
+	}
+	b := user("b@example.com")
+	testenv.Must(t, s.CreateUser(ctx, b), "create b")
+	taken := "a@example.com"
+	if _, err := s.UpdateUser(ctx, b.ID, auth.ProfileUpdate{Email: &taken}); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("update to a taken email: %v", err)
+	}
+	name := "Newname"
+	upd, err := s.UpdateUser(ctx, b.ID, auth.ProfileUpdate{FirstName: &name})
+	if err != nil || upd.FirstName != "Newname" || upd.Email != "b@example.com" || upd.LastName != "L" {
+		t.Fatalf("update: %+v %v", upd, err)
+	}
+	if _, err := s.UpdateUser(ctx, auth.NewID(), auth.ProfileUpdate{FirstName: &name}); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("update of a missing user: %v", err)
+	}
+	// The rehash only replaces the hash it read.
+	testenv.Must(t, s.SetPasswordHash(ctx, u.ID, "stale", "new1"), "set")
+	if got, _ := s.UserByID(ctx, u.ID); got.PasswordHash != "h" {
+		t.Fatal("a stale rehash overwrote the hash")
+	}
+	testenv.Must(t, s.SetPasswordHash(ctx, u.ID, "h", "new2"), "set")
+	if got, _ := s.UserByID(ctx, u.ID); got.PasswordHash != "new2" {
+		t.Fatal("rehash not stored")
+	}
+	testenv.Must(t, s.DeleteUser(ctx, u.ID), "delete")
+	if err := s.DeleteUser(ctx, u.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := s.UserByID(ctx, u.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("deleted user: %v", err)
+	}
+}
+
+func TestConcurrentCreatesOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, dups := 0, 0
+	for range 20 {
+		wg.Go(func() {
+			err := s.CreateUser(context.Background(), user("race@example.com"))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, auth.ErrEmailTaken):
+				dups++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || dups != 19 {
+		t.Fatalf("%d created, %d duplicates; want 1 and 19", wins, dups)
+	}
+}
+
+func TestBlacklist(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	first := 0
+	for range 10 {
+		wg.Go(func() {
+			err := s.BlacklistToken(ctx, "jti-1", "u", now.Add(time.Hour))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				first++
+			} else if !errors.Is(err, auth.ErrTokenBlacklisted) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if first != 1 {
+		t.Fatalf("%d concurrent first uses of one jti", first)
+	}
+	testenv.Must(t, s.BlacklistToken(ctx, "jti-old", "u", now.Add(-time.Hour)), "old")
+	n, err := s.SweepBlacklist(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if err := s.BlacklistToken(ctx, "jti-1", "u", now.Add(time.Hour)); !errors.Is(err, auth.ErrTokenBlacklisted) {
+		t.Fatalf("a live entry was swept: %v", err)
+	}
+	if err := s.BlacklistToken(ctx, "jti-old", "u", now.Add(-time.Hour)); err != nil {
+		t.Fatalf("the swept entry is still there: %v", err)
+	}
+}
