@@ -294,8 +294,8 @@ func checkService(t *testing.T, r rendering, s service, img image, col collector
 		t.Errorf("%s: want lifecycle.preStop.sleep.seconds (the image has no shell for an exec hook)", where)
 	}
 	grace, ok := intAt(spec, "terminationGracePeriodSeconds")
-	if !ok || time.Duration(grace)*time.Second <= time.Duration(sleep)*time.Second+drain {
-		t.Errorf("%s: terminationGracePeriodSeconds %d, want more than preStop %ds + SHUTDOWN_TIMEOUT %s", where, grace, sleep, drain)
+	if !ok || time.Duration(grace)*time.Second <= time.Duration(sleep)*time.Second+drain+telemetryFlush {
+		t.Errorf("%s: terminationGracePeriodSeconds %d, want more than preStop %ds + SHUTDOWN_TIMEOUT %s + the telemetry flush %s", where, grace, sleep, drain, telemetryFlush)
 	}
 
 	// The Go runtime's soft limit is below the container's hard one.

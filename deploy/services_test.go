@@ -41,6 +41,10 @@ type serviceConfig struct {
 	ShutdownTimeout       time.Duration
 }
 
+// telemetryFlush is how long each service's Run flushes its telemetry after
+// the drain (authd, customerd, bffd): the grace periods must cover it too.
+const telemetryFlush = 5 * time.Second
+
 func services() []service {
 	return []service{
 		{
