@@ -1,0 +1,160 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// parkStarted leaves a register saga in started, as a BFF that died during
+// the register call does, and moves the clock past the grace period.
+func parkStarted(t *testing.T, h *harness) {
+	t.Helper()
+	h.auth.register = func(AuthRegistration) (AuthUser, TokenPair, error) {
+		return AuthUser{}, TokenPair{}, upstream(ServiceAuth, ErrUpstreamUnavailable, false, 0)
+	}
+	if _, err := h.svc.Register(context.Background(), validRegistration, "", ""); err == nil {
+		t.Fatal("want a pending registration")
+	}
+	h.clock.advance(h.svc.authGrace() + time.Second)
+}
+
+func pass(t *testing.T, h *harness) {
+	t.Helper()
+	if _, err := h.svc.NewReconciler(time.Second).Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReconcilerResolvesStartedSagas(t *testing.T) {
+	t.Parallel()
+	sagaStart := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		user       *AuthUser
+		hasProfile bool
+		otherSaga  bool
+		want       string
+		deletes    bool
+	}{
+		{name: "no user was created", want: StateFailed},
+		{name: "the user is ours: compensated", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(200 * time.Millisecond)}, want: StateVerifying, deletes: true},
+		{name: "the user has a profile: done, nothing deleted", user: &AuthUser{ID: "u1", DateJoined: sagaStart}, hasProfile: true, want: StateCompleted},
+		{name: "the user predates the saga", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(-time.Hour)}, want: StateNeedsAttention},
+		{name: "the user joined long after", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(time.Hour)}, want: StateNeedsAttention},
+		{name: "another saga records the user", user: &AuthUser{ID: "u1", DateJoined: sagaStart}, otherSaga: true, want: StateNeedsAttention},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, true)
+			if tc.otherSaga {
+				_ = h.store.CreateSaga(context.Background(), &Saga{ID: "other", Kind: KindRegister, State: StateCompleted, UserID: "u1"})
+			}
+			parkStarted(t, h)
+			h.authAdmin.find = func(email string) (*AuthUser, error) {
+				if email != "ada@example.com" {
+					t.Errorf("looked up %q, want the saga's normalised email", email)
+				}
+				return tc.user, nil
+			}
+			h.custAdmin.exists = func(string) (bool, string, error) { return tc.hasProfile, "c9", nil }
+			pass(t, h)
+			var sg *Saga
+			for id, s := range h.store.sagas {
+				if id != "other" {
+					sg = &s
+				}
+			}
+			if sg.State != tc.want {
+				t.Fatalf("state %s (%s), want %s", sg.State, sg.LastError, tc.want)
+			}
+			if deleted := len(h.authAdmin.deleted) > 0; deleted != tc.deletes {
+				t.Fatalf("user deleted: %v, want %v", deleted, tc.deletes)
+			}
+		})
+	}
+}
+
+func TestReconcilerWithoutServiceClientNeverGuesses(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, false)
+	parkStarted(t, h)
+	pass(t, h)
+	if sg := h.store.only(t); sg.State != StateNeedsAttention {
+		t.Fatalf("state %s", sg.State)
+	}
+}
+
+func TestReconcilerFinishesACrashedRegistration(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true)
+	h.svc.afterStep = func(_ context.Context, step string) error {
+		if step == "user_created" {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	_, _ = h.svc.Register(context.Background(), validRegistration, "", "")
+	h.svc.afterStep = nil
+
+	pass(t, h) // the crashed worker's lease still holds it
+	if sg := h.store.only(t); sg.State != StateUserCreated {
+		t.Fatalf("touched under another's lease: %s", sg.State)
+	}
+	h.clock.advance(h.svc.leaseTTL + time.Second)
+	pass(t, h)
+	if sg := h.store.only(t); sg.State != StateVerifying || h.auth.count("delete_self") != 1 {
+		t.Fatalf("state %s, deletes %d", sg.State, h.auth.count("delete_self"))
+	}
+	// The verify step finds a profile that landed late, and deletes it.
+	h.custAdmin.exists = func(string) (bool, string, error) { return true, "late", nil }
+	h.customers.exists = func() (bool, string, error) { return true, "late", nil }
+	pass(t, h) // not yet: the grace period runs
+	if sg := h.store.only(t); sg.State != StateVerifying {
+		t.Fatalf("verified before the grace period: %s", sg.State)
+	}
+	h.clock.advance(h.svc.verifyGrace() + time.Second)
+	pass(t, h)
+	if sg := h.store.only(t); sg.State != StateCompensated || sg.TokenSealed != nil {
+		t.Fatalf("state %s", sg.State)
+	}
+}
+
+func TestReconcilerBacksOff(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true)
+	h.customers.create = func() (CustomerProfile, error) {
+		return CustomerProfile{}, upstream(ServiceCustomer, ErrUpstreamUnavailable, true, 0)
+	}
+	failing := func(string) error { return upstream(ServiceAuth, ErrUpstreamUnavailable, true, 0) }
+	h.auth.deleteSelf, h.authAdmin.del = failing, failing
+	_, _ = h.svc.Register(context.Background(), validRegistration, "", "")
+	rc := h.svc.NewReconciler(time.Second)
+	var last time.Time
+	for i := range 4 {
+		sg := h.store.only(t)
+		if sg.State != StateCompensating || sg.Attempts != i+1 || !sg.NextAttemptAt.After(last) {
+			t.Fatalf("round %d: %+v", i, sg)
+		}
+		last = sg.NextAttemptAt
+		h.clock.t = sg.NextAttemptAt
+		if _, err := rc.Pass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rc.Backlog() != 1 {
+		t.Fatalf("backlog %d", rc.Backlog())
+	}
+	h.auth.deleteSelf, h.authAdmin.del = nil, nil
+	h.clock.t = h.store.only(t).NextAttemptAt
+	pass(t, h)
+	if sg := h.store.only(t); sg.State != StateVerifying {
+		t.Fatalf("after recovery: %s", sg.State)
+	}
+	h.clock.advance(h.svc.verifyGrace() + time.Second)
+	pass(t, h)
+	if sg := h.store.only(t); sg.State != StateCompensated {
+		t.Fatalf("after the verify step: %s", sg.State)
+	}
+}
