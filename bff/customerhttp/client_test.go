@@ -1,0 +1,141 @@
+package customerhttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func server(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return New(Options{BaseURL: srv.URL, Timeout: 300 * time.Millisecond}), &hits
+}
+
+func TestCreateAndRead(t *testing.T) {
+	t.Parallel()
+	c, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Content-Type") != "application/json" && r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/api/v1/customers/profile/create/":
+			var body map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"c1","user_id":"u1","city":"` + body["city"].(string) + `"}`))
+		case "/api/v1/customers/check_profile_exists/":
+			var body map[string]string
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			if body["user_id"] == "u1" {
+				_, _ = w.Write([]byte(`{"exists":true,"customer_id":"c1"}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"exists":false,"customer_id":null}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"detail":"Customer profile not found."}`))
+		}
+	})
+	p, err := c.CreateProfile(context.Background(), "tok", map[string]json.RawMessage{"city": json.RawMessage(`"Salem"`)})
+	if err != nil || p.ID != "c1" || p.UserID != "u1" || !strings.Contains(string(p.Raw), `"city":"Salem"`) {
+		t.Fatalf("create: %+v %v", p, err)
+	}
+	if e, err := c.ProfileExists(context.Background(), "tok", "u1"); err != nil || !e.Exists || *e.CustomerID != "c1" {
+		t.Fatalf("exists: %+v %v", e, err)
+	}
+	if e, err := c.ProfileExists(context.Background(), "tok", ""); err != nil || e.Exists || e.CustomerID != nil {
+		t.Fatalf("own: %+v %v", e, err)
+	}
+	_, err = c.Profile(context.Background(), "tok")
+	var ce *Error
+	if !errors.Is(err, ErrNotFound) || !errors.As(err, &ce) || ce.Detail != "Customer profile not found." {
+		t.Fatalf("missing profile: %v", err)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		h      http.HandlerFunc
+		kind   error
+		check  func(*Error) bool
+		hits   int64 // 0: don't check
+		create bool
+	}{
+		{"validation verbatim", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"postal_code":["Enter a valid US postal code."],"city":"bad"}`))
+		}, ErrValidation, func(e *Error) bool {
+			return e.Fields["postal_code"][0] == "Enter a valid US postal code." && e.Fields["city"][0] == "bad"
+		}, 1, true},
+		{"conflict", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(409) }, ErrConflict, nil, 1, true},
+		{"throttled", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(429)
+		}, ErrRateLimited, func(e *Error) bool { return e.RetryAfter == 7*time.Second }, 1, true},
+		{"5xx html page: a create is not retried", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(502)
+			_, _ = w.Write([]byte("<html>bad gateway</html>"))
+		}, ErrUnavailable, func(e *Error) bool { return e.Status == 502 && !e.NotSent }, 1, true},
+		{"5xx: a read is retried", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }, ErrUnavailable, nil, 3, false},
+		{"malformed answer", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"id":`)) }, ErrUnavailable, nil, 0, true},
+		{"huge answer", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(`{"id":"` + strings.Repeat("x", MaxResponseBytes) + `"}`))
+		}, ErrUnavailable, func(e *Error) bool { return e.Detail == "answer too large" }, 0, true},
+		{"slow answer", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, ErrUnavailable, func(e *Error) bool { return errors.Is(e, context.DeadlineExceeded) && !e.NotSent }, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, hits := server(t, tc.h)
+			var err error
+			if tc.create {
+				_, err = c.CreateProfile(context.Background(), "tok", map[string]json.RawMessage{})
+			} else {
+				_, err = c.Profile(context.Background(), "tok")
+			}
+			var ce *Error
+			if !errors.Is(err, tc.kind) || !errors.As(err, &ce) || (tc.check != nil && !tc.check(ce)) {
+				t.Fatalf("error %v (%+v), want kind %v", err, ce, tc.kind)
+			}
+			if tc.hits != 0 && hits.Load() != tc.hits {
+				t.Fatalf("%d requests, want %d", hits.Load(), tc.hits)
+			}
+		})
+	}
+}
+
+func TestRefusedConnectionIsNotSent(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	c := New(Options{BaseURL: "http://" + addr, Timeout: time.Second})
+	_, err = c.CreateProfile(context.Background(), "tok", nil)
+	var ce *Error
+	if !errors.As(err, &ce) || !ce.NotSent || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("refused: %v", err)
+	}
+}
