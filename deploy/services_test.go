@@ -140,14 +140,6 @@ func configKeysFromSource(path string) ([]string, error) {
 	return keys, nil
 }
 
-func serviceNames() []string {
-	var ns []string
-	for _, s := range services() {
-		ns = append(ns, s.Name)
-	}
-	return ns
-}
-
 // read runs the service's LoadConfig over env with a recording lookup and
 // returns the loaded config and every key it asked for, sorted.
 func (s service) read(env map[string]string) (serviceConfig, []string, error) {
