@@ -66,11 +66,15 @@
 // the expected current state ({_id, state: <expected>}), and only the
 // holder of the saga's lease writes.
 //
-// Leases (collection saga_leases) are inserts with the saga id as _id (a
-// duplicate key means someone else holds it), released by a delete of
-// {_id, owner}; an expired lease is removed by a delete filtered on
-// expires_at < now before claiming. This is atomic on MongoDB and on the
-// embedded FerretDB alike (no read-modify-write of a shared document). The
+// Leases (collection saga_leases) are inserts keyed uniquely by the saga id
+// (a duplicate key means someone else holds it), released by a delete of
+// {saga_id, owner}. A lease found expired (expires_at < now) is deleted and
+// the claim tried once more. Each lease carries its own random _id and the
+// expired one is deleted by that _id alone: FerretDB resolves a filtered
+// delete to _ids and then deletes them, not atomically, so a delete keyed by
+// the saga id could remove the fresh lease of the worker that won the
+// takeover (20 concurrent claimants of an expired lease got two winners).
+// So claims are atomic on MongoDB and on the embedded FerretDB alike. The
 // live request holds its saga's lease while it works, so the reconciler
 // (one loop per replica, RECONCILE_INTERVAL with jitter) never touches a
 // saga in progress.
@@ -91,8 +95,9 @@
 // returns the first answer (with Idempotent-Replayed: true); the same key
 // with another body is 422; a retry while the first is in flight is 409;
 // keys expire after 24 h (an application sweep: FerretDB has no TTL
-// indexes). A record (collection idempotency_keys) has _id = SHA-256 of the
-// key, an HMAC of the request fingerprint (SHA-256 of the canonical body,
+// indexes). A record (collection idempotency_keys) has key_id = SHA-256 of
+// the key (unique; like leases, each record has its own random _id), an
+// HMAC of the request fingerprint (SHA-256 of the canonical body,
 // which contains the passwords: only hashes are stored), the state in_flight
 // or done, the in-flight lease expiry, and the answer (status and body)
 // sealed with AES-256-GCM under HKDF(server secret, fingerprint): without the

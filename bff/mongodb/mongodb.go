@@ -9,11 +9,13 @@
 //	                   next_attempt_at [date], last_error, traceparent,
 //	                   created_at [date], updated_at [date]}
 //	                  indexes: {state, next_attempt_at}, {user_id}
-//	saga_leases       {_id [string, saga id], owner, expires_at [date]}
-//	idempotency_keys  {_id [hex SHA-256 of the key], check, state, owner,
+//	saga_leases       {_id [string, random per lease], saga_id [unique], owner,
+//	                   expires_at [date]}
+//	idempotency_keys  {_id [string, random per record], key_id [unique, hex SHA-256 of
+//	                   the key], check, state, owner,
 //	                   lease_expires_at [date], saga_id, status [int32],
 //	                   answer [binary, AES-GCM], created_at [date], expires_at [date]}
-//	                  index: {expires_at}
+//	                  indexes: {key_id} unique, {expires_at}
 //
 // Everything contended is an insert with a unique _id (a lease, a key);
 // updates are guarded by the expected state and done only by the holder of
@@ -65,14 +67,17 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	// One index per call: FerretDB v1 drops the connection when a
 	// createIndexes of several indexes finds them existing already.
 	for _, ix := range []struct {
-		c    *mongo.Collection
-		keys bson.D
+		c      *mongo.Collection
+		keys   bson.D
+		unique bool
 	}{
-		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}},
-		{s.sagas, bson.D{{Key: "user_id", Value: 1}}},
-		{s.keys, bson.D{{Key: "expires_at", Value: 1}}},
+		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
+		{s.sagas, bson.D{{Key: "user_id", Value: 1}}, false},
+		{s.leases, bson.D{{Key: "saga_id", Value: 1}}, true},
+		{s.keys, bson.D{{Key: "key_id", Value: 1}}, true},
+		{s.keys, bson.D{{Key: "expires_at", Value: 1}}, false},
 	} {
-		if _, err := ix.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {
+		if _, err := ix.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.unique)}); err != nil {
 			return nil, fmt.Errorf("bff store: index of %s: %w", ix.c.Name(), err)
 		}
 	}
@@ -231,13 +236,17 @@ func (s *Store) CountOpen(ctx context.Context) (int64, error) {
 }
 
 // AcquireLease claims the lease of id for owner: an insert whose duplicate
-// key means someone else holds it. When it is held, a lease that expired is
-// removed (a delete filtered on expires_at < now) and the insert tried once
-// more: of several workers, exactly one wins.
+// key (the unique saga_id) means someone else holds it. When it is held by
+// a lease that expired before now, that lease is deleted by its own _id and
+// the insert is tried once more: of several workers, exactly one wins.
+//
+// Each lease has its own random _id, and the expired one is deleted by that
+// _id only: FerretDB resolves a filtered delete to _ids and then deletes
+// those, not atomically, so a delete keyed by the saga id could remove the
+// new lease another worker has just inserted.
 func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
-	lease := bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: owner}, {Key: "expires_at", Value: expires.UTC()}}
 	for attempt := 0; ; attempt++ {
-		_, err := s.leases.InsertOne(ctx, lease)
+		_, err := s.leases.InsertOne(ctx, leaseDoc{ID: bff.NewID(), SagaID: id, Owner: owner, ExpiresAt: expires.UTC()})
 		switch {
 		case err == nil:
 			return true, nil
@@ -246,27 +255,45 @@ func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires
 		case attempt > 0:
 			return false, nil
 		}
-		res, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now.UTC()}}}})
-		if err != nil {
-			return false, fmt.Errorf("bff store: expire lease: %w", err)
+		var held leaseDoc
+		err = s.leases.FindOne(ctx, bson.D{{Key: "saga_id", Value: id}}).Decode(&held)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // released meanwhile
 		}
-		if res.DeletedCount == 0 {
-			return false, nil // held, and not expired
+		if err != nil {
+			return false, fmt.Errorf("bff store: read lease: %w", err)
+		}
+		if !held.ExpiresAt.Before(now) {
+			return false, nil
+		}
+		if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: held.ID}}); err != nil {
+			return false, fmt.Errorf("bff store: expire lease: %w", err)
 		}
 	}
 }
 
+// leaseDoc is the stored shape of a lease.
+type leaseDoc struct {
+	ID        string    `bson:"_id"`
+	SagaID    string    `bson:"saga_id"`
+	Owner     string    `bson:"owner"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
 // ReleaseLease deletes owner's lease of id.
 func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
-	if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: owner}}); err != nil {
+	if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "saga_id", Value: id}, {Key: "owner", Value: owner}}); err != nil {
 		return fmt.Errorf("bff store: release lease: %w", err)
 	}
 	return nil
 }
 
-// keyDoc is the stored shape of an idempotency record.
+// keyDoc is the stored shape of an idempotency record. Like a lease, each
+// record has its own random _id and the key's id is the unique key_id, so
+// a guarded update or delete of one record never touches its successor.
 type keyDoc struct {
 	ID             string    `bson:"_id"`
+	KeyID          string    `bson:"key_id"`
 	Check          string    `bson:"check"`
 	State          string    `bson:"state"`
 	Owner          string    `bson:"owner"`
@@ -281,7 +308,7 @@ type keyDoc struct {
 // InsertKey inserts a new idempotency record.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 	_, err := s.keys.InsertOne(ctx, keyDoc{
-		ID: r.KeyID, Check: r.Check, State: r.State, Owner: r.Owner,
+		ID: bff.NewID(), KeyID: r.KeyID, Check: r.Check, State: r.State, Owner: r.Owner,
 		LeaseExpiresAt: r.LeaseExpiresAt.UTC(), SagaID: r.SagaID, Status: int32(r.Status), Answer: r.Answer,
 		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	})
@@ -297,7 +324,7 @@ func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 // GetKey reads an idempotency record.
 func (s *Store) GetKey(ctx context.Context, keyID string) (*bff.IdempotencyRecord, error) {
 	var d keyDoc
-	err := s.keys.FindOne(ctx, bson.D{{Key: "_id", Value: keyID}}).Decode(&d)
+	err := s.keys.FindOne(ctx, bson.D{{Key: "key_id", Value: keyID}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, bff.ErrKeyNotFound
 	}
@@ -305,7 +332,7 @@ func (s *Store) GetKey(ctx context.Context, keyID string) (*bff.IdempotencyRecor
 		return nil, fmt.Errorf("bff store: get key: %w", err)
 	}
 	return &bff.IdempotencyRecord{
-		KeyID: d.ID, Check: d.Check, State: d.State, Owner: d.Owner, LeaseExpiresAt: d.LeaseExpiresAt,
+		KeyID: d.KeyID, Check: d.Check, State: d.State, Owner: d.Owner, LeaseExpiresAt: d.LeaseExpiresAt,
 		SagaID: d.SagaID, Status: int(d.Status), Answer: d.Answer, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt,
 	}, nil
 }
@@ -313,7 +340,7 @@ func (s *Store) GetKey(ctx context.Context, keyID string) (*bff.IdempotencyRecor
 // CompleteKey stores the answer of owner's in-flight record.
 func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
 	res, err := s.keys.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}},
+		bson.D{{Key: "key_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: bff.KeyDone}, {Key: "status", Value: int32(status)}, {Key: "answer", Value: answer}}}})
 	if err != nil {
 		return fmt.Errorf("bff store: complete key: %w", err)
@@ -326,7 +353,7 @@ func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int
 
 // DeleteKey deletes owner's in-flight record.
 func (s *Store) DeleteKey(ctx context.Context, keyID, owner string) error {
-	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
+	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "key_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
 	if err != nil {
 		return fmt.Errorf("bff store: delete key: %w", err)
 	}
@@ -335,7 +362,7 @@ func (s *Store) DeleteKey(ctx context.Context, keyID, owner string) error {
 
 // DeleteExpiredKey deletes the record when it expired at or before now.
 func (s *Store) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: keyID}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
+	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "key_id", Value: keyID}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
 	if err != nil {
 		return fmt.Errorf("bff store: delete expired key: %w", err)
 	}

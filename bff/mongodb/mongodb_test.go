@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,6 +194,39 @@ func TestIdempotencyRecords(t *testing.T) {
 	}
 	if _, err := s.GetKey(ctx, "k1"); !errors.Is(err, bff.ErrKeyNotFound) {
 		t.Fatalf("after sweep: %v", err)
+	}
+}
+
+// Many workers taking over one expired key: exactly one gets it.
+func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	old := &bff.IdempotencyRecord{KeyID: "k", Check: "c", State: bff.KeyInFlight, Owner: "crashed",
+		LeaseExpiresAt: now.Add(-time.Minute), SagaID: "s", CreatedAt: now.Add(-25 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	testenv.Must(t, s.InsertKey(ctx, old), "insert")
+	var (
+		wg   sync.WaitGroup
+		wins atomic.Int32
+	)
+	for i := range 20 {
+		wg.Go(func() {
+			if err := s.DeleteExpiredKey(ctx, "k", now); err != nil {
+				t.Error(err)
+				return
+			}
+			rec := *old
+			rec.Owner, rec.ExpiresAt = fmt.Sprintf("w%d", i), now.Add(time.Hour)
+			if s.InsertKey(ctx, &rec) == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetKey(ctx, "k")
+	if wins.Load() != 1 || err != nil || got.Owner == "crashed" {
+		t.Fatalf("%d winners, record %+v %v", wins.Load(), got, err)
 	}
 }
 

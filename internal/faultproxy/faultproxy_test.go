@@ -95,7 +95,8 @@ func TestHTTPRules(t *testing.T) {
 	t.Parallel()
 	srv, hits := upstream(t)
 	p := newProxy(t, srv)
-	c := &http.Client{Timeout: 2 * time.Second}
+	// No pooled connections: after CutOpen a reused one would fail the POST.
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 	p.SetRules(Rule{Method: "POST", Path: "/fail", Action: Fail, Status: 503})
 	status, _, err := get(c, p.URL()+"/fail/x")
@@ -122,7 +123,7 @@ func TestHTTPRules(t *testing.T) {
 
 	p.SetRules(Rule{Path: "/hang", Action: Hang})
 	p.CutOpen()
-	short := &http.Client{Timeout: 200 * time.Millisecond}
+	short := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 	if _, _, err := get(short, p.URL()+"/hang"); err == nil || hits.Load() != 2 {
 		t.Fatalf("hang: err %v hits %d (want a timeout and no upstream hit)", err, hits.Load())
 	}
