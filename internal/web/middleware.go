@@ -50,6 +50,10 @@ type EngineOptions struct {
 func NewEngine(o EngineOptions) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
+	// No proxy is trusted unless a service says so (SetTrustedProxies after
+	// NewEngine): gin's default believes X-Forwarded-For from anyone, which
+	// would let a client choose the address it is rate limited by.
+	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	var tracing []otelgin.Option

@@ -214,3 +214,17 @@ func TestRunReportsTakenPort(t *testing.T) {
 		t.Fatalf("want a clear port-taken error, got %v", err)
 	}
 }
+
+func TestClientIPIgnoresForwardedForByDefault(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t)
+	e.GET("/ip", func(c *gin.Context) { c.String(200, c.ClientIP()) })
+	req := httptest.NewRequest("GET", "/ip", nil)
+	req.RemoteAddr = "192.0.2.7:5555"
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, req)
+	if got := w.Body.String(); got != "192.0.2.7" {
+		t.Errorf("ClientIP = %q, want the peer address: a spoofed X-Forwarded-For was believed", got)
+	}
+}
