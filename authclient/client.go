@@ -179,6 +179,9 @@ func (cl *Client) once(ctx context.Context, c call, payload []byte) error {
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if addr := clientAddr(ctx); addr != "" {
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -225,4 +228,19 @@ func (cl *Client) GetUser(ctx context.Context, token, id string) (*User, error) 
 		return nil, err
 	}
 	return &u, nil
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr returns ctx carrying the address of the end user a gateway
+// calls on behalf of. Calls made with it send the address as X-Forwarded-For,
+// so the auth service rate-limits registrations and logins per end user,
+// not per gateway (it believes the header only from its TRUSTED_PROXIES).
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+func clientAddr(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddrKey{}).(string)
+	return a
 }

@@ -88,6 +88,7 @@ func services() []service {
 				"REDIS_TIMEOUT":      "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
 				"RECONCILE_INTERVAL": "5s between passes of the saga reconciler",
 				"SAGA_LEASE_TTL":     "derived from the timeouts (bff.DefaultLeaseTTL)",
+				"TRUSTED_PROXIES":    "empty: clients reach the BFF directly here, so no X-Forwarded-For is believed; set it to the load balancer's or ingress's addresses when one fronts the BFF",
 			},
 		},
 	}
@@ -117,7 +118,7 @@ func configKeysFromSource(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	methods := []string{"String", "Secret", "Duration", "Int", "Bool", "URL"}
+	methods := []string{"String", "Secret", "Duration", "Int", "Bool", "URL", "List"}
 	var keys []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)

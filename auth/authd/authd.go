@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +78,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		ServiceClients:         r.Secret("AUTH_SERVICE_CLIENTS", ""),
 		HashConcurrency:        r.Int("PASSWORD_HASH_CONCURRENCY", 0),
 		RateLimits:             r.String("AUTH_RATE_LIMITS", ""),
-		TrustedProxies:         splitList(r.String("TRUSTED_PROXIES", "")),
+		TrustedProxies:         r.List("TRUSTED_PROXIES"),
 		BootstrapAdminEmail:    r.String("AUTH_BOOTSTRAP_ADMIN_EMAIL", ""),
 		BootstrapAdminPassword: r.Secret("AUTH_BOOTSTRAP_ADMIN_PASSWORD", ""),
 		BlacklistSweep:         r.Duration("BLACKLIST_SWEEP_INTERVAL", 10*time.Minute),
@@ -117,16 +116,6 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // publisher adapts the change feed to auth.Publisher.

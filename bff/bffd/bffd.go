@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		subscriber *rediscache.Subscriber
 	)
 	if cfg.RedisURL != "" {
-		if rdb, err = redisconn.Open(cfg.RedisURL, redisconn.Options{TracerProvider: tel.Tracer, Timeout: cfg.RedisTimeout}); err != nil {
+		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer, Timeout: cfg.RedisTimeout}); err != nil {
 			return err
 		}
 		defer rdb.Close()
@@ -161,6 +161,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	}
 
 	engine := web.NewEngine(web.EngineOptions{Service: "bff", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	httpapi.Routes(engine, httpapi.Deps{
 		Service: svc, Validator: validator, Views: views, Verifier: verifier,
 		Checks:  checks,

@@ -17,7 +17,10 @@ type Config struct {
 	MetricsAddr         string        `json:"metrics_addr"`
 	AuthURL             string        `json:"auth_url"`
 	CustomerURL         string        `json:"customer_url"`
-	RedisURL            string        `json:"redis_url"`
+	RedisURL            config.Secret `json:"redis_url"`
+	// TrustedProxies are the addresses or CIDRs (a load balancer, an
+	// ingress) whose X-Forwarded-For is believed for the client address.
+	TrustedProxies []string `json:"trusted_proxies"`
 	MongoURI            config.Secret `json:"mongodb_uri"` // may carry credentials
 	DB                  string        `json:"bff_db"`
 	JWTSigningKey       config.Secret `json:"jwt_signing_key"`
@@ -52,7 +55,8 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		MetricsAddr:         r.String("METRICS_ADDR", ":9100"),
 		AuthURL:             r.URL("AUTH_URL", "http://127.0.0.1:8001"),
 		CustomerURL:         r.URL("CUSTOMER_URL", "http://127.0.0.1:8002"),
-		RedisURL:            r.String("REDIS_URL", ""),
+		RedisURL:            r.Secret("REDIS_URL", ""),
+		TrustedProxies:      r.List("TRUSTED_PROXIES"),
 		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                  r.String("BFF_DB", "bff"),
 		JWTSigningKey:       r.Secret("JWT_SIGNING_KEY", ""),

@@ -107,7 +107,8 @@ type stack struct {
 }
 
 type stackOptions struct {
-	redis bool // a Redis for the change feed and the BFF's cache
+	redis   bool              // a Redis for the change feed and the BFF's cache
+	authEnv map[string]string // overrides of the auth service's environment
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -131,6 +132,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if s.redis != nil {
 		authEnv["REDIS_URL"] = s.redis.URL
 	}
+	maps.Copy(authEnv, o.authEnv)
 	acfg, err := authd.LoadConfig(config.FromMap(authEnv))
 	testenv.Must(t, err, "auth config")
 	s.auth = runProc(t, "auth", func(ctx context.Context, o daemon.Options) error { return authd.Run(ctx, acfg, o) })

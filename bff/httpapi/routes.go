@@ -36,8 +36,8 @@ func Routes(r *gin.Engine, d Deps) {
 	}
 
 	api := r.Group("/api/bff")
-	api.POST("/register/", handleRegister(d.Service, d.Validator))
-	api.POST("/login/", handleLogin(d.Service, d.Validator, d.Views))
+	api.POST("/register/", forwardClientAddr, handleRegister(d.Service, d.Validator))
+	api.POST("/login/", forwardClientAddr, handleLogin(d.Service, d.Validator, d.Views))
 
 	me := api.Group("/me", authenticate(d.Verifier))
 	me.GET("/", handleGetMe(d.Views))
@@ -63,4 +63,13 @@ func withCaller(ctx context.Context, c caller) context.Context {
 func callerFrom(ctx context.Context) (caller, bool) {
 	c, ok := ctx.Value(callerKey{}).(caller)
 	return c, ok
+}
+
+// forwardClientAddr makes the calls to the auth service carry the end
+// user's address (X-Forwarded-For), which its per-address rate limits count,
+// instead of the BFF's own. The address is gin's ClientIP: the peer, or the
+// forwarded address when the peer is one of the BFF's TRUSTED_PROXIES.
+func forwardClientAddr(c *gin.Context) {
+	c.Request = c.Request.WithContext(authclient.WithClientAddr(c.Request.Context(), c.ClientIP()))
+	c.Next()
 }

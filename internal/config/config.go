@@ -93,6 +93,22 @@ func (r *Reader) String(key, def string) string {
 	return def
 }
 
+// List returns the comma-separated values of key, trimmed, empty ones
+// dropped; nil when unset.
+func (r *Reader) List(key string) []string {
+	v, ok := r.get(key)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Secret returns the value of key as a Secret, or def.
 func (r *Reader) Secret(key string, def Secret) Secret {
 	if v, ok := r.get(key); ok {

@@ -10,7 +10,7 @@ import (
 func TestReader(t *testing.T) {
 	t.Parallel()
 	r := New(FromMap(map[string]string{
-		"A": "x", "D": "2s", "N": "7", "B": "yes", "S": "hunter2", "BADD": "soon", "BADN": "many", "U": "http://h:1/",
+		"A": "x", "D": "2s", "N": "7", "B": "yes", "S": "hunter2", "BADD": "soon", "BADN": "many", "U": "http://h:1/", "L": " 10.0.0.0/8, ,::1 ",
 	}))
 	if got := r.String("A", "d"); got != "x" {
 		t.Errorf("String = %q", got)
@@ -26,6 +26,9 @@ func TestReader(t *testing.T) {
 	}
 	if !r.Bool("B", false) {
 		t.Error("Bool = false")
+	}
+	if got := r.List("L"); len(got) != 2 || got[0] != "10.0.0.0/8" || got[1] != "::1" {
+		t.Errorf("List = %q", got)
 	}
 	if got := r.URL("U", ""); got != "http://h:1" {
 		t.Errorf("URL = %q", got)
@@ -47,7 +50,7 @@ func TestReader(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "BADD") || !strings.Contains(err.Error(), "BADN") {
 		t.Fatalf("want both problems reported, got %v", err)
 	}
-	if keys := r.Keys(); len(keys) != 9 || keys[0] != "A" {
+	if keys := r.Keys(); len(keys) != 10 || keys[0] != "A" {
 		t.Errorf("Keys = %v", keys)
 	}
 }
