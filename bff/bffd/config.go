@@ -13,14 +13,14 @@ import (
 
 // Config is the BFF's configuration.
 type Config struct {
-	HTTPAddr            string        `json:"http_addr"`
-	MetricsAddr         string        `json:"metrics_addr"`
-	AuthURL             string        `json:"auth_url"`
-	CustomerURL         string        `json:"customer_url"`
-	RedisURL            config.Secret `json:"redis_url"`
+	HTTPAddr    string        `json:"http_addr"`
+	MetricsAddr string        `json:"metrics_addr"`
+	AuthURL     string        `json:"auth_url"`
+	CustomerURL string        `json:"customer_url"`
+	RedisURL    config.Secret `json:"redis_url"`
 	// TrustedProxies are the addresses or CIDRs (a load balancer, an
 	// ingress) whose X-Forwarded-For is believed for the client address.
-	TrustedProxies []string `json:"trusted_proxies"`
+	TrustedProxies      []string      `json:"trusted_proxies"`
 	MongoURI            config.Secret `json:"mongodb_uri"` // may carry credentials
 	DB                  string        `json:"bff_db"`
 	JWTSigningKey       config.Secret `json:"jwt_signing_key"`
