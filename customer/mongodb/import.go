@@ -31,6 +31,14 @@ func OpenImport(ctx context.Context, db *mongo.Database) (*Store, error) {
 	return s, nil
 }
 
+// importChunk bounds the statements of one bulk write. FerretDB v1 keeps
+// the query of every matching upsert statement of an update command open
+// until the command ends, each holding one of its 100 SQLite connections:
+// an update command of about 100 statements that match existing profiles
+// (a re-run of an import) waits forever for a connection. MongoDB does not
+// mind the extra round trips.
+const importChunk = 50
+
 // ImportResult is what an import did with one profile.
 type ImportResult struct {
 	Inserted bool  // a new profile; false: the user's profile was updated
@@ -102,6 +110,19 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 		models = append(models, m)
 		idx = append(idx, i)
 	}
+	for start := 0; start < len(models); start += importChunk {
+		end := min(start+importChunk, len(models))
+		if err := s.importChunk(ctx, models[start:end], idx[start:end], out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// importChunk is the bulk write of some of an import's models; idx maps
+// them to the results. A model that hits a duplicate key (the profile was
+// created meanwhile) is retried once, and then matches.
+func (s *Store) importChunk(ctx context.Context, models []mongo.WriteModel, idx []int, out []ImportResult) error {
 	for attempt := 0; attempt < 2 && len(models) > 0; attempt++ {
 		res, err := s.customers.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 		var retry []int
@@ -109,25 +130,18 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 		switch {
 		case err == nil:
 		case errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0:
-			failed := map[int]error{}
 			for _, we := range bwe.WriteErrors {
 				if we.Index < 0 || we.Index >= len(models) {
-					return nil, fmt.Errorf("import profiles: write error for unknown model %d: %w", we.Index, err)
+					return fmt.Errorf("import profiles: write error for unknown model %d: %w", we.Index, err)
 				}
 				if we.Code == 11000 && attempt == 0 {
 					retry = append(retry, we.Index)
-					failed[we.Index] = nil
 					continue
 				}
-				failed[we.Index] = fmt.Errorf("import profile: %s (code %d)", we.Message, we.Code)
-			}
-			for k, e := range failed {
-				if e != nil {
-					out[idx[k]].Err = e
-				}
+				out[idx[we.Index]].Err = fmt.Errorf("import profile: %s (code %d)", we.Message, we.Code)
 			}
 		default:
-			return nil, fmt.Errorf("import profiles: %w", err)
+			return fmt.Errorf("import profiles: %w", err)
 		}
 		if res != nil {
 			for k := range res.UpsertedIDs {
@@ -142,7 +156,7 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 		}
 		models, idx = nm, ni
 	}
-	return out, nil
+	return nil
 }
 
 // ProfilesByUserIDs reads the profiles of the given users, by user id (the
