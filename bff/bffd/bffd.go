@@ -160,14 +160,18 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		return err
 	}
 
+	if cfg.BenchFloor {
+		log.Warn("BFF_BENCH_FLOOR is on: GET /api/bff/bench/floor/ is served for cmd/bench; never turn it on in a deployment")
+	}
 	engine := web.NewEngine(web.EngineOptions{Service: "bff", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	httpapi.Routes(engine, httpapi.Deps{
 		Service: svc, Validator: validator, Views: views, Verifier: verifier,
-		Checks:  checks,
-		Metrics: metricsOnAPI(cfg, tel.Metrics),
+		Checks:     checks,
+		Metrics:    metricsOnAPI(cfg, tel.Metrics),
+		BenchFloor: cfg.BenchFloor,
 		Details: func() map[string]any {
 			d := map[string]any{
 				"breakers":           breakers.States(),

@@ -42,6 +42,9 @@ type Config struct {
 	LogLevel        string        `json:"log_level"`
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	Environment     string        `json:"deployment_environment"`
+	// BenchFloor serves the benchmark's floor endpoint (cmd/bench):
+	// BFF_BENCH_FLOOR, off by default and never on in a deployment.
+	BenchFloor bool `json:"bff_bench_floor"`
 
 	// afterStep is the saga runner's test hook (bff.Options.AfterStep).
 	afterStep func(ctx context.Context, step string) error
@@ -75,6 +78,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		LogLevel:          r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		Environment:       r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
 	}
 	r.Check(c.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(c.DB != "", "BFF_DB", "must not be empty")

@@ -26,6 +26,8 @@ type Deps struct {
 	// Metrics, when set, is served as GET /metrics on the API (only when
 	// there is no separate metrics listener).
 	Metrics http.Handler
+	// BenchFloor routes the benchmark's floor endpoint (floor.go).
+	BenchFloor bool
 }
 
 // Routes registers every route of the BFF on r.
@@ -43,6 +45,10 @@ func Routes(r *gin.Engine, d Deps) {
 	me.GET("/", handleGetMe(d.Views))
 	me.PATCH("/", handlePatchMe(d.Service, d.Validator, d.Views))
 	me.DELETE("/", handleDeleteMe(d.Service))
+
+	if d.BenchFloor {
+		api.GET("/bench/floor/", authenticate(d.Verifier), handleBenchFloor())
+	}
 }
 
 // callerKey is the context key of the authenticated caller.
