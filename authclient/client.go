@@ -1,19 +1,17 @@
 package authclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // User is the auth service's user JSON.
@@ -56,13 +54,14 @@ func rawID(r json.RawMessage) string {
 }
 
 // MaxResponseBytes bounds how much of an upstream answer is read.
-const MaxResponseBytes = 1 << 20
+const MaxResponseBytes = upstream.MaxResponseBytes
 
 // Options configures a Client.
 type Options struct {
 	BaseURL        string        // e.g. http://127.0.0.1:8001
 	Timeout        time.Duration // per call, unless the caller's context is shorter (default 5s)
 	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
 	// Transport is the base transport (default: a tuned clone of http.DefaultTransport).
 	Transport http.RoundTripper
@@ -70,9 +69,7 @@ type Options struct {
 
 // Client is a typed client of the auth service's contract.
 type Client struct {
-	base    string
-	timeout time.Duration
-	http    *http.Client
+	up *upstream.Client
 }
 
 // New returns a client whose calls are traced by an otelhttp transport that
@@ -81,29 +78,15 @@ func New(o Options) *Client {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	base := o.Transport
-	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 256
-		t.MaxIdleConnsPerHost = 128
-		t.IdleConnTimeout = 90 * time.Second
-		base = t
-	}
-	var topts []otelhttp.Option
-	if o.TracerProvider != nil {
-		topts = append(topts, otelhttp.WithTracerProvider(o.TracerProvider))
-	}
-	if o.Propagator != nil {
-		topts = append(topts, otelhttp.WithPropagators(o.Propagator))
-	}
-	topts = append(topts, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return "auth " + r.Method
-	}))
-	return &Client{
-		base:    o.BaseURL,
-		timeout: o.Timeout,
-		http:    &http.Client{Transport: otelhttp.NewTransport(base, topts...)},
-	}
+	return &Client{up: upstream.New(upstream.Options{
+		Service:        "auth",
+		BaseURL:        o.BaseURL,
+		Timeout:        o.Timeout,
+		TracerProvider: o.TracerProvider,
+		MeterProvider:  o.MeterProvider,
+		Propagator:     o.Propagator,
+		Transport:      o.Transport,
+	})}
 }
 
 // call describes one request to the auth service.
@@ -120,96 +103,18 @@ type call struct {
 	goneOnRetry func(*Error) bool
 }
 
-const maxAttempts = 3
-
 // do performs c with the per-call timeout, retrying idempotent calls with
-// backoff on unavailability, and maps failures to the package's errors.
+// backoff on unavailability; failures are *Error values. A context made by
+// WithClientAddr sends the end user's address as X-Forwarded-For.
 func (cl *Client) do(ctx context.Context, c call) error {
-	ctx, cancel := context.WithTimeout(ctx, cl.timeout)
-	defer cancel()
-	var payload []byte
-	if c.body != nil {
-		var err error
-		if payload, err = json.Marshal(c.body); err != nil {
-			return fmt.Errorf("authclient: encode %s: %w", c.path, err)
-		}
-	}
-	attempts := 1
-	if c.idempotent {
-		attempts = maxAttempts
-	}
-	backoff := 50 * time.Millisecond
-	var err error
-	for i := 0; i < attempts; i++ {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(backoff):
-			}
-			backoff *= 3
-		}
-		err = cl.once(ctx, c, payload)
-		if i > 0 && c.goneOnRetry != nil {
-			if e, ok := errors.AsType[*Error](err); ok && c.goneOnRetry(e) {
-				return nil
-			}
-		}
-		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-func (cl *Client) once(ctx context.Context, c call, payload []byte) error {
-	u := cl.base + c.path
-	if len(c.query) > 0 {
-		u += "?" + c.query.Encode()
-	}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, c.method, u, body)
-	if err != nil {
-		return fmt.Errorf("authclient: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var header map[string]string
 	if addr := clientAddr(ctx); addr != "" {
-		req.Header.Set("X-Forwarded-For", addr)
+		header = map[string]string{"X-Forwarded-For": addr}
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := cl.http.Do(req)
-	if err != nil {
-		return &Error{Kind: ErrUnavailable, Op: c.method + " " + c.path, Detail: "auth service unreachable", cause: err}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return &Error{Kind: ErrUnavailable, Op: c.method + " " + c.path, Status: resp.StatusCode, Detail: "reading the answer failed", cause: err}
-	}
-	if len(raw) > MaxResponseBytes {
-		return &Error{Kind: ErrUnavailable, Op: c.method + " " + c.path, Status: resp.StatusCode, Detail: "answer too large"}
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if c.out == nil || len(bytes.TrimSpace(raw)) == 0 {
-			if c.out != nil {
-				return &Error{Kind: ErrUnavailable, Op: c.method + " " + c.path, Status: resp.StatusCode, Detail: "empty answer"}
-			}
-			return nil
-		}
-		if err := json.Unmarshal(raw, c.out); err != nil {
-			return &Error{Kind: ErrUnavailable, Op: c.method + " " + c.path, Status: resp.StatusCode, Detail: "malformed answer", cause: err}
-		}
-		return nil
-	}
-	return errorFromResponse(c.method+" "+c.path, resp, raw)
+	return cl.up.Do(ctx, upstream.Call{
+		Method: c.method, Path: c.path, Query: c.query, Token: c.token, Header: header,
+		Body: c.body, Out: c.out, Idempotent: c.idempotent, GoneOnRetry: c.goneOnRetry,
+	})
 }
 
 // Profile returns the user the access token belongs to.

@@ -1,141 +1,20 @@
 package authclient
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
-	"strconv"
-	"time"
-)
+import "github.com/acme/customer-platform/internal/upstream"
 
-// Error kinds, matched with errors.Is.
+// Error kinds, matched with errors.Is (shared with the other upstream clients).
 var (
-	ErrValidation   = errors.New("validation failed")
-	ErrNotFound     = errors.New("not found")
-	ErrUnauthorized = errors.New("unauthorized")
-	ErrForbidden    = errors.New("forbidden")
-	ErrConflict     = errors.New("conflict")
-	ErrRateLimited  = errors.New("rate limited")
-	ErrUnavailable  = errors.New("auth service unavailable")
+	ErrValidation   = upstream.ErrValidation
+	ErrNotFound     = upstream.ErrNotFound
+	ErrUnauthorized = upstream.ErrUnauthorized
+	ErrForbidden    = upstream.ErrForbidden
+	ErrConflict     = upstream.ErrConflict
+	ErrRateLimited  = upstream.ErrRateLimited
+	ErrUnavailable  = upstream.ErrUnavailable
 )
 
-// Error is a failed call to the auth service.
-type Error struct {
-	Kind       error               // one of the Err* kinds
-	Op         string              // "POST /api/auth/register/"
-	Status     int                 // HTTP status, 0 for network errors
-	Detail     string              // the service's detail message, when any
-	Code       string              // the service's code, when any
-	Fields     map[string][]string // the field errors of a 400, verbatim
-	RetryAfter time.Duration       // of a 429
-	cause      error
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("authclient: %s: %v", e.Op, e.Kind)
-	if e.Status != 0 {
-		s += fmt.Sprintf(" (HTTP %d)", e.Status)
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
-
-// Is matches the error's kind.
-func (e *Error) Is(target error) bool { return target == e.Kind }
-
-// Unwrap returns the underlying cause (a network error, a context error).
-func (e *Error) Unwrap() error { return e.cause }
-
-// errorFromResponse maps a non-2xx answer, from our service or from Django
-// (HTML error pages, {"detail"} bodies, empty bodies), to an *Error.
-func errorFromResponse(op string, resp *http.Response, raw []byte) *Error {
-	e := &Error{Op: op, Status: resp.StatusCode}
-	var generic map[string]json.RawMessage
-	isJSON := json.Unmarshal(raw, &generic) == nil
-	if isJSON {
-		if d, ok := generic["detail"]; ok {
-			_ = json.Unmarshal(d, &e.Detail)
-		}
-		if c, ok := generic["code"]; ok {
-			_ = json.Unmarshal(c, &e.Code)
-		}
-	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusBadRequest:
-		e.Kind = ErrValidation
-		e.Fields = fieldErrors(generic)
-		if len(e.Fields) == 0 {
-			msg := e.Detail
-			if msg == "" {
-				msg = "Invalid request."
-			}
-			e.Fields = map[string][]string{"non_field_errors": {msg}}
-		}
-	case s == http.StatusUnauthorized:
-		e.Kind = ErrUnauthorized
-	case s == http.StatusForbidden:
-		e.Kind = ErrForbidden
-	case s == http.StatusNotFound:
-		e.Kind = ErrNotFound
-	case s == http.StatusConflict:
-		e.Kind = ErrConflict
-	case s == http.StatusTooManyRequests:
-		e.Kind = ErrRateLimited
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
-	case s >= 500:
-		e.Kind = ErrUnavailable
-	default:
-		e.Kind = ErrUnavailable
-		if e.Detail == "" {
-			e.Detail = "unexpected status"
-		}
-	}
-	return e
-}
-
-// fieldErrors keeps a DRF validation body verbatim: each member a list of
-// messages (a single string is wrapped; nested objects are flattened as JSON).
-func fieldErrors(body map[string]json.RawMessage) map[string][]string {
-	out := map[string][]string{}
-	for k, v := range body {
-		if k == "code" {
-			continue
-		}
-		var list []string
-		if json.Unmarshal(v, &list) == nil {
-			out[k] = list
-			continue
-		}
-		var one string
-		if json.Unmarshal(v, &one) == nil {
-			if k == "detail" {
-				k = "non_field_errors"
-			}
-			out[k] = []string{one}
-			continue
-		}
-		out[k] = []string{string(v)}
-	}
-	return out
-}
-
-func retryAfter(h string) time.Duration {
-	if h == "" {
-		return time.Second
-	}
-	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return time.Second
-}
+// Error is a failed call to the auth service: its Kind (one of the Err*
+// kinds), the HTTP status, the service's detail and code, the field errors
+// of a 400 verbatim (so a gateway can hand them to its client), and the
+// retry delay of a 429.
+type Error = upstream.Error

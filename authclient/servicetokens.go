@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // ServiceTokens caches a service account's access token and renews it before
@@ -53,7 +55,7 @@ func (s *ServiceTokens) Token(ctx context.Context) (string, error) {
 	select {
 	case s.fetch <- struct{}{}:
 	case <-ctx.Done():
-		return "", &Error{Kind: ErrUnavailable, Op: "POST /api/auth/token/service/", Detail: "gave up waiting for the service token", cause: ctx.Err()}
+		return "", upstream.Unavailable("auth", "POST /api/auth/token/service/", "gave up waiting for the service token", ctx.Err())
 	}
 	defer func() { <-s.fetch }()
 	if t := s.cached(); t != "" { // fetched while we waited

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
 	"github.com/acme/customer-platform/bff/customerhttp"
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // The adapters below give the bff package the interfaces it declares, on
@@ -20,72 +20,43 @@ import (
 // upstreamIsHealthy tells the breakers which errors still show the service
 // working: any answer but unavailability (a 4xx is the caller's problem).
 func upstreamIsHealthy(err error) bool {
-	return !errors.Is(err, authclient.ErrUnavailable) && !errors.Is(err, customerhttp.ErrUnavailable) &&
-		!errors.Is(err, context.DeadlineExceeded)
+	return !errors.Is(err, upstream.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // fromAuth translates an authclient error.
-func fromAuth(err error) error {
-	if err == nil {
-		return nil
-	}
-	ue := &bff.UpstreamError{Service: bff.ServiceAuth, Kind: bff.ErrUpstreamUnavailable, Err: err}
-	if errors.Is(err, breaker.ErrOpen) {
-		ue.NotSent = true
-		return ue
-	}
-	if ae, ok := errors.AsType[*authclient.Error](err); ok {
-		ue.Status, ue.Code, ue.Detail, ue.Fields, ue.RetryAfter = ae.Status, ae.Code, ae.Detail, ae.Fields, ae.RetryAfter
-		ue.Kind = kindOf(ae.Kind, authclient.ErrValidation, authclient.ErrNotFound, authclient.ErrUnauthorized,
-			authclient.ErrForbidden, authclient.ErrConflict, authclient.ErrRateLimited)
-		ue.NotSent = ue.Kind == bff.ErrUpstreamUnavailable && ae.Status == 0 && dialFailed(err)
-	}
-	return ue
-}
+func fromAuth(err error) error { return fromUpstream(bff.ServiceAuth, err) }
 
 // fromCustomer translates a customerhttp error.
-func fromCustomer(err error) error {
+func fromCustomer(err error) error { return fromUpstream(bff.ServiceCustomer, err) }
+
+// upstreamKinds maps the clients' error kinds to the bff ones.
+var upstreamKinds = map[error]error{
+	upstream.ErrValidation:   bff.ErrUpstreamInvalid,
+	upstream.ErrNotFound:     bff.ErrUpstreamNotFound,
+	upstream.ErrUnauthorized: bff.ErrUpstreamUnauthorized,
+	upstream.ErrForbidden:    bff.ErrUpstreamForbidden,
+	upstream.ErrConflict:     bff.ErrUpstreamConflict,
+	upstream.ErrRateLimited:  bff.ErrUpstreamThrottled,
+}
+
+// fromUpstream translates a client error (or an open breaker) of service.
+func fromUpstream(service string, err error) error {
 	if err == nil {
 		return nil
 	}
-	ue := &bff.UpstreamError{Service: bff.ServiceCustomer, Kind: bff.ErrUpstreamUnavailable, Err: err}
+	ue := &bff.UpstreamError{Service: service, Kind: bff.ErrUpstreamUnavailable, Err: err}
 	if errors.Is(err, breaker.ErrOpen) {
 		ue.NotSent = true
 		return ue
 	}
-	if ce, ok := errors.AsType[*customerhttp.Error](err); ok {
-		ue.Status, ue.Code, ue.Detail, ue.Fields, ue.RetryAfter = ce.Status, ce.Code, ce.Detail, ce.Fields, ce.RetryAfter
-		ue.Kind = kindOf(ce.Kind, customerhttp.ErrValidation, customerhttp.ErrNotFound, customerhttp.ErrUnauthorized,
-			customerhttp.ErrForbidden, customerhttp.ErrConflict, customerhttp.ErrRateLimited)
-		ue.NotSent = ce.NotSent
+	if e, ok := errors.AsType[*upstream.Error](err); ok {
+		ue.Status, ue.Code, ue.Detail, ue.Fields, ue.RetryAfter = e.Status, e.Code, e.Detail, e.Fields, e.RetryAfter
+		if k, ok := upstreamKinds[e.Kind]; ok {
+			ue.Kind = k
+		}
+		ue.NotSent = e.NotSent
 	}
 	return ue
-}
-
-// kindOf maps a client's error kind to the bff kind in the same position.
-func kindOf(kind error, validation, notFound, unauthorized, forbidden, conflict, throttled error) error {
-	switch kind {
-	case validation:
-		return bff.ErrUpstreamInvalid
-	case notFound:
-		return bff.ErrUpstreamNotFound
-	case unauthorized:
-		return bff.ErrUpstreamUnauthorized
-	case forbidden:
-		return bff.ErrUpstreamForbidden
-	case conflict:
-		return bff.ErrUpstreamConflict
-	case throttled:
-		return bff.ErrUpstreamThrottled
-	}
-	return bff.ErrUpstreamUnavailable
-}
-
-// dialFailed reports whether a transport error happened while connecting:
-// nothing was sent.
-func dialFailed(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // authService is bff.Auth over authclient.

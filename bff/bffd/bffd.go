@@ -70,8 +70,8 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if err != nil {
 		return err
 	}
-	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, Propagator: tel.Propagator})
-	cc := customerhttp.New(customerhttp.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, Propagator: tel.Propagator})
+	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
+	cc := customerhttp.New(customerhttp.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
 	authSvc := &authService{c: ac, br: authBr}
 	custSvc := &customers{c: cc, br: customerBr}
 	opts := bff.Options{

@@ -12,25 +12,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // MaxResponseBytes bounds how much of an answer is read.
-const MaxResponseBytes = 1 << 20
+const MaxResponseBytes = upstream.MaxResponseBytes
 
 // Options configures a Client.
 type Options struct {
 	BaseURL        string        // e.g. http://127.0.0.1:8002
 	Timeout        time.Duration // per call (default 3s)
 	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
 	// Transport is the base transport (default: a tuned clone of http.DefaultTransport).
 	Transport http.RoundTripper
@@ -38,9 +39,7 @@ type Options struct {
 
 // Client is a typed client of the customer service.
 type Client struct {
-	base    string
-	timeout time.Duration
-	http    *http.Client
+	up *upstream.Client
 }
 
 // New returns a client.
@@ -48,28 +47,15 @@ func New(o Options) *Client {
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second
 	}
-	base := o.Transport
-	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 256
-		t.MaxIdleConnsPerHost = 128
-		t.IdleConnTimeout = 90 * time.Second
-		base = t
-	}
-	topts := []otelhttp.Option{otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return "customer " + r.Method
+	return &Client{up: upstream.New(upstream.Options{
+		Service:        "customer",
+		BaseURL:        o.BaseURL,
+		Timeout:        o.Timeout,
+		TracerProvider: o.TracerProvider,
+		MeterProvider:  o.MeterProvider,
+		Propagator:     o.Propagator,
+		Transport:      o.Transport,
 	})}
-	if o.TracerProvider != nil {
-		topts = append(topts, otelhttp.WithTracerProvider(o.TracerProvider))
-	}
-	if o.Propagator != nil {
-		topts = append(topts, otelhttp.WithPropagators(o.Propagator))
-	}
-	return &Client{
-		base:    o.BaseURL,
-		timeout: o.Timeout,
-		http:    &http.Client{Transport: otelhttp.NewTransport(base, topts...)},
-	}
 }
 
 // Profile is a customer profile: its ids and the JSON as answered.
@@ -164,83 +150,11 @@ func (c *Client) DeleteCustomer(ctx context.Context, token, id string) error {
 	return c.do(ctx, call{method: http.MethodDelete, path: url.PathEscape(id) + "/", token: token, idempotent: true})
 }
 
-const maxAttempts = 3
-
 // do performs cl within the per-call timeout, retrying idempotent calls
 // with backoff while the service is unavailable.
 func (c *Client) do(ctx context.Context, cl call) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var payload []byte
-	if cl.body != nil {
-		var err error
-		if payload, err = json.Marshal(cl.body); err != nil {
-			return fmt.Errorf("customerhttp: encode %s: %w", cl.path, err)
-		}
-	}
-	attempts := 1
-	if cl.idempotent {
-		attempts = maxAttempts
-	}
-	backoff := 50 * time.Millisecond
-	var err error
-	for i := range attempts {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(backoff):
-			}
-			backoff *= 3
-		}
-		err = c.once(ctx, cl, payload)
-		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-func (c *Client) once(ctx context.Context, cl call, payload []byte) error {
-	op := cl.method + " " + basePath + cl.path
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, c.base+basePath+cl.path, body)
-	if err != nil {
-		return fmt.Errorf("customerhttp: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return &Error{Kind: ErrUnavailable, Op: op, Detail: "customer service unreachable", NotSent: notSent(err), cause: err}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return &Error{Kind: ErrUnavailable, Op: op, Status: resp.StatusCode, Detail: "reading the answer failed", cause: err}
-	}
-	if len(raw) > MaxResponseBytes {
-		return &Error{Kind: ErrUnavailable, Op: op, Status: resp.StatusCode, Detail: "answer too large"}
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if cl.out == nil {
-			return nil
-		}
-		if len(bytes.TrimSpace(raw)) == 0 {
-			return &Error{Kind: ErrUnavailable, Op: op, Status: resp.StatusCode, Detail: "empty answer"}
-		}
-		if err := json.Unmarshal(raw, cl.out); err != nil {
-			return &Error{Kind: ErrUnavailable, Op: op, Status: resp.StatusCode, Detail: "malformed answer", cause: err}
-		}
-		return nil
-	}
-	return errorFromResponse(op, resp, raw)
+	return c.up.Do(ctx, upstream.Call{
+		Method: cl.method, Path: basePath + cl.path, Token: cl.token,
+		Body: cl.body, Out: cl.out, Idempotent: cl.idempotent,
+	})
 }

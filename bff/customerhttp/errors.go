@@ -1,145 +1,20 @@
 package customerhttp
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
-)
+import "github.com/acme/customer-platform/internal/upstream"
 
-// Error kinds, matched with errors.Is.
+// Error kinds, matched with errors.Is (shared with the other upstream clients).
 var (
-	ErrValidation   = errors.New("validation failed")
-	ErrNotFound     = errors.New("not found")
-	ErrUnauthorized = errors.New("unauthorized")
-	ErrForbidden    = errors.New("forbidden")
-	ErrConflict     = errors.New("conflict")
-	ErrRateLimited  = errors.New("rate limited")
-	ErrUnavailable  = errors.New("customer service unavailable")
+	ErrValidation   = upstream.ErrValidation
+	ErrNotFound     = upstream.ErrNotFound
+	ErrUnauthorized = upstream.ErrUnauthorized
+	ErrForbidden    = upstream.ErrForbidden
+	ErrConflict     = upstream.ErrConflict
+	ErrRateLimited  = upstream.ErrRateLimited
+	ErrUnavailable  = upstream.ErrUnavailable
 )
 
-// Error is a failed call to the customer service.
-type Error struct {
-	Kind       error               // one of the Err* kinds
-	Op         string              // "POST /api/v1/customers/profile/create/"
-	Status     int                 // HTTP status, 0 without an answer
-	Detail     string              // the service's detail message, when any
-	Code       string              // the service's code, when any
-	Fields     map[string][]string // the field errors of a 400, verbatim
-	RetryAfter time.Duration       // of a 429
-	// NotSent is true when the request certainly never reached the
-	// service (the connection could not be made).
-	NotSent bool
-	cause   error
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("customerhttp: %s: %v", e.Op, e.Kind)
-	if e.Status != 0 {
-		s += fmt.Sprintf(" (HTTP %d)", e.Status)
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.cause != nil {
-		s += ": " + e.cause.Error()
-	}
-	return s
-}
-
-// Is matches the error's kind.
-func (e *Error) Is(target error) bool { return target == e.Kind }
-
-// Unwrap returns the underlying cause.
-func (e *Error) Unwrap() error { return e.cause }
-
-// notSent reports whether a transport error happened before anything was
-// written: the dial failed.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// errorFromResponse maps a non-2xx answer to an *Error.
-func errorFromResponse(op string, resp *http.Response, raw []byte) *Error {
-	e := &Error{Op: op, Status: resp.StatusCode}
-	var generic map[string]json.RawMessage
-	if json.Unmarshal(raw, &generic) == nil {
-		if d, ok := generic["detail"]; ok {
-			_ = json.Unmarshal(d, &e.Detail)
-		}
-		if c, ok := generic["code"]; ok {
-			_ = json.Unmarshal(c, &e.Code)
-		}
-	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusBadRequest:
-		e.Kind = ErrValidation
-		e.Fields = fieldErrors(generic)
-		if len(e.Fields) == 0 {
-			msg := e.Detail
-			if msg == "" {
-				msg = "Invalid request."
-			}
-			e.Fields = map[string][]string{"non_field_errors": {msg}}
-		}
-	case s == http.StatusUnauthorized:
-		e.Kind = ErrUnauthorized
-	case s == http.StatusForbidden:
-		e.Kind = ErrForbidden
-	case s == http.StatusNotFound:
-		e.Kind = ErrNotFound
-	case s == http.StatusConflict:
-		e.Kind = ErrConflict
-	case s == http.StatusTooManyRequests:
-		e.Kind = ErrRateLimited
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
-	default:
-		e.Kind = ErrUnavailable
-		if e.Detail == "" && s < 500 {
-			e.Detail = "unexpected status"
-		}
-	}
-	return e
-}
-
-// fieldErrors keeps a validation body verbatim: each member a list of
-// messages (a single string is wrapped; other values are kept as JSON text).
-func fieldErrors(body map[string]json.RawMessage) map[string][]string {
-	out := map[string][]string{}
-	for k, v := range body {
-		if k == "code" {
-			continue
-		}
-		var list []string
-		if json.Unmarshal(v, &list) == nil {
-			out[k] = list
-			continue
-		}
-		var one string
-		if json.Unmarshal(v, &one) == nil {
-			if k == "detail" {
-				k = "non_field_errors"
-			}
-			out[k] = []string{one}
-			continue
-		}
-		out[k] = []string{string(v)}
-	}
-	return out
-}
-
-func retryAfter(h string) time.Duration {
-	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return time.Second
-}
+// Error is a failed call to the customer service: its Kind (one of the Err*
+// kinds), the HTTP status, the service's detail, code and field errors, the
+// retry delay of a 429, and NotSent when the request certainly never reached
+// the service (the connection could not be made).
+type Error = upstream.Error

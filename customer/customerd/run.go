@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		BaseURL:        cfg.AuthURL,
 		Timeout:        cfg.AuthTimeout,
 		TracerProvider: tel.Tracer,
+		MeterProvider:  tel.Meter,
 		Propagator:     tel.Propagator,
 	})
 	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})

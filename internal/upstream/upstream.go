@@ -1,0 +1,199 @@
+// Package upstream is the JSON-over-HTTP client core shared by the typed
+// clients of our services (authclient, the BFF's customer client): per-call
+// timeouts, an otelhttp transport (client spans, W3C propagation, outbound
+// call duration by upstream), bounded answers, retries with backoff for
+// idempotent calls only, and the mapping of Django REST framework error
+// answers to one *Error type whose Kind is matched with errors.Is.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// MaxResponseBytes bounds how much of an answer is read.
+const MaxResponseBytes = 1 << 20
+
+// Options configures a Client.
+type Options struct {
+	// Service names the upstream ("auth", "customer"): span names, the
+	// upstream attribute of the outbound metrics, error messages.
+	Service        string
+	BaseURL        string        // e.g. http://127.0.0.1:8001
+	Timeout        time.Duration // per call, unless the caller's context is shorter
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
+	// Transport is the base transport (default: a tuned clone of http.DefaultTransport).
+	Transport http.RoundTripper
+}
+
+// Client calls one upstream service.
+type Client struct {
+	service string
+	base    string
+	timeout time.Duration
+	http    *http.Client
+}
+
+// New returns a client; Timeout must be positive.
+func New(o Options) *Client {
+	base := o.Transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 256
+		t.MaxIdleConnsPerHost = 128
+		t.IdleConnTimeout = 90 * time.Second
+		base = t
+	}
+	service := o.Service
+	topts := []otelhttp.Option{
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return service + " " + r.Method }),
+		otelhttp.WithMetricAttributesFn(func(*http.Request) []attribute.KeyValue {
+			return []attribute.KeyValue{attribute.String("upstream", service)}
+		}),
+	}
+	if o.TracerProvider != nil {
+		topts = append(topts, otelhttp.WithTracerProvider(o.TracerProvider))
+	}
+	if o.MeterProvider != nil {
+		topts = append(topts, otelhttp.WithMeterProvider(o.MeterProvider))
+	}
+	if o.Propagator != nil {
+		topts = append(topts, otelhttp.WithPropagators(o.Propagator))
+	}
+	return &Client{
+		service: service,
+		base:    o.BaseURL,
+		timeout: o.Timeout,
+		http:    &http.Client{Transport: otelhttp.NewTransport(base, topts...)},
+	}
+}
+
+// Call describes one request.
+type Call struct {
+	Method string
+	Path   string // appended to the base URL
+	Query  url.Values
+	Token  string            // bearer token, optional
+	Header map[string]string // extra request headers
+	Body   any               // JSON-encoded when non-nil
+	Out    any               // decoded from a 2xx answer when non-nil (an empty answer is then an error)
+	// Idempotent calls (GET, DELETE) are retried with backoff on
+	// unavailability (network errors, 5xx); others never are.
+	Idempotent bool
+	// GoneOnRetry, for a DELETE, recognises the answer of a retry whose
+	// earlier attempt already did the work (the thing is gone): success.
+	GoneOnRetry func(*Error) bool
+}
+
+const maxAttempts = 3
+
+// Do performs c within the per-call timeout.
+func (cl *Client) Do(ctx context.Context, c Call) error {
+	ctx, cancel := context.WithTimeout(ctx, cl.timeout)
+	defer cancel()
+	var payload []byte
+	if c.Body != nil {
+		var err error
+		if payload, err = json.Marshal(c.Body); err != nil {
+			return fmt.Errorf("%s: encode %s: %w", cl.service, c.Path, err)
+		}
+	}
+	attempts := 1
+	if c.Idempotent {
+		attempts = maxAttempts
+	}
+	backoff := 50 * time.Millisecond
+	var err error
+	for i := range attempts {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(backoff):
+			}
+			backoff *= 3
+		}
+		err = cl.once(ctx, c, payload)
+		if i > 0 && c.GoneOnRetry != nil {
+			if e, ok := errors.AsType[*Error](err); ok && c.GoneOnRetry(e) {
+				return nil
+			}
+		}
+		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (cl *Client) once(ctx context.Context, c Call, payload []byte) error {
+	fail := func(status int, detail string, cause error) *Error {
+		return &Error{Service: cl.service, Kind: ErrUnavailable, Op: c.Method + " " + c.Path, Status: status, Detail: detail, cause: cause}
+	}
+	u := cl.base + c.Path
+	if len(c.Query) > 0 {
+		u += "?" + c.Query.Encode()
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.Method, u, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cl.service, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.Header {
+		req.Header.Set(k, v)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		e := fail(0, cl.service+" service unreachable", err)
+		e.NotSent = dialFailed(err)
+		return e
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return fail(resp.StatusCode, "reading the answer failed", err)
+	}
+	if len(raw) > MaxResponseBytes {
+		return fail(resp.StatusCode, "answer too large", nil)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if c.Out == nil {
+			return nil
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return fail(resp.StatusCode, "empty answer", nil)
+		}
+		if err := json.Unmarshal(raw, c.Out); err != nil {
+			return fail(resp.StatusCode, "malformed answer", err)
+		}
+		return nil
+	}
+	e := FromResponse(c.Method+" "+c.Path, resp.StatusCode, resp.Header, raw)
+	e.Service = cl.service
+	return e
+}
