@@ -25,7 +25,7 @@ func Connect(ctx context.Context, uri, appName string, tp trace.TracerProvider) 
 	mopts = append(mopts, otelmongo.WithCommandAttributeDisabled(true))
 	opts := options.Client().ApplyURI(uri).
 		SetAppName(appName).
-		SetMonitor(otelmongo.NewMonitor(mopts...)).
+		SetMonitor(tracingMonitor(mopts...)).
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
 		SetMaxPoolSize(100)
