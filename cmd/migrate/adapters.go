@@ -74,18 +74,19 @@ func (a authDirectory) FindUserByEmail(ctx context.Context, email string) (legac
 	return legacy.User{ID: u.ID, Email: u.Email}, true, nil
 }
 
-func (a authDirectory) UserExists(ctx context.Context, id string) (bool, error) {
-	err := a.withToken(ctx, func(tok string) error {
-		_, err := a.client.GetUser(ctx, tok, id)
+func (a authDirectory) UserByID(ctx context.Context, id string) (legacy.User, bool, error) {
+	var u *authclient.User
+	err := a.withToken(ctx, func(tok string) (err error) {
+		u, err = a.client.GetUser(ctx, tok, id)
 		return err
 	})
 	switch {
 	case errors.Is(err, authclient.ErrNotFound):
-		return false, nil
+		return legacy.User{}, false, nil
 	case err != nil:
-		return false, err
+		return legacy.User{}, false, err
 	}
-	return true, nil
+	return legacy.User{ID: u.ID, Email: u.Email}, true, nil
 }
 
 // CreateUser creates the user without a password: the account's password

@@ -163,10 +163,10 @@ func TestDirectoryLookups(t *testing.T) {
 	if _, found, err := d.FindUserByEmail(ctx, "loose@example.com"); found || err != nil {
 		t.Errorf("a loose match was taken: %v %v", found, err)
 	}
-	if ok, err := d.UserExists(ctx, users["ada@example.com"]); !ok || err != nil {
-		t.Errorf("exists: %v %v", ok, err)
+	if u, ok, err := d.UserByID(ctx, users["ada@example.com"]); !ok || err != nil || u.Email != "ada@example.com" {
+		t.Errorf("by id: %+v %v %v", u, ok, err)
 	}
-	if ok, err := d.UserExists(ctx, "0b7f3c1e-55a0-4c44-9d1e-2f0b7c7c0a01"); ok || err != nil {
+	if _, ok, err := d.UserByID(ctx, "0b7f3c1e-55a0-4c44-9d1e-2f0b7c7c0a01"); ok || err != nil {
 		t.Errorf("missing user: %v %v", ok, err)
 	}
 }

@@ -34,8 +34,8 @@ type Directory interface {
 	// FindUserByEmail looks a user up by email (case-insensitively); found
 	// is false when there is none.
 	FindUserByEmail(ctx context.Context, email string) (u User, found bool, err error)
-	// UserExists reports whether a user id exists.
-	UserExists(ctx context.Context, id string) (bool, error)
+	// UserByID looks a user up by id; found is false when there is none.
+	UserByID(ctx context.Context, id string) (u User, found bool, err error)
 }
 
 // UserCreator creates auth users with an unusable password that must be reset.

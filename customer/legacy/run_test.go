@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ type fakeDirectory struct {
 	mu          sync.Mutex
 	byEmail     map[string]User
 	calls       map[string]int
+	idCalls     int
 	inflight    int
 	maxInflight int
 	created     int
@@ -66,15 +68,16 @@ func (d *fakeDirectory) FindUserByEmail(ctx context.Context, email string) (User
 	return u, ok, nil
 }
 
-func (d *fakeDirectory) UserExists(_ context.Context, id string) (bool, error) {
+func (d *fakeDirectory) UserByID(_ context.Context, id string) (User, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.idCalls++
 	for _, u := range d.byEmail {
 		if u.ID == id {
-			return true, nil
+			return u, true, nil
 		}
 	}
-	return false, nil
+	return User{}, false, nil
 }
 
 func (d *fakeDirectory) CreateUser(_ context.Context, nu NewUser) (User, error) {
@@ -411,9 +414,21 @@ func TestApplyInterruptedAndRerun(t *testing.T) {
 		t.Errorf("%d users created, planned %d", dir.created, planned.CreateUser)
 	}
 
+	before := maps.Clone(dir.calls)
 	v, err := Verify(context.Background(), reader(t, in), dir, store, Options{})
 	if err != nil || !v.OK() || v.Expected != written || v.Records != 120 || v.TotalProfiles != written {
 		t.Fatalf("verify: %v %+v", err, v)
+	}
+	// The users of the profiles were looked up by id, not again by email.
+	for id := range store.byUser {
+		for e, u := range dir.byEmail {
+			if u.ID == id && dir.calls[e] != before[e] {
+				t.Errorf("verify looked %s up by email again", e)
+			}
+		}
+	}
+	if dir.idCalls != written {
+		t.Errorf("%d lookups by id for %d profiles", dir.idCalls, written)
 	}
 
 	// Verify notices what went wrong since.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/acme/customer-platform/customer"
@@ -72,7 +73,22 @@ func Verify(ctx context.Context, r *Reader, dir Directory, store ProfileReader, 
 	o.CreateMissingUsers = false
 	p := newPlanner(dir, o)
 	var v Verification
-	err := batches(ctx, r, o.BatchSize, func(recs []Record) error {
+
+	// Every profile's user exists. The users found seed the planner's cache,
+	// so the plan below looks up by email only the records without a profile.
+	if err := checkUsers(ctx, dir, store, o.Lookups, p.cache, &v); err != nil {
+		return v, err
+	}
+	dups, err := store.DuplicateUserIDs(ctx)
+	if err != nil {
+		return v, fmt.Errorf("find shared users: %w", err)
+	}
+	v.SharedUsers = len(dups)
+	for _, id := range dups {
+		v.SharedList = appendCapped(v.SharedList, Finding{UserID: id, Detail: "more than one profile"})
+	}
+
+	err = batches(ctx, r, o.BatchSize, func(recs []Record) error {
 		if err := p.resolve(ctx, recs); err != nil {
 			return err
 		}
@@ -105,7 +121,7 @@ func Verify(ctx context.Context, r *Reader, dir Directory, store ProfileReader, 
 			v.Found++
 			if diff := Differences(e.profile, c); len(diff) > 0 {
 				v.Mismatched++
-				v.MismatchList = appendCapped(v.MismatchList, Finding{UserID: e.UserID, Ref: e.record.Ref(), Detail: fmt.Sprintf("%v", diff)})
+				v.MismatchList = appendCapped(v.MismatchList, Finding{UserID: e.UserID, Ref: e.record.Ref(), Detail: strings.Join(diff, "; ")})
 			}
 		}
 		if o.Progress != nil {
@@ -113,26 +129,13 @@ func Verify(ctx context.Context, r *Reader, dir Directory, store ProfileReader, 
 		}
 		return nil
 	})
-	if err != nil {
-		return v, err
-	}
-
-	// Every profile's user exists.
-	if err := checkUsers(ctx, dir, store, o.Lookups, &v); err != nil {
-		return v, err
-	}
-	dups, err := store.DuplicateUserIDs(ctx)
-	if err != nil {
-		return v, fmt.Errorf("find shared users: %w", err)
-	}
-	v.SharedUsers = len(dups)
-	for _, id := range dups {
-		v.SharedList = appendCapped(v.SharedList, Finding{UserID: id, Detail: "more than one profile"})
-	}
-	return v, nil
+	return v, err
 }
 
-func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound int, v *Verification) error {
+// checkUsers looks up the user of every profile by id, concurrently with a
+// bound, counting the profiles whose user the auth service lacks and
+// caching the users found by email.
+func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound int, cache map[string]lookup, v *Verification) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -158,7 +161,7 @@ func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound i
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ok, err := dir.UserExists(ctx, id)
+			u, ok, err := dir.UserByID(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -170,6 +173,8 @@ func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound i
 			case !ok:
 				v.OrphanUsers++
 				v.OrphanList = appendCapped(v.OrphanList, Finding{UserID: id, Detail: "the auth service has no such user"})
+			default:
+				cache[NormalizeEmail(u.Email)] = lookup{user: u, found: true}
 			}
 		}()
 		return nil
@@ -181,15 +186,7 @@ func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound i
 	if err != nil {
 		return fmt.Errorf("read profile user ids: %w", err)
 	}
-	slices.SortFunc(v.OrphanList, func(a, b Finding) int {
-		if a.UserID < b.UserID {
-			return -1
-		}
-		if a.UserID > b.UserID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(v.OrphanList, func(a, b Finding) int { return strings.Compare(a.UserID, b.UserID) })
 	return nil
 }
 
