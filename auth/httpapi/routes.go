@@ -14,6 +14,7 @@ import (
 // Routes registers every route of the auth service on r.
 func Routes(r gin.IRouter, s *auth.Service, v *authclient.Verifier) {
 	bearer := authenticate(v)
+	r.GET("/openapi.json", handleOpenAPI)
 	g := r.Group("/api/auth")
 
 	g.POST("/register/", handleRegister(s))

@@ -12,9 +12,10 @@ import (
 // Prefix is where the customer API lives.
 const Prefix = "/api/v1/customers"
 
-// Routes registers every route of the customer API on r. Every route needs a
-// valid access token.
+// Routes registers every route of the customer API on r, and its OpenAPI
+// document at /openapi.json. Every API route needs a valid access token.
 func Routes(r gin.IRouter, s *customer.Service, v Verifier) {
+	r.GET("/openapi.json", handleOpenAPI)
 	g := r.Group(Prefix, authenticate(v))
 
 	g.POST("/profile/create/", handleCreateProfile(s))
