@@ -14,13 +14,18 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth/authd"
+	"github.com/acme/customer-platform/auth/httpapi"
 	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// apiDocs holds every exchange of these tests to the service's OpenAPI document.
+var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
 const (
 	testKey       = "test-signing-key-for-the-auth-service-0123456789"
@@ -155,7 +160,7 @@ func (s *server) do(r req) answer {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := apiDocs.Client(s.t, nil).Do(hr)
 	testenv.Must(s.t, err, "%s %s", r.method, r.path)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
