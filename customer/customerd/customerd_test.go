@@ -19,6 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/httpapi"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
@@ -26,6 +28,9 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// apiDocs holds every exchange of these tests to the service's OpenAPI document.
+var apiDocs = apitest.Docs{apitest.MustLoad("customer", httpapi.OpenAPI())}
 
 const signingKey = "e2e-signing-key-0123456789abcdef0123456789"
 
@@ -184,7 +189,7 @@ func call(t *testing.T, method, url, tok string, body any, headers ...string) (i
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiDocs.Client(t, nil).Do(req)
 	testenv.Must(t, err, "%s %s", method, url)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)

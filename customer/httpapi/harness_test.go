@@ -23,11 +23,15 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/web"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// apiDocs holds every exchange of these tests to the service's OpenAPI document.
+var apiDocs = apitest.Docs{apitest.MustLoad("customer", OpenAPI())}
 
 // quiet discards the logs of the engines under test.
 var quiet = slog.New(slog.DiscardHandler)
@@ -189,7 +193,7 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
-	h.engine.ServeHTTP(rec, req)
+	apiDocs.Handler(h.t, h.engine).ServeHTTP(rec, req)
 	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
