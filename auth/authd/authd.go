@@ -158,7 +158,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		defer rdb.Close()
 	}
 
-	hasher, err := password.New(cfg.Argon2, cfg.HashConcurrency)
+	argon, err := password.New(cfg.Argon2, cfg.HashConcurrency)
+	if err != nil {
+		return err
+	}
+	hasher, err := instrumentHasher(argon, tel.Tracer, tel.Meter)
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,9 @@ func (h *Hasher) acquire(ctx context.Context) error {
 
 func (h *Hasher) release() { <-h.sem }
 
+// Slots reports how many hashes run now and how many may run at once.
+func (h *Hasher) Slots() (busy, limit int) { return len(h.sem), cap(h.sem) }
+
 // Hash returns $argon2id$v=19$m=<m>,t=<t>,p=<p>$<salt>$<hash> (unpadded
 // standard base64, as the PHC format and the reference implementation).
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
