@@ -10,13 +10,18 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth/authd"
+	"github.com/acme/customer-platform/auth/httpapi"
 	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// apiDocs holds every call of the client to the auth service's OpenAPI document.
+var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
 const (
 	e2eKey     = "authclient-e2e-signing-key-0123456789"
@@ -80,7 +85,7 @@ func (r result[T]) must(t *testing.T) T {
 func TestAgainstTheAuthService(t *testing.T) {
 	t.Parallel()
 	base := startAuth(t, nil)
-	cl := authclient.New(authclient.Options{BaseURL: base, Timeout: 5 * time.Second})
+	cl := authclient.New(authclient.Options{BaseURL: base, Timeout: 5 * time.Second, Transport: apiDocs.Transport(t, nil)})
 	ctx := context.Background()
 	v := of(authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(e2eKey)})).must(t)
 
@@ -178,7 +183,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 func TestRateLimitedAgainstTheAuthService(t *testing.T) {
 	t.Parallel()
 	base := startAuth(t, map[string]string{"AUTH_RATE_LIMITS": "login=2/1m"})
-	cl := authclient.New(authclient.Options{BaseURL: base})
+	cl := authclient.New(authclient.Options{BaseURL: base, Transport: apiDocs.Transport(t, nil)})
 	ctx := context.Background()
 	for range 2 {
 		_, _ = cl.Login(ctx, "x@example.com", "whatever-pw")
