@@ -121,28 +121,45 @@ func readBackup(path string, fn func(bson.D) error) (int, error) {
 	return n, nil
 }
 
-// restore replaces the documents of coll with those of a backup: the file is
-// read whole first (a damaged file changes nothing), then every document is
-// deleted and the backup's are inserted, keeping the collection's indexes.
+// restore replaces the documents of coll with those of a backup: the file
+// is read through once first (a damaged file changes nothing), then every
+// document is deleted and the backup's are inserted in batches, keeping the
+// collection's indexes.
 func restore(ctx context.Context, coll *mongo.Collection, path string, batch int) (int, error) {
-	var docs []any
-	if _, err := readBackup(path, func(d bson.D) error { docs = append(docs, d); return nil }); err != nil {
+	want, err := readBackup(path, func(bson.D) error { return nil })
+	if err != nil {
 		return 0, err
 	}
 	if _, err := coll.DeleteMany(ctx, bson.D{}); err != nil {
 		return 0, fmt.Errorf("clear %s: %w", coll.Name(), err)
 	}
 	n := 0
-	for len(docs) > 0 {
-		k := min(batch, len(docs))
-		res, err := coll.InsertMany(ctx, docs[:k], options.InsertMany().SetOrdered(false))
+	docs := make([]any, 0, batch)
+	flush := func() error {
+		if len(docs) == 0 {
+			return nil
+		}
+		res, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 		if res != nil {
 			n += len(res.InsertedIDs)
 		}
+		docs = docs[:0]
 		if err != nil {
-			return n, fmt.Errorf("insert into %s (%d of the backup's documents restored): %w", coll.Name(), n, err)
+			return fmt.Errorf("insert into %s (%d of the backup's %d documents restored): %w", coll.Name(), n, want, err)
 		}
-		docs = docs[k:]
+		return nil
+	}
+	if _, err := readBackup(path, func(d bson.D) error {
+		docs = append(docs, d)
+		if len(docs) == batch {
+			return flush()
+		}
+		return nil
+	}); err != nil {
+		return n, err
+	}
+	if err := flush(); err != nil {
+		return n, err
 	}
 	return n, nil
 }

@@ -3,8 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/customer"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
@@ -109,5 +115,60 @@ func TestImportProfiles(t *testing.T) {
 	dups, err := store.DuplicateUserIDs(ctx)
 	if err != nil || len(dups) != 0 {
 		t.Errorf("duplicates %v %v", dups, err)
+	}
+}
+
+func TestBackupAndRestore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, db := testenv.Mongo(t)
+	coll := db.Collection(custmongo.CustomersCollection)
+	when := time.Date(2020, 2, 3, 4, 5, 6, 7e6, time.UTC)
+	docs := []any{
+		bson.D{{Key: "_id", Value: "a"}, {Key: "user_id", Value: "u1"}, {Key: "customer_since", Value: when}, {Key: "is_verified", Value: true},
+			{Key: "notification_preferences", Value: bson.D{{Key: "email", Value: true}}}},
+		bson.D{{Key: "_id", Value: "b"}, {Key: "user_id", Value: "u2"}, {Key: "city", Value: "Zürich \"quoted\""}},
+	}
+	_, err := coll.InsertMany(ctx, docs)
+	testenv.Must(t, err, "insert")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backup.json")
+	n, err := backup(ctx, coll, path)
+	if err != nil || n != 2 {
+		t.Fatalf("backup: %d %v", n, err)
+	}
+	if _, err := backup(ctx, coll, path); err == nil {
+		t.Fatal("a backup overwrote an existing file")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*partial")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+
+	// The migration changes the collection; a damaged backup changes nothing.
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "c"}, {Key: "user_id", Value: "u3"}})
+	testenv.Must(t, err, "insert c")
+	raw, err := os.ReadFile(path)
+	testenv.Must(t, err, "read backup")
+	damaged := filepath.Join(dir, "damaged.json")
+	testenv.Must(t, os.WriteFile(damaged, raw[:len(raw)-20], 0o600), "write damaged")
+	if _, err := restore(ctx, coll, damaged, 1); err == nil {
+		t.Fatal("a damaged backup was restored")
+	}
+	if c, _ := coll.CountDocuments(ctx, bson.D{}); c != 3 {
+		t.Fatalf("a failed restore changed the collection: %d documents", c)
+	}
+
+	n, err = restore(ctx, coll, path, 1)
+	if err != nil || n != 2 {
+		t.Fatalf("restore: %d %v", n, err)
+	}
+	var got []bson.M
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	testenv.Must(t, err, "find")
+	testenv.Must(t, cur.All(ctx, &got), "decode")
+	if len(got) != 2 || got[0]["customer_since"].(primitive.DateTime).Time().UTC() != when || got[0]["is_verified"] != true ||
+		got[1]["city"] != "Zürich \"quoted\"" || got[0]["notification_preferences"].(bson.M)["email"] != true {
+		t.Errorf("restored %v", got)
 	}
 }

@@ -346,51 +346,56 @@ func (p *planner) classify(r Record) Entry {
 }
 
 // profileOf builds the profile a record becomes and checks its fields as
-// the customer service would (the address only for what it can hold: a
-// partial address is reported as such, not as missing fields).
+// the customer service checks a new profile, except that the address is
+// taken as parsed: what is missing from it is reported by the parser as an
+// address problem, not here (only a part too long to store is).
 func profileOf(r Record, a ParsedAddress) (customer.Customer, customer.FieldErrors) {
+	c := customer.Customer{
+		Address: customer.Address{
+			StreetAddress: a.Street, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country,
+		},
+		CompanyName:  r.CompanyName,
+		BusinessType: strings.ToLower(r.BusinessType),
+		TaxID:        r.TaxID,
+		EmergencyContact: customer.EmergencyContact{
+			Name: r.EmergencyContactName, Phone: r.EmergencyContactPhone, Relationship: r.EmergencyContactRelationship,
+		},
+		PreferredContactMethod:  strings.ToLower(r.PreferredContactMethod),
+		NotificationPreferences: maps.Clone(r.NotificationPreferences),
+		IsVerified:              r.IsVerified,
+		CustomerSince:           r.CustomerSince.UTC().Truncate(time.Millisecond),
+	}
+	if c.Country == "" {
+		c.Country = customer.DefaultCountry
+	}
+	if c.PreferredContactMethod == "" {
+		c.PreferredContactMethod = customer.ContactEmail
+	}
+	if c.NotificationPreferences == nil {
+		c.NotificationPreferences = customer.DefaultNotificationPreferences()
+	}
 	ch := customer.Changes{
-		StreetAddress: &a.Street, City: &a.City, State: &a.State, PostalCode: &a.PostalCode,
-		CompanyName: &r.CompanyName, BusinessType: ptr(strings.ToLower(r.BusinessType)), TaxID: &r.TaxID,
-		EmergencyContactName: &r.EmergencyContactName, EmergencyContactPhone: &r.EmergencyContactPhone,
-		EmergencyContactRelationship: &r.EmergencyContactRelationship,
-		NotificationPreferences:      r.NotificationPreferences,
-	}
-	if a.Country != "" {
-		ch.Country = &a.Country
-	}
-	if r.PreferredContactMethod != "" {
-		ch.PreferredContactMethod = ptr(strings.ToLower(r.PreferredContactMethod))
+		StreetAddress: &c.StreetAddress, City: &c.City, State: &c.State, PostalCode: &c.PostalCode, Country: &c.Country,
+		CompanyName: &c.CompanyName, BusinessType: &c.BusinessType, TaxID: &c.TaxID,
+		EmergencyContactName: &c.EmergencyContact.Name, EmergencyContactPhone: &c.EmergencyContact.Phone,
+		EmergencyContactRelationship: &c.EmergencyContact.Relationship,
+		PreferredContactMethod:       &c.PreferredContactMethod,
+		NotificationPreferences:      c.NotificationPreferences,
 	}
 	fields := customer.FieldErrors{}
-	c, err := customer.ValidateCreate(ch)
-	if err != nil {
+	if _, err := customer.ValidateCreate(ch); err != nil {
 		var ve *customer.ValidationError
 		if !errors.As(err, &ve) {
 			fields.Add("profile", err.Error())
-			return customer.Customer{}, fields
+			return c, fields
 		}
 		for f, msgs := range ve.Fields {
 			if isAddressField(f) && !addressTooLong(f, ch) {
-				continue // the address problem is reported from the parser
+				continue
 			}
 			fields[f] = msgs
 		}
-		// Build the profile without the address checks.
-		c, _ = customer.ValidateCreate(customer.Changes{
-			StreetAddress: ptr("-"), City: ptr("-"), PostalCode: ptr("00000"),
-			NotificationPreferences: ch.NotificationPreferences,
-			PreferredContactMethod:  ch.PreferredContactMethod,
-		})
-		c.StreetAddress, c.City, c.State, c.PostalCode = a.Street, a.City, a.State, a.PostalCode
-		if a.Country != "" {
-			c.Country = a.Country
-		}
-		c.CompanyName, c.BusinessType, c.TaxID = r.CompanyName, strings.ToLower(r.BusinessType), r.TaxID
-		c.EmergencyContact = customer.EmergencyContact{Name: r.EmergencyContactName, Phone: r.EmergencyContactPhone, Relationship: r.EmergencyContactRelationship}
 	}
-	c.IsVerified = r.IsVerified
-	c.CustomerSince = r.CustomerSince.UTC().Truncate(time.Millisecond)
 	return c, fields
 }
 
@@ -410,5 +415,3 @@ func addressTooLong(f string, ch customer.Changes) bool {
 	}[f]
 	return v != nil && (utf8.RuneCountInString(*v) > customer.MaxLength[f] || strings.IndexByte(*v, 0) >= 0)
 }
-
-func ptr[T any](v T) *T { return &v }
