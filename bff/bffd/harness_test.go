@@ -19,11 +19,15 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/acme/customer-platform/auth/authd"
+	authhttp "github.com/acme/customer-platform/auth/httpapi"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/bff"
+	bffhttp "github.com/acme/customer-platform/bff/httpapi"
 	bffmongo "github.com/acme/customer-platform/bff/mongodb"
 	"github.com/acme/customer-platform/customer/customerd"
+	customerhttp "github.com/acme/customer-platform/customer/httpapi"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
@@ -219,6 +223,14 @@ func (a answer) String() string { return fmt.Sprintf("%d %s", a.status, a.raw) }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
+// apiDocs holds every exchange of these tests to the OpenAPI document of the
+// service that answered it.
+var apiDocs = apitest.Docs{
+	apitest.MustLoad("bff", bffhttp.OpenAPI()),
+	apitest.MustLoad("auth", authhttp.OpenAPI()),
+	apitest.MustLoad("customer", customerhttp.OpenAPI()),
+}
+
 // call sends a request; body is JSON-encoded unless it is a string.
 func call(t testing.TB, method, url string, body any, header map[string]string) answer {
 	t.Helper()
@@ -240,7 +252,7 @@ func call(t testing.TB, method, url string, body any, header map[string]string) 
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := apiDocs.Client(t, httpClient).Do(req)
 	testenv.Must(t, err, "%s %s", method, url)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -33,6 +33,7 @@ type Deps struct {
 // Routes registers every route of the BFF on r.
 func Routes(r *gin.Engine, d Deps) {
 	web.Health(r, d.Checks, d.Details)
+	r.GET("/openapi.json", handleOpenAPI)
 	if d.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(d.Metrics))
 	}

@@ -22,8 +22,12 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth/authd"
+	authhttp "github.com/acme/customer-platform/auth/httpapi"
 	"github.com/acme/customer-platform/bff/bffd"
+	bffhttp "github.com/acme/customer-platform/bff/httpapi"
 	"github.com/acme/customer-platform/customer/customerd"
+	customerhttp "github.com/acme/customer-platform/customer/httpapi"
+	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
@@ -242,6 +246,14 @@ func (a answer) obj(t testing.TB) map[string]any {
 
 var e2eClient = &http.Client{Timeout: 30 * time.Second}
 
+// apiDocs holds every exchange of these tests to the OpenAPI document of the
+// service that answered it.
+var apiDocs = apitest.Docs{
+	apitest.MustLoad("bff", bffhttp.OpenAPI()),
+	apitest.MustLoad("auth", authhttp.OpenAPI()),
+	apitest.MustLoad("customer", customerhttp.OpenAPI()),
+}
+
 func do(t testing.TB, method, url, token string, body any) answer {
 	t.Helper()
 	var r io.Reader
@@ -259,7 +271,7 @@ func do(t testing.TB, method, url, token string, body any) answer {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
-	resp, err := e2eClient.Do(req)
+	resp, err := apiDocs.Client(t, e2eClient).Do(req)
 	testenv.Must(t, err, "%s %s", method, url)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -14,7 +14,7 @@
 //     and a response declared without content must have an empty body.
 //   - A request for a path or method no document describes may only get the
 //     engines' generic 404 or 405 error: anything else is an undocumented
-//     route.
+//     route. The Prometheus endpoint (MetricsPath) is the one exception.
 package apitest
 
 import (
@@ -135,8 +135,15 @@ func bearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) er
 	return nil
 }
 
+// MetricsPath is the Prometheus endpoint: plain text for a scraper, not part
+// of any JSON API and never in a document, so its exchanges are not checked.
+const MetricsPath = "/metrics"
+
 // Check returns nil when the exchange is what the documents describe.
 func (ds Docs) Check(ex Exchange) error {
+	if ex.Request.URL.Path == MetricsPath {
+		return nil
+	}
 	var methodMissing bool
 	for _, d := range ds {
 		route, params, err := d.router.FindRoute(ex.Request)

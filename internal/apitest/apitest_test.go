@@ -104,6 +104,7 @@ func TestCheck(t *testing.T) {
 		{"undocumented method, generic 405", "PUT", "/items/" + itemID + "/", "tok", "", 405, good, `{"detail":"x","code":"method_not_allowed"}`, ""},
 		{"undocumented method answered", "PUT", "/items/" + itemID + "/", "tok", "", 200, good, item, "undocumented method"},
 		{"undocumented path, other 404 body", "GET", "/nowhere", "", "", 404, good, `not found`, "not the"},
+		{"metrics are not API", "GET", "/metrics", "", "", 200, http.Header{"Content-Type": {"text/plain"}}, "# HELP", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
