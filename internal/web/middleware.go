@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/customer-platform/internal/logging"
@@ -42,6 +43,10 @@ type EngineOptions struct {
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider // nil: the global one
 	MeterProvider  metric.MeterProvider // nil: the global one
+	// Propagator extracts the caller's trace context and baggage (nil: W3C
+	// traceparent and baggage; never the global one, which is a no-op
+	// unless someone sets it).
+	Propagator propagation.TextMapPropagator
 }
 
 // NewEngine returns a gin engine with the shared middleware chain: tracing
@@ -56,7 +61,11 @@ func NewEngine(o EngineOptions) *gin.Engine {
 	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	var tracing []otelgin.Option
+	prop := o.Propagator
+	if prop == nil {
+		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	tracing := []otelgin.Option{otelgin.WithPropagators(prop)}
 	if o.TracerProvider != nil {
 		tracing = append(tracing, otelgin.WithTracerProvider(o.TracerProvider))
 	}
