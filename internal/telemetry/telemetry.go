@@ -3,7 +3,8 @@
 // (nothing is exported, and nothing logged about it, otherwise), sampled as
 // OTEL_TRACES_SAMPLER says (parent-based always-on by default), metrics
 // served in Prometheus format and also exported by OTLP when configured, and
-// W3C trace-context and baggage propagation.
+// W3C trace-context and baggage propagation. Database client spans that
+// would start a trace of their own (background housekeeping) are dropped.
 //
 // Whether an exporter is configured, and the sampler, are read through the
 // Options' Lookup; the exporters themselves (endpoint, protocol, headers,
@@ -139,7 +140,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 
 	topts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sampler),
+		sdktrace.WithSampler(quietRoots{sampler}),
 	}
 	switch {
 	case o.SpanExporter != nil:

@@ -317,3 +317,31 @@ func TestErrorTextRedacted(t *testing.T) {
 		t.Errorf("plain span: %+v", p.Attributes)
 	}
 }
+
+// Database spans outside any trace (background housekeeping) are dropped;
+// under a request, and every other root, they are kept.
+func TestQuietRoots(t *testing.T) {
+	t.Parallel()
+	tel, spans := setup(t, nil)
+	tr := tel.Tracer.Tracer("test")
+	db := trace.WithAttributes(attribute.String("db.system", "mongodb"))
+	dbNew := trace.WithAttributes(attribute.String("db.system.name", "redis"))
+	client := trace.WithSpanKind(trace.SpanKindClient)
+	_, orphan := tr.Start(context.Background(), "sagas.find", client, db)
+	orphan.End()
+	_, dial := tr.Start(context.Background(), "redis.dial", client, dbNew)
+	dial.End()
+	ctx, req := tr.Start(context.Background(), "POST /x", trace.WithSpanKind(trace.SpanKindServer))
+	_, child := tr.Start(ctx, "users.insert", client, db)
+	child.End()
+	req.End()
+	_, http := tr.Start(context.Background(), "auth GET", client)
+	http.End()
+	var names []string
+	for _, s := range spans.GetSpans() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "users.insert,POST /x,auth GET" {
+		t.Errorf("exported %v", names)
+	}
+}
