@@ -169,9 +169,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	}
 	httpapi.Routes(engine, httpapi.Deps{
 		Service: svc, Validator: validator, Views: views, Verifier: verifier,
-		Checks:     checks,
-		Metrics:    metricsOnAPI(cfg, tel.Metrics),
-		BenchFloor: cfg.BenchFloor,
+		Checks:         checks,
+		Metrics:        metricsOnAPI(cfg, tel.Metrics),
+		BenchFloor:     cfg.BenchFloor,
+		AllowedOrigins: cfg.CORSAllowedOrigins,
 		Details: func() map[string]any {
 			d := map[string]any{
 				"breakers":           breakers.States(),

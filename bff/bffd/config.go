@@ -6,8 +6,10 @@ package bffd
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/acme/customer-platform/bff/httpapi"
 	"github.com/acme/customer-platform/internal/config"
 )
 
@@ -45,6 +47,10 @@ type Config struct {
 	// BenchFloor serves the benchmark's floor endpoint (cmd/bench):
 	// BFF_BENCH_FLOOR, off by default and never on in a deployment.
 	BenchFloor bool `json:"bff_bench_floor"`
+	// CORSAllowedOrigins are the origins (scheme://host[:port]) of
+	// separately hosted frontends allowed to call the API from a browser;
+	// empty: none (the BFF's own page is same-origin).
+	CORSAllowedOrigins []string `json:"cors_allowed_origins"`
 
 	// afterStep is the saga runner's test hook (bff.Options.AfterStep).
 	afterStep func(ctx context.Context, step string) error
@@ -79,6 +85,13 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		Environment:       r.String("DEPLOYMENT_ENVIRONMENT", "development"),
 		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
+	}
+	for _, o := range r.List("CORS_ALLOWED_ORIGINS") {
+		origin, err := httpapi.ParseOrigin(o)
+		r.Check(err == nil, "CORS_ALLOWED_ORIGINS", fmt.Sprint(err))
+		if err == nil {
+			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, origin)
+		}
 	}
 	r.Check(c.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(c.DB != "", "BFF_DB", "must not be empty")

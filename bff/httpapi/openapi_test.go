@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,8 +15,12 @@ import (
 
 // notAPI are the BFF's routes that are not part of its JSON API, and so not
 // in the document: the metrics endpoint (served on the API port only when
-// there is no separate metrics listener) and the benchmark's floor.
-var notAPI = []string{"/metrics", "/api/bff/bench/floor/"}
+// there is no separate metrics listener), the benchmark's floor, and the
+// browser side (the registration page, the docs and their assets).
+var notAPI = []string{"/metrics", "/api/bff/bench/floor/", "/", "/docs", "/assets/*path"}
+
+// quiet discards the logs of the engines under test.
+var quiet = slog.New(slog.DiscardHandler)
 
 // TestOpenAPIDocument checks that the document is valid OpenAPI 3.0 (its
 // examples included), complete (examples, error answers, X-Request-ID), that
@@ -32,14 +37,14 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	for _, d := range []Deps{{}, {Metrics: http.NotFoundHandler(), BenchFloor: true}} {
-		e := web.NewEngine(web.EngineOptions{Service: "bff-test"})
+		e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet})
 		Routes(e, d)
 		for _, p := range doc.RouteDrift(e.Routes(), notAPI...) {
 			t.Error(p)
 		}
 	}
 
-	e := web.NewEngine(web.EngineOptions{Service: "bff-test"})
+	e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet})
 	Routes(e, Deps{})
 	w := httptest.NewRecorder()
 	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))

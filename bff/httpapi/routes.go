@@ -28,10 +28,14 @@ type Deps struct {
 	Metrics http.Handler
 	// BenchFloor routes the benchmark's floor endpoint (floor.go).
 	BenchFloor bool
+	// AllowedOrigins may call the API from a browser page of another origin
+	// (cors.go); empty: none.
+	AllowedOrigins []string
 }
 
 // Routes registers every route of the BFF on r.
 func Routes(r *gin.Engine, d Deps) {
+	r.Use(securityHeaders, cors(d.AllowedOrigins))
 	web.Health(r, d.Checks, d.Details)
 	r.GET("/openapi.json", handleOpenAPI)
 	if d.Metrics != nil {
@@ -50,6 +54,13 @@ func Routes(r *gin.Engine, d Deps) {
 	if d.BenchFloor {
 		api.GET("/bench/floor/", authenticate(d.Verifier), handleBenchFloor())
 	}
+
+	// The browser side (site.go): the registration page, the API docs and
+	// their embedded assets.
+	site := mustLoadSite()
+	r.GET("/", site.index.handle)
+	r.GET("/docs", site.docs.handle)
+	r.GET("/assets/*path", site.handleAsset)
 }
 
 // callerKey is the context key of the authenticated caller.
