@@ -56,7 +56,7 @@ func TestImportProfiles(t *testing.T) {
 	mine := existing
 	mine.ID, mine.City, mine.PreferredContactMethod = "", "Migrated", "email"
 	mine.CustomerSince = time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)
-	ps = append(ps, mine, customer.Customer{UserID: "not-a-uuid"})
+	ps = append(ps, mine, customer.Customer{UserID: "not-a-uuid"}, ps[1])
 
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	res, err := store.ImportProfiles(ctx, ps, t0)
@@ -71,6 +71,9 @@ func TestImportProfiles(t *testing.T) {
 	}
 	if res[n+1].Err == nil {
 		t.Error("a profile without a UUID user_id was written")
+	}
+	if res[n+2].Err == nil {
+		t.Error("a user's second profile in one import was written")
 	}
 
 	// The re-run matches every profile: updates only.

@@ -46,19 +46,17 @@ type ImportResult struct {
 }
 
 // insertOnly are the fields an import writes only when it creates the
-// profile: its identity, its dates of creation, and the preferences the
-// customer may have changed since. Every other field of customerDoc is set.
+// profile: whose it is, its dates of creation, and the preferences the
+// customer may have changed since. Every other field of customerDoc
+// (except _id, the filter) is set on every run.
 var insertOnly = map[string]bool{
-	"_id": true, "created_at": true, "customer_since": true,
+	"user_id": true, "created_at": true, "customer_since": true,
 	"preferred_contact_method": true, "notification_preferences": true,
 }
 
-// importModel is the upsert of one profile keyed by user_id.
-func importModel(c customer.Customer, now time.Time) (mongo.WriteModel, error) {
-	c.CreatedAt, c.UpdatedAt = now, now
-	if c.ID == "" {
-		c.ID = customer.NewUUID()
-	}
+// importModel is the upsert of one profile under the id it has (or gets).
+func importModel(c customer.Customer, id string, now time.Time) (mongo.WriteModel, error) {
+	c.ID, c.CreatedAt, c.UpdatedAt = id, now, now
 	raw, err := bson.Marshal(toCustomerDoc(c))
 	if err != nil {
 		return nil, fmt.Errorf("encode profile of %s: %w", c.UserID, err)
@@ -70,8 +68,8 @@ func importModel(c customer.Customer, now time.Time) (mongo.WriteModel, error) {
 	set, onInsert := bson.D{}, bson.D{}
 	for _, e := range doc {
 		switch {
-		case e.Key == "user_id":
-			// Taken from the filter on insert; never changes.
+		case e.Key == "_id":
+			// The filter; on insert the new document takes it from there.
 		case insertOnly[e.Key]:
 			onInsert = append(onInsert, e)
 		default:
@@ -79,51 +77,82 @@ func importModel(c customer.Customer, now time.Time) (mongo.WriteModel, error) {
 		}
 	}
 	return mongo.NewUpdateOneModel().
-		SetFilter(bson.D{{Key: "user_id", Value: c.UserID}}).
+		SetFilter(bson.D{{Key: "_id", Value: id}}).
 		SetUpdate(bson.D{{Key: "$set", Value: set}, {Key: "$setOnInsert", Value: onInsert}}).
 		SetUpsert(true), nil
 }
 
-// ImportProfiles writes legacy profiles in one unordered bulk write of
-// upserts keyed by user_id: the migrated fields and updated_at are set; the
-// id (c.ID, or a new one), created_at, customer_since and the contact
-// preferences only when the profile is created. Re-running an import writes
-// nothing twice: the unique index on user_id guarantees one profile per
-// user. A profile that loses an insert race (a duplicate key) is retried
-// once as an update. The results are per profile, in order; the error is
-// for a failure of the whole write.
+// ImportProfiles writes legacy profiles keyed by user_id, a chunk at a
+// time: the chunk's users' existing profiles are found by user_id, then one
+// unordered bulk write upserts each profile under its id (the existing
+// one, else c.ID or a new one), setting the migrated fields and updated_at,
+// and user_id, created_at, customer_since and the contact preferences only
+// when it creates the profile. Filtering each statement on _id rather than
+// on user_id keeps the import linear on FerretDB, which uses no index but
+// _id's (a filter on user_id scans the collection for every profile).
+//
+// Re-running an import writes nothing twice, and the unique index on
+// user_id keeps one profile per user: a profile created by its user
+// between the lookup and the write makes the insert fail with a duplicate
+// key, and that profile is then looked up again and updated. The results
+// are per profile, in order; the error is for a failure of the whole write.
 func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now time.Time) ([]ImportResult, error) {
 	now = now.UTC().Truncate(time.Millisecond)
 	out := make([]ImportResult, len(cs))
-	models := make([]mongo.WriteModel, 0, len(cs))
 	idx := make([]int, 0, len(cs))
+	seen := make(map[string]bool, len(cs))
 	for i, c := range cs {
-		if !customer.ValidUUID(c.UserID) {
+		switch {
+		case !customer.ValidUUID(c.UserID):
 			out[i].Err = fmt.Errorf("import profile: user_id %q is not a UUID", c.UserID)
-			continue
+		case seen[c.UserID]:
+			out[i].Err = fmt.Errorf("import profile: user %s appears twice in one import", c.UserID)
+		default:
+			seen[c.UserID] = true
+			idx = append(idx, i)
 		}
-		m, err := importModel(c, now)
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		models = append(models, m)
-		idx = append(idx, i)
 	}
-	for start := 0; start < len(models); start += importChunk {
-		end := min(start+importChunk, len(models))
-		if err := s.importChunk(ctx, models[start:end], idx[start:end], out); err != nil {
+	for start := 0; start < len(idx); start += importChunk {
+		if err := s.importChunk(ctx, cs, idx[start:min(start+importChunk, len(idx))], now, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// importChunk is the bulk write of some of an import's models; idx maps
-// them to the results. A model that hits a duplicate key (the profile was
-// created meanwhile) is retried once, and then matches.
-func (s *Store) importChunk(ctx context.Context, models []mongo.WriteModel, idx []int, out []ImportResult) error {
-	for attempt := 0; attempt < 2 && len(models) > 0; attempt++ {
+// importChunk upserts the profiles cs[idx...], retrying once those whose
+// insert lost to a profile created meanwhile.
+func (s *Store) importChunk(ctx context.Context, cs []customer.Customer, idx []int, now time.Time, out []ImportResult) error {
+	for attempt := 0; attempt < 2 && len(idx) > 0; attempt++ {
+		userIDs := make([]string, len(idx))
+		for k, i := range idx {
+			userIDs[k] = cs[i].UserID
+		}
+		existing, err := s.profileIDs(ctx, userIDs)
+		if err != nil {
+			return err
+		}
+		models := make([]mongo.WriteModel, 0, len(idx))
+		ok := make([]int, 0, len(idx))
+		for _, i := range idx {
+			id := existing[cs[i].UserID]
+			if id == "" {
+				id = cs[i].ID
+			}
+			if id == "" {
+				id = customer.NewUUID()
+			}
+			m, err := importModel(cs[i], id, now)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			models = append(models, m)
+			ok = append(ok, i)
+		}
+		if len(models) == 0 {
+			return nil
+		}
 		res, err := s.customers.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 		var retry []int
 		var bwe mongo.BulkWriteException
@@ -131,32 +160,49 @@ func (s *Store) importChunk(ctx context.Context, models []mongo.WriteModel, idx 
 		case err == nil:
 		case errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0:
 			for _, we := range bwe.WriteErrors {
-				if we.Index < 0 || we.Index >= len(models) {
-					return fmt.Errorf("import profiles: write error for unknown model %d: %w", we.Index, err)
+				if we.Index < 0 || we.Index >= len(ok) {
+					return fmt.Errorf("import profiles: write error for unknown statement %d: %w", we.Index, err)
 				}
 				if we.Code == 11000 && attempt == 0 {
-					retry = append(retry, we.Index)
+					retry = append(retry, ok[we.Index])
 					continue
 				}
-				out[idx[we.Index]].Err = fmt.Errorf("import profile: %s (code %d)", we.Message, we.Code)
+				out[ok[we.Index]].Err = fmt.Errorf("import profile: %s (code %d)", we.Message, we.Code)
 			}
 		default:
 			return fmt.Errorf("import profiles: %w", err)
 		}
 		if res != nil {
 			for k := range res.UpsertedIDs {
-				if int(k) < len(idx) {
-					out[idx[k]].Inserted = true
+				if int(k) < len(ok) {
+					out[ok[k]].Inserted = true
 				}
 			}
 		}
-		nm, ni := make([]mongo.WriteModel, 0, len(retry)), make([]int, 0, len(retry))
-		for _, k := range retry {
-			nm, ni = append(nm, models[k]), append(ni, idx[k])
-		}
-		models, idx = nm, ni
+		idx = retry
 	}
 	return nil
+}
+
+// profileIDs maps the given users that have a profile to its id.
+func (s *Store) profileIDs(ctx context.Context, userIDs []string) (map[string]string, error) {
+	cur, err := s.customers.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: userIDs}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "user_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("find the users' profiles: %w", err)
+	}
+	var rows []struct {
+		ID     string `bson:"_id"`
+		UserID string `bson:"user_id"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("find the users' profiles: %w", err)
+	}
+	ids := make(map[string]string, len(rows))
+	for _, r := range rows {
+		ids[r.UserID] = r.ID
+	}
+	return ids, nil
 }
 
 // ProfilesByUserIDs reads the profiles of the given users, by user id (the
