@@ -122,6 +122,8 @@
 // (auth_register, profile_create per attempt, compensation and its
 // checks); the reconciler's spans link to the originating request's
 // traceparent. Registrations are counted by outcome (completed,
-// compensated, pending, failed) and the reconciler backlog is a gauge,
-// through the Telemetry interface that bffd implements with OpenTelemetry.
+// compensated, failed, needs_attention) once, when their saga ends, and as
+// pending when the request answered before it ended (the reconciler counts
+// its end later); the reconciler backlog is a gauge. This goes through the
+// Telemetry interface that bffd implements with OpenTelemetry.
 package bff

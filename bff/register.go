@@ -215,7 +215,13 @@ func (r *run) compensateLive(ctx context.Context, user AuthUser, tokens TokenPai
 		return nil, registrationFailed(cause, false)
 	}
 	r.finishCompensation(ctx, ambiguous)
-	r.s.tel.Outcome(ctx, KindRegister, OutcomeCompensated)
+	if ambiguous {
+		// The saga is verifying, not finished: the reconciler counts it
+		// compensated once no late profile can appear.
+		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
+	} else {
+		r.s.tel.Outcome(ctx, KindRegister, OutcomeCompensated)
+	}
 	return nil, registrationFailed(cause, true)
 }
 

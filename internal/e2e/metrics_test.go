@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+// total sums the samples of name carrying every label in labels.
+func total(t *testing.T, text, name string, labels ...string) float64 {
+	t.Helper()
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+next:
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue next
+			}
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		testenv.Must(t, err, "sample %q", line)
+		sum += f
+	}
+	return sum
+}
+
+// requests counts a service's HTTP requests by route, method and status.
+func requests(t *testing.T, text, method, route string, status int) float64 {
+	t.Helper()
+	return sample(t, text, "http_server_request_duration_seconds_count",
+		`http_request_method="`+method+`"`, `http_route="`+route+`"`, `http_response_status_code="`+strconv.Itoa(status)+`"`)
+}
+
+// After a known sequence of requests, each service's /metrics counts them:
+// requests by route and status, outbound calls by upstream, cache hits,
+// misses and bypasses, breaker states, registrations by outcome, the
+// reconciler's backlog, and the password hashes.
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	bffURL := s.bff.url + "/api/bff/"
+	a, b := newPerson("metrics-a"), newPerson("metrics-b")
+	for _, p := range []person{a, b} {
+		if r := call(t, http.MethodPost, bffURL+"register/", p.registration(), nil); r.status != http.StatusCreated {
+			t.Fatalf("register: %s", r)
+		}
+	}
+	// The new profiles' change notifications reach the BFF before the
+	// reads, so that none of them lands between a read and the next.
+	eventually(t, 10*time.Second, "both change notifications are received", func() bool {
+		return sample(t, s.bff.scrape(t), "bff_cache_change_messages_total", `result="invalidated"`) == 2
+	})
+	bad := a.registration()
+	bad["email"], bad["password2"] = "other-"+a.email, "Not-The-Same-1"
+	if r := call(t, http.MethodPost, bffURL+"register/", bad, nil); r.status != http.StatusBadRequest {
+		t.Fatalf("invalid registration: %s", r)
+	}
+	login := call(t, http.MethodPost, bffURL+"login/", map[string]any{"email": a.email, "password": a.password}, nil)
+	if login.status != http.StatusOK || login.header.Get("X-Cache") != "MISS" {
+		t.Fatalf("login: %s %v", login, login.header)
+	}
+	tk := sessionOf(t, login)
+	for range 2 {
+		if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "HIT" {
+			t.Fatalf("read: %s %v", r, r.header)
+		}
+	}
+	if r := call(t, http.MethodGet, bffURL+"me/", nil, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("read without a token: %s", r)
+	}
+	// A registration whose profile cannot be created: compensated, the
+	// reconciler verifies it afterwards.
+	s.custProxy.Fault(http.MethodPost, createPath, http.StatusInternalServerError, false)
+	failed := call(t, http.MethodPost, bffURL+"register/", newPerson("metrics-c").registration(), nil)
+	s.custProxy.Pass()
+	if failed.status < 500 {
+		t.Fatalf("failed registration: %s", failed)
+	}
+	eventually(t, 15*time.Second, "the reconciler finishes the failed registration", func() bool {
+		m := s.bff.scrape(t)
+		return sample(t, m, "bff_saga_outcomes_total", `outcome="compensated"`) == 1 && sample(t, m, "bff_reconciler_backlog") == 0
+	})
+	// Redis goes away: the next read bypasses the cache.
+	s.redis.Stop()
+	if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "BYPASS" {
+		t.Fatalf("read without Redis: %s %v", r, r.header)
+	}
+
+	bffM, authM, custM := s.bff.scrape(t), s.auth.scrape(t), s.customer.scrape(t)
+	for _, c := range []struct {
+		method, route string
+		status        int
+		want          float64
+	}{
+		{"POST", "/api/bff/register/", 201, 2},
+		{"POST", "/api/bff/register/", 400, 1},
+		{"POST", "/api/bff/register/", failed.status, 1},
+		{"POST", "/api/bff/login/", 200, 1},
+		{"GET", "/api/bff/me/", 200, 3},
+		{"GET", "/api/bff/me/", 401, 1},
+	} {
+		if got := requests(t, bffM, c.method, c.route, c.status); got != c.want {
+			t.Errorf("bff %s %s %d: %v requests counted, want %v", c.method, c.route, c.status, got, c.want)
+		}
+	}
+	if got := total(t, bffM, "http_server_request_duration_seconds_count"); got != 9 {
+		t.Errorf("bff: %v requests counted in all, want 9", got)
+	}
+	for result, want := range map[string]float64{"hit": 2, "miss": 1, "bypass": 1} {
+		if got := sample(t, bffM, "bff_cache_requests_total", `result="`+result+`"`); got != want {
+			t.Errorf("cache %s: %v, want %v", result, got, want)
+		}
+	}
+	for outcome, want := range map[string]float64{"completed": 2, "compensated": 1, "pending": 1, "failed": 0} {
+		if got := sample(t, bffM, "bff_saga_outcomes_total", `saga_kind="register"`, `outcome="`+outcome+`"`); got != want {
+			t.Errorf("registrations %s: %v, want %v", outcome, got, want)
+		}
+	}
+	for _, br := range []string{"auth", "customer"} {
+		if got := sample(t, bffM, "bff_breaker_state", `breaker="`+br+`"`); got != 0 {
+			t.Errorf("breaker %s: state %v, want 0 (closed)", br, got)
+		}
+	}
+	if !strings.Contains(bffM, `bff_breaker_state{breaker="redis"`) {
+		t.Error("no state of the redis breaker")
+	}
+
+	// Outbound calls by upstream: as many as reached each service through
+	// its proxy; and each service served exactly the calls made to it.
+	authCalls, custCalls := float64(len(s.authProxy.Headers())), float64(len(s.custProxy.Headers()))
+	const out = "http_client_request_duration_seconds_count"
+	if got := total(t, bffM, out, `upstream="auth"`); got != authCalls || got == 0 {
+		t.Errorf("bff -> auth: %v calls counted, the proxy saw %v", got, authCalls)
+	}
+	if got := total(t, bffM, out, `upstream="customer"`); got != custCalls || got == 0 {
+		t.Errorf("bff -> customer: %v calls counted, the proxy saw %v", got, custCalls)
+	}
+	custToAuth := total(t, custM, out, `upstream="auth"`)
+	if got := total(t, authM, "http_server_request_duration_seconds_count"); got != authCalls+custToAuth {
+		t.Errorf("auth served %v requests, the BFF made %v and the customer service %v", got, authCalls, custToAuth)
+	}
+	// The failed registration's create never reached the customer service.
+	if got := total(t, custM, "http_server_request_duration_seconds_count"); got != custCalls-2 {
+		t.Errorf("customer served %v requests, the BFF made %v of which 2 were failed by the proxy", got, custCalls)
+	}
+	if got := requests(t, custM, "POST", "/api/v1/customers/profile/create/", 201); got != 2 {
+		t.Errorf("customer: %v profiles created, want 2", got)
+	}
+	if got := requests(t, authM, "POST", "/api/auth/register/", 201); got != 3 {
+		t.Errorf("auth: %v registrations, want 3", got)
+	}
+	for op, want := range map[string]float64{"hash": 3, "verify": 1} {
+		if got := sample(t, authM, "auth_password_hash_duration_seconds_count", `operation="`+op+`"`); got != want {
+			t.Errorf("password %s: %v, want %v", op, got, want)
+		}
+	}
+	for _, name := range []string{"auth_password_hash_active", "auth_password_hash_waiting", "auth_password_hash_limit"} {
+		if !strings.Contains(authM, name+"{") {
+			t.Errorf("auth lacks %s", name)
+		}
+	}
+	// Every service says who it is.
+	for svc, m := range map[string]string{"bff": bffM, "auth": authM, "customer": custM} {
+		if !strings.Contains(m, `service_name="`+svc+`"`) {
+			t.Errorf("%s: no target_info with its service name", svc)
+		}
+	}
+}
