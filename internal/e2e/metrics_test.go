@@ -91,10 +91,13 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		m := s.bff.scrape(t)
 		return sample(t, m, "bff_saga_outcomes_total", `outcome="compensated"`) == 1 && sample(t, m, "bff_reconciler_backlog") == 0
 	})
-	// Redis goes away: the next read bypasses the cache.
+	// Redis goes away: reads bypass the cache, and the third failure in a
+	// row opens the redis breaker.
 	s.redis.Stop()
-	if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "BYPASS" {
-		t.Fatalf("read without Redis: %s %v", r, r.header)
+	for range 3 {
+		if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "BYPASS" {
+			t.Fatalf("read without Redis: %s %v", r, r.header)
+		}
 	}
 
 	bffM, authM, custM := s.bff.scrape(t), s.auth.scrape(t), s.customer.scrape(t)
@@ -107,17 +110,17 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		{"POST", "/api/bff/register/", 400, 1},
 		{"POST", "/api/bff/register/", failed.status, 1},
 		{"POST", "/api/bff/login/", 200, 1},
-		{"GET", "/api/bff/me/", 200, 3},
+		{"GET", "/api/bff/me/", 200, 5},
 		{"GET", "/api/bff/me/", 401, 1},
 	} {
 		if got := requests(t, bffM, c.method, c.route, c.status); got != c.want {
 			t.Errorf("bff %s %s %d: %v requests counted, want %v", c.method, c.route, c.status, got, c.want)
 		}
 	}
-	if got := total(t, bffM, "http_server_request_duration_seconds_count"); got != 9 {
-		t.Errorf("bff: %v requests counted in all, want 9", got)
+	if got := total(t, bffM, "http_server_request_duration_seconds_count"); got != 11 {
+		t.Errorf("bff: %v requests counted in all, want 11", got)
 	}
-	for result, want := range map[string]float64{"hit": 2, "miss": 1, "bypass": 1} {
+	for result, want := range map[string]float64{"hit": 2, "miss": 1, "bypass": 3} {
 		if got := sample(t, bffM, "bff_cache_requests_total", `result="`+result+`"`); got != want {
 			t.Errorf("cache %s: %v, want %v", result, got, want)
 		}
@@ -134,6 +137,28 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	}
 	if !strings.Contains(bffM, `bff_breaker_state{breaker="redis"`) {
 		t.Error("no state of the redis breaker")
+	}
+	if got := sample(t, bffM, "bff_breaker_transitions_total", `breaker="redis"`, `to="open"`); got != 1 {
+		t.Errorf("redis breaker opened %v times, want 1", got)
+	}
+	// The cache spans say what the metrics count, and the breaker's
+	// opening is an event on the span of the call that opened it.
+	results := map[string]int{}
+	opened := 0
+	for _, sp := range find(s.spans(), named("bff", "cache.view")) {
+		results[sp.attr("cache.result")]++
+		for _, ev := range sp.Events {
+			if ev.Name == "breaker.state_change" {
+				for _, kv := range ev.Attributes {
+					if kv.Key == "breaker.to" && kv.Value.AsString() == "open" {
+						opened++
+					}
+				}
+			}
+		}
+	}
+	if results["hit"] != 2 || results["miss"] != 1 || results["bypass"] != 3 || opened != 1 {
+		t.Errorf("cache.view spans by result %v, breaker opened on %d of them", results, opened)
 	}
 
 	// Outbound calls by upstream: as many as reached each service through
