@@ -19,6 +19,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis, the OpenTelemetry SDK and the log package log through a
+	// process-wide logger: JSON lines like ours (see logging.RouteLibraryLogs).
+	level, _ := os.LookupEnv("LOG_LEVEL")
+	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), "bff"))
 	if err := run(ctx, os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bff:", err)
 		os.Exit(1)

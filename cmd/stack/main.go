@@ -11,11 +11,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/acme/customer-platform/internal/logging"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis, the OpenTelemetry SDK and the log package log through a
+	// process-wide logger: JSON lines like ours (see logging.RouteLibraryLogs).
+	level, _ := os.LookupEnv("LOG_LEVEL")
+	logging.RouteLibraryLogs(logging.New(os.Stderr, logging.ParseLevel(level), "stack"))
 	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(1)
