@@ -110,10 +110,15 @@ func TestRegistrationPage(t *testing.T) {
 		pg.expectFieldErrors(t, s, weak.body(), "password1")
 
 		for _, name := range []string{"password1", "password2"} {
-			pg.do(t, chromedp.Clear(chromedp.ID("f-"+name)), chromedp.SendKeys(chromedp.ID("f-"+name), goodPassword))
+			pg.do(t, chromedp.Evaluate[chromedp.Void]("document.getElementById('f-"+name+"').value = ''"),
+				chromedp.SendKeys(chromedp.ID("f-"+name), goodPassword))
+			if v := value(t, pg, chromedp.Value(chromedp.ID("f-"+name))); v != goodPassword {
+				t.Fatalf("%s holds %q after retyping", name, v)
+			}
 		}
 		pg.do(t, chromedp.Click(chromedp.ID("submit")))
 		pg.expectFieldErrors(t, s, taken.body(), "email")
+		t.Logf("screenshot of the field errors: %s", artifact(t, "registration-errors.png", value(t, pg, chromedp.FullScreenshot(100))))
 
 		if n := len(s.users(t, taken.email)); n != 1 {
 			t.Errorf("%d users with the taken email, want 1", n)
@@ -187,6 +192,7 @@ func TestRegistrationPage(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		t.Logf("screenshot of the docs: %s", artifact(t, "docs.png", value(t, pg, chromedp.FullScreenshot(100))))
 		if errs := pg.consoleErrors(t, nil); len(errs) > 0 {
 			t.Errorf("console errors: %q", errs)
 		}
