@@ -306,9 +306,9 @@ func TestMigrationEndToEnd(t *testing.T) {
 	t.Parallel()
 	// On FerretDB every lookup by email and every upsert by user_id scans
 	// its collection (only _id equality is pushed down to SQLite), so the
-	// run grows with the square of the records: 1000 keep the test within
+	// run grows with the square of the records: 800 keep the test within
 	// its minute on two cores. MIGRATE_E2E_RECORDS=3000 runs it larger.
-	n := 1000
+	n := 800
 	if v, err := strconv.Atoi(os.Getenv("MIGRATE_E2E_RECORDS")); err == nil && v > 0 {
 		n = v
 	}
@@ -365,9 +365,12 @@ func TestMigrationEndToEnd(t *testing.T) {
 	phase("backup")
 	// 2. plan (a dry run with apply's flags); --strict fails on problems.
 	planFile := filepath.Join(dir, "plan.json")
-	code, out, errOut = sys.cli(t, env{}, "plan", "--input", input, "--report", planFile, "--create-missing-users", "--strict")
+	code, out, errOut = sys.cli(t, env{progress: true}, "plan", "--input", input, "--report", planFile, "--create-missing-users", "--strict")
 	if code != exitProblems || !strings.Contains(out, fmt.Sprintf("plan: %d customer records (1 objects of other models ignored)", n)) {
 		t.Fatalf("plan --strict: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, fmt.Sprintf("%d/%d", n, n)) || !strings.Contains(errOut, "records/s") {
+		t.Errorf("no progress bar on a terminal:\n%s", errOut)
 	}
 	phase("plan")
 	plan := readReport(t, planFile)
@@ -421,7 +424,7 @@ func TestMigrationEndToEnd(t *testing.T) {
 	}
 
 	// ... and run again to the end.
-	code, out, errOut = sys.cli(t, env{}, "apply", "--input", input, "--report", applyFile, "--create-missing-users")
+	code, out, errOut = sys.cli(t, env{afterBatch: func(b int) { phase(fmt.Sprintf("batch %d", b)) }}, "apply", "--input", input, "--report", applyFile, "--create-missing-users")
 	if code != exitOK {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
 	}

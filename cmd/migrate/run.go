@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -182,14 +183,18 @@ func dispatch(ctx context.Context, cmd string, args []string, e env) error {
 
 // command holds one run's connections.
 type command struct {
-	cfg    Config
-	env    env
-	log    *slog.Logger
-	flags  flags
-	client *mongo.Client
+	cfg       Config
+	env       env
+	log       *slog.Logger
+	flags     flags
+	client    *mongo.Client
+	transport *http.Transport // of the auth client
 }
 
 func (c *command) close() {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
 	if c.client != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -221,7 +226,9 @@ func (c *command) store(ctx context.Context) (profileStore, error) {
 
 // directory returns the auth client, having checked the service credentials.
 func (c *command) directory(ctx context.Context) (authDirectory, error) {
-	cl := authclient.New(authclient.Options{BaseURL: c.cfg.AuthURL, Timeout: c.cfg.AuthTimeout})
+	c.transport = http.DefaultTransport.(*http.Transport).Clone()
+	c.transport.MaxIdleConnsPerHost = c.cfg.Lookups
+	cl := authclient.New(authclient.Options{BaseURL: c.cfg.AuthURL, Timeout: c.cfg.AuthTimeout, Transport: c.transport})
 	d := authDirectory{client: cl, tokens: authclient.NewServiceTokens(cl, c.cfg.ClientID, c.cfg.ClientSecret.Reveal())}
 	if _, err := d.tokens.Token(ctx); err != nil {
 		return authDirectory{}, fmt.Errorf("sign in to the auth service at %s as client %s: %w", c.cfg.AuthURL, c.cfg.ClientID, err)
