@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,8 +50,9 @@ type Config struct {
 	// RateLimits is AUTH_RATE_LIMITS (format: ratelimit.ParseRules).
 	RateLimits string `json:"auth_rate_limits"`
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is believed.
-	TrustedProxies         []string      `json:"trusted_proxies"`
-	BootstrapAdminEmail    string        `json:"bootstrap_admin_email"`
+	TrustedProxies []string `json:"trusted_proxies"`
+	// BootstrapAdminEmail is an email: left out of the logged configuration.
+	BootstrapAdminEmail    string        `json:"-"`
 	BootstrapAdminPassword config.Secret `json:"bootstrap_admin_password"`
 	BlacklistSweep         time.Duration `json:"blacklist_sweep_interval"`
 	LogLevel               string        `json:"log_level"`
@@ -206,7 +208,8 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		if err != nil {
 			return err
 		}
-		log.Info("bootstrap admin", "email", auth.NormalizeEmail(cfg.BootstrapAdminEmail), "created", created)
+		_, domain, _ := strings.Cut(auth.NormalizeEmail(cfg.BootstrapAdminEmail), "@")
+		log.Info("bootstrap admin", "email_domain", domain, "created", created)
 	}
 
 	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{

@@ -84,3 +84,20 @@ func TestPasswordHashMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The bootstrap admin's email and password are never logged whole.
+func TestBootstrapAdminNotLogged(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	const email, password = "root.admin@corp-example.com", "Adm1n-Bootstrap-Secret"
+	startLogging(t, map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": email, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": password}, &logs)
+	out := logs.String()
+	for _, secret := range []string{email, "root.admin", password} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log carries %q: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, `"msg":"bootstrap admin","email_domain":"corp-example.com","created":true`) {
+		t.Errorf("no bootstrap line with the domain: %s", out)
+	}
+}
