@@ -337,7 +337,7 @@ func TestMigrationEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	client, db := testenv.Mongo(t)
 	_ = db
-	store, err := custmongo.OpenImport(ctx, client.Database(sys.customerDB))
+	store, err := custmongo.New(ctx, client.Database(sys.customerDB))
 	testenv.Must(t, err, "store")
 	before := customer.Customer{
 		ID: customer.NewUUID(), UserID: userIDs["already@example.com"],

@@ -211,13 +211,14 @@ func (c *command) db(ctx context.Context) (*mongo.Database, error) {
 	return cl.Database(c.cfg.CustomerDB), nil
 }
 
-// store opens the customer store, making sure of its unique user_id index.
+// store opens the customer store (creating its indexes, the unique one on
+// user_id above all, when the service has not yet).
 func (c *command) store(ctx context.Context) (profileStore, error) {
 	db, err := c.db(ctx)
 	if err != nil {
 		return profileStore{}, err
 	}
-	s, err := custmongo.OpenImport(ctx, db)
+	s, err := custmongo.New(ctx, db)
 	if err != nil {
 		return profileStore{}, err
 	}

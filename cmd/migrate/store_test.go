@@ -24,9 +24,9 @@ func TestImportProfiles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, db := testenv.Mongo(t)
-	store, err := custmongo.OpenImport(ctx, db)
+	store, err := custmongo.New(ctx, db)
 	testenv.Must(t, err, "open")
-	if _, err := custmongo.OpenImport(ctx, db); err != nil {
+	if _, err := custmongo.New(ctx, db); err != nil {
 		t.Fatalf("opening twice: %v", err)
 	}
 

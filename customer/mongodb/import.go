@@ -13,24 +13,6 @@ import (
 	"github.com/acme/customer-platform/customer"
 )
 
-// OpenImport returns the store on db for an import of legacy profiles. It
-// makes sure of the one index an import relies on, the unique index on
-// user_id (created as New creates it), and leaves the service's other
-// indexes to the service. (FerretDB v1 drops the connection when
-// createIndexes names two or more indexes that all exist already, so the
-// import does not repeat New's CreateMany on a database the service has
-// set up.)
-func OpenImport(ctx context.Context, db *mongo.Database) (*Store, error) {
-	s := &Store{customers: db.Collection(CustomersCollection), services: db.Collection(ServicesCollection)}
-	if _, err := s.customers.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "user_id", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName("user_id_unique"),
-	}); err != nil {
-		return nil, fmt.Errorf("customers user_id index: %w", err)
-	}
-	return s, nil
-}
-
 // importChunk bounds the statements of one bulk write. FerretDB v1 keeps
 // the query of every matching upsert statement of an update command open
 // until the command ends, each holding one of its 100 SQLite connections:
