@@ -169,6 +169,10 @@ func (cl *Client) once(ctx context.Context, c Call, payload []byte) error {
 	}
 	resp, err := cl.http.Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			// The error quotes the URL: never its query (?email= is personal data).
+			ue.URL = cl.base + c.Path
+		}
 		e := fail(0, cl.service+" service unreachable", err)
 		e.NotSent = dialFailed(err)
 		return e
