@@ -193,6 +193,9 @@ type stack struct {
 
 func newStack(t *testing.T, bffEnv map[string]string) *stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("cross-service test with real servers: not in the fast tier (-short)")
+	}
 	s := &stack{t: t, redis: testenv.Redis(t)}
 	authCfg, err := authd.LoadConfig(config.FromMap(map[string]string{
 		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",

@@ -242,7 +242,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans and metrics go to the
-// collector over OTLP/HTTP. (The exporters read the process environment:
+// collector over OTLP/HTTP, named after the service. (The exporters read the process environment:
 // this test cannot run in parallel.)
 func TestOTLPExport(t *testing.T) {
 	col := &collector{}
@@ -250,6 +250,9 @@ func TestOTLPExport(t *testing.T) {
 	defer srv.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	// The service's own name wins over OTEL_SERVICE_NAME (cmd/stack runs
+	// three services in one environment).
+	t.Setenv("OTEL_SERVICE_NAME", "not-this-one")
 	tel, err := Setup(context.Background(), Options{Service: "exported", Version: "1", Environment: "test"})
 	if err != nil {
 		t.Fatal(err)
