@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/customer-platform/internal/config"
@@ -346,5 +348,56 @@ func TestQuietRoots(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "users.insert,POST /x,auth GET" {
 		t.Errorf("exported %v", names)
+	}
+}
+
+// grpcCollector is an OTLP/gRPC trace receiver.
+type grpcCollector struct {
+	coltrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []string
+}
+
+func (g *grpcCollector) Export(_ context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				g.spans = append(g.spans, s.Name)
+			}
+		}
+	}
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+// With OTEL_EXPORTER_OTLP_PROTOCOL=grpc (what the deployments set), spans
+// go to the collector over OTLP/gRPC. Not parallel: process environment.
+func TestOTLPExportGRPC(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &grpcCollector{}
+	srv := grpc.NewServer()
+	coltrace.RegisterTraceServiceServer(srv, col)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	tel, err := Setup(context.Background(), Options{Service: "grpc-exported", Version: "1", Environment: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.Tracer.Tracer("test").Start(context.Background(), "over-grpc")
+	span.End()
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if strings.Join(col.spans, ",") != "over-grpc" {
+		t.Errorf("spans received: %v", col.spans)
 	}
 }
