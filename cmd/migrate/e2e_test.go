@@ -303,6 +303,9 @@ func readReport(t *testing.T, path string) legacy.Report {
 // and customer services: backup, plan, an apply interrupted after two
 // batches, its re-run, verify; the stored profiles are exactly the plan's.
 func TestMigrationEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end against the real services: not in -short")
+	}
 	t.Parallel()
 	// On FerretDB every lookup by email and every upsert by user_id scans
 	// its collection (only _id equality is pushed down to SQLite), so the

@@ -21,6 +21,9 @@ import (
 // the embedded FerretDB: inserts, then a re-run that updates only the
 // migrated fields, in bulk writes larger than FerretDB's connection pool.
 func TestImportProfiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded database: not in -short")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	_, db := testenv.Mongo(t)
@@ -122,6 +125,9 @@ func TestImportProfiles(t *testing.T) {
 }
 
 func TestBackupAndRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded database: not in -short")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	_, db := testenv.Mongo(t)
