@@ -111,12 +111,21 @@ func (uriFormat) Validate(v string) error {
 
 // options are the validation options of every exchange.
 func options() *openapi3filter.Options {
-	return &openapi3filter.Options{
+	o := &openapi3filter.Options{
 		IncludeResponseStatus:   true,
 		MultiError:              true,
 		AuthenticationFunc:      bearerPresent,
 		SchemaValidationOptions: formatOptions,
 	}
+	o.WithCustomSchemaErrorFunc(schemaError)
+	return o
+}
+
+// schemaError says where a value breaks its schema and why, without the
+// schema itself (kin-openapi's default prints all of it).
+func schemaError(e *openapi3.SchemaError) string {
+	where := "/" + strings.Join(e.JSONPointer(), "/")
+	return fmt.Sprintf("%s: %s", where, e.Reason)
 }
 
 // bearerPresent is the security check: a bearer scheme requires an
