@@ -182,9 +182,12 @@ func chromium() (string, bool) {
 }
 
 // needChromium returns the path of Chromium, or skips the test when there is
-// none.
+// none (or in -short mode).
 func needChromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("browser tests skipped in -short mode: they start the services and a browser")
+	}
 	path, ok := chromium()
 	if !ok {
 		t.Skip("browser tests skipped: Chromium is not installed (Debian package chromium; or set CHROMIUM to its path)")
