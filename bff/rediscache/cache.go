@@ -107,6 +107,7 @@ type Cache struct {
 	flights     singleflight.Group
 	setScript   *redis.Script
 	dropScript  *redis.Script
+	lookups     lookups // batches concurrent lookups (batch.go)
 
 	requests      metric.Int64Counter
 	writes        metric.Int64Counter
@@ -167,6 +168,7 @@ func New(rdb redis.UniversalClient, origin bff.Views, o Options) (*Cache, error)
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
+	c.lookups.c = c
 	if c.loadTimeout <= 0 {
 		c.loadTimeout = DefaultLoadTimeout
 	}
@@ -255,11 +257,7 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 		return nil, bff.CacheBypass, ErrBadUserID
 	}
 	viewKey, genKey := c.keys(userID)
-	vals, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) ([]any, error) {
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		return c.rdb.MGet(ctx, viewKey, genKey).Result()
-	})
+	vals, err := c.lookups.get(ctx, viewKey, genKey)
 	if err != nil || len(vals) != 2 {
 		if ctx.Err() != nil {
 			return nil, bff.CacheBypass, ctx.Err()

@@ -1,0 +1,131 @@
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/customer-platform/bff/breaker"
+)
+
+// Lookups of concurrent requests share Redis round trips. A lookup that
+// finds fewer than maxRoundTrips round trips in flight starts one at once
+// (a request alone never waits); otherwise it queues, and the next round
+// trip carries every lookup queued meanwhile as one pipeline. Under load
+// many views then ride one write and one read: on both sides, Redis and
+// the BFF, the system calls, the connection checkout and the client-span
+// bookkeeping are paid per round trip rather than per request (measured
+// with cmd/bench, BENCHMARKS.md: they were most of a hit's cost).
+//
+// Each round trip goes through the breaker and is bounded by the cache's
+// Redis timeout, detached from the cancellation of the request that
+// happened to start it (it carries others' lookups). A lookup therefore
+// waits at most for the round trip in flight ahead of it and its own; a
+// caller that goes away stops waiting at once.
+
+// maxRoundTrips bounds the concurrent lookup round trips of one cache.
+const maxRoundTrips = 1
+
+// lookup is one request's MGET of its view and generation keys.
+type lookup struct {
+	ctx  context.Context // the request's: a round trip's span goes under its first lookup's
+	keys [2]string
+	vals []any
+	err  error
+	done chan struct{}
+}
+
+// lookups queues and batches the lookups of one cache.
+type lookups struct {
+	c *Cache
+
+	mu       sync.Mutex
+	queue    []*lookup
+	inflight int
+}
+
+// get returns the values of view and gen, sharing a round trip with the
+// lookups of concurrent requests.
+func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // a caller that is gone costs Redis nothing
+	}
+	l := &lookup{ctx: ctx, keys: [2]string{view, gen}, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, l)
+	if b.inflight < maxRoundTrips {
+		b.inflight++
+		batch := b.queue
+		b.queue = nil
+		b.mu.Unlock()
+		go b.run(batch)
+	} else {
+		b.mu.Unlock()
+	}
+	select {
+	case <-l.done:
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return l.vals, l.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run makes round trips, the first with batch, then with whatever queued
+// meanwhile, until nothing is queued; then it frees its slot.
+func (b *lookups) run(batch []*lookup) {
+	for {
+		b.roundTrip(batch)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.inflight--
+			b.mu.Unlock()
+			return
+		}
+		batch = b.queue
+		b.queue = nil
+		b.mu.Unlock()
+	}
+}
+
+// roundTrip sends the batch's MGETs as one pipeline through the breaker
+// and delivers each lookup's values or the round trip's error.
+func (b *lookups) roundTrip(batch []*lookup) {
+	c := b.c
+	ctx := context.WithoutCancel(batch[0].ctx)
+	if len(batch) > 1 {
+		trace.SpanFromContext(ctx).AddEvent("cache.lookup_batch", trace.WithAttributes(attribute.Int("cache.batch_size", len(batch))))
+	}
+	cmds, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) ([]*redis.SliceCmd, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		if len(batch) == 1 {
+			cmd := c.rdb.MGet(ctx, batch[0].keys[:]...)
+			return []*redis.SliceCmd{cmd}, cmd.Err()
+		}
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*redis.SliceCmd, len(batch))
+		for i, l := range batch {
+			cmds[i] = pipe.MGet(ctx, l.keys[:]...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	})
+	for i, l := range batch {
+		switch {
+		case err != nil:
+			l.err = err
+		case i >= len(cmds):
+			l.err = errors.New("rediscache: a pipelined lookup got no answer")
+		default:
+			l.vals, l.err = cmds[i].Result()
+		}
+		close(l.done)
+	}
+}
