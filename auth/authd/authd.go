@@ -5,7 +5,6 @@ package authd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -139,7 +138,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err = errors.Join(err, tel.Shutdown(sctx))
+		// A flush that fails (the collector is gone) is not the service failing.
+		if serr := tel.Shutdown(sctx); serr != nil {
+			log.Warn("telemetry shutdown", "error", serr.Error())
+		}
 	}()
 
 	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), "auth", tel.Tracer)

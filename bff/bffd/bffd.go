@@ -44,7 +44,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err = errors.Join(err, tel.Shutdown(sctx))
+		// A flush that fails (the collector is gone) is not the service failing.
+		if serr := tel.Shutdown(sctx); serr != nil {
+			log.Warn("telemetry shutdown", "error", serr.Error())
+		}
 	}()
 	log.Info("starting", "version", daemon.Version(), "config", cfg)
 
