@@ -350,7 +350,7 @@ func (sp span) traceID() trace.TraceID { return sp.SpanContext.TraceID() }
 func (sp span) attr(k attribute.Key) string {
 	for _, kv := range sp.Attributes {
 		if kv.Key == k {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

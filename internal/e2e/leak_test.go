@@ -123,7 +123,7 @@ func haystack(t *testing.T, s *stack) map[string]string {
 	attrs := func(kvs []attribute.KeyValue) string {
 		var b strings.Builder
 		for _, kv := range kvs {
-			fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.Emit())
+			fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.String())
 		}
 		return b.String()
 	}

@@ -123,7 +123,7 @@ func TestResource(t *testing.T) {
 	span.End()
 	got := map[attribute.Key]string{}
 	for _, kv := range spans.GetSpans()[0].Resource.Attributes() {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	for k, want := range map[attribute.Key]string{"service.name": "svc", "service.version": "1.2.3",
 		"deployment.environment": "test", "deployment.environment.name": "test"} {
@@ -180,8 +180,8 @@ func TestClientSpanQueryRedacted(t *testing.T) {
 	}
 	var full string
 	for _, kv := range got[0].Attributes {
-		if strings.Contains(strings.ToLower(kv.Value.Emit()), "example.com") {
-			t.Errorf("attribute %s carries the email: %q", kv.Key, kv.Value.Emit())
+		if strings.Contains(strings.ToLower(kv.Value.String()), "example.com") {
+			t.Errorf("attribute %s carries the email: %q", kv.Key, kv.Value.String())
 		}
 		if kv.Key == "url.full" {
 			full = kv.Value.AsString()
@@ -298,11 +298,11 @@ func TestErrorTextRedacted(t *testing.T) {
 	s := got[0]
 	var texts []string
 	for _, kv := range s.Attributes {
-		texts = append(texts, kv.Value.Emit())
+		texts = append(texts, kv.Value.String())
 	}
 	for _, ev := range s.Events {
 		for _, kv := range ev.Attributes {
-			texts = append(texts, kv.Value.Emit())
+			texts = append(texts, kv.Value.String())
 		}
 	}
 	texts = append(texts, s.Status.Description)

@@ -74,7 +74,7 @@ func requestCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]uint64 {
 				method, _ := dp.Attributes.Value("http.request.method")
 				route, _ := dp.Attributes.Value("http.route")
 				status, _ := dp.Attributes.Value("http.response.status_code")
-				out[method.Emit()+" "+route.Emit()+" "+status.Emit()] += dp.Count
+				out[method.String()+" "+route.String()+" "+status.String()] += dp.Count
 			}
 		}
 	}
