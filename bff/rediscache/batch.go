@@ -25,10 +25,15 @@ import (
 // Redis timeout, detached from the cancellation of the request that
 // happened to start it (it carries others' lookups). A lookup therefore
 // waits at most for the round trip in flight ahead of it and its own; a
-// caller that goes away stops waiting at once.
+// caller that goes away stops waiting at once. The breaker's half-open
+// probe is never waited for (see get): an open breaker costs nothing.
 
-// maxRoundTrips bounds the concurrent lookup round trips of one cache.
+// maxRoundTrips bounds the concurrent lookup round trips of one cache:
+// one, so that under load everything that queues behind it goes together.
 const maxRoundTrips = 1
+
+// errProbing answers a lookup made while the breaker probes Redis.
+var errProbing = errors.New("rediscache: Redis is being probed after an outage")
 
 // lookup is one request's MGET of its view and generation keys.
 type lookup struct {
@@ -54,6 +59,11 @@ func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // a caller that is gone costs Redis nothing
 	}
+	// A half-open breaker lets one round trip through as its probe: it is
+	// made, but no request waits for it (against a Redis that is still
+	// down it lasts the whole timeout). The request is answered from the
+	// origins at once; the probe's outcome closes or reopens the breaker.
+	probing := b.c.breaker.State(ctx) == breaker.HalfOpen
 	l := &lookup{ctx: ctx, keys: [2]string{view, gen}, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, l)
@@ -65,6 +75,9 @@ func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
 		go b.run(batch)
 	} else {
 		b.mu.Unlock()
+	}
+	if probing {
+		return nil, errProbing
 	}
 	select {
 	case <-l.done:

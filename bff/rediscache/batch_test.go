@@ -2,6 +2,7 @@ package rediscache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/bff/breaker"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -60,6 +62,10 @@ func (staticOrigin) View(_ context.Context, userID, _ string) ([]byte, bff.Cache
 func (staticOrigin) Invalidate(context.Context, string) {}
 
 func batchCache(t *testing.T) (*Cache, *redis.Client, *gateHook) {
+	return batchCacheWith(t, nil)
+}
+
+func batchCacheWith(t *testing.T, br *breaker.Breaker) (*Cache, *redis.Client, *gateHook) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real Redis")
@@ -72,7 +78,7 @@ func batchCache(t *testing.T) (*Cache, *redis.Client, *gateHook) {
 	h := &gateHook{gate: make(chan struct{})}
 	h.holding.Store(true) // disarmed
 	rdb.AddHook(h)
-	c, err := New(rdb, staticOrigin{}, Options{Timeout: 5 * time.Second})
+	c, err := New(rdb, staticOrigin{}, Options{Timeout: 5 * time.Second, Breaker: br})
 	testenv.Must(t, err, "cache")
 	return c, rdb, h
 }
@@ -227,6 +233,40 @@ func TestLookupRoundTripErrorReachesEveryLookup(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestHalfOpenProbeIsNotWaitedFor: after an outage, the request that
+// makes the breaker's probe is answered from the origins without waiting
+// for the probe, which closes the breaker when it succeeds.
+func TestHalfOpenProbeIsNotWaitedFor(t *testing.T) {
+	t.Parallel()
+	reg, err := breaker.NewRegistry(nil, nil)
+	testenv.Must(t, err, "registry")
+	bs := BreakerSettings()
+	bs.OpenTimeout = 20 * time.Millisecond
+	br, err := reg.New("redis", bs)
+	testenv.Must(t, err, "breaker")
+	c, _, h := batchCacheWith(t, br)
+	ctx := context.Background()
+	for range bs.FailuresToOpen {
+		_ = br.Do(ctx, func(context.Context) error { return errors.New("down") })
+	}
+	waitFor(t, "the breaker to probe", func() bool { return br.State(ctx) == breaker.HalfOpen })
+	h.holding.Store(false) // hold the probe's MGET
+
+	body, status, err := c.View(ctx, "user-7", "tok")
+	if err != nil || status != bff.CacheBypass || len(body) == 0 {
+		t.Fatalf("View while probing: %s %v", status, err)
+	}
+	waitFor(t, "the probe to be sent", h.holding.Load)
+	if got := br.State(ctx); got != breaker.HalfOpen {
+		t.Fatalf("the request returned while its probe was held, yet the breaker is %s", got)
+	}
+	close(h.gate)
+	waitFor(t, "the probe to close the breaker", func() bool { return br.State(ctx) == breaker.Closed })
+	if _, status, _ := c.View(ctx, "user-7", "tok"); status != bff.CacheMiss {
+		t.Fatalf("after the probe: %s, want MISS", status)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
