@@ -29,6 +29,7 @@ type options struct {
 	regRounds int           // rounds of the registration figure
 	regRound  time.Duration // its window (a registration takes tens of ms)
 	conns     int           // connections of the throughput and under-load figures
+	regConns  int           // connections of the registration figure
 	light     int           // connections of the latency ratios (figures 2 and 6)
 	users     int           // registered users the reads rotate over
 	figures   []int         // which figures to measure (all by default)
@@ -54,6 +55,7 @@ func parseOptions(args []string, lookup config.Lookup, stderr io.Writer) (option
 	fs.IntVar(&o.regRounds, "reg-rounds", 3, "rounds of the registration figure")
 	fs.DurationVar(&o.regRound, "reg-round", 3*time.Second, "length of one side's window in a registration round")
 	fs.IntVar(&o.conns, "conns", 64, "concurrent connections of the throughput and under-load figures")
+	fs.IntVar(&o.regConns, "reg-conns", 0, "concurrent registrations of figure 3 (0: twice the hash concurrency, enough to keep every hash slot busy)")
 	fs.IntVar(&o.light, "light", 1, "concurrent connections of the latency ratios (figures 2 and 6)")
 	fs.IntVar(&o.users, "users", 64, "users registered before the figures; reads rotate over them")
 	figs := fs.String("figures", "1,2,3,4,5,6", "figures to measure, comma-separated")
@@ -80,6 +82,9 @@ func parseOptions(args []string, lookup config.Lookup, stderr io.Writer) (option
 	o.argon2 = password.Params{MemoryKiB: uint32(mem), Iterations: uint32(iter), Parallelism: uint8(par)}
 	if o.hashConc == 0 {
 		o.hashConc = runtime.GOMAXPROCS(0)
+	}
+	if o.regConns == 0 {
+		o.regConns = 2 * o.hashConc
 	}
 	r.Check(o.rounds > 0 && o.regRounds > 0, "-rounds", "want at least one round")
 	r.Check(o.round > 0 && o.regRound > 0, "-round", "want a positive window")
