@@ -299,7 +299,7 @@ func registrations(s *system, conns int, first uint64) *side {
 func registrationsUnderLoad(ctx context.Context, o options, s *system, progress func(string)) (latencyRow, error) {
 	reg := registrations(s, o.conns, 500_000)
 	defer reg.close()
-	if err := interleave(ctx, []*side{reg}, 1, o.regRound, 0, s.watch, progress); err != nil {
+	if err := interleave(ctx, []*side{reg}, 1, 2*o.regRound, 0, s.watch, progress); err != nil {
 		return latencyRow{}, err
 	}
 	return latencyOf("POST /api/bff/register/", o.conns, reg), nil
