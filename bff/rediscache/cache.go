@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
@@ -384,11 +385,15 @@ func encodeEntry(userID string, body []byte) []byte {
 	return append(b, body...)
 }
 
-// decodeEntry returns the body of a stored entry if it is userID's.
+// decodeEntry returns the body of a stored entry if it is userID's. The
+// body shares the entry's memory instead of copying it (a hit's largest
+// allocation, measured with cmd/bench): it is only ever read, as View's
+// callers must (see View), and the string it comes from is immutable.
 func decodeEntry(userID, entry string) ([]byte, bool) {
 	n := len(userID)
 	if len(entry) <= n+1 || entry[n] != '\n' || entry[:n] != userID {
 		return nil, false
 	}
-	return []byte(entry[n+1:]), true
+	body := entry[n+1:]
+	return unsafe.Slice(unsafe.StringData(body), len(body)), true
 }
