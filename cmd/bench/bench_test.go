@@ -260,3 +260,20 @@ func TestParseOptions(t *testing.T) {
 		t.Error("ARGON2_ITERATIONS=0 accepted")
 	}
 }
+
+func TestCheckTolerance(t *testing.T) {
+	t.Parallel()
+	s := fixedSide("s", round{n: 97, errs: 3, window: time.Second, lastErr: wrongAnswer{"X-Cache \"HIT\", want \"MISS\""}})
+	if s.check() == nil {
+		t.Error("3 % of wrong answers passed the 1 % tolerance")
+	}
+	if err := s.checkWithin(0.05); err != nil {
+		t.Errorf("3 %% of wrong answers failed a 5 %% tolerance: %v", err)
+	}
+	if n := s.failures(); !strings.Contains(n, "3 of 100 not counted") {
+		t.Errorf("failures() = %q", n)
+	}
+	if fixedSide("empty").check() == nil {
+		t.Error("a side without any completed operation passed")
+	}
+}

@@ -74,6 +74,7 @@ func (f figure) met() bool {
 
 // latencyRow is a line of figure 5.
 type latencyRow struct {
+	note           string // operations not counted, within the tolerance
 	name           string
 	conns          int
 	n              int
@@ -83,9 +84,16 @@ type latencyRow struct {
 }
 
 func latencyOf(name string, conns int, s *side) latencyRow {
+	return latencyWithin(name, conns, s, maxFailures)
+}
+
+// latencyWithin is latencyOf tolerating another share of uncounted
+// operations.
+func latencyWithin(name string, conns int, s *side, share float64) latencyRow {
 	t := s.total()
 	return latencyRow{name: name, conns: conns, n: t.n, rate: t.rate(),
-		p50: percentile(t.lat, 0.50), p99: percentile(t.lat, 0.99), p999: percentile(t.lat, 0.999), err: s.check()}
+		p50: percentile(t.lat, 0.50), p99: percentile(t.lat, 0.99), p999: percentile(t.lat, 0.999),
+		err: s.checkWithin(share), note: s.failures()}
 }
 
 // results are everything the report shows.
@@ -249,7 +257,10 @@ func missesUnderLoad(ctx context.Context, o options, s *system, progress func(st
 	if err := interleave(ctx, []*side{miss}, min(o.rounds, 2), o.round, o.warm, s.watch, progress); err != nil {
 		return latencyRow{}, err
 	}
-	return latencyOf("GET /api/bff/me/ (MISS)", o.conns, miss), nil
+	// With as many connections as users, a slow request now and then
+	// overlaps the next request for its user, which finds the view it has
+	// just written (a HIT, not counted): tolerated up to 5 %.
+	return latencyWithin("GET /api/bff/me/ (MISS)", o.conns, miss, 0.05), nil
 }
 
 // figure3: registrations through the BFF against bare Argon2id hashes at

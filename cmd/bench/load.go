@@ -317,12 +317,15 @@ const maxFailures = 0.01
 
 // check reports a side too many of whose operations failed (or were
 // answered otherwise than the side measures): its figure is not valid.
-func (s *side) check() error {
+func (s *side) check() error { return s.checkWithin(maxFailures) }
+
+// checkWithin is check with another tolerated share.
+func (s *side) checkWithin(share float64) error {
 	t := s.total()
 	if t.n == 0 {
 		return fmt.Errorf("%s: no operation completed (%d failed; last: %v)", s.name, t.errs, t.lastErr)
 	}
-	if float64(t.errs) > maxFailures*float64(t.n+t.errs) {
+	if float64(t.errs) > share*float64(t.n+t.errs) {
 		return fmt.Errorf("%s: %d of %d operations failed (last: %v)", s.name, t.errs, t.errs+t.n, t.lastErr)
 	}
 	return nil

@@ -85,7 +85,9 @@ func writeReport(w io.Writer, o options, s *system, r *results) error {
 	}
 	for _, l := range r.latency {
 		if l.err != nil {
-			problems = append(problems, fmt.Sprintf("figure 5, %s: %v", l.name, l.err))
+			problems = append(problems, fmt.Sprintf("figure 5, %s is not valid: %v", l.name, l.err))
+		} else if l.note != "" {
+			problems = append(problems, fmt.Sprintf("figure 5, %s", l.note))
 		}
 	}
 	fmt.Fprintf(&b, "\ntargets met: %d of %d; the run took %s\n", met, total, r.elapsed.Round(time.Second))
