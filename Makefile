@@ -23,7 +23,7 @@ test-short:
 
 ## bench: the side-by-side system benchmark and the micro-benchmarks
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./authclient/... ./customer/... ./bff/... ./auth/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -count=1 ./authclient/... ./customer/... ./bff/... ./auth/... ./internal/...
 	$(GO) run ./cmd/bench
 
 ## lint: go vet, staticcheck and gofmt

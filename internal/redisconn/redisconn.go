@@ -34,7 +34,9 @@ func Open(url string, o Options) (*redis.Client, error) {
 	opt.MaxRetries = 0 // the callers decide about retries (and breakers)
 	opt.ContextTimeoutEnabled = true
 	c := redis.NewClient(opt)
-	topts := []redisotel.TracingOption{redisotel.WithDBStatement(false)}
+	// No command text (cached user data must never land in a span) and no
+	// caller lookup (a stack walk on every command of the cache hit path).
+	topts := []redisotel.TracingOption{redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)}
 	if o.TracerProvider != nil {
 		topts = append(topts, redisotel.WithTracerProvider(o.TracerProvider))
 	}
