@@ -62,9 +62,6 @@ func New(o Options) *Client {
 	service := o.Service
 	topts := []otelhttp.Option{
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return service + " " + r.Method }),
-		otelhttp.WithMetricAttributesFn(func(*http.Request) []attribute.KeyValue {
-			return []attribute.KeyValue{attribute.String("upstream", service)}
-		}),
 	}
 	if o.TracerProvider != nil {
 		topts = append(topts, otelhttp.WithTracerProvider(o.TracerProvider))
@@ -153,6 +150,10 @@ func (cl *Client) once(ctx context.Context, c Call, payload []byte) error {
 	if payload != nil {
 		body = bytes.NewReader(payload)
 	}
+	// The outbound metrics carry which upstream was called.
+	labeler := &otelhttp.Labeler{}
+	labeler.Add(attribute.String("upstream", cl.service))
+	ctx = otelhttp.ContextWithClientLabeler(ctx, labeler)
 	req, err := http.NewRequestWithContext(ctx, c.Method, u, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cl.service, err)
