@@ -31,7 +31,11 @@ func run(args []string, getenv func(string) (string, bool), stdout, stderr io.Wr
 	fs.StringVar(&c.FirstName, "first", "Dev", "first_name claim")
 	fs.StringVar(&c.LastName, "last", "User", "last_name claim")
 	fs.DurationVar(&c.TTL, "ttl", time.Hour, "lifetime")
-	dataDir := fs.String("data", ".data", "where `make run` keeps its generated development secrets")
+	defaultDir := ".data"
+	if d, ok := getenv("STACK_DATA_DIR"); ok && d != "" {
+		defaultDir = d // the same directory `make run` uses
+	}
+	dataDir := fs.String("data", defaultDir, "where `make run` keeps its generated development secrets (STACK_DATA_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
