@@ -200,7 +200,7 @@ func newPlanner(dir Directory, o Options) *planner {
 
 // resolve looks up the emails of recs not cached yet, concurrently with a bound.
 func (p *planner) resolve(ctx context.Context, recs []Record) error {
-	var todo []string
+	var uncached []string
 	seen := map[string]bool{}
 	for _, r := range recs {
 		e := NormalizeEmail(r.Email)
@@ -208,9 +208,9 @@ func (p *planner) resolve(ctx context.Context, recs []Record) error {
 			continue
 		}
 		seen[e] = true
-		todo = append(todo, e)
+		uncached = append(uncached, e)
 	}
-	if len(todo) == 0 {
+	if len(uncached) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -221,8 +221,8 @@ func (p *planner) resolve(ctx context.Context, recs []Record) error {
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, p.opts.Lookups)
 	)
-	results := make(map[string]lookup, len(todo))
-	for _, e := range todo {
+	results := make(map[string]lookup, len(uncached))
+	for _, e := range uncached {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
