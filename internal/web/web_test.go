@@ -228,3 +228,49 @@ func TestClientIPIgnoresForwardedForByDefault(t *testing.T) {
 		t.Errorf("ClientIP = %q, want the peer address: a spoofed X-Forwarded-For was believed", got)
 	}
 }
+
+// A connection that never sends a request must not turn a clean shutdown
+// into a drain error (net/http only calls such a connection idle after 5s);
+// a request still running at the deadline must.
+func TestDrainIgnoresConnectionsWithoutRequests(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- (&Server{Handler: h, Drain: 300 * time.Millisecond}).Serve(ctx, ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String()) // connected, never sends a request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // let the server accept it
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("shutdown with an idle new connection: %v", err)
+	}
+
+	// The same with a request still running: an error naming it.
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() { errc <- (&Server{Handler: h, Drain: 300 * time.Millisecond}).Serve(ctx2, ln2) }()
+	go func() { _, _ = http.Get("http://" + ln2.Addr().String() + "/") }()
+	<-started
+	cancel2()
+	err = <-errc
+	close(release)
+	if err == nil || !strings.Contains(err.Error(), "in flight") {
+		t.Fatalf("shutdown with a running request: want a drain error, got %v", err)
+	}
+}
