@@ -11,8 +11,8 @@
 //	                  indexes: {state, next_attempt_at}, {user_id}
 //	saga_leases       {_id [string, random per lease], saga_id [unique], owner,
 //	                   expires_at [date]}
-//	idempotency_keys  {_id [string, random per record], key_id [unique, hex SHA-256 of
-//	                   the key], check, state, owner,
+//	idempotency_keys  {_id [string, the owner: random per claim], key_id [unique, hex
+//	                   SHA-256 of the key], check, state,
 //	                   lease_expires_at [date], saga_id, status [int32],
 //	                   answer [binary, AES-GCM], created_at [date], expires_at [date]}
 //	                  indexes: {key_id} unique, {expires_at}
@@ -35,6 +35,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 // Collection names.
@@ -49,6 +50,10 @@ type Store struct {
 	sagas  *mongo.Collection
 	leases *mongo.Collection
 	keys   *mongo.Collection
+	// guardByRead makes a saga transition read the state by _id and
+	// write by _id (FerretDB) instead of one update filtered by _id and
+	// state (MongoDB); see mongodb.IsFerretDB.
+	guardByRead bool
 }
 
 var (
@@ -59,10 +64,15 @@ var (
 
 // New returns the store over db and creates its indexes.
 func New(ctx context.Context, db *mongo.Database) (*Store, error) {
+	ferret, err := mongodb.IsFerretDB(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("bff store: %w", err)
+	}
 	s := &Store{
-		sagas:  db.Collection(SagasCollection),
-		leases: db.Collection(LeasesCollection),
-		keys:   db.Collection(KeysCollection),
+		sagas:       db.Collection(SagasCollection),
+		leases:      db.Collection(LeasesCollection),
+		keys:        db.Collection(KeysCollection),
+		guardByRead: ferret,
 	}
 	// One index per call: FerretDB v1 drops the connection when a
 	// createIndexes of several indexes finds them existing already.
@@ -174,9 +184,31 @@ func TransitionUpdate(ch bff.SagaChange) bson.D {
 	return update
 }
 
-// TransitionSaga applies ch when the saga is in state from.
+// TransitionSaga applies ch when the saga is in state from: on MongoDB one
+// update filtered by _id and state (an atomic compare-and-set); on
+// FerretDB, whose filtered update is a read and a write that are not
+// atomic either, the same check made with a read by _id and a write by
+// _id, so that neither decodes every saga of the collection. The saga's
+// lease keeps other workers away in both cases.
 func (s *Store) TransitionSaga(ctx context.Context, id, from string, ch bff.SagaChange) error {
-	res, err := s.sagas.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}}, TransitionUpdate(ch))
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}}
+	if s.guardByRead {
+		var cur struct {
+			State string `bson:"state"`
+		}
+		err := s.sagas.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+			options.FindOne().SetProjection(bson.D{{Key: "state", Value: 1}})).Decode(&cur)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return bff.ErrStateChanged
+		case err != nil:
+			return fmt.Errorf("bff store: transition saga: %w", err)
+		case cur.State != from:
+			return bff.ErrStateChanged
+		}
+		filter = bson.D{{Key: "_id", Value: id}}
+	}
+	res, err := s.sagas.UpdateOne(ctx, filter, TransitionUpdate(ch))
 	if err != nil {
 		return fmt.Errorf("bff store: transition saga: %w", err)
 	}
@@ -288,15 +320,17 @@ func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
 	return nil
 }
 
-// keyDoc is the stored shape of an idempotency record. Like a lease, each
-// record has its own random _id and the key's id is the unique key_id, so
-// a guarded update or delete of one record never touches its successor.
+// keyDoc is the stored shape of an idempotency record. Its _id is the
+// owner, the random id of the claim that inserted it, and the key's id is
+// the unique key_id: so a guarded update or delete of one record never
+// touches its successor, and the owner's completion is addressed by _id
+// alone, the one filter the embedded FerretDB hands to SQLite instead of
+// decoding every record of the collection.
 type keyDoc struct {
-	ID             string    `bson:"_id"`
+	Owner          string    `bson:"_id"`
 	KeyID          string    `bson:"key_id"`
 	Check          string    `bson:"check"`
 	State          string    `bson:"state"`
-	Owner          string    `bson:"owner"`
 	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
 	SagaID         string    `bson:"saga_id"`
 	Status         int32     `bson:"status,omitempty"`
@@ -308,7 +342,7 @@ type keyDoc struct {
 // InsertKey inserts a new idempotency record.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 	_, err := s.keys.InsertOne(ctx, keyDoc{
-		ID: bff.NewID(), KeyID: r.KeyID, Check: r.Check, State: r.State, Owner: r.Owner,
+		Owner: r.Owner, KeyID: r.KeyID, Check: r.Check, State: r.State,
 		LeaseExpiresAt: r.LeaseExpiresAt.UTC(), SagaID: r.SagaID, Status: int32(r.Status), Answer: r.Answer,
 		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	})
@@ -337,10 +371,12 @@ func (s *Store) GetKey(ctx context.Context, keyID string) (*bff.IdempotencyRecor
 	}, nil
 }
 
-// CompleteKey stores the answer of owner's in-flight record.
+// CompleteKey stores the answer of owner's in-flight record. The owner is
+// the record's _id and completes it once, so the _id is the whole guard:
+// a record taken over after its lease expired has another _id.
 func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
 	res, err := s.keys.UpdateOne(ctx,
-		bson.D{{Key: "key_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}},
+		bson.D{{Key: "_id", Value: owner}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: bff.KeyDone}, {Key: "status", Value: int32(status)}, {Key: "answer", Value: answer}}}})
 	if err != nil {
 		return fmt.Errorf("bff store: complete key: %w", err)
@@ -353,7 +389,7 @@ func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int
 
 // DeleteKey deletes owner's in-flight record.
 func (s *Store) DeleteKey(ctx context.Context, keyID, owner string) error {
-	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "key_id", Value: keyID}, {Key: "owner", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
+	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
 	if err != nil {
 		return fmt.Errorf("bff store: delete key: %w", err)
 	}

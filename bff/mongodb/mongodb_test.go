@@ -85,9 +85,25 @@ func TestLeaseHasOneHolder(t *testing.T) {
 	}
 }
 
+// Both ways of guarding a transition are exercised against the embedded
+// FerretDB: the read-then-write by _id it gets in production, and the one
+// update filtered by _id and state that MongoDB gets.
 func TestSagaTransitions(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
+	for _, byRead := range []bool{true, false} {
+		t.Run(fmt.Sprintf("guardByRead=%v", byRead), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			if !s.guardByRead {
+				t.Fatal("the embedded FerretDB was not recognised")
+			}
+			s.guardByRead = byRead
+			testSagaTransitions(t, s)
+		})
+	}
+}
+
+func testSagaTransitions(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	sg := &bff.Saga{
@@ -114,6 +130,9 @@ func TestSagaTransitions(t *testing.T) {
 	// The guard: a second worker that still believes the saga is started loses.
 	if err := s.TransitionSaga(ctx, "s1", bff.StateStarted, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
 		t.Fatalf("stale transition: %v", err)
+	}
+	if err := s.TransitionSaga(ctx, "nope", bff.StateStarted, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
+		t.Fatalf("transition of a missing saga: %v", err)
 	}
 	got, err := s.GetSaga(ctx, "s1")
 	testenv.Must(t, err, "get")

@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -43,5 +45,15 @@ func TestRedisStopStart(t *testing.T) {
 	Must(t, r.Start(ctx), "restart")
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Fatalf("ping after restart: %v", err)
+	}
+}
+
+// Stores choose how to guard their updates by the server they talk to.
+func TestEmbeddedServerIsRecognisedAsFerretDB(t *testing.T) {
+	t.Parallel()
+	_, db := Mongo(t)
+	ferret, err := mongodb.IsFerretDB(context.Background(), db)
+	if err != nil || !ferret {
+		t.Fatalf("IsFerretDB = %v, %v; want true", ferret, err)
 	}
 }
