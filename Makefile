@@ -21,9 +21,12 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# The packages with micro-benchmarks (only their test binaries are built).
+BENCH_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' auth authclient bff customer internal))))
+
 ## bench: the side-by-side system benchmark and the micro-benchmarks
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -count=1 ./authclient/... ./customer/... ./bff/... ./auth/... ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=200ms -count=1 $(BENCH_PKGS)
 	$(GO) run ./cmd/bench
 
 ## lint: go vet, staticcheck and gofmt
