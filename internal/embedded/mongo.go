@@ -19,9 +19,10 @@ import (
 
 // Mongo is a running embedded MongoDB-protocol server.
 type Mongo struct {
-	URI    string
-	cancel context.CancelFunc
-	done   chan struct{}
+	URI     string
+	cancel  context.CancelFunc
+	done    chan struct{} // the server stopped
+	indexed chan struct{} // the _id lookup indexer stopped
 }
 
 // StartMongo starts FerretDB on addr (host:port, port 0 picks a free one),
@@ -47,10 +48,15 @@ func StartMongo(ctx context.Context, addr, dir string, logger *slog.Logger) (*Mo
 		return nil, fmt.Errorf("embedded mongo: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m := &Mongo{cancel: cancel, done: make(chan struct{})}
+	m := &Mongo{cancel: cancel, done: make(chan struct{}), indexed: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		_ = f.Run(runCtx)
+	}()
+	// See idIndexer: lookups by _id become index lookups.
+	go func() {
+		defer close(m.indexed)
+		newIDIndexer(dir, logger).run(runCtx)
 	}()
 	m.URI = f.MongoDBURI()
 	if err := waitDial(ctx, m.URI[len("mongodb://"):len(m.URI)-1], 10*time.Second); err != nil {
@@ -63,6 +69,7 @@ func StartMongo(ctx context.Context, addr, dir string, logger *slog.Logger) (*Mo
 // Close stops the server and waits for it to release its files.
 func (m *Mongo) Close() {
 	m.cancel()
+	<-m.indexed
 	<-m.done
 }
 
