@@ -46,12 +46,12 @@ func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
 func TestRatios(t *testing.T) {
 	t.Parallel()
-	a := fixedSide("a", round{n: 80, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}},
-		round{n: 90, window: time.Second, lat: []time.Duration{msec(3), msec(5), msec(7)}})
-	b := fixedSide("b", round{n: 100, window: time.Second, lat: []time.Duration{msec(1), msec(2), msec(3)}},
-		round{n: 100, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}})
-	c := fixedSide("c", round{n: 1, window: time.Second, lat: []time.Duration{msec(4)}},
-		round{n: 1, window: time.Second, lat: []time.Duration{msec(1)}})
+	a := fixedSide("a", round{n: 80, work: 80, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}},
+		round{n: 90, work: 90, window: time.Second, lat: []time.Duration{msec(3), msec(5), msec(7)}})
+	b := fixedSide("b", round{n: 100, work: 100, window: time.Second, lat: []time.Duration{msec(1), msec(2), msec(3)}},
+		round{n: 100, work: 100, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}})
+	c := fixedSide("c", round{n: 1, work: 1, window: time.Second, lat: []time.Duration{msec(4)}},
+		round{n: 1, work: 1, window: time.Second, lat: []time.Duration{msec(1)}})
 
 	v, per := throughputRatio(a, b)
 	if math.Abs(v-0.85) > 1e-9 || len(per) != 2 || math.Abs(per[0]-0.8) > 1e-9 || math.Abs(per[1]-0.9) > 1e-9 {
@@ -263,7 +263,7 @@ func TestParseOptions(t *testing.T) {
 
 func TestCheckTolerance(t *testing.T) {
 	t.Parallel()
-	s := fixedSide("s", round{n: 97, errs: 3, window: time.Second, lastErr: wrongAnswer{"X-Cache \"HIT\", want \"MISS\""}})
+	s := fixedSide("s", round{n: 97, work: 97, errs: 3, window: time.Second, lastErr: wrongAnswer{"X-Cache \"HIT\", want \"MISS\""}})
 	if s.check() == nil {
 		t.Error("3 % of wrong answers passed the 1 % tolerance")
 	}
@@ -275,5 +275,28 @@ func TestCheckTolerance(t *testing.T) {
 	}
 	if fixedSide("empty").check() == nil {
 		t.Error("a side without any completed operation passed")
+	}
+}
+
+// An operation cut by the end of a window counts for its share inside the
+// window: a side of slow operations is not charged for the cut.
+func TestRunCreditsTheOperationCutByTheWindow(t *testing.T) {
+	t.Parallel()
+	s := &side{name: "slow", workers: []op{func(context.Context) error {
+		time.Sleep(300 * time.Millisecond)
+		return nil
+	}}}
+	r := s.run(context.Background(), time.Second)
+	// Three operations end inside the second (at 0.3, 0.6 and 0.9 s on an
+	// idle machine); the fourth is a third inside. A late scheduler moves
+	// the ends, not the total: work stays near window ÷ duration.
+	if r.n < 2 || r.n > 3 || r.drained != 1 {
+		t.Fatalf("completed %d, drained %d; want 2 or 3 and 1", r.n, r.drained)
+	}
+	if r.work <= float64(r.n) || r.work >= float64(r.n+1) {
+		t.Fatalf("work %.2f, want between %d and %d", r.work, r.n, r.n+1)
+	}
+	if len(r.lat) != r.n {
+		t.Fatalf("%d latencies for %d completed operations", len(r.lat), r.n)
 	}
 }

@@ -49,8 +49,9 @@ type sideCPU struct {
 func cpuOf(sides ...*side) []sideCPU {
 	var out []sideCPU
 	for _, s := range sides {
-		n := s.total().n
-		if n == 0 {
+		t := s.total()
+		n := t.n + t.drained // every operation whose CPU time was measured
+		if t.n == 0 {
 			continue
 		}
 		c := sideCPU{side: s.name, perOp: map[string]time.Duration{}}

@@ -173,14 +173,23 @@ func cpuTimes(ws []cpuWatch) []time.Duration {
 
 // round is one measured window of one side.
 type round struct {
-	n       int             // operations completed inside the window
-	window  time.Duration   // the window's length
-	lat     []time.Duration // latency of each of them
+	n      int // operations completed inside the window
+	window time.Duration
+	lat    []time.Duration // latency of each of them
+	// work is n plus, for each operation still running at the window's
+	// end, the share of its duration that fell inside the window. A slow
+	// operation (a registration: ~150 ms) cut by the end would otherwise
+	// cost its side up to one operation per connection and round, which
+	// a fast side hardly pays.
+	work float64
+	// drained counts the operations finished after the window's end; their
+	// CPU time is in the round's, so CPU per operation counts them too.
+	drained int
 	errs    int
 	lastErr error
 }
 
-func (r round) rate() float64 { return float64(r.n) / r.window.Seconds() }
+func (r round) rate() float64 { return r.work / r.window.Seconds() }
 
 // httpSide is a side of conns workers, each with its own keep-alive
 // connection to addr, sending next(i) (i counts the side's operations) and
@@ -211,12 +220,15 @@ func (s *side) close() {
 // run runs every worker of the side for d and returns the round: the
 // operations that completed inside the window, with their latencies. An
 // operation still running at the end is waited for (so it cannot steal
-// the CPU from the next round) but not counted.
+// the CPU from the next round); it counts for the share of it inside the
+// window, and not among the latencies.
 func (s *side) run(ctx context.Context, d time.Duration) round {
 	start := time.Now()
 	deadline := start.Add(d)
 	type result struct {
 		lat     []time.Duration
+		partial float64 // the share inside the window of an operation cut by its end
+		drained bool
 		errs    int
 		lastErr error
 	}
@@ -234,6 +246,10 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 				err := w(ctx)
 				t1 := time.Now()
 				if t1.After(deadline) {
+					r.drained = true
+					if err == nil {
+						r.partial = float64(deadline.Sub(t0)) / float64(t1.Sub(t0))
+					}
 					return
 				}
 				if err != nil {
@@ -256,6 +272,10 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 	rd := round{window: d}
 	for _, r := range results {
 		rd.n += len(r.lat)
+		rd.work += float64(len(r.lat)) + r.partial
+		if r.drained {
+			rd.drained++
+		}
 		rd.lat = append(rd.lat, r.lat...)
 		rd.errs += r.errs
 		if r.lastErr != nil {
@@ -301,6 +321,8 @@ func (s *side) total() round {
 	var t round
 	for _, r := range s.rounds {
 		t.n += r.n
+		t.work += r.work
+		t.drained += r.drained
 		t.window += r.window
 		t.lat = append(t.lat, r.lat...)
 		t.errs += r.errs
