@@ -39,8 +39,9 @@ type IdempotencyStore interface {
 	InsertKey(ctx context.Context, r *IdempotencyRecord) error
 	// GetKey returns ErrKeyNotFound when the key has no record.
 	GetKey(ctx context.Context, keyID string) (*IdempotencyRecord, error)
-	// CompleteKey stores the answer of owner's in-flight record
-	// (ErrKeyChanged when the record is not owner's in-flight one).
+	// CompleteKey stores the answer of owner's in-flight record, once
+	// (ErrKeyChanged when owner no longer has a record: it was taken over
+	// after its lease expired).
 	CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error
 	// DeleteKey deletes owner's in-flight record (none: no error).
 	DeleteKey(ctx context.Context, keyID, owner string) error
