@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		if err != nil {
 			return err
 		}
-		if subscriber, err = rediscache.NewSubscriber(rdb, cache, rediscache.SubscriberOptions{Logger: log, MeterProvider: tel.Meter}); err != nil {
+		if subscriber, err = rediscache.NewSubscriber(rdb, cache, rediscache.SubscriberOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
 			return err
 		}
 		views = cache

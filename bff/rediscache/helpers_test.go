@@ -62,6 +62,7 @@ type env struct {
 	reader   *sdkmetric.ManualReader
 	meter    *sdkmetric.MeterProvider
 	spans    *tracetest.SpanRecorder
+	tp       *sdktrace.TracerProvider
 }
 
 type envOptions struct {
@@ -93,6 +94,7 @@ func newEnv(t testing.TB, eo envOptions) *env {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(e.reader))
 	e.meter = mp
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
+	e.tp = tp
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()); _ = tp.Shutdown(context.Background()) })
 	e.breakers, err = breaker.NewRegistry(nil, mp)
 	testenv.Must(t, err, "breaker registry")

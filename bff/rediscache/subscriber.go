@@ -12,8 +12,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/acme/customer-platform/internal/changefeed"
 )
@@ -27,6 +30,9 @@ type Invalidator interface {
 type SubscriberOptions struct {
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider
+	// TracerProvider traces the handling of each message, as a child of the
+	// write that published it (default: no tracing).
+	TracerProvider trace.TracerProvider
 	// HealthCheck is how long the subscription may be silent before it is
 	// pinged; a ping unanswered for as long again means the connection is
 	// dead and it is replaced (default 15s).
@@ -50,6 +56,7 @@ type Subscriber struct {
 	subscribed atomic.Bool
 	sessions   atomic.Int64
 	messages   metric.Int64Counter
+	tracer     trace.Tracer
 }
 
 // Channels are the change feeds a Subscriber listens to.
@@ -77,6 +84,11 @@ func NewSubscriber(rdb redis.UniversalClient, inv Invalidator, o SubscriberOptio
 	if mp == nil {
 		mp = metricnoop.NewMeterProvider()
 	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer(instrumentation)
 	var err error
 	if s.messages, err = mp.Meter(instrumentation).Int64Counter("bff.cache.change_messages",
 		metric.WithDescription("Change notifications received by channel and result: invalidated or malformed.")); err != nil {
@@ -170,13 +182,27 @@ func (s *Subscriber) session(ctx context.Context) (established bool, err error) 
 	}
 }
 
+// handle processes one message under a consumer span: a child of the write
+// that published it when the message says which (one trace then shows the
+// write and the invalidations it caused, in every BFF replica), else a
+// root. The subscription's own context is only its lifetime.
 func (s *Subscriber) handle(ctx context.Context, m *redis.Message) {
 	cm, err := changefeed.Decode(m.Payload)
+	parent := context.WithoutCancel(ctx)
+	if sc := cm.SpanContext(); sc.IsValid() {
+		parent = trace.ContextWithRemoteSpanContext(parent, sc)
+	}
+	ctx, span := s.tracer.Start(parent, "process "+m.Channel, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", m.Channel)))
+	defer span.End()
 	if err != nil || !validID(cm.UserID) {
+		span.SetStatus(codes.Error, "malformed change notification")
 		s.messages.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", m.Channel), attribute.String("result", "malformed")))
 		s.logger.WarnContext(ctx, "malformed change notification ignored", "channel", m.Channel)
 		return
 	}
+	span.SetAttributes(attribute.String("changefeed.op", cm.Op))
 	s.inv.Invalidate(ctx, cm.UserID)
 	s.messages.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", m.Channel), attribute.String("result", "invalidated")))
 	s.logger.DebugContext(ctx, "view invalidated by change notification", "channel", m.Channel, "op", cm.Op, "user_id", cm.UserID)

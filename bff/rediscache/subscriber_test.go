@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/rediscache"
 	"github.com/acme/customer-platform/internal/changefeed"
@@ -201,5 +204,53 @@ func TestNewSubscriberValidates(t *testing.T) {
 	}
 	if _, err := rediscache.NewSubscriber(e.rdb, nil, rediscache.SubscriberOptions{}); err == nil {
 		t.Fatal("nil invalidator accepted")
+	}
+}
+
+// The invalidation a message causes is traced as part of the write that
+// published it: a consumer span, child of the publisher's span, with the
+// cache's invalidation under it. A message from an untraced write starts
+// a trace of its own.
+func TestChangeMessagesContinueTheWritersTrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	sub, err := rediscache.NewSubscriber(e.rdb, e.cache, rediscache.SubscriberOptions{TracerProvider: e.tp})
+	testenv.Must(t, err, "subscriber")
+	runSubscriber(t, sub)
+	eventually(t, "the subscription", sub.Subscribed)
+
+	pub := changefeed.NewPublisher(e.rdb, nil)
+	wctx, write := e.tp.Tracer("test").Start(context.Background(), "PATCH /api/v1/customers/profile/")
+	pub.Publish(wctx, changefeed.CustomerChanged, changefeed.Message{UserID: userA, CustomerID: "c1", Op: "update"})
+	write.End()
+	pub.Publish(context.Background(), changefeed.UserChanged, changefeed.Message{UserID: userB, Op: "update"})
+
+	var process, untraced, invalidate sdktrace.ReadOnlySpan
+	eventually(t, "the spans of both messages", func() bool {
+		process, untraced, invalidate = nil, nil, nil
+		for _, s := range e.spans.Ended() {
+			switch s.Name() {
+			case "process " + changefeed.CustomerChanged:
+				process = s
+			case "process " + changefeed.UserChanged:
+				untraced = s
+			}
+		}
+		for _, s := range e.spans.Ended() {
+			if s.Name() == "cache.invalidate" && process != nil && s.Parent().SpanID() == process.SpanContext().SpanID() {
+				invalidate = s
+			}
+		}
+		return process != nil && untraced != nil && invalidate != nil
+	})
+	want := write.SpanContext()
+	if process.Parent().TraceID() != want.TraceID() || process.Parent().SpanID() != want.SpanID() || !process.Parent().IsRemote() {
+		t.Fatalf("the message's span has parent %v, want the writer's span %v", process.Parent(), want)
+	}
+	if process.SpanKind() != trace.SpanKindConsumer {
+		t.Fatalf("the message's span is a %v span, want a consumer", process.SpanKind())
+	}
+	if untraced.Parent().IsValid() || untraced.SpanContext().TraceID() == want.TraceID() {
+		t.Fatalf("an untraced write's message joined a trace: parent %v", untraced.Parent())
 	}
 }

@@ -261,6 +261,10 @@ func TestRunEndToEnd(t *testing.T) {
 		case m := <-msgs:
 			got, err := changefeed.Decode(m.Payload)
 			testenv.Must(t, err, "decode %s", m.Payload)
+			if !got.SpanContext().IsValid() {
+				t.Fatalf("%s message without the write's trace context: %s", op, m.Payload)
+			}
+			got.Traceparent = ""
 			if got != (changefeed.Message{UserID: userID, CustomerID: id, Op: op}) {
 				t.Fatalf("message %+v, want op %s for %s/%s", got, op, userID, id)
 			}

@@ -1,6 +1,8 @@
 // Package changefeed carries the change notifications the BFF's cache is
 // invalidated by: the customer and auth services publish a small JSON
-// message on a Redis channel after each write, best effort.
+// message on a Redis channel after each write, best effort. A message
+// carries the W3C traceparent of the write that caused it, so the
+// invalidation it leads to belongs to that write's trace.
 package changefeed
 
 import (
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Channels.
@@ -23,6 +27,32 @@ type Message struct {
 	UserID     string `json:"user_id"`
 	CustomerID string `json:"customer_id,omitempty"`
 	Op         string `json:"op"` // create, update, delete, verify, service
+	// Traceparent is the W3C trace context of the write (set by Publish
+	// from its context; empty when that was not traced). Only the trace
+	// context travels: no baggage, which could carry anything.
+	Traceparent string `json:"traceparent,omitempty"`
+}
+
+// traceContext is the propagator of Message.Traceparent.
+var traceContext = propagation.TraceContext{}
+
+// SpanContext is the remote span context of the write that caused m, or an
+// invalid one when m carries none (or a malformed one).
+func (m Message) SpanContext() trace.SpanContext {
+	if m.Traceparent == "" {
+		return trace.SpanContext{}
+	}
+	ctx := traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": m.Traceparent})
+	return trace.SpanContextFromContext(ctx)
+}
+
+// payload is m as published from ctx: with ctx's trace context.
+func payload(ctx context.Context, m Message) []byte {
+	carrier := propagation.MapCarrier{}
+	traceContext.Inject(ctx, carrier)
+	m.Traceparent = carrier["traceparent"]
+	b, _ := json.Marshal(m)
+	return b
 }
 
 // Publisher publishes change messages. A nil *Publisher, or one without a
@@ -48,7 +78,7 @@ func (p *Publisher) Publish(ctx context.Context, channel string, m Message) {
 	if p == nil || p.client == nil {
 		return
 	}
-	b, _ := json.Marshal(m)
+	b := payload(ctx, m)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 	defer cancel()
 	if err := p.client.Publish(ctx, channel, b).Err(); err != nil {

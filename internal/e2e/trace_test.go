@@ -99,6 +99,24 @@ func TestRegistrationIsOneTrace(t *testing.T) {
 	if len(find(all, func(sp span) bool { return isDB("redis")(sp) && under(all, sp, custSrv) })) == 0 {
 		t.Errorf("no Redis span under %v: %v", custSrv, find(all, isDB("redis")))
 	}
+	// The BFF hears of the new profile on the change feed, in the same
+	// trace: its handling of the message is a consumer span under the
+	// customer service's request, and the cache invalidation is under it.
+	var process span
+	eventually(t, 10*time.Second, "the BFF's handling of the customer.changed message is exported", func() bool {
+		all = s.spans()
+		ps := find(all, named("bff", "process customer.changed"))
+		if len(ps) == 1 {
+			process = ps[0]
+		}
+		return len(ps) == 1
+	})
+	if process.SpanKind != trace.SpanKindConsumer || process.traceID() != tid || !under(all, process, custSrv) {
+		t.Errorf("the BFF's message span %v is not a consumer span under the customer service's request %v", process, custSrv)
+	}
+	if len(find(all, func(sp span) bool { return sp.Name == "cache.invalidate" && under(all, sp, process) })) != 1 {
+		t.Errorf("no cache invalidation under %v", process)
+	}
 	// The BFF records the saga in its own database, under the saga span.
 	if len(find(all, func(sp span) bool { return sp.svc == "bff" && isDB("mongodb")(sp) && under(all, sp, saga) })) == 0 {
 		t.Error("no MongoDB span under the saga")
