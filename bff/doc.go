@@ -89,6 +89,11 @@
 // BFF still runs: compensation then uses the user's own token only (valid
 // five minutes), and the reconciler finishes what that token allows.
 //
+// Finished sagas (completed, compensated, failed) are kept for
+// SAGA_RETENTION (30 days by default) for support and audit, then deleted
+// by the reconciler's sweep; a saga that needs attention is kept until an
+// operator deals with it.
+//
 // # Idempotency-Key
 //
 // As the IETF httpapi draft and Stripe: a retry with the same key and body
@@ -96,7 +101,8 @@
 // with another body is 422; a retry while the first is in flight is 409;
 // keys expire after 24 h (an application sweep: FerretDB has no TTL
 // indexes). A record (collection idempotency_keys) has key_id = SHA-256 of
-// the key (unique; like leases, each record has its own random _id), an
+// the key (unique; each record's _id is the random id of the claim that
+// inserted it, so the claim's completion is addressed by _id alone), an
 // HMAC of the request fingerprint (SHA-256 of the canonical body,
 // which contains the passwords: only hashes are stored), the state in_flight
 // or done, the in-flight lease expiry, and the answer (status and body)

@@ -275,6 +275,21 @@ func (m *memStore) CountOpen(context.Context) (int64, error) {
 	return n, nil
 }
 
+func (m *memStore) SweepSagas(_ context.Context, before time.Time) (int64, error) {
+	if err := m.lock(); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	var n int64
+	for id, s := range m.sagas {
+		if slices.Contains(SweptStates, s.State) && s.UpdatedAt.Before(before) {
+			delete(m.sagas, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (m *memStore) AcquireLease(_ context.Context, id, owner string, now, expires time.Time) (bool, error) {
 	if err := m.lock(); err != nil {
 		return false, err

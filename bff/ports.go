@@ -92,6 +92,9 @@ type SagaStore interface {
 	SagasWithUser(ctx context.Context, userID string) ([]string, error)
 	// CountOpen counts the non-terminal sagas (the reconciler's backlog).
 	CountOpen(ctx context.Context) (int64, error)
+	// SweepSagas deletes the sagas in one of SweptStates last changed
+	// before before, and returns how many.
+	SweepSagas(ctx context.Context, before time.Time) (int64, error)
 }
 
 // LeaseStore holds the leases that give one worker at a time the right to

@@ -18,21 +18,24 @@ import (
 type Reconciler struct {
 	s         *Service
 	interval  time.Duration
+	retention time.Duration // of finished sagas; 0 keeps them
 	batch     int
 	backlog   atomic.Int64
-	lastSweep time.Time // of expired idempotency keys; only Pass touches it
+	lastSweep time.Time // of expired keys and old sagas; only Pass touches it
 }
 
-// sweepEvery is how often expired idempotency keys are deleted.
+// sweepEvery is how often expired idempotency keys and finished sagas past
+// their retention are deleted.
 const sweepEvery = time.Minute
 
 // NewReconciler returns a reconciler that looks for due sagas every
-// interval (with ±20% jitter).
-func (s *Service) NewReconciler(interval time.Duration) *Reconciler {
+// interval (with ±20% jitter) and deletes the finished ones (completed,
+// compensated, failed) once they are older than retention (0: never).
+func (s *Service) NewReconciler(interval, retention time.Duration) *Reconciler {
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	return &Reconciler{s: s, interval: interval, batch: 100}
+	return &Reconciler{s: s, interval: interval, retention: max(retention, 0), batch: 100}
 }
 
 // Backlog is the number of open sagas seen by the last pass.
@@ -53,19 +56,15 @@ func (rc *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// Pass works on every due saga once, and sweeps the expired idempotency
-// keys once a minute. It returns how many sagas it advanced. Passes must
-// not run concurrently.
+// Pass works on every due saga once, and once a minute sweeps the expired
+// idempotency keys and the finished sagas past their retention. It returns
+// how many sagas it advanced. Passes must not run concurrently.
 func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 	s := rc.s
 	now := s.now()
 	if now.Sub(rc.lastSweep) >= sweepEvery {
 		rc.lastSweep = now
-		if n, err := s.keys.SweepKeys(ctx, now); err != nil {
-			s.log.WarnContext(ctx, "idempotency key sweep failed", "error", err.Error())
-		} else if n > 0 {
-			s.log.InfoContext(ctx, "expired idempotency keys removed", "count", n)
-		}
+		rc.sweep(ctx, now)
 	}
 	due, err := s.sagas.DueSagas(ctx, now, rc.batch)
 	if err != nil {
@@ -89,6 +88,25 @@ func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 		rc.backlog.Store(n)
 	}
 	return advanced, errors.Join(errs...)
+}
+
+// sweep deletes expired idempotency keys and old finished sagas. Failures
+// are logged: the next sweep tries again.
+func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
+	s := rc.s
+	if n, err := s.keys.SweepKeys(ctx, now); err != nil {
+		s.log.WarnContext(ctx, "idempotency key sweep failed", "error", err.Error())
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "expired idempotency keys removed", "count", n)
+	}
+	if rc.retention == 0 {
+		return
+	}
+	if n, err := s.sagas.SweepSagas(ctx, now.Add(-rc.retention)); err != nil {
+		s.log.WarnContext(ctx, "saga sweep failed", "error", err.Error())
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "finished sagas past their retention removed", "count", n, "retention", rc.retention.String())
+	}
 }
 
 // work advances one saga under its lease, as far as it can go now.

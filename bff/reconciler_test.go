@@ -22,7 +22,7 @@ func parkStarted(t *testing.T, h *harness) {
 
 func pass(t *testing.T, h *harness) {
 	t.Helper()
-	if _, err := h.svc.NewReconciler(time.Second).Pass(context.Background()); err != nil {
+	if _, err := h.svc.NewReconciler(time.Second, 0).Pass(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -130,7 +130,7 @@ func TestReconcilerBacksOff(t *testing.T) {
 	failing := func(string) error { return upstream(ServiceAuth, ErrUpstreamUnavailable, true, 0) }
 	h.auth.deleteSelf, h.authAdmin.del = failing, failing
 	_, _ = h.svc.Register(context.Background(), validRegistration, "", "")
-	rc := h.svc.NewReconciler(time.Second)
+	rc := h.svc.NewReconciler(time.Second, 0)
 	var last time.Time
 	for i := range 4 {
 		sg := h.store.only(t)
@@ -156,5 +156,48 @@ func TestReconcilerBacksOff(t *testing.T) {
 	pass(t, h)
 	if sg := h.store.only(t); sg.State != StateCompensated {
 		t.Fatalf("after the verify step: %s", sg.State)
+	}
+}
+
+// Finished sagas are deleted once older than the retention; a saga that
+// needs attention, an open one and a recent one are kept. No retention
+// keeps everything.
+func TestReconcilerSweepsFinishedSagasPastTheirRetention(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true)
+	ctx := context.Background()
+	now := h.clock.now()
+	old, recent := now.Add(-31*24*time.Hour), now.Add(-time.Hour)
+	for _, sg := range []Saga{
+		{ID: "old-completed", State: StateCompleted, UpdatedAt: old},
+		{ID: "old-compensated", State: StateCompensated, UpdatedAt: old},
+		{ID: "old-failed", State: StateFailed, UpdatedAt: old},
+		{ID: "old-needs-attention", State: StateNeedsAttention, UpdatedAt: old},
+		{ID: "old-open", State: StateCompensating, UpdatedAt: old, NextAttemptAt: now.Add(time.Hour)},
+		{ID: "recent-completed", State: StateCompleted, UpdatedAt: recent},
+	} {
+		sg.Kind = KindRegister
+		if err := h.store.CreateSaga(ctx, &sg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.svc.NewReconciler(time.Second, 0).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.store.sagas); n != 6 {
+		t.Fatalf("without a retention %d sagas are left, want all 6", n)
+	}
+	if _, err := h.svc.NewReconciler(time.Second, 30*24*time.Hour).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"old-completed", "old-compensated", "old-failed"} {
+		if _, ok := h.store.sagas[id]; ok {
+			t.Errorf("%s was kept", id)
+		}
+	}
+	for _, id := range []string{"old-needs-attention", "old-open", "recent-completed"} {
+		if _, ok := h.store.sagas[id]; !ok {
+			t.Errorf("%s was deleted", id)
+		}
 	}
 }

@@ -32,6 +32,10 @@ const (
 // OpenStates are the states the reconciler works on.
 var OpenStates = []string{StateStarted, StateUserCreated, StateCompensating, StateVerifying, StateProfileDeleted}
 
+// SweptStates are the finished states whose sagas are deleted once older
+// than the retention; a saga that needs attention is kept for an operator.
+var SweptStates = []string{StateCompleted, StateCompensated, StateFailed}
+
 // Terminal reports whether a saga in state is finished.
 func Terminal(state string) bool { return !slices.Contains(OpenStates, state) }
 

@@ -88,6 +88,7 @@ func services() []service {
 				"REDIS_TIMEOUT":      "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
 				"RECONCILE_INTERVAL": "5s between passes of the saga reconciler",
 				"SAGA_LEASE_TTL":     "derived from the timeouts (bff.DefaultLeaseTTL)",
+				"SAGA_RETENTION":     "30 days: finished sagas are kept that long for support and audit, then deleted by the reconciler",
 				"BFF_BENCH_FLOOR":    "off: the benchmark's floor endpoint (cmd/bench) is never served by a deployment",
 				"TRUSTED_PROXIES":    "empty: clients reach the BFF directly here, so no X-Forwarded-For is believed; set it to the load balancer's or ingress's addresses when one fronts the BFF",
 			},

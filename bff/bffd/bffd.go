@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if err != nil {
 		return err
 	}
-	reconciler := svc.NewReconciler(cfg.ReconcileInterval)
+	reconciler := svc.NewReconciler(cfg.ReconcileInterval, cfg.SagaRetention)
 	rec.Store(reconciler)
 	validator, err := bff.NewValidator()
 	if err != nil {

@@ -40,7 +40,10 @@ type Config struct {
 	ReconcileInterval time.Duration `json:"reconcile_interval"`
 	// SagaLeaseTTL bounds how long a crashed replica's lease blocks its
 	// saga; 0: derived from the timeouts (bff.DefaultLeaseTTL).
-	SagaLeaseTTL    time.Duration `json:"saga_lease_ttl"`
+	SagaLeaseTTL time.Duration `json:"saga_lease_ttl"`
+	// SagaRetention is how long finished sagas (completed, compensated,
+	// failed) are kept before the reconciler deletes them; 0 keeps them.
+	SagaRetention   time.Duration `json:"saga_retention"`
 	LogLevel        string        `json:"log_level"`
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	Environment     string        `json:"deployment_environment"`
@@ -81,6 +84,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		RedisTimeout:      r.Duration("REDIS_TIMEOUT", 50*time.Millisecond),
 		ReconcileInterval: r.Duration("RECONCILE_INTERVAL", 5*time.Second),
 		SagaLeaseTTL:      r.Duration("SAGA_LEASE_TTL", 0),
+		SagaRetention:     r.Duration("SAGA_RETENTION", 30*24*time.Hour),
 		LogLevel:          r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		Environment:       r.String("DEPLOYMENT_ENVIRONMENT", "development"),
@@ -99,6 +103,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r.Check(c.CustomerTimeout > 0, "CUSTOMER_TIMEOUT", "must be positive")
 	r.Check(c.RedisTimeout > 0, "REDIS_TIMEOUT", "must be positive")
 	r.Check(c.ReconcileInterval > 0, "RECONCILE_INTERVAL", "must be positive")
+	r.Check(c.SagaRetention >= 0, "SAGA_RETENTION", "must not be negative (0 keeps finished sagas)")
 	r.Check(c.CacheTTL > 0, "CACHE_TTL", "must be positive")
 	r.Check((c.ServiceClientID == "") == (c.ServiceClientSecret == ""), "BFF_SERVICE_CLIENT_ID",
 		"BFF_SERVICE_CLIENT_ID and BFF_SERVICE_CLIENT_SECRET go together")

@@ -8,7 +8,7 @@
 //	                   token_expires_at [date], idempotency_key_id, attempts [int32],
 //	                   next_attempt_at [date], last_error, traceparent,
 //	                   created_at [date], updated_at [date]}
-//	                  indexes: {state, next_attempt_at}, {user_id}
+//	                  indexes: {state, next_attempt_at}, {user_id}, {state, updated_at}
 //	saga_leases       {_id [string, random per lease], saga_id [unique], owner,
 //	                   expires_at [date]}
 //	idempotency_keys  {_id [string, the owner: random per claim], key_id [unique, hex
@@ -83,6 +83,7 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	}{
 		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
 		{s.sagas, bson.D{{Key: "user_id", Value: 1}}, false},
+		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "updated_at", Value: 1}}, false},
 		{s.leases, bson.D{{Key: "saga_id", Value: 1}}, true},
 		{s.keys, bson.D{{Key: "key_id", Value: 1}}, true},
 		{s.keys, bson.D{{Key: "expires_at", Value: 1}}, false},
@@ -265,6 +266,18 @@ func (s *Store) CountOpen(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("bff store: count open sagas: %w", err)
 	}
 	return n, nil
+}
+
+// SweepSagas deletes the finished sagas last changed before before.
+func (s *Store) SweepSagas(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.sagas.DeleteMany(ctx, bson.D{
+		{Key: "state", Value: bson.D{{Key: "$in", Value: bff.SweptStates}}},
+		{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bff store: sweep sagas: %w", err)
+	}
+	return res.DeletedCount, nil
 }
 
 // AcquireLease claims the lease of id for owner: an insert whose duplicate

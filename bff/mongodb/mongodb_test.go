@@ -160,6 +160,41 @@ func testSagaTransitions(t *testing.T, s *Store) {
 	}
 }
 
+// The sweep deletes exactly the finished sagas last changed before the
+// cut: not those that need attention, not open ones, not recent ones.
+func TestSweepSagas(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	cut := time.Now().UTC().Truncate(time.Millisecond)
+	old, recent := cut.Add(-time.Hour), cut.Add(time.Minute)
+	for id, sg := range map[string]bff.Saga{
+		"old-completed":       {State: bff.StateCompleted, UpdatedAt: old},
+		"old-compensated":     {State: bff.StateCompensated, UpdatedAt: old},
+		"old-failed":          {State: bff.StateFailed, UpdatedAt: old},
+		"old-needs-attention": {State: bff.StateNeedsAttention, UpdatedAt: old},
+		"old-open":            {State: bff.StateUserCreated, UpdatedAt: old},
+		"recent-completed":    {State: bff.StateCompleted, UpdatedAt: recent},
+	} {
+		sg.ID, sg.Kind, sg.CreatedAt = id, bff.KindRegister, old
+		testenv.Must(t, s.CreateSaga(ctx, &sg), "create %s", id)
+	}
+	n, err := s.SweepSagas(ctx, cut)
+	if err != nil || n != 3 {
+		t.Fatalf("swept %d (%v), want 3", n, err)
+	}
+	for _, id := range []string{"old-completed", "old-compensated", "old-failed"} {
+		if _, err := s.GetSaga(ctx, id); !errors.Is(err, bff.ErrSagaNotFound) {
+			t.Errorf("%s: %v, want it deleted", id, err)
+		}
+	}
+	for _, id := range []string{"old-needs-attention", "old-open", "recent-completed"} {
+		if _, err := s.GetSaga(ctx, id); err != nil {
+			t.Errorf("%s: %v, want it kept", id, err)
+		}
+	}
+}
+
 func TestIdempotencyRecords(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
