@@ -46,12 +46,12 @@ func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
 func TestRatios(t *testing.T) {
 	t.Parallel()
-	a := fixedSide("a", round{n: 80, work: 80, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}},
-		round{n: 90, work: 90, window: time.Second, lat: []time.Duration{msec(3), msec(5), msec(7)}})
-	b := fixedSide("b", round{n: 100, work: 100, window: time.Second, lat: []time.Duration{msec(1), msec(2), msec(3)}},
-		round{n: 100, work: 100, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}})
-	c := fixedSide("c", round{n: 1, work: 1, window: time.Second, lat: []time.Duration{msec(4)}},
-		round{n: 1, work: 1, window: time.Second, lat: []time.Duration{msec(1)}})
+	a := fixedSide("a", round{n: 80, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}},
+		round{n: 90, window: time.Second, lat: []time.Duration{msec(3), msec(5), msec(7)}})
+	b := fixedSide("b", round{n: 100, window: time.Second, lat: []time.Duration{msec(1), msec(2), msec(3)}},
+		round{n: 100, window: time.Second, lat: []time.Duration{msec(2), msec(4), msec(6)}})
+	c := fixedSide("c", round{n: 1, window: time.Second, lat: []time.Duration{msec(4)}},
+		round{n: 1, window: time.Second, lat: []time.Duration{msec(1)}})
 
 	v, per := throughputRatio(a, b)
 	if math.Abs(v-0.85) > 1e-9 || len(per) != 2 || math.Abs(per[0]-0.8) > 1e-9 || math.Abs(per[1]-0.9) > 1e-9 {
@@ -263,7 +263,7 @@ func TestParseOptions(t *testing.T) {
 
 func TestCheckTolerance(t *testing.T) {
 	t.Parallel()
-	s := fixedSide("s", round{n: 97, work: 97, errs: 3, window: time.Second, lastErr: wrongAnswer{"X-Cache \"HIT\", want \"MISS\""}})
+	s := fixedSide("s", round{n: 97, errs: 3, window: time.Second, lastErr: wrongAnswer{"X-Cache \"HIT\", want \"MISS\""}})
 	if s.check() == nil {
 		t.Error("3 % of wrong answers passed the 1 % tolerance")
 	}
@@ -278,28 +278,37 @@ func TestCheckTolerance(t *testing.T) {
 	}
 }
 
-// An operation cut by the end of a window counts for its share inside the
-// window: a side of slow operations is not charged for the cut. The checks
-// hold however late the scheduler wakes the worker.
-func TestRunCreditsTheOperationCutByTheWindow(t *testing.T) {
+// A round's throughput is its steady state: the completions after the
+// first over the time between the first and the last, so neither the
+// operations' first pass through an empty system nor the work cut by the
+// window's end weighs on it. Summed over rounds the same way.
+func TestRateIsTheSteadyState(t *testing.T) {
 	t.Parallel()
-	s := &side{name: "slow", workers: []op{func(context.Context) error {
+	r := round{n: 3, window: time.Second, span: 600 * time.Millisecond, after: 2}
+	if got := r.rate(); math.Abs(got-2/0.6) > 1e-9 {
+		t.Fatalf("rate %.3f/s, want %.3f", got, 2/0.6)
+	}
+	if got := (round{n: 1, window: 2 * time.Second}).rate(); got != 0.5 {
+		t.Fatalf("one completion in 2 s: rate %.3f/s, want 0.5", got)
+	}
+	s := fixedSide("s", r, round{n: 5, window: time.Second, span: 400 * time.Millisecond, after: 4})
+	if got := s.total().rate(); math.Abs(got-6/1.0) > 1e-9 {
+		t.Fatalf("total rate %.3f/s, want 6 (6 completions after the first of each round, in 1 s)", got)
+	}
+
+	// A worker whose operations take 300 ms: 3 of them end inside a
+	// second on an idle machine, the fourth is cut. Its steady rate is at
+	// most 1 / 0.3 s however late the scheduler wakes it, and the cut
+	// operation is waited for but not counted.
+	slow := &side{name: "slow", workers: []op{func(context.Context) error {
 		time.Sleep(300 * time.Millisecond)
 		return nil
 	}}}
-	r := s.run(context.Background(), time.Second)
-	if len(r.lat) != r.n || r.drained > 1 {
-		t.Fatalf("%d latencies, %d completed, %d drained", len(r.lat), r.n, r.drained)
+	got := slow.run(context.Background(), time.Second)
+	if len(got.lat) != got.n || got.drained > 1 || got.span > time.Second || (got.n > 0 && got.after != got.n-1) {
+		t.Fatalf("round %+v", got)
 	}
-	switch {
-	case r.drained == 1 && (r.work <= float64(r.n) || r.work >= float64(r.n+1)):
-		// It started before the end and finished after it: a share
-		// strictly between nothing and all of it.
-		t.Fatalf("work %.3f for %d completed and one cut, want between %d and %d", r.work, r.n, r.n, r.n+1)
-	case r.drained == 0 && r.work != float64(r.n):
-		t.Fatalf("work %.3f for %d completed and none cut", r.work, r.n)
-	}
-	if got := r.rate(); math.Abs(got-r.work) > 1e-9 {
-		t.Fatalf("rate %.3f/s over 1 s, want the work %.3f", got, r.work)
+	if got.n >= 2 && (got.rate() > 1/0.3+1e-9 || got.rate() < 1) {
+		t.Fatalf("rate %.3f/s for 300 ms operations, want at most %.3f", got.rate(), 1/0.3)
 	}
 }

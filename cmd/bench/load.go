@@ -176,12 +176,15 @@ type round struct {
 	n      int // operations completed inside the window
 	window time.Duration
 	lat    []time.Duration // latency of each of them
-	// work is n plus, for each operation still running at the window's
-	// end, the share of its duration that fell inside the window. A slow
-	// operation (a registration: ~150 ms) cut by the end would otherwise
-	// cost its side up to one operation per connection and round, which
-	// a fast side hardly pays.
-	work float64
+	// span is the time from the window's first completion to its last.
+	// The round starts with nothing in flight and stops counting at its
+	// end, so the operations' first pass through the system (the fill)
+	// and the work cut by the end belong to no completion; between the
+	// first completion and the last the system runs in its steady state,
+	// which is what a throughput is about. after counts the completions
+	// after the first (summed over rounds, as span is).
+	span  time.Duration
+	after int
 	// drained counts the operations finished after the window's end; their
 	// CPU time is in the round's, so CPU per operation counts them too.
 	drained int
@@ -189,7 +192,14 @@ type round struct {
 	lastErr error
 }
 
-func (r round) rate() float64 { return r.work / r.window.Seconds() }
+// rate is the steady-state throughput: the completions after the first,
+// over the time they took; with fewer than two, completions per window.
+func (r round) rate() float64 {
+	if r.after > 0 && r.span > 0 {
+		return float64(r.after) / r.span.Seconds()
+	}
+	return float64(r.n) / r.window.Seconds()
+}
 
 // httpSide is a side of conns workers, each with its own keep-alive
 // connection to addr, sending next(i) (i counts the side's operations) and
@@ -220,17 +230,16 @@ func (s *side) close() {
 // run runs every worker of the side for d and returns the round: the
 // operations that completed inside the window, with their latencies. An
 // operation still running at the end is waited for (so it cannot steal
-// the CPU from the next round); it counts for the share of it inside the
-// window, and not among the latencies.
+// the CPU from the next round) but not counted.
 func (s *side) run(ctx context.Context, d time.Duration) round {
 	start := time.Now()
 	deadline := start.Add(d)
 	type result struct {
-		lat     []time.Duration
-		partial float64 // the share inside the window of an operation cut by its end
-		drained bool
-		errs    int
-		lastErr error
+		lat         []time.Duration
+		first, last time.Time // of its completions inside the window
+		drained     bool
+		errs        int
+		lastErr     error
 	}
 	results := make([]result, len(s.workers))
 	var wg sync.WaitGroup
@@ -247,9 +256,6 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 				t1 := time.Now()
 				if t1.After(deadline) {
 					r.drained = true
-					if err == nil {
-						r.partial = float64(deadline.Sub(t0)) / float64(t1.Sub(t0))
-					}
 					return
 				}
 				if err != nil {
@@ -265,22 +271,37 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 					continue
 				}
 				r.lat = append(r.lat, t1.Sub(t0))
+				if r.first.IsZero() {
+					r.first = t1
+				}
+				r.last = t1
 			}
 		})
 	}
 	wg.Wait()
 	rd := round{window: d}
+	var first, last time.Time
 	for _, r := range results {
 		rd.n += len(r.lat)
-		rd.work += float64(len(r.lat)) + r.partial
 		if r.drained {
 			rd.drained++
+		}
+		if len(r.lat) > 0 {
+			if first.IsZero() || r.first.Before(first) {
+				first = r.first
+			}
+			if r.last.After(last) {
+				last = r.last
+			}
 		}
 		rd.lat = append(rd.lat, r.lat...)
 		rd.errs += r.errs
 		if r.lastErr != nil {
 			rd.lastErr = r.lastErr
 		}
+	}
+	if rd.n > 0 {
+		rd.span, rd.after = last.Sub(first), rd.n-1
 	}
 	return rd
 }
@@ -321,9 +342,10 @@ func (s *side) total() round {
 	var t round
 	for _, r := range s.rounds {
 		t.n += r.n
-		t.work += r.work
 		t.drained += r.drained
 		t.window += r.window
+		t.span += r.span
+		t.after += r.after
 		t.lat = append(t.lat, r.lat...)
 		t.errs += r.errs
 		if r.lastErr != nil {
