@@ -83,9 +83,13 @@ func TestIDLookupsUseAnIndex(t *testing.T) {
 		t.Fatalf("duplicate _id: %v", err)
 	}
 
-	// A dropped database stays dropped: the indexer never recreates it.
+	// A dropped database stays dropped: the indexer never recreates it,
+	// not even when it reaches the file's path after the drop.
 	if err := client.Database("lookup").Drop(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if err := newIDIndexer(dir, nil).indexFile(ctx, path); err == nil {
+		t.Error("indexing a dropped database's file succeeded")
 	}
 	time.Sleep(3 * idIndexPeriod)
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
