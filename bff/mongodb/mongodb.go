@@ -11,8 +11,9 @@
 //	                  indexes: {state, next_attempt_at}, {user_id}, {state, updated_at}
 //	saga_leases       {_id [string, random per lease], saga_id [unique], owner,
 //	                   expires_at [date]}
-//	idempotency_keys  {_id [string, the owner: random per claim], key_id [unique, hex
-//	                   SHA-256 of the key], check, state,
+//	idempotency_keys  {_id [string, the owner: random per claim], owner [the same, for
+//	                   the previous release], key_id [unique, hex SHA-256 of the key],
+//	                   check, state,
 //	                   lease_expires_at [date], saga_id, status [int32],
 //	                   answer [binary, AES-GCM], created_at [date], expires_at [date]}
 //	                  indexes: {key_id} unique, {expires_at}
@@ -340,7 +341,11 @@ func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
 // alone, the one filter the embedded FerretDB hands to SQLite instead of
 // decoding every record of the collection.
 type keyDoc struct {
-	Owner          string    `bson:"_id"`
+	Owner string `bson:"_id"`
+	// OwnerField repeats the owner for replicas still running the
+	// previous release, which find a record's owner there (to take over an
+	// expired record); it can go once none runs.
+	OwnerField     string    `bson:"owner"`
 	KeyID          string    `bson:"key_id"`
 	Check          string    `bson:"check"`
 	State          string    `bson:"state"`
@@ -355,7 +360,7 @@ type keyDoc struct {
 // InsertKey inserts a new idempotency record.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 	_, err := s.keys.InsertOne(ctx, keyDoc{
-		Owner: r.Owner, KeyID: r.KeyID, Check: r.Check, State: r.State,
+		Owner: r.Owner, OwnerField: r.Owner, KeyID: r.KeyID, Check: r.Check, State: r.State,
 		LeaseExpiresAt: r.LeaseExpiresAt.UTC(), SagaID: r.SagaID, Status: int32(r.Status), Answer: r.Answer,
 		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	})
