@@ -189,12 +189,15 @@ func (s *Subscriber) session(ctx context.Context) (established bool, err error) 
 func (s *Subscriber) handle(ctx context.Context, m *redis.Message) {
 	cm, err := changefeed.Decode(m.Payload)
 	parent := context.WithoutCancel(ctx)
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", m.Channel))}
 	if sc := cm.SpanContext(); sc.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, sc)
+	} else {
+		opts = append(opts, trace.WithNewRoot())
 	}
-	ctx, span := s.tracer.Start(parent, "process "+m.Channel, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", m.Channel)))
+	ctx, span := s.tracer.Start(parent, "process "+m.Channel, opts...)
 	defer span.End()
 	if err != nil || !validID(cm.UserID) {
 		span.SetStatus(codes.Error, "malformed change notification")
