@@ -22,7 +22,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # The packages with micro-benchmarks (only their test binaries are built).
-BENCH_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' auth authclient bff customer internal))))
+BENCH_PKGS = $(sort $(patsubst %/,%,$(dir $(shell grep -rl --include='*_test.go' --exclude-dir='.?*' '^func Benchmark' .))))
 
 ## bench: the side-by-side system benchmark and the micro-benchmarks
 bench:
