@@ -41,14 +41,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		// A flush that fails (the collector is gone) is not the service failing.
-		if serr := tel.Shutdown(sctx); serr != nil {
-			log.Warn("telemetry shutdown", "error", serr.Error())
-		}
-	}()
+	defer tel.Close(ctx, log)
 	log.Info("starting", "version", daemon.Version(), "config", cfg)
 
 	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), "bff", tel.Tracer)

@@ -31,13 +31,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("telemetry shutdown", "error", err.Error())
-		}
-	}()
+	defer tel.Close(ctx, log)
 
 	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
 		Key:      []byte(cfg.JWTSigningKey.Reveal()),

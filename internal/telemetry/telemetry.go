@@ -15,9 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -188,4 +190,16 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		errs = append(errs, f(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// Close is a service's last step: Shutdown within 5 seconds, detached from
+// ctx's cancellation (the service is stopping because of it), with a
+// failure logged rather than returned: a flush the collector no longer
+// takes is not the service failing.
+func (t *Telemetry) Close(ctx context.Context, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(sctx); err != nil {
+		log.Warn("telemetry shutdown", "error", err.Error())
+	}
 }

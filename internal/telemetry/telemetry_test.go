@@ -1,8 +1,11 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -399,5 +402,28 @@ func TestOTLPExportGRPC(t *testing.T) {
 	defer col.mu.Unlock()
 	if strings.Join(col.spans, ",") != "over-grpc" {
 		t.Errorf("spans received: %v", col.spans)
+	}
+}
+
+// Close flushes even though the service's context is already cancelled
+// (that is why it stops), and a failed flush is logged, not fatal.
+func TestCloseFlushesDetachedAndLogsAFailure(t *testing.T) {
+	t.Parallel()
+	var flushCtxErr error
+	var deadline bool
+	tel := &Telemetry{shutdown: []func(context.Context) error{func(ctx context.Context) error {
+		flushCtxErr = ctx.Err()
+		_, deadline = ctx.Deadline()
+		return errors.New("collector gone")
+	}}}
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tel.Close(ctx, slog.New(slog.NewTextHandler(&logs, nil)))
+	if flushCtxErr != nil || !deadline {
+		t.Fatalf("flush context: err %v, deadline %v; want a live context with a deadline", flushCtxErr, deadline)
+	}
+	if !strings.Contains(logs.String(), "telemetry shutdown") || !strings.Contains(logs.String(), "collector gone") {
+		t.Fatalf("the failed flush was not logged: %q", logs.String())
 	}
 }
