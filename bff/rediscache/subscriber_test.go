@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -35,6 +36,18 @@ func (r *recordingInvalidator) got() []string {
 	return append([]string(nil), r.ids...)
 }
 
+// subscribed starts a subscriber of rdb invalidating through inv, waits
+// until its subscription is established, and returns it with runSubscriber's
+// stop function.
+func subscribed(t *testing.T, rdb redis.UniversalClient, inv rediscache.Invalidator, o rediscache.SubscriberOptions) (*rediscache.Subscriber, func() error) {
+	t.Helper()
+	sub, err := rediscache.NewSubscriber(rdb, inv, o)
+	testenv.Must(t, err, "subscriber")
+	stop := runSubscriber(t, sub)
+	eventually(t, "the subscription", sub.Subscribed)
+	return sub, stop
+}
+
 // runSubscriber starts s and returns a stop function that waits for Run.
 func runSubscriber(t *testing.T, s *rediscache.Subscriber) (stop func() error) {
 	t.Helper()
@@ -61,10 +74,7 @@ func runSubscriber(t *testing.T, s *rediscache.Subscriber) (stop func() error) {
 func TestChangeMessagesEvictTheView(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	sub, err := rediscache.NewSubscriber(e.rdb, e.cache, rediscache.SubscriberOptions{MeterProvider: e.meter})
-	testenv.Must(t, err, "subscriber")
-	runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	subscribed(t, e.rdb, e.cache, rediscache.SubscriberOptions{MeterProvider: e.meter})
 
 	pub := changefeed.NewPublisher(e.rdb, nil)
 	ctx := context.Background()
@@ -99,10 +109,7 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	inv := &recordingInvalidator{}
-	sub, err := rediscache.NewSubscriber(e.rdb, inv, rediscache.SubscriberOptions{MeterProvider: e.meter})
-	testenv.Must(t, err, "subscriber")
-	runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	subscribed(t, e.rdb, inv, rediscache.SubscriberOptions{MeterProvider: e.meter})
 	ctx := context.Background()
 	for _, payload := range []string{`not json`, `{"op":"update"}`, `{"user_id":"a}b","op":"x"}`, `{"user_id":7}`} {
 		if err := e.rdb.Publish(ctx, changefeed.CustomerChanged, payload).Err(); err != nil {
@@ -124,10 +131,7 @@ func TestSubscriberSurvivesRedisRestarts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	inv := &recordingInvalidator{}
-	sub, err := rediscache.NewSubscriber(e.rdb, inv, rediscache.SubscriberOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	testenv.Must(t, err, "subscriber")
-	stop := runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	sub, stop := subscribed(t, e.rdb, inv, rediscache.SubscriberOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 
 	ctx := context.Background()
 	pub := changefeed.NewPublisher(e.rdb, nil)
@@ -177,10 +181,7 @@ func TestSubscriberPingsASilentConnection(t *testing.T) {
 	proxy := newStallProxy(t, e.redis.Addr)
 	base := newEnv(t, envOptions{sharedRedis: e.redis, redisURL: proxy.url()})
 	inv := &recordingInvalidator{}
-	sub, err := rediscache.NewSubscriber(base.rdb, inv, rediscache.SubscriberOptions{HealthCheck: 30 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
-	testenv.Must(t, err, "subscriber")
-	runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	sub, _ := subscribed(t, base.rdb, inv, rediscache.SubscriberOptions{HealthCheck: 30 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	// Silence is fine while pings are answered.
 	time.Sleep(100 * time.Millisecond)
 	if !sub.Subscribed() || sub.Subscriptions() != 1 {
@@ -214,10 +215,7 @@ func TestNewSubscriberValidates(t *testing.T) {
 func TestChangeMessagesContinueTheWritersTrace(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	sub, err := rediscache.NewSubscriber(e.rdb, e.cache, rediscache.SubscriberOptions{TracerProvider: e.tp})
-	testenv.Must(t, err, "subscriber")
-	runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	subscribed(t, e.rdb, e.cache, rediscache.SubscriberOptions{TracerProvider: e.tp})
 
 	pub := changefeed.NewPublisher(e.rdb, nil)
 	wctx, write := e.tp.Tracer("test").Start(context.Background(), "PATCH /api/v1/customers/profile/")
