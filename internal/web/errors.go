@@ -30,6 +30,7 @@ const (
 	CodeUnprocessable    = "unprocessable"
 	CodeThrottled        = "throttled"
 	CodeUpstream         = "upstream_unavailable"
+	CodeUnavailable      = "service_unavailable"
 	CodeInternal         = "error"
 )
 
@@ -47,6 +48,7 @@ var statusOf = map[string]int{
 	CodeUnprocessable:    http.StatusUnprocessableEntity,
 	CodeThrottled:        http.StatusTooManyRequests,
 	CodeUpstream:         http.StatusServiceUnavailable,
+	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
 }
 
@@ -109,7 +111,8 @@ func (e *Error) Body() any {
 
 // Respond writes err in the contract's shape and aborts the chain. An error
 // that is not a *Error is logged (once, here) and answered with a generic 500:
-// internal text never reaches a client.
+// internal text never reaches a client. Every 401 names the scheme it wants
+// (WWW-Authenticate), as Django REST framework's answers do.
 func Respond(c *gin.Context, err error) {
 	var we *Error
 	if !errors.As(err, &we) {
@@ -117,7 +120,20 @@ func Respond(c *gin.Context, err error) {
 		we = &Error{Code: CodeInternal, Detail: "A server error occurred."}
 	}
 	if we.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int((we.RetryAfter+time.Second-1)/time.Second)))
+		c.Header("Retry-After", strconv.Itoa(Seconds(we.RetryAfter)))
 	}
-	c.AbortWithStatusJSON(we.HTTPStatus(), we.Body())
+	status := we.HTTPStatus()
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", BearerChallenge)
+	}
+	c.AbortWithStatusJSON(status, we.Body())
+}
+
+// BearerChallenge is the WWW-Authenticate value of every 401.
+const BearerChallenge = `Bearer realm="api"`
+
+// Seconds is d in whole seconds, rounded up: the value of a Retry-After
+// header and of the "Expected available in N seconds." details.
+func Seconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }
