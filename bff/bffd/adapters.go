@@ -9,7 +9,7 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
-	"github.com/acme/customer-platform/bff/customerhttp"
+	"github.com/acme/customer-platform/customerclient"
 	"github.com/acme/customer-platform/internal/upstream"
 )
 
@@ -26,7 +26,7 @@ func upstreamIsHealthy(err error) bool {
 // fromAuth translates an authclient error.
 func fromAuth(err error) error { return fromUpstream(bff.ServiceAuth, err) }
 
-// fromCustomer translates a customerhttp error.
+// fromCustomer translates a customerclient error.
 func fromCustomer(err error) error { return fromUpstream(bff.ServiceCustomer, err) }
 
 // upstreamKinds maps the clients' error kinds to the bff ones.
@@ -171,15 +171,15 @@ func (a *authAdmin) DeleteUser(ctx context.Context, id string) error {
 	return fromAuth(a.br.Do(ctx, func(ctx context.Context) error { return a.c.DeleteUser(ctx, tok, id) }))
 }
 
-// customers is bff.Customers over customerhttp.
+// customers is bff.Customers over customerclient.
 type customers struct {
-	c  *customerhttp.Client
+	c  *customerclient.Client
 	br *breaker.Breaker
 }
 
 var _ bff.Customers = (*customers)(nil)
 
-func toProfile(p *customerhttp.Profile, err error) (bff.CustomerProfile, error) {
+func toProfile(p *customerclient.Profile, err error) (bff.CustomerProfile, error) {
 	if err != nil {
 		return bff.CustomerProfile{}, fromCustomer(err)
 	}
@@ -187,19 +187,19 @@ func toProfile(p *customerhttp.Profile, err error) (bff.CustomerProfile, error) 
 }
 
 func (c *customers) CreateProfile(ctx context.Context, token string, fields map[string]json.RawMessage) (bff.CustomerProfile, error) {
-	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerhttp.Profile, error) {
+	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerclient.Profile, error) {
 		return c.c.CreateProfile(ctx, token, fields)
 	}))
 }
 
 func (c *customers) Profile(ctx context.Context, token string) (bff.CustomerProfile, error) {
-	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerhttp.Profile, error) {
+	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerclient.Profile, error) {
 		return c.c.Profile(ctx, token)
 	}))
 }
 
 func (c *customers) UpdateProfile(ctx context.Context, token string, fields map[string]json.RawMessage) (bff.CustomerProfile, error) {
-	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerhttp.Profile, error) {
+	return toProfile(breaker.Call(ctx, c.br, func(ctx context.Context) (*customerclient.Profile, error) {
 		return c.c.UpdateProfile(ctx, token, fields)
 	}))
 }
@@ -209,12 +209,12 @@ func (c *customers) DeleteProfile(ctx context.Context, token string) error {
 }
 
 func (c *customers) ProfileExists(ctx context.Context, token string) (bool, string, error) {
-	return existence(breaker.Call(ctx, c.br, func(ctx context.Context) (customerhttp.Existence, error) {
+	return existence(breaker.Call(ctx, c.br, func(ctx context.Context) (customerclient.Existence, error) {
 		return c.c.ProfileExists(ctx, token, "")
 	}))
 }
 
-func existence(e customerhttp.Existence, err error) (bool, string, error) {
+func existence(e customerclient.Existence, err error) (bool, string, error) {
 	if err != nil {
 		return false, "", fromCustomer(err)
 	}
@@ -227,10 +227,10 @@ func existence(e customerhttp.Existence, err error) (bool, string, error) {
 
 // CurrentProfile is the view loader's profile source.
 func (c *customers) CurrentProfile(ctx context.Context, token string) (json.RawMessage, error) {
-	p, err := breaker.Call(ctx, c.br, func(ctx context.Context) (*customerhttp.Profile, error) {
+	p, err := breaker.Call(ctx, c.br, func(ctx context.Context) (*customerclient.Profile, error) {
 		return c.c.Profile(ctx, token)
 	})
-	if errors.Is(err, customerhttp.ErrNotFound) {
+	if errors.Is(err, customerclient.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", bff.ErrNoProfile, fromCustomer(err))
 	}
 	if err != nil {
@@ -239,10 +239,10 @@ func (c *customers) CurrentProfile(ctx context.Context, token string) (json.RawM
 	return p.Raw, nil
 }
 
-// customersAdmin is bff.CustomersAdmin over customerhttp with the service
+// customersAdmin is bff.CustomersAdmin over customerclient with the service
 // token (obtained through the auth service's breaker).
 type customersAdmin struct {
-	c      *customerhttp.Client
+	c      *customerclient.Client
 	br     *breaker.Breaker
 	tokens *authAdmin
 }
@@ -254,7 +254,7 @@ func (c *customersAdmin) ProfileExistsFor(ctx context.Context, userID string) (b
 	if err != nil {
 		return false, "", fromAuth(err)
 	}
-	return existence(breaker.Call(ctx, c.br, func(ctx context.Context) (customerhttp.Existence, error) {
+	return existence(breaker.Call(ctx, c.br, func(ctx context.Context) (customerclient.Existence, error) {
 		return c.c.ProfileExists(ctx, tok, userID)
 	}))
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
-	"github.com/acme/customer-platform/bff/customerhttp"
+	"github.com/acme/customer-platform/customerclient"
 	"github.com/acme/customer-platform/bff/httpapi"
 	bffmongo "github.com/acme/customer-platform/bff/mongodb"
 	"github.com/acme/customer-platform/bff/rediscache"
@@ -67,7 +67,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		return err
 	}
 	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
-	cc := customerhttp.New(customerhttp.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
+	cc := customerclient.New(customerclient.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
 	authSvc := &authService{c: ac, br: authBr}
 	custSvc := &customers{c: cc, br: customerBr}
 	opts := bff.Options{

@@ -1,4 +1,4 @@
-package customerhttp
+package customerclient
 
 import "github.com/acme/customer-platform/internal/upstream"
 

@@ -1,4 +1,4 @@
-package customerhttp
+package customerclient
 
 import (
 	"context"

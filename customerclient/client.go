@@ -1,11 +1,14 @@
-// Package customerhttp is a typed HTTP client of the customer service's
-// contract, for the BFF: create, read, update and delete the caller's own
-// profile, check_profile_exists, and delete a profile by id (service
+// Package customerclient is what another service needs to talk to the
+// customer service: a typed HTTP client of its contract (the twin of
+// authclient). The BFF uses it, and so can any service that calls the
+// customer endpoints directly: create, read, update and delete the token
+// owner's profile, check_profile_exists, and delete a profile by id (service
 // accounts). Calls are traced by an otelhttp transport that propagates the
 // W3C trace context, bounded in time (per call, unless the caller's context
 // is shorter) and in answer size, and fail with *Error values whose Kind is
-// matched with errors.Is.
-package customerhttp
+// matched with errors.Is. It works against the company's Django customer
+// service and against our Go one alike.
+package customerclient
 
 import (
 	"bytes"
@@ -75,7 +78,7 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if ids.ID == "" {
-		return errors.New("customerhttp: profile without an id")
+		return errors.New("customerclient: profile without an id")
 	}
 	p.ID, p.UserID, p.Raw = ids.ID, ids.UserID, bytes.Clone(b)
 	return nil
