@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Login signs the user in at the auth service; the caller adds the merged
@@ -111,7 +113,7 @@ type Deletion struct {
 // saga: once it is recorded it is finished, by the reconciler if not now.
 func (s *Service) DeleteAccount(ctx context.Context, userID, token string) (_ Deletion, err error) {
 	ctx = detach(ctx)
-	id := NewID()
+	id := contract.NewID()
 	ctx, end := s.tel.Start(ctx, "bff.delete_account", "", slog.String("saga.id", id))
 	defer func() { end(err) }()
 	now := s.now()

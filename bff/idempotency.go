@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Idempotency record states.
@@ -88,7 +90,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 	check := s.secrets.CheckOf(fp)
 	for range 3 {
 		now := s.now()
-		claim := &KeyClaim{KeyID: keyID, Owner: NewID(), SagaID: NewID(), fp: fp}
+		claim := &KeyClaim{KeyID: keyID, Owner: contract.NewID(), SagaID: contract.NewID(), fp: fp}
 		err := s.keys.InsertKey(ctx, &IdempotencyRecord{
 			KeyID: keyID, Check: check, State: KeyInFlight, Owner: claim.Owner,
 			LeaseExpiresAt: now.Add(s.leaseTTL), SagaID: claim.SagaID,

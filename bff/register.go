@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Registered is a completed registration: the contract's 201 body.
@@ -37,12 +39,12 @@ func (r Registered) MarshalJSON() ([]byte, error) {
 func (s *Service) Register(ctx context.Context, reg Registration, sagaID, keyID string) (_ *Registered, err error) {
 	ctx = detach(ctx)
 	if sagaID == "" {
-		sagaID = NewID()
+		sagaID = contract.NewID()
 	}
 	ctx, end := s.tel.Start(ctx, "bff.register", "", slog.String("saga.id", sagaID))
 	defer func() { end(err) }()
 	now := s.now()
-	email := strings.ToLower(strings.TrimSpace(reg.Auth.Email))
+	email := contract.NormalizeEmail(reg.Auth.Email)
 	sg := &Saga{
 		ID: sagaID, Kind: KindRegister, State: StateStarted,
 		EmailHash:        s.secrets.EmailHash(email),

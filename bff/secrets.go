@@ -12,27 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-)
 
-// NewID returns a random (version 4) UUID string.
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:36], b[10:16])
-	return string(out[:])
-}
+	"github.com/acme/customer-platform/internal/contract"
+)
 
 // Labels of the keys derived from the server secret; each use has its own.
 const (
@@ -94,11 +76,11 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// EmailHash is the HMAC-SHA256 of the normalised email (lower case,
-// trimmed), hex: it lets records be matched by email without holding it.
+// EmailHash is the HMAC-SHA256 of the normalised email
+// (contract.NormalizeEmail), hex: it lets records be matched by email without holding it.
 func (s *Secrets) EmailHash(email string) string {
 	m := hmac.New(sha256.New, s.email)
-	m.Write([]byte(strings.ToLower(strings.TrimSpace(email))))
+	m.Write([]byte(contract.NormalizeEmail(email)))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Options are the Service's dependencies and settings.
@@ -86,7 +88,7 @@ func NewService(o Options) (*Service, error) {
 		s.log = slog.Default()
 	}
 	if s.owner == "" {
-		s.owner = NewID()
+		s.owner = contract.NewID()
 	}
 	if s.authTimeout <= 0 {
 		s.authTimeout = 3 * time.Second

@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // leaseDoc is the stored shape of a lease.
@@ -31,7 +31,7 @@ type leaseDoc struct {
 // new lease another worker has just inserted.
 func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
 	for attempt := 0; ; attempt++ {
-		_, err := s.leases.InsertOne(ctx, leaseDoc{ID: bff.NewID(), SagaID: id, Owner: owner, ExpiresAt: expires.UTC()})
+		_, err := s.leases.InsertOne(ctx, leaseDoc{ID: contract.NewID(), SagaID: id, Owner: owner, ExpiresAt: expires.UTC()})
 		switch {
 		case err == nil:
 			return true, nil
