@@ -18,8 +18,8 @@ import (
 // trip carries every lookup queued meanwhile as one pipeline. Under load
 // many views then ride one write and one read: on both sides, Redis and
 // the BFF, the system calls, the connection checkout and the client-span
-// bookkeeping are paid per round trip rather than per request (measured
-// with cmd/bench, BENCHMARKS.md: they were most of a hit's cost).
+// bookkeeping are paid per round trip rather than per request (they are
+// most of a hit's cost: see BENCHMARKS.md).
 //
 // Each round trip goes through the breaker and is bounded by the cache's
 // Redis timeout, detached from the cancellation of the request that

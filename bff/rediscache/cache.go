@@ -386,8 +386,8 @@ func encodeEntry(userID string, body []byte) []byte {
 }
 
 // decodeEntry returns the body of a stored entry if it is userID's. The
-// body shares the entry's memory instead of copying it (a hit's largest
-// allocation, measured with cmd/bench): it is only ever read, as View's
+// body shares the entry's memory instead of copying it (a copy would be a
+// hit's largest allocation): it is only ever read, as View's
 // callers must (see View), and the string it comes from is immutable.
 func decodeEntry(userID, entry string) ([]byte, bool) {
 	n := len(userID)

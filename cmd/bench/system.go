@@ -70,8 +70,8 @@ func buildBinaries(ctx context.Context, dir string, stderr io.Writer) error {
 		return err
 	}
 	// The flags of `go run ./cmd/bench` (none), so every package the
-	// services share with this benchmark comes from the build cache: with
-	// -trimpath a machine's first run compiled everything twice.
+	// services share with this benchmark comes from the build cache (another
+	// build configuration, such as -trimpath, would compile them again).
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", dir+string(filepath.Separator),
 		"./cmd/auth", "./cmd/customer", "./cmd/bff")
 	cmd.Dir = root

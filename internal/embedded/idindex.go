@@ -20,14 +20,13 @@ import (
 // SQLite for `WHERE _ferretdb_sjson->'$._id' = ?`: the same value, but not
 // the same expression as the index's, so SQLite cannot use the index and
 // parses the JSON of every row instead. Every lookup by _id then costs time
-// proportional to the collection (2.3 ms for a findOne among 1 000
-// documents on the development machine, 5.6 ms for an update), where
-// MongoDB does an index lookup.
+// proportional to the collection, where MongoDB does an index lookup
+// (docs/journal/benchmarks.md has the measurements).
 //
 // idIndexer closes that gap for the embedded server: it gives every
-// collection table an index on the expression FerretDB's queries use, and
-// the same lookups take 0.27 ms and 0.76 ms. It changes no result (an
-// index never does), only the plan. It watches the data directory because
+// collection table an index on the expression FerretDB's queries use, so
+// those lookups are index lookups too. It changes no result (an index
+// never does), only the plan. It watches the data directory because
 // FerretDB creates tables lazily, on a collection's first write or index.
 //
 // A pass holds a database file open for about a millisecond. Should
@@ -42,9 +41,9 @@ type idIndexer struct {
 	seen map[string]fileState // by database file
 }
 
-// idIndexPeriod is how often idIndexer looks for new tables. A pass over
-// files that changed costs about 0.2 ms each (opening the file and reading
-// its schema); files that did not change cost a stat.
+// idIndexPeriod is how often idIndexer looks for new tables. A pass opens
+// each database file that changed and reads its schema; a file that did
+// not change costs a stat.
 const idIndexPeriod = 500 * time.Millisecond
 
 // fileState tells whether a database file changed since the last pass.

@@ -16,7 +16,7 @@ import (
 // backend hands only a filter that is exactly {_id: <string>} to SQLite;
 // any other filter makes it read and decode every document of the
 // collection, and its filtered updates are a read and a write that are not
-// atomic anyway (see FERRETDB.md). So a guarded update is cheaper there as
+// atomic anyway (see docs/ferretdb.md). So a guarded update is cheaper there as
 // a read by _id, a check, and a write by _id, which is what FerretDB would
 // do inside, minus the scan; MongoDB keeps the atomic filtered update.
 func IsFerretDB(ctx context.Context, db *mongo.Database) (bool, error) {
