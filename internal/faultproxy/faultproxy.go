@@ -83,6 +83,8 @@ type Proxy struct {
 	cutting  bool
 	delay    time.Duration
 	rules    []Rule
+	record   bool
+	seen     []http.Header
 	rnd      *rand.Rand
 	conns    map[net.Conn]struct{}
 	closed   bool
@@ -198,6 +200,22 @@ func (p *Proxy) SetRules(rules ...Rule) {
 	p.rules = append([]Rule(nil), rules...)
 }
 
+// Record parses HTTP on new connections even without rules and keeps the
+// header of every request (faulted ones too): Headers returns them, and
+// Stats counts the requests. Connections already open keep their mode.
+func (p *Proxy) Record() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record = true
+}
+
+// Headers returns the headers of the requests recorded so far (see Record).
+func (p *Proxy) Headers() []http.Header {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]http.Header(nil), p.seen...)
+}
+
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
 	p.mu.Lock()
@@ -227,7 +245,7 @@ func (p *Proxy) serve(ln net.Listener) {
 				continue
 			}
 			p.conns[c] = struct{}{}
-			httpMode := len(p.rules) > 0
+			httpMode := len(p.rules) > 0 || p.record
 			p.mu.Unlock()
 			p.wg.Go(func() {
 				defer p.forget(c)
@@ -334,6 +352,11 @@ func (p *Proxy) serveHTTP(client net.Conn) {
 			return
 		}
 		p.requests.Add(1)
+		p.mu.Lock()
+		if p.record {
+			p.seen = append(p.seen, req.Header.Clone())
+		}
+		p.mu.Unlock()
 		body, err := io.ReadAll(io.LimitReader(req.Body, 16<<20))
 		_ = req.Body.Close()
 		if err != nil {

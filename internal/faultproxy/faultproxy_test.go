@@ -166,3 +166,28 @@ func TestFraction(t *testing.T) {
 		t.Fatalf("hits %d, stats %+v, failed %d", hits.Load(), p.Stats(), failed)
 	}
 }
+
+func TestRecord(t *testing.T) {
+	t.Parallel()
+	srv, hits := upstream(t)
+	p := newProxy(t, srv)
+	p.Record()
+	c := &http.Client{}
+	req, _ := http.NewRequest(http.MethodGet, p.URL()+"/a", nil)
+	req.Header.Set("Traceparent", "00-one")
+	if resp, err := c.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	// Faulted requests are recorded too, and rules apply on the connection
+	// already open: it parses HTTP.
+	p.SetRules(Rule{Path: "/b", Action: Fail, Status: 500})
+	if status, _, err := get(c, p.URL()+"/b"); err != nil || status != 500 {
+		t.Fatalf("faulted request: %d %v", status, err)
+	}
+	hs := p.Headers()
+	if len(hs) != 2 || hs[0].Get("Traceparent") != "00-one" || p.Stats().Requests != 2 || hits.Load() != 1 {
+		t.Fatalf("recorded %v, stats %+v, %d reached the upstream", hs, p.Stats(), hits.Load())
+	}
+}

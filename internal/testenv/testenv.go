@@ -108,3 +108,10 @@ func Must(t testing.TB, err error, what string, args ...any) {
 		t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
 	}
 }
+
+// MongoClient returns a client of the shared server.
+func MongoClient(t testing.TB) *mongo.Client {
+	t.Helper()
+	MongoURI(t)
+	return shared.client
+}
