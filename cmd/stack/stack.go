@@ -18,15 +18,8 @@ import (
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/logging"
+	"github.com/acme/customer-platform/internal/stack"
 )
-
-// service is one of the services the stack can start.
-type service struct {
-	name   string
-	offset int // API port = base port + offset; metrics port = base + 1100 + offset
-	// run loads the service's config from lookup and runs it until ctx ends.
-	run func(ctx context.Context, lookup config.Lookup, o daemon.Options) error
-}
 
 // stackConfig is the stack's own configuration (the services read theirs).
 type stackConfig struct {
@@ -41,15 +34,13 @@ type stackConfig struct {
 	PortBase  int // bff on PortBase, auth +1, customer +2; metrics on PortBase+1100...
 }
 
-func (c stackConfig) port(s service) int        { return c.PortBase + s.offset }
-func (c stackConfig) metricsPort(s service) int { return c.PortBase + 1100 + s.offset }
+func (c stackConfig) port(s stack.Service) int        { return c.PortBase + s.Offset }
+func (c stackConfig) metricsPort(s stack.Service) int { return c.PortBase + 1100 + s.Offset }
 
 // url is the local URL of the named service.
 func (c stackConfig) url(name string) string {
-	for _, s := range services() {
-		if s.name == name {
-			return fmt.Sprintf("http://127.0.0.1:%d", c.port(s))
-		}
+	if s, ok := stack.Lookup(name); ok {
+		return fmt.Sprintf("http://127.0.0.1:%d", c.port(s))
 	}
 	return ""
 }
@@ -66,10 +57,10 @@ func loadStackConfig(args []string, lookup config.Lookup, stderr io.Writer) (sta
 		LogLevel:  r.String("LOG_LEVEL", "info"),
 		PortBase:  r.Int("STACK_PORT_BASE", 8000),
 	}
-	services := r.String("STACK_SERVICES", strings.Join(allServiceNames(), ","))
+	services := r.String("STACK_SERVICES", strings.Join(stack.Names(), ","))
 	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&services, "services", services, "comma-separated services to start: "+strings.Join(allServiceNames(), ","))
+	fs.StringVar(&services, "services", services, "comma-separated services to start: "+strings.Join(stack.Names(), ","))
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory of the embedded database's files and the generated development secrets")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -79,21 +70,13 @@ func loadStackConfig(args []string, lookup config.Lookup, stderr io.Writer) (sta
 		if s == "" {
 			continue
 		}
-		r.Check(slices.Contains(allServiceNames(), s), "-services", fmt.Sprintf("unknown service %q (known: %s)", s, strings.Join(allServiceNames(), ", ")))
+		r.Check(slices.Contains(stack.Names(), s), "-services", fmt.Sprintf("unknown service %q (known: %s)", s, strings.Join(stack.Names(), ", ")))
 		if !slices.Contains(c.Services, s) {
 			c.Services = append(c.Services, s)
 		}
 	}
 	r.Check(len(c.Services) > 0, "-services", "no service to start")
 	return c, r.Err()
-}
-
-func allServiceNames() []string {
-	var ns []string
-	for _, s := range services() {
-		ns = append(ns, s.name)
-	}
-	return ns
 }
 
 func run(ctx context.Context, args []string, getenv config.Lookup, stdout, stderr io.Writer) error {
@@ -132,27 +115,23 @@ func run(ctx context.Context, args []string, getenv config.Lookup, stdout, stder
 	if authURL == "" {
 		authURL = cfg.url("auth")
 	}
-	// What the stack sets for its services; everything else comes from the
-	// environment, exactly as each service alone would read it.
-	common := map[string]string{
-		"MONGODB_URI": mongoURI,
-		"REDIS_URL":   redisURL,
-		"AUTH_URL":    authURL,
-	}
-	defaults := map[string]string{ // only when the environment does not set them
-		"JWT_SIGNING_KEY":               secrets.JWTSigningKey,
-		"AUTH_SERVICE_CLIENTS":          "bff:" + secrets.BFFClientSecret + ",migrate:" + secrets.MigrateClientSecret,
-		"AUTH_BOOTSTRAP_ADMIN_EMAIL":    "admin@example.com",
-		"AUTH_BOOTSTRAP_ADMIN_PASSWORD": secrets.AdminPassword,
-		"BFF_SERVICE_CLIENT_ID":         "bff",
-		"BFF_SERVICE_CLIENT_SECRET":     secrets.BFFClientSecret,
-		"CUSTOMER_URL":                  cfg.url("customer"),
-		"DEPLOYMENT_ENVIRONMENT":        "development",
-		// Everything runs on loopback: auth believes the end user's address
-		// the BFF forwards, so its per-address rate limits count users, not
-		// the BFF.
-		"TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
-	}
+	// What the stack sets for its services, unless the environment sets
+	// them: everything else comes from the environment, exactly as each
+	// service alone would read it.
+	defaults := stack.Env(stack.Wiring{
+		MongoURI:            mongoURI,
+		RedisURL:            redisURL,
+		URLs:                map[string]string{"auth": authURL, "customer": cfg.url("customer")},
+		SigningKey:          secrets.JWTSigningKey,
+		BFFClientSecret:     secrets.BFFClientSecret,
+		MigrateClientSecret: secrets.MigrateClientSecret,
+		AdminEmail:          "admin@example.com",
+		AdminPassword:       secrets.AdminPassword,
+	})
+	defaults["DEPLOYMENT_ENVIRONMENT"] = "development"
+	// Everything runs on loopback: auth believes the end user's address the
+	// BFF forwards, so its per-address rate limits count users, not the BFF.
+	defaults["TRUSTED_PROXIES"] = "127.0.0.1/32,::1/128"
 
 	var (
 		mu    sync.Mutex
@@ -160,33 +139,30 @@ func run(ctx context.Context, args []string, getenv config.Lookup, stdout, stder
 		all   = make(chan struct{})
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	for _, s := range services() {
-		if !slices.Contains(cfg.Services, s.name) {
+	for _, s := range stack.Services() {
+		if !slices.Contains(cfg.Services, s.Name) {
 			continue
 		}
 		env := map[string]string{
 			"HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", cfg.port(s)),
 			"METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", cfg.metricsPort(s)),
 		}
-		for k, v := range common {
-			env[k] = v
-		}
 		lookup := config.Overlay(env, withDefaults(defaults, getenv))
 		o := daemon.Options{
-			Logger: logging.New(stderr, logging.ParseLevel(cfg.LogLevel), s.name),
+			Logger: logging.New(stderr, logging.ParseLevel(cfg.LogLevel), s.Name),
 			Lookup: lookup,
 			Ready: func(a daemon.Addrs) {
 				mu.Lock()
 				defer mu.Unlock()
-				ready[s.name] = a
+				ready[s.Name] = a
 				if len(ready) == len(cfg.Services) {
 					close(all)
 				}
 			},
 		}
 		g.Go(func() error {
-			if err := s.run(gctx, lookup, o); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+			if err := s.Run(gctx, lookup, o); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			return nil
 		})
@@ -220,9 +196,9 @@ func withDefaults(defaults map[string]string, next config.Lookup) config.Lookup 
 func printBanner(w io.Writer, cfg stackConfig, mongoURI, mongoNote, redisURL, redisNote, authURL string, s embedded.DevSecrets) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nThe system is up (%s):\n", time.Now().Format(time.Kitchen))
-	for _, svc := range services() {
-		if slices.Contains(cfg.Services, svc.name) {
-			fmt.Fprintf(&b, "  %-9s %s   (metrics http://127.0.0.1:%d/metrics)\n", svc.name, cfg.url(svc.name), cfg.metricsPort(svc))
+	for _, svc := range stack.Services() {
+		if slices.Contains(cfg.Services, svc.Name) {
+			fmt.Fprintf(&b, "  %-9s %s   (metrics http://127.0.0.1:%d/metrics)\n", svc.Name, cfg.url(svc.Name), cfg.metricsPort(svc))
 		}
 	}
 	if !slices.Contains(cfg.Services, "auth") {

@@ -1,32 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/stack"
+	"github.com/acme/customer-platform/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the stack's writer and the test's reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // freeBase finds a port base whose API and metrics ports are all free.
 func freeBase(t *testing.T) int {
@@ -57,32 +44,27 @@ func TestStackStartsServicesAndStops(t *testing.T) {
 		"LOG_LEVEL":        "warn",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout syncBuffer
+	var stdout testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env, &stdout, io.Discard) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stdout.String(), "The system is up") {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("stack stopped early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("stack did not come up")
+		if !strings.Contains(stdout.String(), "The system is up") {
+			return fmt.Errorf("the stack did not come up")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, s := range services() {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", base+s.offset))
-		if err != nil {
-			t.Fatalf("%s readyz: %v", s.name, err)
+		return nil
+	})
+	for _, s := range stack.Services() {
+		url := fmt.Sprintf("http://127.0.0.1:%d", base+s.Offset)
+		if a := testenv.Call(t, nil, http.MethodGet, url+"/readyz", nil, nil); a.Status != 200 {
+			t.Errorf("%s readyz: %d", s.Name, a.Status)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("%s readyz: %d", s.name, resp.StatusCode)
-		}
-		if !strings.Contains(stdout.String(), fmt.Sprintf("http://127.0.0.1:%d", base+s.offset)) {
-			t.Errorf("banner does not show where %s listens:\n%s", s.name, stdout.String())
+		if !strings.Contains(stdout.String(), url) {
+			t.Errorf("banner does not show where %s listens:\n%s", s.Name, stdout.String())
 		}
 	}
 
