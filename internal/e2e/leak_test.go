@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 // exchange is one request the test made to the BFF and its answer.
 type exchange struct {
 	method, route string
-	answer
+	testenv.Answer
 }
 
 // traffic drives the BFF (and the auth service's refresh) through what a
@@ -26,14 +29,15 @@ type exchange struct {
 func traffic(t *testing.T, s *stack) (secrets map[string]string, ex []exchange) {
 	t.Helper()
 	secrets = map[string]string{
-		"service client secret": serviceSecret,
-		"signing key":           signingKey,
+		"service client secret":         systest.BFFClientSecret,
+		"migrate service client secret": systest.MigrateClientSecret,
+		"signing key":                   systest.SigningKey,
 	}
-	bffURL := s.bff.url + "/api/bff/"
-	do := func(method, route string, body any, header map[string]string) answer {
+	bffURL := s.bff.URL + "/api/bff/"
+	do := func(method, route string, body any, header map[string]string) testenv.Answer {
 		t.Helper()
-		a := call(t, method, bffURL+route, body, header)
-		ex = append(ex, exchange{method: method, route: "/api/bff/" + route, answer: a})
+		a := testenv.Call(t, nil, method, bffURL+route, body, header)
+		ex = append(ex, exchange{method: method, route: "/api/bff/" + route, Answer: a})
 		return a
 	}
 	addTokens := func(name string, tk tokens) {
@@ -44,43 +48,43 @@ func traffic(t *testing.T, s *stack) (secrets map[string]string, ex []exchange) 
 	p := newPerson("leak")
 	secrets["password"], secrets["email"], secrets["tax id"] = p.password, p.email, p.taxID
 	reg := do(http.MethodPost, "register/", p.registration(), map[string]string{"Idempotency-Key": "leak-key-1"})
-	if reg.status != http.StatusCreated {
+	if reg.Status != http.StatusCreated {
 		t.Fatalf("register: %s", reg)
 	}
 	addTokens("registration", sessionOf(t, reg))
-	if a := do(http.MethodPost, "register/", p.registration(), nil); a.status != http.StatusBadRequest {
+	if a := do(http.MethodPost, "register/", p.registration(), nil); a.Status != http.StatusBadRequest {
 		t.Fatalf("second registration: %s", a)
 	}
 	secrets["wrong password"] = "Wrong-Horse-Staple-77"
-	if a := do(http.MethodPost, "login/", map[string]any{"email": p.email, "password": secrets["wrong password"]}, nil); a.status != http.StatusUnauthorized {
+	if a := do(http.MethodPost, "login/", map[string]any{"email": p.email, "password": secrets["wrong password"]}, nil); a.Status != http.StatusUnauthorized {
 		t.Fatalf("bad login: %s", a)
 	}
 	login := do(http.MethodPost, "login/", map[string]any{"email": p.email, "password": p.password}, nil)
-	if login.status != http.StatusOK {
+	if login.Status != http.StatusOK {
 		t.Fatalf("login: %s", login)
 	}
 	tk := sessionOf(t, login)
 	addTokens("login", tk)
 	for range 2 {
-		if a := do(http.MethodGet, "me/", nil, bearer(tk.access)); a.status != http.StatusOK {
+		if a := do(http.MethodGet, "me/", nil, testenv.Bearer(tk.access)); a.Status != http.StatusOK {
 			t.Fatalf("read: %s", a)
 		}
 	}
 	secrets["new email"], secrets["new tax id"] = "renamed."+p.email, "TAX-NEW-"+p.taxID
 	if a := do(http.MethodPatch, "me/", map[string]any{"email": secrets["new email"], "tax_id": secrets["new tax id"], "city": "Boston"},
-		bearer(tk.access)); a.status != http.StatusOK {
+		testenv.Bearer(tk.access)); a.Status != http.StatusOK {
 		t.Fatalf("update: %s", a)
 	}
-	refreshed := call(t, http.MethodPost, s.auth.url+"/api/auth/token/refresh/", map[string]any{"refresh": tk.refresh}, nil)
-	if refreshed.status != http.StatusOK {
+	refreshed := testenv.Call(t, nil, http.MethodPost, s.auth.URL+"/api/auth/token/refresh/", map[string]any{"refresh": tk.refresh}, nil)
+	if refreshed.Status != http.StatusOK {
 		t.Fatalf("refresh: %s", refreshed)
 	}
-	access, _ := refreshed.obj(t)["access"].(string)
+	access, _ := refreshed.Map(t)["access"].(string)
 	secrets["refreshed access token"] = access
-	if r, _ := refreshed.obj(t)["refresh"].(string); r != "" {
+	if r, _ := refreshed.Map(t)["refresh"].(string); r != "" {
 		secrets["rotated refresh token"] = r
 	}
-	if a := do(http.MethodGet, "me/", nil, bearer(access)); a.status != http.StatusOK {
+	if a := do(http.MethodGet, "me/", nil, testenv.Bearer(access)); a.Status != http.StatusOK {
 		t.Fatalf("read with the refreshed token: %s", a)
 	}
 
@@ -88,20 +92,20 @@ func traffic(t *testing.T, s *stack) (secrets map[string]string, ex []exchange) 
 	// reconciler finds the user by email and removes it.
 	q := newPerson("orphan")
 	secrets["orphan's password"], secrets["orphan's email"], secrets["orphan's tax id"] = q.password, q.email, q.taxID
-	s.authProxy.Fault(http.MethodPost, registerPath, http.StatusBadGateway, true)
-	if a := do(http.MethodPost, "register/", q.registration(), nil); a.status < 500 {
+	fault(s.authProxy, http.MethodPost, registerPath, http.StatusBadGateway, true)
+	if a := do(http.MethodPost, "register/", q.registration(), nil); a.Status < 500 {
 		t.Fatalf("registration without an answer from auth: %s", a)
 	}
-	s.authProxy.Pass()
-	eventually(t, 20*time.Second, "the reconciler removes the orphan user", func() bool {
-		return sample(t, s.bff.scrape(t), "bff_saga_outcomes_total", `outcome="compensated"`) == 1
-	})
-	if a := do(http.MethodDelete, "me/", nil, bearer(access)); a.status != http.StatusNoContent {
+	_ = s.authProxy.Pass()
+	testenv.Eventually(t, 20*time.Second, testenv.Holds("the reconciler removes the orphan user", func() bool {
+		return sample(t, scrape(t, s.bff), "bff_saga_outcomes_total", `outcome="compensated"`) == 1
+	}))
+	if a := do(http.MethodDelete, "me/", nil, testenv.Bearer(access)); a.Status != http.StatusNoContent {
 		t.Fatalf("delete: %s", a)
 	}
-	eventually(t, 10*time.Second, "the account deletion is finished", func() bool {
-		return sample(t, s.bff.scrape(t), "bff_saga_outcomes_total", `saga_kind="delete_account"`, `outcome="completed"`) == 1
-	})
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the account deletion is finished", func() bool {
+		return sample(t, scrape(t, s.bff), "bff_saga_outcomes_total", `saga_kind="delete_account"`, `outcome="completed"`) == 1
+	}))
 	return secrets, ex
 }
 
@@ -139,8 +143,8 @@ func haystack(t *testing.T, s *stack) map[string]string {
 		out[fmt.Sprintf("span %d %v", i, sp)] = b.String()
 	}
 	for _, svc := range s.services() {
-		out[svc.name+" log"] = svc.logs.String()
-		out[svc.name+" /metrics"] = svc.scrape(t)
+		out[svc.Name+" log"] = svc.Logs.String()
+		out[svc.Name+" /metrics"] = scrape(t, svc)
 	}
 	return out
 }
@@ -183,7 +187,7 @@ func checkLogLines(t *testing.T, s *stack, ex []exchange) {
 	for _, svc := range s.services() {
 		access := map[string]int{}
 		errorsOf := map[string]int{}
-		for _, l := range svc.logLines(t) {
+		for _, l := range svc.Logs.Lines(t) {
 			id, _ := l["request_id"].(string)
 			if id == "" {
 				continue
@@ -191,7 +195,7 @@ func checkLogLines(t *testing.T, s *stack, ex []exchange) {
 			tid, _ := l["trace_id"].(string)
 			sid, _ := l["span_id"].(string)
 			if len(tid) != 32 || len(sid) != 16 {
-				t.Errorf("%s: a line of request %s without its trace: %v", svc.name, id, l)
+				t.Errorf("%s: a line of request %s without its trace: %v", svc.Name, id, l)
 			}
 			if l["msg"] == "request" {
 				access[id]++
@@ -201,23 +205,23 @@ func checkLogLines(t *testing.T, s *stack, ex []exchange) {
 			}
 		}
 		if len(access) == 0 {
-			t.Errorf("%s: no access lines", svc.name)
+			t.Errorf("%s: no access lines", svc.Name)
 		}
 		for id, n := range access {
 			if n != 1 {
-				t.Errorf("%s: request %s has %d access lines", svc.name, id, n)
+				t.Errorf("%s: request %s has %d access lines", svc.Name, id, n)
 			}
 		}
 		for id, n := range errorsOf {
 			if n > 1 {
-				t.Errorf("%s: request %s logged %d errors", svc.name, id, n)
+				t.Errorf("%s: request %s logged %d errors", svc.Name, id, n)
 			}
 		}
 	}
 	// Each of the test's requests to the BFF has its access line.
-	lines := s.bff.logLines(t)
+	lines := s.bff.Logs.Lines(t)
 	for _, e := range ex {
-		id := e.header.Get("X-Request-ID")
+		id := e.Header.Get("X-Request-ID")
 		var got []map[string]any
 		for _, l := range lines {
 			if l["msg"] == "request" && l["request_id"] == id {
@@ -229,8 +233,8 @@ func checkLogLines(t *testing.T, s *stack, ex []exchange) {
 			continue
 		}
 		l := got[0]
-		if l["method"] != e.method || l["route"] != e.route || l["status"] != float64(e.status) || l["duration_ms"] == nil {
-			t.Errorf("%s %s %d: access line %v", e.method, e.route, e.status, l)
+		if l["method"] != e.method || l["route"] != e.route || l["status"] != float64(e.Status) || l["duration_ms"] == nil {
+			t.Errorf("%s %s %d: access line %v", e.method, e.route, e.Status, l)
 		}
 	}
 }

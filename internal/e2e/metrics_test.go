@@ -49,58 +49,58 @@ func requests(t *testing.T, text, method, route string, status int) float64 {
 func TestMetricsAfterKnownTraffic(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	bffURL := s.bff.url + "/api/bff/"
+	bffURL := s.bff.URL + "/api/bff/"
 	a, b := newPerson("metrics-a"), newPerson("metrics-b")
 	for _, p := range []person{a, b} {
-		if r := call(t, http.MethodPost, bffURL+"register/", p.registration(), nil); r.status != http.StatusCreated {
+		if r := testenv.Call(t, nil, http.MethodPost, bffURL+"register/", p.registration(), nil); r.Status != http.StatusCreated {
 			t.Fatalf("register: %s", r)
 		}
 	}
 	// The new profiles' change notifications reach the BFF before the
 	// reads, so that none of them lands between a read and the next.
-	eventually(t, 10*time.Second, "both change notifications are received", func() bool {
-		return sample(t, s.bff.scrape(t), "bff_cache_change_messages_total", `result="invalidated"`) == 2
-	})
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("both change notifications are received", func() bool {
+		return sample(t, scrape(t, s.bff), "bff_cache_change_messages_total", `result="invalidated"`) == 2
+	}))
 	bad := a.registration()
 	bad["email"], bad["password2"] = "other-"+a.email, "Not-The-Same-1"
-	if r := call(t, http.MethodPost, bffURL+"register/", bad, nil); r.status != http.StatusBadRequest {
+	if r := testenv.Call(t, nil, http.MethodPost, bffURL+"register/", bad, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("invalid registration: %s", r)
 	}
-	login := call(t, http.MethodPost, bffURL+"login/", map[string]any{"email": a.email, "password": a.password}, nil)
-	if login.status != http.StatusOK || login.header.Get("X-Cache") != "MISS" {
-		t.Fatalf("login: %s %v", login, login.header)
+	login := testenv.Call(t, nil, http.MethodPost, bffURL+"login/", map[string]any{"email": a.email, "password": a.password}, nil)
+	if login.Status != http.StatusOK || login.Header.Get("X-Cache") != "MISS" {
+		t.Fatalf("login: %s %v", login, login.Header)
 	}
 	tk := sessionOf(t, login)
 	for range 2 {
-		if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "HIT" {
-			t.Fatalf("read: %s %v", r, r.header)
+		if r := testenv.Call(t, nil, http.MethodGet, bffURL+"me/", nil, testenv.Bearer(tk.access)); r.Status != http.StatusOK || r.Header.Get("X-Cache") != "HIT" {
+			t.Fatalf("read: %s %v", r, r.Header)
 		}
 	}
-	if r := call(t, http.MethodGet, bffURL+"me/", nil, nil); r.status != http.StatusUnauthorized {
+	if r := testenv.Call(t, nil, http.MethodGet, bffURL+"me/", nil, nil); r.Status != http.StatusUnauthorized {
 		t.Fatalf("read without a token: %s", r)
 	}
 	// A registration whose profile cannot be created: compensated, the
 	// reconciler verifies it afterwards.
-	s.custProxy.Fault(http.MethodPost, createPath, http.StatusInternalServerError, false)
-	failed := call(t, http.MethodPost, bffURL+"register/", newPerson("metrics-c").registration(), nil)
-	s.custProxy.Pass()
-	if failed.status < 500 {
+	fault(s.custProxy, http.MethodPost, createPath, http.StatusInternalServerError, false)
+	failed := testenv.Call(t, nil, http.MethodPost, bffURL+"register/", newPerson("metrics-c").registration(), nil)
+	_ = s.custProxy.Pass()
+	if failed.Status < 500 {
 		t.Fatalf("failed registration: %s", failed)
 	}
-	eventually(t, 15*time.Second, "the reconciler finishes the failed registration", func() bool {
-		m := s.bff.scrape(t)
+	testenv.Eventually(t, 15*time.Second, testenv.Holds("the reconciler finishes the failed registration", func() bool {
+		m := scrape(t, s.bff)
 		return sample(t, m, "bff_saga_outcomes_total", `outcome="compensated"`) == 1 && sample(t, m, "bff_reconciler_backlog") == 0
-	})
+	}))
 	// Redis goes away: reads bypass the cache, and the third failure in a
 	// row opens the redis breaker.
-	s.redis.Stop()
+	s.Redis.Stop()
 	for range 3 {
-		if r := call(t, http.MethodGet, bffURL+"me/", nil, bearer(tk.access)); r.status != http.StatusOK || r.header.Get("X-Cache") != "BYPASS" {
-			t.Fatalf("read without Redis: %s %v", r, r.header)
+		if r := testenv.Call(t, nil, http.MethodGet, bffURL+"me/", nil, testenv.Bearer(tk.access)); r.Status != http.StatusOK || r.Header.Get("X-Cache") != "BYPASS" {
+			t.Fatalf("read without Redis: %s %v", r, r.Header)
 		}
 	}
 
-	bffM, authM, custM := s.bff.scrape(t), s.auth.scrape(t), s.customer.scrape(t)
+	bffM, authM, custM := scrape(t, s.bff), scrape(t, s.auth), scrape(t, s.customer)
 	for _, c := range []struct {
 		method, route string
 		status        int
@@ -108,7 +108,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	}{
 		{"POST", "/api/bff/register/", 201, 2},
 		{"POST", "/api/bff/register/", 400, 1},
-		{"POST", "/api/bff/register/", failed.status, 1},
+		{"POST", "/api/bff/register/", failed.Status, 1},
 		{"POST", "/api/bff/login/", 200, 1},
 		{"GET", "/api/bff/me/", 200, 5},
 		{"GET", "/api/bff/me/", 401, 1},

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/acme/customer-platform/internal/faultproxy"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 // One registration through the BFF is one trace across the three services:
@@ -19,15 +22,15 @@ func TestRegistrationIsOneTrace(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPerson("trace")
 	sent := time.Now()
-	a := call(t, http.MethodPost, s.bff.url+"/api/bff/register/", p.registration(), map[string]string{"baggage": "tenant=acme"})
-	if a.status != http.StatusCreated {
+	a := testenv.Call(t, nil, http.MethodPost, s.bff.URL+"/api/bff/register/", p.registration(), map[string]string{"baggage": "tenant=acme"})
+	if a.Status != http.StatusCreated {
 		t.Fatalf("register: %s", a)
 	}
 	var all []span
-	eventually(t, 10*time.Second, "the BFF's server span of the registration is exported", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF's server span of the registration is exported", func() bool {
 		all = s.spans()
 		return len(find(all, named("bff", "POST /api/bff/register/"))) == 1
-	})
+	}))
 	root := one(t, all, "of the BFF's request", named("bff", "POST /api/bff/register/"))
 	if root.Parent.IsValid() {
 		t.Errorf("the BFF's server span has a parent: %v", root.Parent)
@@ -103,14 +106,14 @@ func TestRegistrationIsOneTrace(t *testing.T) {
 	// trace: its handling of the message is a consumer span under the
 	// customer service's request, and the cache invalidation is under it.
 	var process span
-	eventually(t, 10*time.Second, "the BFF's handling of the customer.changed message is exported", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF's handling of the customer.changed message is exported", func() bool {
 		all = s.spans()
 		ps := find(all, named("bff", "process customer.changed"))
 		if len(ps) == 1 {
 			process = ps[0]
 		}
 		return len(ps) == 1
-	})
+	}))
 	if process.SpanKind != trace.SpanKindConsumer || process.traceID() != tid || !under(all, process, custSrv) {
 		t.Errorf("the BFF's message span %v is not a consumer span under the customer service's request %v", process, custSrv)
 	}
@@ -129,7 +132,7 @@ func TestRegistrationIsOneTrace(t *testing.T) {
 
 	// On the wire: W3C traceparent of the registration's trace, and the
 	// caller's baggage, on both outbound calls.
-	for name, p := range map[string]*proxy{"auth": s.authProxy, "customer": s.custProxy} {
+	for name, p := range map[string]*faultproxy.Proxy{"auth": s.authProxy, "customer": s.custProxy} {
 		hs := p.Headers()
 		if len(hs) == 0 {
 			t.Fatalf("no call reached %s", name)
@@ -155,15 +158,15 @@ func TestIncomingTraceparentHonoured(t *testing.T) {
 		parent = "00f067aa0ba902b7"
 	)
 	p := newPerson("parent")
-	if a := call(t, http.MethodPost, s.bff.url+"/api/bff/register/", p.registration(),
-		map[string]string{"traceparent": "00-" + tid + "-" + parent + "-01"}); a.status != http.StatusCreated {
+	if a := testenv.Call(t, nil, http.MethodPost, s.bff.URL+"/api/bff/register/", p.registration(),
+		map[string]string{"traceparent": "00-" + tid + "-" + parent + "-01"}); a.Status != http.StatusCreated {
 		t.Fatalf("register: %s", a)
 	}
 	var all []span
-	eventually(t, 10*time.Second, "the BFF's server span is exported", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF's server span is exported", func() bool {
 		all = s.spans()
 		return len(find(all, named("bff", "POST /api/bff/register/"))) == 1
-	})
+	}))
 	root := one(t, all, "of the request", named("bff", "POST /api/bff/register/"))
 	if root.traceID().String() != tid || root.Parent.SpanID().String() != parent || !root.Parent.IsRemote() {
 		t.Fatalf("server span %v in trace %s does not continue the caller's %s/%s", root, root.traceID(), tid, parent)
@@ -184,19 +187,19 @@ func TestFailedRegistrationTrace(t *testing.T) {
 	// The customer service fails the create: the BFF cannot know whether
 	// it was made, so it checks, deletes the user, and leaves the last
 	// check to the reconciler.
-	s.custProxy.Fault(http.MethodPost, createPath, http.StatusInternalServerError, false)
+	fault(s.custProxy, http.MethodPost, createPath, http.StatusInternalServerError, false)
 	p := newPerson("failed")
-	a := call(t, http.MethodPost, s.bff.url+"/api/bff/register/", p.registration(), nil)
-	if a.status < 500 || a.obj(t)["compensated"] != true {
+	a := testenv.Call(t, nil, http.MethodPost, s.bff.URL+"/api/bff/register/", p.registration(), nil)
+	if a.Status < 500 || a.Map(t)["compensated"] != true {
 		t.Fatalf("register: %s", a)
 	}
-	s.custProxy.Pass()
+	_ = s.custProxy.Pass()
 
 	var all []span
-	eventually(t, 15*time.Second, "the reconciler verifies the compensation", func() bool {
+	testenv.Eventually(t, 15*time.Second, testenv.Holds("the reconciler verifies the compensation", func() bool {
 		all = s.spans()
 		return len(find(all, named("bff", "bff.reconcile.register"))) > 0
-	})
+	}))
 	saga := one(t, all, "bff.register", named("bff", "bff.register"))
 	tid := saga.traceID()
 	steps := map[string]int{}
