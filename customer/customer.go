@@ -9,14 +9,8 @@ package customer
 import (
 	"maps"
 	"time"
-)
 
-// Roles of the caller, as carried by the access token's user_role claim.
-const (
-	RoleCustomer = "customer"
-	RoleEmployee = "employee"
-	RoleAdmin    = "admin"
-	RoleService  = "service" // a machine account such as the BFF
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Business types a profile may carry (or none: "").
@@ -148,7 +142,7 @@ type StatsResult struct {
 // Actor is the authenticated caller.
 type Actor struct {
 	UserID    string
-	Role      string
+	Role      string // one of the contract's roles (contract.RoleCustomer, ...)
 	Email     string
 	FirstName string
 	LastName  string
@@ -156,16 +150,14 @@ type Actor struct {
 }
 
 // IsStaff reports whether the caller is an employee or an admin.
-func (a Actor) IsStaff() bool { return a.Role == RoleEmployee || a.Role == RoleAdmin }
+func (a Actor) IsStaff() bool { return contract.IsStaff(a.Role) }
 
 // staffReader reports whether the caller may read every profile: staff and
 // machine accounts.
-func (a Actor) staffReader() bool { return a.IsStaff() || a.Role == RoleService }
+func (a Actor) staffReader() bool { return a.IsStaff() || a.Role == contract.RoleService }
 
 // isUser reports whether the caller is a person (not a machine account).
-func (a Actor) isUser() bool {
-	return a.Role == RoleCustomer || a.Role == RoleEmployee || a.Role == RoleAdmin
-}
+func (a Actor) isUser() bool { return contract.IsUserRole(a.Role) }
 
 // owns reports whether c is the caller's own profile.
 func (a Actor) owns(c Customer) bool { return a.isUser() && a.UserID != "" && a.UserID == c.UserID }

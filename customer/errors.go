@@ -3,9 +3,8 @@ package customer
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Sentinel errors of the customer domain; adapters translate their own
@@ -25,27 +24,19 @@ type FieldErrors map[string][]string
 // Add records one problem of field.
 func (fe FieldErrors) Add(field, msg string) { fe[field] = append(fe[field], msg) }
 
-// Err returns the problems as a *ValidationError, or nil when there are none.
+// Err returns the problems as a *contract.ValidationError, or nil when
+// there are none.
 func (fe FieldErrors) Err() error {
 	if len(fe) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: fe}
+	return &contract.ValidationError{Fields: fe}
 }
 
-// ValidationError is bad input, reported field by field.
-type ValidationError struct {
-	Fields FieldErrors
-}
-
-func (e *ValidationError) Error() string {
-	keys := slices.Sorted(maps.Keys(e.Fields))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s: %s", k, strings.Join(e.Fields[k], " ")))
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
+// ValidationError is the contract's validation error.
+//
+// Deprecated: use contract.ValidationError (this is the same type).
+type ValidationError = contract.ValidationError
 
 // Validation messages, worded as Django REST framework words them.
 const (

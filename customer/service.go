@@ -2,11 +2,11 @@ package customer
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Page sizes of the listings.
@@ -71,7 +71,7 @@ func NewService(store Store, users Users, pub Publisher, o Options) *Service {
 		s.now = time.Now
 	}
 	if s.newID == nil {
-		s.newID = NewUUID
+		s.newID = contract.NewID
 	}
 	if s.lookups <= 0 {
 		s.lookups = DefaultUserLookups
@@ -83,13 +83,9 @@ func NewService(store Store, users Users, pub Publisher, o Options) *Service {
 }
 
 // NewUUID returns a random (version 4) UUID.
-func NewUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+//
+// Deprecated: use contract.NewID.
+func NewUUID() string { return contract.NewID() }
 
 // clock returns the current time in UTC at the database's precision.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
@@ -102,7 +98,7 @@ func (s *Service) publish(ctx context.Context, c Customer, op string) {
 
 // CreateOwn creates the caller's own profile (customers only).
 func (s *Service) CreateOwn(ctx context.Context, a Actor, ch Changes) (CustomerWithUserData, error) {
-	if a.Role != RoleCustomer {
+	if a.Role != contract.RoleCustomer {
 		return CustomerWithUserData{}, ErrForbidden
 	}
 	c, err := ValidateCreate(ch)
@@ -120,7 +116,7 @@ func (s *Service) CreateFor(ctx context.Context, a Actor, userID string, ch Chan
 	}
 	c, err := ValidateCreate(ch)
 	fe := FieldErrors{}
-	if ve, ok := errors.AsType[*ValidationError](err); ok {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
 		fe = ve.Fields
 	} else if err != nil {
 		return CustomerWithUserData{}, err
@@ -128,7 +124,7 @@ func (s *Service) CreateFor(ctx context.Context, a Actor, userID string, ch Chan
 	switch {
 	case userID == "":
 		fe.Add(FieldUserID, MsgRequired)
-	case !ValidUUID(userID):
+	case !contract.ValidID(userID):
 		fe.Add(FieldUserID, MsgInvalidUUID)
 	}
 	if err := fe.Err(); err != nil {
@@ -192,7 +188,7 @@ func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool
 	if userID == "" {
 		userID = a.UserID
 	} else {
-		if !ValidUUID(userID) {
+		if !contract.ValidID(userID) {
 			return false, "", FieldErrors{FieldUserID: {MsgInvalidUUID}}.Err()
 		}
 		userID = normalizeUUID(userID)
@@ -213,7 +209,7 @@ func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool
 // visible reads a profile by id if the caller may see it: its owner, staff
 // and services. Anyone else gets ErrNotFound, exactly as for a missing id.
 func (s *Service) visible(ctx context.Context, a Actor, id string) (Customer, error) {
-	if !ValidUUID(id) {
+	if !contract.ValidID(id) {
 		return Customer{}, ErrNotFound
 	}
 	c, err := s.store.ByID(ctx, normalizeUUID(id))
@@ -270,7 +266,7 @@ func (s *Service) Delete(ctx context.Context, a Actor, id string) error {
 	if err != nil {
 		return err
 	}
-	if !a.owns(c) && a.Role != RoleAdmin && a.Role != RoleService {
+	if !a.owns(c) && a.Role != contract.RoleAdmin && a.Role != contract.RoleService {
 		return ErrForbidden
 	}
 	return s.delete(ctx, c)
@@ -316,7 +312,7 @@ func (s *Service) IncrementService(ctx context.Context, a Actor, id string, in S
 		fe.Add(FieldIdempotency, MsgIdempotency)
 	}
 	in, err := validateService(in, now)
-	if ve, ok := errors.AsType[*ValidationError](err); ok {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
 		for k, v := range ve.Fields {
 			fe[k] = append(fe[k], v...)
 		}

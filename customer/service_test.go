@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // memStore is an in-memory Store for the fast tier.
@@ -178,7 +180,7 @@ func (p *pubRecorder) Publish(_ context.Context, ch Change) {
 }
 
 func actorOf(role string) Actor {
-	return Actor{UserID: NewUUID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
+	return Actor{UserID: contract.NewID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
 }
 
 func newTestService(store Store, users Users, pub Publisher) *Service {
@@ -210,8 +212,8 @@ func TestServiceRules(t *testing.T) {
 	ctx := context.Background()
 	store, pub := newMemStore(), &pubRecorder{}
 	s := newTestService(store, okUsers(), pub)
-	owner, other := actorOf(RoleCustomer), actorOf(RoleCustomer)
-	employee, admin, service := actorOf(RoleEmployee), actorOf(RoleAdmin), actorOf(RoleService)
+	owner, other := actorOf(contract.RoleCustomer), actorOf(contract.RoleCustomer)
+	employee, admin, service := actorOf(contract.RoleEmployee), actorOf(contract.RoleAdmin), actorOf(contract.RoleService)
 
 	cw, err := s.CreateOwn(ctx, owner, validChanges())
 	if err != nil {
@@ -227,7 +229,7 @@ func TestServiceRules(t *testing.T) {
 		}
 	}
 	for _, a := range []Actor{owner, other, service} {
-		if _, err := s.CreateFor(ctx, a, NewUUID(), validChanges()); !errors.Is(err, ErrForbidden) {
+		if _, err := s.CreateFor(ctx, a, contract.NewID(), validChanges()); !errors.Is(err, ErrForbidden) {
 			t.Errorf("%s CreateFor: %v", a.Role, err)
 		}
 	}
@@ -348,7 +350,7 @@ func TestUserDataViews(t *testing.T) {
 		},
 	}
 	s := NewService(store, users, nil, Options{UserLookups: 4, Logger: slog.New(slog.DiscardHandler)})
-	owner, employee := actorOf(RoleCustomer), actorOf(RoleEmployee)
+	owner, employee := actorOf(contract.RoleCustomer), actorOf(contract.RoleEmployee)
 	cw, err := s.CreateOwn(ctx, owner, validChanges())
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +359,7 @@ func TestUserDataViews(t *testing.T) {
 		t.Fatalf("owner view: %+v", cw.User)
 	}
 	for range 20 {
-		if _, err := s.CreateFor(ctx, employee, NewUUID(), validChanges()); err != nil {
+		if _, err := s.CreateFor(ctx, employee, contract.NewID(), validChanges()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -417,10 +419,10 @@ func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
 		user: func(ctx context.Context, _, _ string) (User, error) { return User{}, hang(ctx) },
 	}
 	store := newMemStore()
-	employee := actorOf(RoleEmployee)
+	employee := actorOf(contract.RoleEmployee)
 	seed := NewService(store, nil, nil, Options{})
 	for range 10 {
-		if _, err := seed.CreateFor(ctx, employee, NewUUID(), validChanges()); err != nil {
+		if _, err := seed.CreateFor(ctx, employee, contract.NewID(), validChanges()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Field names of the contract's customer JSON; validation errors are keyed by them.
@@ -343,25 +345,9 @@ func ValidateUpdate(current Customer, ch Changes, full bool) (Changes, error) {
 }
 
 // ValidUUID reports whether s is a UUID in its canonical textual form.
-func ValidUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+//
+// Deprecated: use contract.ValidID.
+func ValidUUID(s string) bool { return contract.ValidID(s) }
 
 // ValidIdempotencyKey reports whether k is an acceptable Idempotency-Key.
 func ValidIdempotencyKey(k string) bool {

@@ -7,8 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
-	"github.com/acme/customer-platform/customer"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // The roles of the access matrix, in column order.
@@ -48,16 +48,16 @@ func TestAccessMatrix(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				h := newHarness(t)
-				owner := newPerson(t, customer.RoleCustomer)
-				other := newPerson(t, customer.RoleCustomer)
+				owner := newPerson(t, contract.RoleCustomer)
+				other := newPerson(t, contract.RoleCustomer)
 				ownerID := h.createProfile(owner, nil)
 				h.createProfile(other, nil)
 				callers := map[string]person{
 					"owner":    owner,
 					"other":    other,
-					"employee": newPerson(t, customer.RoleEmployee),
-					"admin":    newPerson(t, customer.RoleAdmin),
-					"service":  newPerson(t, customer.RoleService),
+					"employee": newPerson(t, contract.RoleEmployee),
+					"admin":    newPerson(t, contract.RoleAdmin),
+					"service":  newPerson(t, contract.RoleService),
 				}
 				path := strings.Replace(row.path, "%s", ownerID, 1)
 				body := row.body
@@ -66,7 +66,7 @@ func TestAccessMatrix(t *testing.T) {
 					body = map[string]any{"user_id": owner.ID}
 				case "new-user":
 					b := validProfile()
-					b["user_id"] = customer.NewUUID()
+					b["user_id"] = contract.NewID()
 					body = b
 				}
 				before := h.snapshot()
@@ -97,7 +97,7 @@ func TestAccessMatrix(t *testing.T) {
 func TestBOLA(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	a, b := newPerson(t, customer.RoleCustomer), newPerson(t, customer.RoleCustomer)
+	a, b := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleCustomer)
 	h.createProfile(a, nil)
 	bBody := validProfile()
 	bBody["company_name"] = "Secret B Corp"

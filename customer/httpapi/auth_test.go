@@ -14,20 +14,20 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 func TestTokenChecks(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner := newPerson(t, customer.RoleCustomer)
+	owner := newPerson(t, contract.RoleCustomer)
 	h.createProfile(owner, nil)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	with := func(change func(jwt.MapClaims)) jwt.MapClaims {
-		c := claimsFor(owner.ID, customer.RoleCustomer)
+		c := claimsFor(owner.ID, contract.RoleCustomer)
 		change(c)
 		return c
 	}

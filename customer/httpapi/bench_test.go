@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -18,8 +19,8 @@ func benchCustomer() customer.CustomerWithUserData {
 	email, first, last, phone := "ada@example.com", "Ada", "Lovelace", "+1 555 0100"
 	return customer.CustomerWithUserData{
 		Customer: customer.Customer{
-			ID:                      customer.NewUUID(),
-			UserID:                  customer.NewUUID(),
+			ID:                      contract.NewID(),
+			UserID:                  contract.NewID(),
 			Address:                 customer.Address{StreetAddress: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "USA"},
 			CompanyName:             "Analytical Engines LLC",
 			BusinessType:            "llc",

@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -25,7 +26,7 @@ var errorTable = []struct {
 // respondError writes err in the contract's shape; anything not in the
 // table is a logged 500 without its text.
 func respondError(c *gin.Context, err error) {
-	if ve, ok := errors.AsType[*customer.ValidationError](err); ok {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
 		web.Respond(c, web.Invalid(ve.Fields))
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -62,7 +63,7 @@ func handleCreateProfile(s *customer.Service) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		if a.Role != customer.RoleCustomer {
+		if a.Role != contract.RoleCustomer {
 			respondError(c, customer.ErrForbidden)
 			return
 		}
@@ -268,7 +269,7 @@ func handleIncrementService(s *customer.Service) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		if a.Role == customer.RoleCustomer {
+		if a.Role == contract.RoleCustomer {
 			respondError(c, customer.ErrForbidden)
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/acme/customer-platform/customer"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/apitest"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/web"
 )
@@ -113,8 +114,8 @@ type person struct {
 
 func newPerson(t testing.TB, role string) person {
 	t.Helper()
-	id := customer.NewUUID()
-	if role == customer.RoleService {
+	id := contract.NewID()
+	if role == contract.RoleService {
 		id = "bff"
 	}
 	return person{ID: id, Role: role, Token: mint(t, testKey, jwt.SigningMethodHS256, claimsFor(id, role))}
@@ -126,7 +127,7 @@ func claimsFor(id, role string) jwt.MapClaims {
 		"token_type": "access",
 		"exp":        now.Add(5 * time.Minute).Unix(),
 		"iat":        now.Unix(),
-		"jti":        customer.NewUUID(),
+		"jti":        contract.NewID(),
 		"user_id":    id,
 		"email":      role + "@example.com",
 		"first_name": "Tok",

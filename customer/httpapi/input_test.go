@@ -10,8 +10,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
-	"github.com/acme/customer-platform/customer"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // TestBadInput sends malformed and forbidden bodies and checks the status,
@@ -19,9 +19,9 @@ import (
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner := newPerson(t, customer.RoleCustomer)
-	fresh := newPerson(t, customer.RoleCustomer) // has no profile yet
-	employee := newPerson(t, customer.RoleEmployee)
+	owner := newPerson(t, contract.RoleCustomer)
+	fresh := newPerson(t, contract.RoleCustomer) // has no profile yet
+	employee := newPerson(t, contract.RoleEmployee)
 	id := h.createProfile(owner, nil)
 	long := strings.Repeat("x", 201)
 	for _, c := range []struct {
@@ -47,7 +47,7 @@ func TestBadInput(t *testing.T) {
 		{"operator in preferences", fresh, "POST", "profile/create/", withFields(validProfile(), "notification_preferences", map[string]any{"$set": true}), "", 400, []string{"notification_preferences"}},
 		{"dotted key in preferences", fresh, "POST", "profile/create/", withFields(validProfile(), "notification_preferences", map[string]any{"a.b": true}), "", 400, []string{"notification_preferences"}},
 		{"operator value in preferences", fresh, "POST", "profile/create/", withFields(validProfile(), "notification_preferences", map[string]any{"email": map[string]any{"$ne": false}}), "", 400, []string{"notification_preferences"}},
-		{"read-only fields", fresh, "POST", "profile/create/", withFields(validProfile(), "is_verified", true, "user_id", customer.NewUUID(), "total_services", 9, "id", customer.NewUUID(), "created_at", "2020-01-01T00:00:00Z", "email", "x@example.com"), "", 400, []string{"is_verified", "user_id", "total_services", "id", "created_at", "email"}},
+		{"read-only fields", fresh, "POST", "profile/create/", withFields(validProfile(), "is_verified", true, "user_id", contract.NewID(), "total_services", 9, "id", contract.NewID(), "created_at", "2020-01-01T00:00:00Z", "email", "x@example.com"), "", 400, []string{"is_verified", "user_id", "total_services", "id", "created_at", "email"}},
 		{"too long and bad choices", fresh, "POST", "profile/create/", withFields(validProfile(), "company_name", long, "business_type", "empire", "preferred_contact_method", "pigeon", "tax_id", strings.Repeat("9", 51)), "", 400, []string{"company_name", "business_type", "preferred_contact_method", "tax_id"}},
 		{"US postal code", fresh, "POST", "profile/create/", withFields(validProfile(), "postal_code", "ABCDE"), "", 400, []string{"postal_code"}},
 		{"null character", fresh, "POST", "profile/create/", withFields(validProfile(), "city", "Spring\u0000field"), "", 400, []string{"city"}},
@@ -57,7 +57,7 @@ func TestBadInput(t *testing.T) {
 		{"customer sets is_verified by id", owner, "PATCH", id + "/", map[string]any{"is_verified": true, "city": "X"}, "", 400, []string{"is_verified"}},
 		{"update changes postal code to non-US", owner, "PATCH", "profile/update/", map[string]any{"postal_code": "SW1A 1AA"}, "", 400, []string{"postal_code"}},
 		{"PUT without required", owner, "PUT", "profile/update/", map[string]any{"company_name": "X"}, "", 400, []string{"street_address", "city", "postal_code"}},
-		{"update user_id", owner, "PATCH", "profile/update/", map[string]any{"user_id": customer.NewUUID()}, "", 400, []string{"user_id"}},
+		{"update user_id", owner, "PATCH", "profile/update/", map[string]any{"user_id": contract.NewID()}, "", 400, []string{"user_id"}},
 		{"staff create without user_id", employee, "POST", "", validProfile(), "", 400, []string{"user_id"}},
 		{"staff create bad user_id", employee, "POST", "", withFields(validProfile(), "user_id", "42"), "", 400, []string{"user_id"}},
 		{"staff is_verified not a bool", employee, "PATCH", id + "/", map[string]any{"is_verified": "yes"}, "", 400, []string{"is_verified"}},
@@ -118,7 +118,7 @@ func withFields(m map[string]any, kv ...any) map[string]any {
 func TestCreateDefaultsAndUpdate(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner := newPerson(t, customer.RoleCustomer)
+	owner := newPerson(t, contract.RoleCustomer)
 	r := h.do("POST", apiPath("profile/create/"), owner.Token, map[string]any{"street_address": "  9 Elm St ", "city": "Austin", "postal_code": "73301-0001"})
 	h.expect(r, 201, "create")
 	got := r.json(t)
@@ -148,7 +148,7 @@ func TestCreateDefaultsAndUpdate(t *testing.T) {
 		t.Fatalf("not stored: %s", r.Body)
 	}
 	// A staff member may set is_verified through the update.
-	employee := newPerson(t, customer.RoleEmployee)
+	employee := newPerson(t, contract.RoleEmployee)
 	r = h.do("PATCH", apiPath("%s/", got["id"]), employee.Token, map[string]any{"is_verified": true})
 	h.expect(r, 200, "staff patch")
 	if r.json(t)["is_verified"] != true {
@@ -170,7 +170,7 @@ func TestCreateDefaultsAndUpdate(t *testing.T) {
 func TestConcurrentIncrements(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner, employee := newPerson(t, customer.RoleCustomer), newPerson(t, customer.RoleEmployee)
+	owner, employee := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleEmployee)
 	id := h.createProfile(owner, nil)
 	var wg sync.WaitGroup
 	codes := make([]int, 50)
@@ -242,7 +242,7 @@ func TestConcurrentIncrements(t *testing.T) {
 func TestConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner := newPerson(t, customer.RoleCustomer)
+	owner := newPerson(t, contract.RoleCustomer)
 	var wg sync.WaitGroup
 	codes := make([]int, 20)
 	for i := range codes {

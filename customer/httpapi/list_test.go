@@ -14,6 +14,7 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/web"
 )
@@ -43,7 +44,7 @@ func (h *harness) seedProfiles(staff person, n int) {
 	h.t.Helper()
 	for i := range n {
 		b := validProfile()
-		b["user_id"] = customer.NewUUID()
+		b["user_id"] = contract.NewID()
 		b["city"] = fmt.Sprintf("C%d", i%3)
 		b["is_verified"] = i%2 == 0
 		b["business_type"] = map[bool]string{true: "llc", false: "individual"}[i%4 == 0]
@@ -63,7 +64,7 @@ func (h *harness) seedProfiles(staff person, n int) {
 func TestPaginationAndFilters(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	admin := newPerson(t, customer.RoleAdmin)
+	admin := newPerson(t, contract.RoleAdmin)
 	h.seedProfiles(admin, 25)
 
 	p := h.list(admin, "")
@@ -154,9 +155,9 @@ func deref(s *string) string {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	admin, service := newPerson(t, customer.RoleAdmin), newPerson(t, customer.RoleService)
+	admin, service := newPerson(t, contract.RoleAdmin), newPerson(t, contract.RoleService)
 	h.seedProfiles(admin, 10)
-	owner := newPerson(t, customer.RoleCustomer)
+	owner := newPerson(t, contract.RoleCustomer)
 	id := h.createProfile(owner, withFields(validProfile(), "business_type", ""))
 	for range 3 {
 		h.expect(h.do("POST", apiPath("%s/increment_service/", id), service.Token, nil), 200, "increment")
@@ -184,7 +185,7 @@ func TestStats(t *testing.T) {
 	if self["scope"] != "self" || self["total_services"] != float64(3) || self["is_verified"] != false || self["last_service_date"] == nil || self["customer_since"] == nil || len(self) != 5 {
 		t.Fatalf("self stats: %s", r.Body)
 	}
-	noProfile := newPerson(t, customer.RoleCustomer)
+	noProfile := newPerson(t, contract.RoleCustomer)
 	h.expect(h.do("GET", apiPath("stats/"), noProfile.Token, nil), 404, "self stats without a profile")
 }
 
@@ -193,7 +194,7 @@ func TestStats(t *testing.T) {
 func TestPublishesEveryWrite(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	owner, employee, admin := newPerson(t, customer.RoleCustomer), newPerson(t, customer.RoleEmployee), newPerson(t, customer.RoleAdmin)
+	owner, employee, admin := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleEmployee), newPerson(t, contract.RoleAdmin)
 	id := h.createProfile(owner, nil)
 	h.expect(h.do("PATCH", apiPath("profile/update/"), owner.Token, map[string]any{"city": "X"}), 200, "update")
 	h.expect(h.do("POST", apiPath("%s/increment_service/", id), employee.Token, nil), 200, "service")
@@ -259,7 +260,7 @@ func TestUserDataMerging(t *testing.T) {
 	Routes(e, svc, v)
 	h := &harness{t: t, engine: e, db: db, pub: &recorder{}}
 
-	owner, employee := newPerson(t, customer.RoleCustomer), newPerson(t, customer.RoleEmployee)
+	owner, employee := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleEmployee)
 	id := h.createProfile(owner, nil)
 	r := h.do("GET", apiPath("profile/"), owner.Token, nil)
 	got := r.json(t)

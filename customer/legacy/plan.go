@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // User is an auth user as the migration knows it.
@@ -160,9 +161,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// NormalizeEmail is the form emails are compared in.
-func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 // validEmail is a deliberately plain check: one @, a dotted domain, no
 // spaces; the auth service has the last word.
 func validEmail(s string) bool {
@@ -203,7 +201,7 @@ func (p *planner) resolve(ctx context.Context, recs []Record) error {
 	var uncached []string
 	seen := map[string]bool{}
 	for _, r := range recs {
-		e := NormalizeEmail(r.Email)
+		e := contract.NormalizeEmail(r.Email)
 		if _, ok := p.cache[e]; ok || seen[e] || !validEmail(e) {
 			continue
 		}
@@ -260,7 +258,7 @@ func (p *planner) resolve(ctx context.Context, recs []Record) error {
 
 // classify plans one record; resolve must have run for its batch.
 func (p *planner) classify(r Record) Entry {
-	email := NormalizeEmail(r.Email)
+	email := contract.NormalizeEmail(r.Email)
 	e := Entry{
 		Seq: r.Seq, Line: r.Line, PK: r.PK, LegacyUserID: r.LegacyUserID,
 		Email: email, Address: ParseAddress(r.Address), record: r,
@@ -384,7 +382,7 @@ func profileOf(r Record, a ParsedAddress) (customer.Customer, customer.FieldErro
 	}
 	fields := customer.FieldErrors{}
 	if _, err := customer.ValidateCreate(ch); err != nil {
-		var ve *customer.ValidationError
+		var ve *contract.ValidationError
 		if !errors.As(err, &ve) {
 			fields.Add("profile", err.Error())
 			return c, fields

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // fakeDirectory is an in-memory auth service.
@@ -42,7 +43,7 @@ func newFakeDirectory(emails ...string) *fakeDirectory {
 }
 
 func (d *fakeDirectory) add(email string) User {
-	u := User{ID: customer.NewUUID(), Email: NormalizeEmail(email)}
+	u := User{ID: contract.NewID(), Email: contract.NormalizeEmail(email)}
 	d.byEmail[u.Email] = u
 	return u
 }
@@ -64,7 +65,7 @@ func (d *fakeDirectory) FindUserByEmail(ctx context.Context, email string) (User
 	if err := ctx.Err(); err != nil {
 		return User{}, false, err
 	}
-	u, ok := d.byEmail[NormalizeEmail(email)]
+	u, ok := d.byEmail[contract.NormalizeEmail(email)]
 	return u, ok, nil
 }
 
@@ -83,7 +84,7 @@ func (d *fakeDirectory) UserByID(_ context.Context, id string) (User, bool, erro
 func (d *fakeDirectory) CreateUser(_ context.Context, nu NewUser) (User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e := NormalizeEmail(nu.Email)
+	e := contract.NormalizeEmail(nu.Email)
 	if d.reject[e] {
 		return User{}, fmt.Errorf("%w: phone_number: Enter a valid phone number.", ErrUserRejected)
 	}
@@ -124,7 +125,7 @@ func (s *fakeStore) UpsertProfiles(_ context.Context, ps []customer.Customer, no
 		}
 		old, ok := s.byUser[p.UserID]
 		if !ok {
-			p.ID, p.CreatedAt = customer.NewUUID(), now
+			p.ID, p.CreatedAt = contract.NewID(), now
 			p.UpdatedAt = now
 			s.byUser[p.UserID] = p
 			out[i].Inserted = true
@@ -441,7 +442,7 @@ func TestApplyInterruptedAndRerun(t *testing.T) {
 	changed.City = "Elsewhere"
 	store.byUser[some[0]] = changed
 	delete(store.byUser, some[1])
-	orphan := customer.NewUUID()
+	orphan := contract.NewID()
 	store.byUser[orphan] = customer.Customer{UserID: orphan}
 	v, err = Verify(context.Background(), reader(t, in), dir, store, Options{})
 	if err != nil || v.OK() || v.Mismatched != 1 || v.Missing != 1 || v.OrphanUsers != 1 || v.OrphanList[0].UserID != orphan {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // ProfileReader reads the profiles for verification.
@@ -174,7 +175,7 @@ func checkUsers(ctx context.Context, dir Directory, store ProfileReader, bound i
 				v.OrphanUsers++
 				v.OrphanList = appendCapped(v.OrphanList, Finding{UserID: id, Detail: "the auth service has no such user"})
 			default:
-				cache[NormalizeEmail(u.Email)] = lookup{user: u, found: true}
+				cache[contract.NormalizeEmail(u.Email)] = lookup{user: u, found: true}
 			}
 		}()
 		return nil

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // importChunk bounds the statements of one bulk write. FerretDB v1 keeps
@@ -85,7 +86,7 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 	seen := make(map[string]bool, len(cs))
 	for i, c := range cs {
 		switch {
-		case !customer.ValidUUID(c.UserID):
+		case !contract.ValidID(c.UserID):
 			out[i].Err = fmt.Errorf("import profile: user_id %q is not a UUID", c.UserID)
 		case seen[c.UserID]:
 			out[i].Err = fmt.Errorf("import profile: user %s appears twice in one import", c.UserID)
@@ -122,7 +123,7 @@ func (s *Store) importChunk(ctx context.Context, cs []customer.Customer, idx []i
 				id = cs[i].ID
 			}
 			if id == "" {
-				id = customer.NewUUID()
+				id = contract.NewID()
 			}
 			m, err := importModel(cs[i], id, now)
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func profile(userID string, at time.Time) customer.Customer {
 	return customer.Customer{
-		ID:                      customer.NewUUID(),
+		ID:                      contract.NewID(),
 		UserID:                  userID,
 		Address:                 customer.Address{StreetAddress: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "USA"},
 		PreferredContactMethod:  "email",
@@ -46,7 +47,7 @@ func TestCreateAndReadBack(t *testing.T) {
 	t.Parallel()
 	s, db := newStore(t)
 	ctx := context.Background()
-	c := profile(customer.NewUUID(), base)
+	c := profile(contract.NewID(), base)
 	c.CompanyName = "Acme"
 	c.EmergencyContact = customer.EmergencyContact{Name: "Ann", Phone: "+1 555 0100", Relationship: "sister"}
 	testenv.Must(t, s.Create(ctx, c), "create")
@@ -59,10 +60,10 @@ func TestCreateAndReadBack(t *testing.T) {
 	if got2, err := s.ByUserID(ctx, c.UserID); err != nil || got2.ID != c.ID {
 		t.Fatalf("by user id: %v %+v", err, got2)
 	}
-	if _, err := s.ByID(ctx, customer.NewUUID()); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.ByID(ctx, contract.NewID()); !errors.Is(err, customer.ErrNotFound) {
 		t.Fatalf("missing id: %v", err)
 	}
-	if _, err := s.ByUserID(ctx, customer.NewUUID()); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.ByUserID(ctx, contract.NewID()); !errors.Is(err, customer.ErrNotFound) {
 		t.Fatalf("missing user: %v", err)
 	}
 
@@ -90,7 +91,7 @@ func TestNewOnExistingDatabase(t *testing.T) {
 	t.Parallel()
 	s, db := newStore(t)
 	ctx := context.Background()
-	testenv.Must(t, s.Create(ctx, profile(customer.NewUUID(), base)), "create")
+	testenv.Must(t, s.Create(ctx, profile(contract.NewID(), base)), "create")
 	for range 2 {
 		again, err := New(ctx, db)
 		testenv.Must(t, err, "new on an existing database")
@@ -104,7 +105,7 @@ func TestConcurrentCreateOneWinner(t *testing.T) {
 	t.Parallel()
 	s, db := newStore(t)
 	ctx := context.Background()
-	user := customer.NewUUID()
+	user := contract.NewID()
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
@@ -133,7 +134,7 @@ func TestUpdateSetsOnlyFieldsSent(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
-	c := profile(customer.NewUUID(), base)
+	c := profile(contract.NewID(), base)
 	c.CompanyName = "Keep Me"
 	testenv.Must(t, s.Create(ctx, c), "create")
 
@@ -146,7 +147,7 @@ func TestUpdateSetsOnlyFieldsSent(t *testing.T) {
 	if len(got.NotificationPreferences) != 1 || !got.NotificationPreferences["sms"] {
 		t.Fatalf("preferences: %v", got.NotificationPreferences)
 	}
-	if _, err := s.Update(ctx, customer.NewUUID(), customer.Changes{City: &city}, later); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.Update(ctx, contract.NewID(), customer.Changes{City: &city}, later); !errors.Is(err, customer.ErrNotFound) {
 		t.Fatalf("update missing: %v", err)
 	}
 }
@@ -155,14 +156,14 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 	t.Parallel()
 	s, db := newStore(t)
 	ctx := context.Background()
-	c := profile(customer.NewUUID(), base)
+	c := profile(contract.NewID(), base)
 	testenv.Must(t, s.Create(ctx, c), "create")
 
 	var wg sync.WaitGroup
 	errs := make([]error, 50)
 	for i := range errs {
 		wg.Go(func() {
-			r := customer.ServiceRecord{ID: customer.NewUUID(), CustomerID: c.ID, PerformedAt: base.Add(time.Duration(i) * time.Minute), CreatedAt: base}
+			r := customer.ServiceRecord{ID: contract.NewID(), CustomerID: c.ID, PerformedAt: base.Add(time.Duration(i) * time.Minute), CreatedAt: base}
 			_, created, err := s.AddService(ctx, r, "auto:"+r.ID)
 			if err == nil && !created {
 				err = fmt.Errorf("record %d not created", i)
@@ -179,20 +180,20 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 		t.Fatalf("total=%d last=%v", got.TotalServices, got.LastServiceDate)
 	}
 
-	first := customer.ServiceRecord{ID: customer.NewUUID(), CustomerID: c.ID, PerformedAt: base, CreatedAt: base, RequestHash: "h1"}
+	first := customer.ServiceRecord{ID: contract.NewID(), CustomerID: c.ID, PerformedAt: base, CreatedAt: base, RequestHash: "h1"}
 	r1, created1, err := s.AddService(ctx, first, "key:abc")
 	testenv.Must(t, err, "keyed")
 	retry := first
-	retry.ID = customer.NewUUID()
+	retry.ID = contract.NewID()
 	r2, created2, err := s.AddService(ctx, retry, "key:abc")
 	testenv.Must(t, err, "retry")
 	if !created1 || created2 || r2.ID != r1.ID || r2.RequestHash != "h1" {
 		t.Fatalf("retry: created %v/%v ids %s/%s", created1, created2, r1.ID, r2.ID)
 	}
 	// The same key on another customer is another record.
-	other := profile(customer.NewUUID(), base)
+	other := profile(contract.NewID(), base)
 	testenv.Must(t, s.Create(ctx, other), "create other")
-	if _, created, err := s.AddService(ctx, customer.ServiceRecord{ID: customer.NewUUID(), CustomerID: other.ID, PerformedAt: base, CreatedAt: base}, "key:abc"); err != nil || !created {
+	if _, created, err := s.AddService(ctx, customer.ServiceRecord{ID: contract.NewID(), CustomerID: other.ID, PerformedAt: base, CreatedAt: base}, "key:abc"); err != nil || !created {
 		t.Fatalf("same key, other customer: %v created=%v", err, created)
 	}
 	if n, _ := s.CountServices(ctx, c.ID); n != 51 {
@@ -231,13 +232,13 @@ func TestListFiltersSearchAndStats(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	ids := make([]string, len(seed))
 	for i, p := range seed {
-		c := profile(customer.NewUUID(), now.Add(-p.age*time.Hour))
+		c := profile(contract.NewID(), now.Add(-p.age*time.Hour))
 		c.City, c.State, c.Country, c.CompanyName, c.BusinessType, c.PostalCode, c.IsVerified = p.city, p.state, p.country, p.company, p.business, p.postal, p.verified
 		testenv.Must(t, s.Create(ctx, c), "seed")
 		ids[i] = c.ID
 	}
 	for i := range 3 {
-		_, _, err := s.AddService(ctx, customer.ServiceRecord{ID: customer.NewUUID(), CustomerID: ids[0], PerformedAt: now, CreatedAt: now}, fmt.Sprint("auto:", i))
+		_, _, err := s.AddService(ctx, customer.ServiceRecord{ID: contract.NewID(), CustomerID: ids[0], PerformedAt: now, CreatedAt: now}, fmt.Sprint("auto:", i))
 		testenv.Must(t, err, "service")
 	}
 	yes, no := true, false
