@@ -32,14 +32,13 @@ const (
 	floorSuffix = `"}`
 )
 
-func handleBenchFloor() gin.HandlerFunc {
+func handleBenchFloor() web.Handler {
 	padding := bytes.Repeat([]byte("x"), floorMaxBytes-floorMinBytes)
-	return func(c *gin.Context) {
+	return func(c *gin.Context) error {
 		n, err := strconv.Atoi(c.Query("bytes"))
 		if err != nil || n < floorMinBytes || n > floorMaxBytes {
-			web.Respond(c, web.FieldError("bytes", "Give the body size in bytes, from "+
-				strconv.Itoa(floorMinBytes)+" to "+strconv.Itoa(floorMaxBytes)+"."))
-			return
+			return web.FieldError("bytes", "Give the body size in bytes, from "+
+				strconv.Itoa(floorMinBytes)+" to "+strconv.Itoa(floorMaxBytes)+".")
 		}
 		// Written like the cached view (c.Data): no explicit Content-Length.
 		c.Header("Content-Type", contentTypeJSON)
@@ -47,5 +46,6 @@ func handleBenchFloor() gin.HandlerFunc {
 		_, _ = c.Writer.WriteString(floorPrefix)
 		_, _ = c.Writer.Write(padding[:n-floorMinBytes])
 		_, _ = c.Writer.WriteString(floorSuffix)
+		return nil
 	}
 }

@@ -132,8 +132,50 @@ func TestBenchFloor(t *testing.T) {
 		if tc.code != "" && body["code"] != tc.code {
 			t.Errorf("%s: code %v, want %s", tc.name, body["code"], tc.code)
 		}
+		if tc.status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") != web.BearerChallenge {
+			t.Errorf("%s: a 401 without WWW-Authenticate", tc.name)
+		}
 		if tc.status == http.StatusBadRequest && body["bytes"] == nil {
 			t.Errorf("%s: the 400 does not name the bytes parameter: %s", tc.name, w.Body)
+		}
+	}
+}
+
+// TestMeBearer checks the /me routes' bearer check: a user's token is
+// served, a missing or bad one is a 401 naming the scheme, a service
+// account's a 403.
+func TestMeBearer(t *testing.T) {
+	t.Parallel()
+	e := floorEngine(t, false, []byte(`{"user":{"id":"`+floorUserID+`"},"profile":null}`))
+	user := floorToken(t, auth.RoleCustomer)
+	for _, tc := range []struct {
+		name, tok string
+		status    int
+		code      string
+	}{
+		{"user", user, http.StatusOK, ""},
+		{"no token", "", http.StatusUnauthorized, web.CodeNotAuthenticated},
+		{"bad token", user + "x", http.StatusUnauthorized, web.CodeTokenNotValid},
+		{"service token", floorToken(t, auth.RoleService), http.StatusForbidden, web.CodePermissionDenied},
+	} {
+		w := floorGet(e, "/api/bff/me/", tc.tok)
+		if w.Code != tc.status {
+			t.Errorf("%s: status %d %s, want %d", tc.name, w.Code, w.Body, tc.status)
+			continue
+		}
+		var body map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Errorf("%s: body %q: %v", tc.name, w.Body, err)
+			continue
+		}
+		if tc.code != "" && body["code"] != tc.code {
+			t.Errorf("%s: code %v, want %s", tc.name, body["code"], tc.code)
+		}
+		if (tc.status == http.StatusUnauthorized) != (w.Header().Get("WWW-Authenticate") == web.BearerChallenge) {
+			t.Errorf("%s: status %d with WWW-Authenticate %q", tc.name, w.Code, w.Header().Get("WWW-Authenticate"))
+		}
+		if tc.status == http.StatusOK && w.Header().Get("X-Cache") != string(bff.CacheHit) {
+			t.Errorf("%s: X-Cache %q", tc.name, w.Header().Get("X-Cache"))
 		}
 	}
 }

@@ -2,14 +2,14 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -22,41 +22,36 @@ const (
 
 const contentTypeJSON = "application/json; charset=utf-8"
 
-func handleRegister(s *bff.Service, v *bff.Validator) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func handleRegister(s *bff.Service, v *bff.Validator, resp web.Responder) web.Handler {
+	return func(c *gin.Context) error {
 		obj, err := web.ReadObject(c, false)
 		if err != nil {
-			web.Respond(c, err)
-			return
+			return err
 		}
 		key, hasKey := c.Request.Header[headerIdempotencyKey]
 		if hasKey && (len(key) != 1 || !bff.ValidKey(key[0])) {
-			web.Respond(c, web.FieldError(headerIdempotencyKey, "Idempotency-Key must be 1 to 255 visible ASCII characters."))
-			return
+			return web.FieldError(headerIdempotencyKey, "Idempotency-Key must be 1 to 255 visible ASCII characters.")
 		}
 		reg, err := v.ParseRegistration(obj)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		ctx := c.Request.Context()
 		var claim *bff.KeyClaim
 		if hasKey {
 			fp, err := bff.FingerprintOf(c.Request.Method, c.Request.URL.Path, obj)
 			if err != nil {
-				web.Respond(c, err)
-				return
+				return err
 			}
 			var replay *bff.Replay
 			claim, replay, err = s.BeginIdempotent(ctx, key[0], fp)
 			if err != nil {
-				web.Respond(c, toWeb(c, err))
-				return
+				return err
 			}
 			if replay != nil {
 				c.Header(headerReplayed, "true")
 				c.Data(replay.Status, contentTypeJSON, replay.Body)
-				return
+				return nil
 			}
 		}
 		var sagaID, keyID string
@@ -64,40 +59,41 @@ func handleRegister(s *bff.Service, v *bff.Validator) gin.HandlerFunc {
 			sagaID, keyID = claim.SagaID, claim.KeyID
 		}
 		res, err := s.Register(ctx, reg, sagaID, keyID)
-		status, body, we := answer(c, http.StatusCreated, res, err)
+		status, body, err := encodeAnswer(c, resp, http.StatusCreated, res, err)
 		if claim != nil {
 			s.CompleteIdempotent(ctx, claim, status, body)
 		}
-		write(c, status, body, we)
-	}
-}
-
-// answer encodes a result, or its error in the contract's shape, as the
-// status and body to send (and to store for idempotent retries).
-func answer(c *gin.Context, okStatus int, v any, err error) (int, []byte, *web.Error) {
-	if err != nil {
-		we := webError(c, toWeb(c, err))
-		b, merr := json.Marshal(we.Body())
-		if merr != nil {
-			b = []byte(`{"detail":"A server error occurred.","code":"error"}`)
+		if err != nil {
+			return err
 		}
-		return we.HTTPStatus(), b, we
+		c.Data(status, contentTypeJSON, body)
+		return nil
 	}
-	b, merr := json.Marshal(v)
-	if merr != nil {
-		we := webError(c, merr)
-		b, _ = json.Marshal(we.Body())
-		return we.HTTPStatus(), b, we
-	}
-	return okStatus, b, nil
 }
 
-// write sends an answer built by answer.
-func write(c *gin.Context, status int, body []byte, we *web.Error) {
-	if we != nil && we.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int((we.RetryAfter+time.Second-1)/time.Second)))
+// encodeAnswer encodes a result, or its error as the responder answers it,
+// as the status and body to send and to store for idempotent retries. The
+// error it returns is the responder's answer to err, for the handler to
+// return: it is written as it is, not translated (and logged) twice.
+func encodeAnswer(c *gin.Context, resp web.Responder, okStatus int, v any, err error) (int, []byte, error) {
+	if err == nil {
+		b, merr := json.Marshal(v)
+		if merr == nil {
+			return okStatus, b, nil
+		}
+		err = merr
 	}
-	c.Data(status, contentTypeJSON, body)
+	answer := resp.Answer(c, err)
+	we, ok := errors.AsType[*web.Error](answer)
+	if !ok {
+		// What web.Respond answers (and logs) for an error nobody knows.
+		we = web.Errorf(web.CodeInternal, "A server error occurred.")
+	}
+	b, merr := json.Marshal(we.Body())
+	if merr != nil {
+		b = []byte(`{"detail":"A server error occurred.","code":"error"}`)
+	}
+	return we.HTTPStatus(), b, answer
 }
 
 // loginAnswer is the body of a login: the merged view plus the tokens.
@@ -110,23 +106,20 @@ type loginAnswer struct {
 	ProfileUnavailable bool `json:"profile_unavailable,omitempty"`
 }
 
-func handleLogin(s *bff.Service, v *bff.Validator, views bff.Views) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func handleLogin(s *bff.Service, v *bff.Validator, views bff.Views) web.Handler {
+	return func(c *gin.Context) error {
 		obj, err := web.ReadObject(c, false)
 		if err != nil {
-			web.Respond(c, err)
-			return
+			return err
 		}
 		creds, err := v.ParseLogin(obj)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		ctx := c.Request.Context()
 		user, tokens, err := s.Login(ctx, creds)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		out := loginAnswer{Tokens: tokens, Profile: json.RawMessage("null")}
 		body, status, err := views.View(ctx, user.ID, tokens.Access)
@@ -141,14 +134,14 @@ func handleLogin(s *bff.Service, v *bff.Validator, views bff.Views) gin.HandlerF
 		}
 		if err != nil || len(out.User) == 0 {
 			web.Logger(c).WarnContext(ctx, "login: merged view unavailable; answering the user without the profile", "error", errText(err))
-			u, merr := json.Marshal(user)
-			if merr != nil {
-				web.Respond(c, merr)
-				return
+			u, err := json.Marshal(user)
+			if err != nil {
+				return err
 			}
 			out.User, out.Profile, out.ProfileUnavailable = u, json.RawMessage("null"), true
 		}
 		c.JSON(http.StatusOK, out)
+		return nil
 	}
 }
 
@@ -159,59 +152,56 @@ func errText(err error) string {
 	return err.Error()
 }
 
-func handleGetMe(views bff.Views) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		who, _ := callerFrom(c.Request.Context())
-		body, status, err := views.View(c.Request.Context(), who.userID, who.token)
+func handleGetMe(views bff.Views) web.Handler {
+	return func(c *gin.Context) error {
+		ctx := c.Request.Context()
+		who, _ := web.CallerFrom(ctx)
+		body, status, err := views.View(ctx, who.Claims.UserID, who.Token)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		c.Header(headerCache, string(status))
 		c.Data(http.StatusOK, contentTypeJSON, body)
+		return nil
 	}
 }
 
-func handlePatchMe(s *bff.Service, v *bff.Validator, views bff.Views) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func handlePatchMe(s *bff.Service, v *bff.Validator, views bff.Views) web.Handler {
+	return func(c *gin.Context) error {
 		obj, err := web.ReadObject(c, true)
 		if err != nil {
-			web.Respond(c, err)
-			return
+			return err
 		}
 		p, err := v.ParsePatch(obj)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		ctx := c.Request.Context()
-		who, _ := callerFrom(ctx)
-		if err := s.UpdateMe(ctx, who.userID, who.token, p); err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+		who, _ := web.CallerFrom(ctx)
+		if err := s.UpdateMe(ctx, who.Claims.UserID, who.Token, p); err != nil {
+			return err
 		}
-		body, status, err := views.View(ctx, who.userID, who.token)
+		body, status, err := views.View(ctx, who.Claims.UserID, who.Token)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		c.Header(headerCache, string(status))
 		c.Data(http.StatusOK, contentTypeJSON, body)
+		return nil
 	}
 }
 
-func handleDeleteMe(s *bff.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func handleDeleteMe(s *bff.Service) web.Handler {
+	return func(c *gin.Context) error {
 		ctx := c.Request.Context()
-		who, _ := callerFrom(ctx)
-		d, err := s.DeleteAccount(ctx, who.userID, who.token)
+		who, _ := web.CallerFrom(ctx)
+		d, err := s.DeleteAccount(ctx, who.Claims.UserID, who.Token)
 		if err != nil {
-			web.Respond(c, toWeb(c, err))
-			return
+			return err
 		}
 		if d.Done {
 			c.Status(http.StatusNoContent)
-			return
+			return nil
 		}
 		c.JSON(http.StatusAccepted, gin.H{
 			"detail":          "The deletion is under way and will be completed automatically.",
@@ -219,33 +209,15 @@ func handleDeleteMe(s *bff.Service) gin.HandlerFunc {
 			"profile_deleted": d.ProfileDeleted,
 			"account_deleted": d.AccountDeleted,
 		})
+		return nil
 	}
 }
 
-// authenticate verifies the bearer token of /me routes: 401 without one or
-// with a bad one, 403 for a service account (it has no merged view).
-func authenticate(v *authclient.Verifier) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		if h == "" {
-			web.Respond(c, web.Errorf(web.CodeNotAuthenticated, "Authentication credentials were not provided."))
-			return
-		}
-		tok, ok := authclient.BearerToken(h)
-		if !ok {
-			web.Respond(c, web.Errorf(web.CodeNotAuthenticated, "Authentication credentials were not provided."))
-			return
-		}
-		claims, err := v.Verify(tok)
-		if err != nil {
-			web.Respond(c, web.Errorf(web.CodeTokenNotValid, "Given token not valid for any token type"))
-			return
-		}
-		if claims.Role == authclient.RoleService {
-			web.Respond(c, web.Errorf(web.CodePermissionDenied, "A service account has no merged view."))
-			return
-		}
-		c.Request = c.Request.WithContext(withCaller(c.Request.Context(), caller{userID: claims.UserID, token: tok}))
-		c.Next()
+// admitUsersOnly refuses a service account on the /me routes: it has no
+// merged view.
+func admitUsersOnly(claims *authclient.Claims) *web.Error {
+	if claims.Role == contract.RoleService {
+		return web.Errorf(web.CodePermissionDenied, "A service account has no merged view.")
 	}
+	return nil
 }

@@ -1,10 +1,11 @@
 // Package httpapi is the BFF's Gin adapter: every route in this file, thin
-// handler makers, the bearer-token middleware of /me, and the one table
-// mapping the bff package's errors to the contract's answers.
+// handler makers that return their error, and the one responder mapping the
+// bff package's errors to the contract's answers (errors.go).
 package httpapi
 
 import (
-	"context"
+	"bytes"
+	_ "embed"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -19,7 +20,7 @@ type Deps struct {
 	Service   *bff.Service
 	Validator *bff.Validator
 	Views     bff.Views
-	Verifier  *authclient.Verifier
+	Verifier  web.TokenVerifier
 	// Checks fail /readyz; Details add information to it without failing it.
 	Checks  []web.Check
 	Details func() map[string]any
@@ -33,54 +34,46 @@ type Deps struct {
 	AllowedOrigins []string
 }
 
+// openAPIDocument is the BFF's OpenAPI 3.0 document: every route, its
+// parameters, bodies, answers and error shapes. The tests hold the routes
+// and every exchange of the end-to-end tests to it.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPI returns a copy of the service's OpenAPI document (JSON).
+func OpenAPI() []byte { return bytes.Clone(openAPIDocument) }
+
 // Routes registers every route of the BFF on r.
 func Routes(r *gin.Engine, d Deps) {
+	resp := newResponder()
 	r.Use(securityHeaders, cors(d.AllowedOrigins))
-	web.Health(r, d.Checks, d.Details)
-	r.GET("/openapi.json", handleOpenAPI)
+	web.Health(r, d.Checks, d.Details) // GET /healthz and /readyz
+	r.GET("/openapi.json", web.Document(openAPIDocument))
 	if d.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(d.Metrics))
 	}
 
 	api := r.Group("/api/bff")
-	api.POST("/register/", forwardClientAddr, handleRegister(d.Service, d.Validator))
-	api.POST("/login/", forwardClientAddr, handleLogin(d.Service, d.Validator, d.Views))
+	api.POST("/register/", forwardClientAddr, resp.Handle(handleRegister(d.Service, d.Validator, resp)))
+	api.POST("/login/", forwardClientAddr, resp.Handle(handleLogin(d.Service, d.Validator, d.Views)))
 
-	me := api.Group("/me", authenticate(d.Verifier))
-	me.GET("/", handleGetMe(d.Views))
-	me.PATCH("/", handlePatchMe(d.Service, d.Validator, d.Views))
-	me.DELETE("/", handleDeleteMe(d.Service))
+	bearer := web.Bearer(d.Verifier, admitUsersOnly)
+	me := api.Group("/me", bearer)
+	me.GET("/", resp.Handle(handleGetMe(d.Views)))
+	me.PATCH("/", resp.Handle(handlePatchMe(d.Service, d.Validator, d.Views)))
+	me.DELETE("/", resp.Handle(handleDeleteMe(d.Service)))
 
 	if d.BenchFloor {
-		api.GET("/bench/floor/", authenticate(d.Verifier), handleBenchFloor())
+		api.GET("/bench/floor/", bearer, resp.Handle(handleBenchFloor()))
 	}
 
 	// The browser side (site.go): the registration page, the API docs and
 	// their embedded assets.
 	site := mustLoadSite()
-	r.GET("/", site.index.handle)
-	r.GET("/docs", site.docs.handle)
-	r.GET("/assets/*path", site.handleAsset)
-}
-
-// callerKey is the context key of the authenticated caller.
-type callerKey struct{}
-
-// caller is who called a /me route.
-type caller struct {
-	userID string
-	token  string
-}
-
-func withCaller(ctx context.Context, c caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// callerFrom returns the caller authenticate stored; ok is false outside
-// an authenticated route.
-func callerFrom(ctx context.Context) (caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(caller)
-	return c, ok
+	r.GET("/", resp.Handle(site.index.handle))
+	r.GET("/docs", resp.Handle(site.docs.handle))
+	r.GET("/assets/*path", resp.Handle(site.handleAsset))
 }
 
 // forwardClientAddr makes the calls to the auth service carry the end

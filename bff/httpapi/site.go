@@ -102,18 +102,17 @@ func mustLoadSite() *site {
 }
 
 // handleAsset serves GET /assets/*path.
-func (s *site) handleAsset(c *gin.Context) {
+func (s *site) handleAsset(c *gin.Context) error {
 	a, ok := s.assets[strings.TrimPrefix(c.Param("path"), "/")]
 	if !ok {
-		web.Respond(c, web.Errorf(web.CodeNotFound, "Not found."))
-		return
+		return web.Errorf(web.CodeNotFound, "Not found.")
 	}
-	a.handle(c)
+	return a.handle(c)
 }
 
 // handle writes the asset: revalidated by ETag on every use (no-cache), a
 // gzipped one as it is stored when the client accepts gzip.
-func (a *asset) handle(c *gin.Context) {
+func (a *asset) handle(c *gin.Context) error {
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", a.etag)
@@ -122,26 +121,26 @@ func (a *asset) handle(c *gin.Context) {
 	}
 	if match := c.GetHeader("If-None-Match"); match != "" && strings.Contains(match, a.etag) {
 		c.Status(http.StatusNotModified)
-		return
+		return nil
 	}
 	if !a.gzipped {
 		c.Data(http.StatusOK, a.ctype, a.body)
-		return
+		return nil
 	}
 	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
 		h.Set("Content-Encoding", "gzip")
 		c.Data(http.StatusOK, a.ctype, a.body)
-		return
+		return nil
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(a.body))
 	if err == nil {
 		var plain []byte
 		if plain, err = io.ReadAll(zr); err == nil {
 			c.Data(http.StatusOK, a.ctype, plain)
-			return
+			return nil
 		}
 	}
-	web.Respond(c, fmt.Errorf("inflate embedded asset: %w", err))
+	return fmt.Errorf("inflate embedded asset: %w", err)
 }
 
 // acceptsGzip reports whether an Accept-Encoding value allows gzip.
