@@ -1,7 +1,6 @@
 package authd_test
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/acme/customer-platform/auth/authd"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -46,10 +46,9 @@ func TestLoadConfig(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	s := startLogging(t, map[string]string{"REDIS_URL": "redis://:redis-password@127.0.0.1:1/0"}, &logs)
-	out := logs.String()
-	for _, secret := range []string{testKey, serviceSecret, "redis-password"} {
+	s := start(t, map[string]string{"REDIS_URL": "redis://:redis-password@127.0.0.1:1/0"})
+	out := s.logs.String()
+	for _, secret := range []string{testKey, serviceSecret, systest.MigrateClientSecret, "redis-password"} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("the start log leaks a secret: %s", out)
 		}
@@ -58,8 +57,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("the start log lacks the configuration: %s", out)
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {
-		if a := s.get(p, ""); a.status != http.StatusOK {
-			t.Errorf("%s: %d %s", p, a.status, a.raw)
+		if a := s.get(p, ""); a.Status != http.StatusOK {
+			t.Errorf("%s: %d %s", p, a.Status, a.Body)
 		}
 	}
 	resp, err := http.Get(s.metrics + "/metrics")
@@ -71,19 +70,6 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("metrics: %d", resp.StatusCode)
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for the service's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func TestRegisterLoginProfile(t *testing.T) {
 	t.Parallel()
@@ -116,8 +102,8 @@ func TestRegisterLoginProfile(t *testing.T) {
 
 	// Login: case-insensitive email, same user; wrong password and unknown email look the same.
 	a := s.login("ALICE.smith@example.com", goodPassword)
-	if a.status != http.StatusOK {
-		t.Fatalf("login: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", a.Status, a.Body)
 	}
 	if got := toSession(t, a); got.id != reg.id {
 		t.Fatalf("login id %s, want %s", got.id, reg.id)
@@ -127,8 +113,8 @@ func TestRegisterLoginProfile(t *testing.T) {
 	for _, a := range []answer{wrong, unknown} {
 		wantDetail(t, a, http.StatusUnauthorized, "no_active_account", "No active account found with the given credentials")
 	}
-	if string(wrong.raw) != string(unknown.raw) {
-		t.Fatalf("wrong password and unknown email answer differently: %s vs %s", wrong.raw, unknown.raw)
+	if string(wrong.Body) != string(unknown.Body) {
+		t.Fatalf("wrong password and unknown email answer differently: %s vs %s", wrong.Body, unknown.Body)
 	}
 	if f := s.login("", "").fields(t); f["email"] == nil || f["password"] == nil {
 		t.Fatalf("empty login: %v", f)
@@ -136,22 +122,22 @@ func TestRegisterLoginProfile(t *testing.T) {
 
 	// Profile and update.
 	p := s.get("/api/auth/profile/", reg.access)
-	if p.status != http.StatusOK || p.obj(t)["id"] != reg.id {
-		t.Fatalf("profile: %d %s", p.status, p.raw)
+	if p.Status != http.StatusOK || p.Map(t)["id"] != reg.id {
+		t.Fatalf("profile: %d %s", p.Status, p.Body)
 	}
-	if _, ok := p.obj(t)["tokens"]; ok {
+	if _, ok := p.Map(t)["tokens"]; ok {
 		t.Fatal("profile carries tokens")
 	}
 	upd := s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: reg.access,
 		body: map[string]any{"first_name": "Alicia", "email": "ALICIA@example.com", "phone_number": "(555) 010-0200"}})
-	if upd.status != http.StatusOK {
-		t.Fatalf("update: %d %s", upd.status, upd.raw)
+	if upd.Status != http.StatusOK {
+		t.Fatalf("update: %d %s", upd.Status, upd.Body)
 	}
-	if m := upd.obj(t); m["first_name"] != "Alicia" || m["email"] != "alicia@example.com" || m["last_name"] != "Smith" || m["phone_number"] != "(555) 010-0200" {
+	if m := upd.Map(t); m["first_name"] != "Alicia" || m["email"] != "alicia@example.com" || m["last_name"] != "Smith" || m["phone_number"] != "(555) 010-0200" {
 		t.Fatalf("update body: %v", m)
 	}
-	if a := s.login("alicia@example.com", goodPassword); a.status != http.StatusOK {
-		t.Fatalf("login with the new email: %d %s", a.status, a.raw)
+	if a := s.login("alicia@example.com", goodPassword); a.Status != http.StatusOK {
+		t.Fatalf("login with the new email: %d %s", a.Status, a.Body)
 	}
 
 	// Bad updates change nothing.
@@ -175,20 +161,20 @@ func TestRegisterLoginProfile(t *testing.T) {
 			t.Errorf("%s: fields %v, want %s: %q", name, f, tc.field, tc.msg)
 		}
 	}
-	if m := s.get("/api/auth/profile/", reg.access).obj(t); m["first_name"] != "Alicia" || m["email"] != "alicia@example.com" || m["last_name"] != "Smith" {
+	if m := s.get("/api/auth/profile/", reg.access).Map(t); m["first_name"] != "Alicia" || m["email"] != "alicia@example.com" || m["last_name"] != "Smith" {
 		t.Fatalf("a refused update changed the user: %v", m)
 	}
 
 	// Self-delete: the account is gone, other users are not.
 	a = s.do(req{method: http.MethodDelete, path: "/api/auth/profile/delete/", token: reg.access})
-	if a.status != http.StatusNoContent || len(a.raw) != 0 {
-		t.Fatalf("delete: %d %q", a.status, a.raw)
+	if a.Status != http.StatusNoContent || len(a.Body) != 0 {
+		t.Fatalf("delete: %d %q", a.Status, a.Body)
 	}
 	wantDetail(t, s.get("/api/auth/profile/", reg.access), http.StatusUnauthorized, "user_not_found", "")
 	wantDetail(t, s.login("alicia@example.com", goodPassword), http.StatusUnauthorized, "no_active_account", "")
 	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": reg.refresh}), http.StatusUnauthorized, "user_not_found", "")
-	if a := s.get("/api/auth/profile/", other.access); a.status != http.StatusOK {
-		t.Fatalf("other user after a delete: %d", a.status)
+	if a := s.get("/api/auth/profile/", other.access); a.Status != http.StatusOK {
+		t.Fatalf("other user after a delete: %d", a.Status)
 	}
 }
 
@@ -214,11 +200,11 @@ func TestAuthenticationErrors(t *testing.T) {
 		wantDetail(t, s.do(e), http.StatusForbidden, "permission_denied", "")
 	}
 	// The service token changed nothing.
-	if m := s.get("/api/auth/profile/", u.access).obj(t); m["first_name"] != "Carol" {
+	if m := s.get("/api/auth/profile/", u.access).Map(t); m["first_name"] != "Carol" {
 		t.Fatalf("profile after refused calls: %v", m)
 	}
-	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh}); a.status != http.StatusOK {
-		t.Fatalf("the refresh token stopped working after a refused logout: %d %s", a.status, a.raw)
+	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh}); a.Status != http.StatusOK {
+		t.Fatalf("the refresh token stopped working after a refused logout: %d %s", a.Status, a.Body)
 	}
 }
 
@@ -262,8 +248,8 @@ func TestRegisterValidation(t *testing.T) {
 	}
 	// A 4096-byte password is fine.
 	ok := regBody("long-ok@example.com", "Ann", "Bee", strings.Repeat("Zq8!", 1024))
-	if a := s.post("/api/auth/register/", "", ok); a.status != http.StatusCreated {
-		t.Fatalf("4096-byte password: %d %s", a.status, a.raw)
+	if a := s.post("/api/auth/register/", "", ok); a.Status != http.StatusCreated {
+		t.Fatalf("4096-byte password: %d %s", a.Status, a.Body)
 	}
 	// All errors at once.
 	f := s.post("/api/auth/register/", "", map[string]any{"email": "x", "password1": "1", "password2": "2"}).fields(t)
@@ -314,15 +300,15 @@ func TestDuplicateEmail(t *testing.T) {
 	wg.Wait()
 	created := 0
 	for _, a := range statuses {
-		switch a.status {
+		switch a.Status {
 		case http.StatusCreated:
 			created++
 		case http.StatusBadRequest:
 			if f := a.fields(t); len(f["email"]) != 1 || f["email"][0] != "user with this email already exists." {
-				t.Fatalf("loser's answer: %s", a.raw)
+				t.Fatalf("loser's answer: %s", a.Body)
 			}
 		default:
-			t.Fatalf("concurrent register: %d %s", a.status, a.raw)
+			t.Fatalf("concurrent register: %d %s", a.Status, a.Body)
 		}
 	}
 	if created != 1 || s.countByEmail("erin@example.com") != 1 {
@@ -336,14 +322,14 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 	u := s.register("frank@example.com", "Frank", "Ocean")
 
 	a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh})
-	if a.status != http.StatusOK {
-		t.Fatalf("refresh: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", a.Status, a.Body)
 	}
-	m := a.obj(t)
+	m := a.Map(t)
 	access, _ := m["access"].(string)
 	refresh, _ := m["refresh"].(string)
 	if access == "" || refresh == "" || refresh == u.refresh {
-		t.Fatalf("refresh answer: %s", a.raw)
+		t.Fatalf("refresh answer: %s", a.Body)
 	}
 	if c, err := s.verifier.Verify(access); err != nil || c.UserID != u.id {
 		t.Fatalf("refreshed access token: %v %+v", err, c)
@@ -362,7 +348,7 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]int, n)
 	for i := range n {
-		wg.Go(func() { results[i] = s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": refresh}).status })
+		wg.Go(func() { results[i] = s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": refresh}).Status })
 	}
 	wg.Wait()
 	ok := 0
@@ -387,15 +373,15 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 		t.Fatalf("logout without refresh: %v", f)
 	}
 	a = s.post("/api/auth/logout/", l.access, map[string]any{"refresh": l.refresh})
-	if a.status != http.StatusResetContent || len(a.raw) != 0 {
-		t.Fatalf("logout: %d %q", a.status, a.raw)
+	if a.Status != http.StatusResetContent || len(a.Body) != 0 {
+		t.Fatalf("logout: %d %q", a.Status, a.Body)
 	}
 	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": l.refresh}), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
-	if a := s.post("/api/auth/logout/", l.access, map[string]any{"refresh": l.refresh}); a.status != http.StatusResetContent {
-		t.Fatalf("second logout: %d %s", a.status, a.raw)
+	if a := s.post("/api/auth/logout/", l.access, map[string]any{"refresh": l.refresh}); a.Status != http.StatusResetContent {
+		t.Fatalf("second logout: %d %s", a.Status, a.Body)
 	}
 	// The other user's token still works.
-	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": other.refresh}); a.status != http.StatusOK {
-		t.Fatalf("unrelated refresh after a logout: %d %s", a.status, a.raw)
+	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": other.refresh}); a.Status != http.StatusOK {
+		t.Fatalf("unrelated refresh after a logout: %d %s", a.Status, a.Body)
 	}
 }

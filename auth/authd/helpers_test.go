@@ -1,130 +1,84 @@
 package authd_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/acme/customer-platform/auth/authd"
 	"github.com/acme/customer-platform/auth/httpapi"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/config"
-	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
 // apiDocs holds every exchange of these tests to the service's OpenAPI document.
 var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
 const (
-	testKey       = "test-signing-key-for-the-auth-service-0123456789"
-	serviceID     = "bff"
-	serviceSecret = "bff-secret-value"
+	testKey       = systest.SigningKey
+	serviceID     = systest.BFFClientID
+	serviceSecret = systest.BFFClientSecret
 	goodPassword  = "Tr1cky-Wombat-Lantern"
 )
 
 // server is a running auth service.
 type server struct {
 	t        *testing.T
+	sys      *systest.System
 	base     string
 	metrics  string
+	logs     *testenv.LogBuffer
 	cfg      authd.Config
 	verifier *authclient.Verifier
 }
 
-// start runs the auth service on port 0 against a fresh database, with
-// cheap Argon2 parameters and no rate limits unless env says otherwise.
+// start runs the auth service alone (systest: a fresh database, cheap
+// Argon2 parameters, no rate limits) with env over those settings.
 func start(t *testing.T, env map[string]string) *server {
 	t.Helper()
-	return startLogging(t, env, nil)
+	return startWith(t, systest.Options{Env: env})
 }
 
-// startLogging is start with the service's log written to w (nil: discarded).
-func startLogging(t *testing.T, env map[string]string, w io.Writer) *server {
+// startWith runs the auth service alone with the options given.
+func startWith(t *testing.T, o systest.Options) *server {
 	t.Helper()
-	e := map[string]string{
-		"HTTP_ADDR":            "127.0.0.1:0",
-		"METRICS_ADDR":         "127.0.0.1:0",
-		"MONGODB_URI":          testenv.MongoURI(t),
-		"AUTH_DB":              testenv.DBName(t),
-		"JWT_SIGNING_KEY":      testKey,
-		"ARGON2_MEMORY_KIB":    "256",
-		"ARGON2_ITERATIONS":    "1",
-		"AUTH_RATE_LIMITS":     "off",
-		"AUTH_SERVICE_CLIENTS": serviceID + ":" + serviceSecret,
-		"SHUTDOWN_TIMEOUT":     "2s",
-	}
-	maps.Copy(e, env)
-	cfg, err := authd.LoadConfig(config.FromMap(e))
+	o.Services = []string{"auth"}
+	sys := systest.Start(t, o)
+	s := replica(t, sys.Service("auth"))
+	s.sys = sys
+	return s
+}
+
+// replica is the test's view of one running auth service.
+func replica(t *testing.T, in *systest.Instance) *server {
+	t.Helper()
+	cfg, err := authd.LoadConfig(config.FromMap(in.Env))
 	testenv.Must(t, err, "load config")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	done := make(chan error, 1)
-	if w == nil {
-		w = io.Discard
-	}
-	log := slog.New(slog.NewJSONHandler(w, nil))
-	go func() {
-		done <- authd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: config.FromMap(nil), Ready: func(a daemon.Addrs) { ready <- a }})
-	}()
-	var addrs daemon.Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("auth service did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("auth service did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("auth service stopped with an error: %v", err)
-		}
-	})
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(testKey), Issuer: cfg.Issuer, Audience: cfg.Audience})
 	testenv.Must(t, err, "verifier")
-	return &server{t: t, base: "http://" + addrs.API.String(), metrics: "http://" + addrs.Metrics.String(), cfg: cfg, verifier: v}
+	return &server{t: t, base: in.URL, metrics: in.MetricsURL, logs: in.Logs, cfg: cfg, verifier: v}
 }
 
-// answer is an HTTP answer.
-type answer struct {
-	status int
-	header http.Header
-	raw    []byte
-}
-
-// json decodes the body into a map.
-func (a answer) obj(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.raw, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %q", err, a.raw)
-	}
-	return m
-}
+// answer is an HTTP answer of the service.
+type answer struct{ testenv.Answer }
 
 // fields decodes a validation body.
 func (a answer) fields(t *testing.T) map[string][]string {
 	t.Helper()
-	if a.status != http.StatusBadRequest {
-		t.Fatalf("status %d, want 400: %s", a.status, a.raw)
+	if a.Status != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400: %s", a.Status, a.Body)
 	}
 	var m map[string][]string
-	if err := json.Unmarshal(a.raw, &m); err != nil {
-		t.Fatalf("validation body is not field -> messages: %v: %s", err, a.raw)
+	if err := json.Unmarshal(a.Body, &m); err != nil {
+		t.Fatalf("validation body is not field -> messages: %v: %s", err, a.Body)
 	}
 	return m
 }
@@ -137,35 +91,12 @@ type req struct {
 
 func (s *server) do(r req) answer {
 	s.t.Helper()
-	var body io.Reader
-	switch b := r.body.(type) {
-	case nil:
-	case string:
-		body = strings.NewReader(b)
-	case []byte:
-		body = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		testenv.Must(s.t, err, "encode body")
-		body = bytes.NewReader(raw)
-	}
-	hr, err := http.NewRequest(r.method, s.base+r.path, body)
-	testenv.Must(s.t, err, "request")
-	if body != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
+	header := map[string]string{}
 	if r.token != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.token)
+		header = testenv.Bearer(r.token)
 	}
-	for k, v := range r.header {
-		hr.Header.Set(k, v)
-	}
-	resp, err := apiDocs.Client(s.t, nil).Do(hr)
-	testenv.Must(s.t, err, "%s %s", r.method, r.path)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	testenv.Must(s.t, err, "read body")
-	return answer{status: resp.StatusCode, header: resp.Header, raw: raw}
+	maps.Copy(header, r.header)
+	return answer{testenv.Call(s.t, apiDocs.Client(s.t, nil), r.method, s.base+r.path, r.body, header)}
 }
 
 func (s *server) post(path, token string, body any) answer {
@@ -191,7 +122,7 @@ type session struct {
 
 func toSession(t *testing.T, a answer) session {
 	t.Helper()
-	m := a.obj(t)
+	m := a.Map(t)
 	tokens, _ := m["tokens"].(map[string]any)
 	s := session{body: m}
 	s.id, _ = m["id"].(string)
@@ -199,7 +130,7 @@ func toSession(t *testing.T, a answer) session {
 	s.access, _ = tokens["access"].(string)
 	s.refresh, _ = tokens["refresh"].(string)
 	if s.id == "" || s.access == "" || s.refresh == "" {
-		t.Fatalf("answer lacks id or tokens: %s", a.raw)
+		t.Fatalf("answer lacks id or tokens: %s", a.Body)
 	}
 	return s
 }
@@ -207,8 +138,8 @@ func toSession(t *testing.T, a answer) session {
 func (s *server) register(email, first, last string) session {
 	s.t.Helper()
 	a := s.post("/api/auth/register/", "", regBody(email, first, last, goodPassword))
-	if a.status != http.StatusCreated {
-		s.t.Fatalf("register %s: %d %s", email, a.status, a.raw)
+	if a.Status != http.StatusCreated {
+		s.t.Fatalf("register %s: %d %s", email, a.Status, a.Body)
 	}
 	return toSession(s.t, a)
 }
@@ -220,10 +151,10 @@ func (s *server) login(email, pw string) answer {
 func (s *server) serviceToken() string {
 	s.t.Helper()
 	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": serviceID, "client_secret": serviceSecret})
-	if a.status != http.StatusOK {
-		s.t.Fatalf("service token: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK {
+		s.t.Fatalf("service token: %d %s", a.Status, a.Body)
 	}
-	tok, _ := a.obj(s.t)["access"].(string)
+	tok, _ := a.Map(s.t)["access"].(string)
 	return tok
 }
 
@@ -231,10 +162,10 @@ func (s *server) serviceToken() string {
 func (s *server) countByEmail(email string) int {
 	s.t.Helper()
 	a := s.get("/api/auth/users/?email="+urlQuery(email), s.serviceToken())
-	if a.status != http.StatusOK {
-		s.t.Fatalf("find by email: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK {
+		s.t.Fatalf("find by email: %d %s", a.Status, a.Body)
 	}
-	n, _ := a.obj(s.t)["count"].(float64)
+	n, _ := a.Map(s.t)["count"].(float64)
 	return int(n)
 }
 
@@ -245,17 +176,11 @@ func urlQuery(s string) string {
 
 func wantDetail(t *testing.T, a answer, status int, code, detail string) {
 	t.Helper()
-	if a.status != status {
-		t.Fatalf("status %d, want %d: %s", a.status, status, a.raw)
+	if a.Status != status {
+		t.Fatalf("status %d, want %d: %s", a.Status, status, a.Body)
 	}
-	m := a.obj(t)
+	m := a.Map(t)
 	if m["code"] != code || (detail != "" && m["detail"] != detail) {
-		t.Fatalf("body %s, want code %q detail %q", a.raw, code, detail)
+		t.Fatalf("body %s, want code %q detail %q", a.Body, code, detail)
 	}
-}
-
-// redisURL starts a Redis for the test and returns its URL.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	return testenv.Redis(t).URL
 }

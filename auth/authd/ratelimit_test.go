@@ -4,21 +4,23 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 func wantThrottled(t *testing.T, a answer) {
 	t.Helper()
 	wantDetail(t, a, http.StatusTooManyRequests, "throttled", "")
-	n, err := strconv.Atoi(a.header.Get("Retry-After"))
+	n, err := strconv.Atoi(a.Header.Get("Retry-After"))
 	if err != nil || n < 1 || n > 3600 {
-		t.Fatalf("Retry-After %q", a.header.Get("Retry-After"))
+		t.Fatalf("Retry-After %q", a.Header.Get("Retry-After"))
 	}
 }
 
 // rateLimitScenario runs the same checks on a fresh service with limits.
-func rateLimitScenario(t *testing.T, env map[string]string) {
-	env["AUTH_RATE_LIMITS"] = "register=3/1m,register_email=2/1m,login=6/1m,login_email=4/1m,login_failures=3/10m"
-	s := start(t, env)
+func rateLimitScenario(t *testing.T, withRedis bool) {
+	s := startWith(t, systest.Options{Redis: withRedis, Env: map[string]string{
+		"AUTH_RATE_LIMITS": "register=3/1m,register_email=2/1m,login=6/1m,login_email=4/1m,login_failures=3/10m"}})
 
 	// Register: per email, then per address.
 	s.register("ra@example.com", "Ra", "One")
@@ -46,23 +48,22 @@ func rateLimitScenario(t *testing.T, env map[string]string) {
 
 func TestRateLimitInMemory(t *testing.T) {
 	t.Parallel()
-	rateLimitScenario(t, map[string]string{})
+	rateLimitScenario(t, false)
 }
 
 func TestRateLimitRedis(t *testing.T) {
 	t.Parallel()
-	r := redisURL(t)
-	rateLimitScenario(t, map[string]string{"REDIS_URL": r})
+	rateLimitScenario(t, true)
 }
 
 func TestRateLimitSharedAcrossReplicas(t *testing.T) {
 	t.Parallel()
-	r := redisURL(t)
-	env := map[string]string{"REDIS_URL": r, "AUTH_RATE_LIMITS": "login_email=3/1m,login=off,login_failures=off"}
-	a, b := start(t, env), start(t, env)
+	sys := systest.Start(t, systest.Options{Services: []string{"auth"}, Replicas: map[string]int{"auth": 2}, Redis: true,
+		Env: map[string]string{"AUTH_RATE_LIMITS": "login_email=3/1m,login=off,login_failures=off"}})
+	a, b := replica(t, sys.Replicas("auth")[0]), replica(t, sys.Replicas("auth")[1])
 	for i, s := range []*server{a, b, a} {
-		if got := s.login("shared@example.com", "whatever-pass"); got.status != http.StatusUnauthorized {
-			t.Fatalf("login %d: %d %s", i, got.status, got.raw)
+		if got := s.login("shared@example.com", "whatever-pass"); got.Status != http.StatusUnauthorized {
+			t.Fatalf("login %d: %d %s", i, got.Status, got.Body)
 		}
 	}
 	wantThrottled(t, b.login("shared@example.com", "whatever-pass"))
@@ -81,8 +82,8 @@ func TestTrustedProxies(t *testing.T) {
 		xff(trusted, "203.0.113.7")
 	}
 	wantThrottled(t, xff(trusted, "203.0.113.7"))
-	if a := xff(trusted, "203.0.113.8"); a.status != http.StatusUnauthorized {
-		t.Fatalf("another forwarded client: %d %s", a.status, a.raw)
+	if a := xff(trusted, "203.0.113.8"); a.Status != http.StatusUnauthorized {
+		t.Fatalf("another forwarded client: %d %s", a.Status, a.Body)
 	}
 	// Without trusted proxies the header is ignored: the peer is the client.
 	direct := start(t, map[string]string{"AUTH_RATE_LIMITS": limits})

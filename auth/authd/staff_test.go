@@ -15,6 +15,7 @@ import (
 	"github.com/acme/customer-platform/internal/mongodb"
 	"github.com/acme/customer-platform/internal/redisconn"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 const (
@@ -26,8 +27,8 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 	t.Parallel()
 	s := start(t, map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPassword})
 	la := s.login(adminEmail, adminPassword)
-	if la.status != http.StatusOK {
-		t.Fatalf("bootstrap admin login: %d %s", la.status, la.raw)
+	if la.Status != http.StatusOK {
+		t.Fatalf("bootstrap admin login: %d %s", la.Status, la.Body)
 	}
 	admin := toSession(t, la)
 	if admin.body["user_role"] != "admin" {
@@ -41,8 +42,8 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 		"email": "Ivy@Example.com", "first_name": "Ivy", "last_name": "Lane", "phone_number": "555 0101",
 		"user_role": "employee", "password": goodPassword,
 	})
-	if a.status != http.StatusCreated || a.obj(t)["user_role"] != "employee" || a.obj(t)["email"] != "ivy@example.com" {
-		t.Fatalf("admin creates employee: %d %s", a.status, a.raw)
+	if a.Status != http.StatusCreated || a.Map(t)["user_role"] != "employee" || a.Map(t)["email"] != "ivy@example.com" {
+		t.Fatalf("admin creates employee: %d %s", a.Status, a.Body)
 	}
 	emp := toSession(t, s.login("ivy@example.com", goodPassword))
 
@@ -62,19 +63,19 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 			get := s.get(userPath, who.token)
 			find := s.get(findPath, who.token)
 			if who.read {
-				if get.status != http.StatusOK || get.obj(t)["email"] != "henry@example.com" {
-					t.Fatalf("get user: %d %s", get.status, get.raw)
+				if get.Status != http.StatusOK || get.Map(t)["email"] != "henry@example.com" {
+					t.Fatalf("get user: %d %s", get.Status, get.Body)
 				}
 				var list struct {
 					Count   int              `json:"count"`
 					Results []map[string]any `json:"results"`
 				}
-				if err := json.Unmarshal(find.raw, &list); err != nil || find.status != http.StatusOK || list.Count != 1 || list.Results[0]["id"] != cust.id {
-					t.Fatalf("find by email: %d %s", find.status, find.raw)
+				if err := json.Unmarshal(find.Body, &list); err != nil || find.Status != http.StatusOK || list.Count != 1 || list.Results[0]["id"] != cust.id {
+					t.Fatalf("find by email: %d %s", find.Status, find.Body)
 				}
 				none := s.get("/api/auth/users/?email=nobody%40example.com", who.token)
-				if none.status != http.StatusOK || string(none.raw) != `{"count":0,"results":[]}` {
-					t.Fatalf("find unknown email: %d %s", none.status, none.raw)
+				if none.Status != http.StatusOK || string(none.Body) != `{"count":0,"results":[]}` {
+					t.Fatalf("find unknown email: %d %s", none.Status, none.Body)
 				}
 				wantDetail(t, s.get("/api/auth/users/"+"00000000-0000-4000-8000-000000000000/", who.token), http.StatusNotFound, "not_found", "")
 				wantDetail(t, s.get("/api/auth/users/not-a-uuid/", who.token), http.StatusNotFound, "not_found", "")
@@ -95,10 +96,10 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 				}
 				return
 			}
-			if create.status != http.StatusCreated {
-				t.Fatalf("create: %d %s", create.status, create.raw)
+			if create.Status != http.StatusCreated {
+				t.Fatalf("create: %d %s", create.Status, create.Body)
 			}
-			m := create.obj(t)
+			m := create.Map(t)
 			if m["user_role"] != "customer" || m["email"] != email {
 				t.Fatalf("created: %v", m)
 			}
@@ -118,8 +119,8 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 				t.Fatalf("weak password on create: %v", f)
 			}
 			del := "/api/auth/users/" + m["id"].(string) + "/"
-			if a := s.do(req{method: http.MethodDelete, path: del, token: who.token}); a.status != http.StatusNoContent {
-				t.Fatalf("delete: %d %s", a.status, a.raw)
+			if a := s.do(req{method: http.MethodDelete, path: del, token: who.token}); a.Status != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", a.Status, a.Body)
 			}
 			wantDetail(t, s.do(req{method: http.MethodDelete, path: del, token: who.token}), http.StatusNotFound, "not_found", "")
 			wantDetail(t, s.get(del, who.token), http.StatusNotFound, "not_found", "")
@@ -135,8 +136,8 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 		t.Fatalf("bad role: %v", f)
 	}
 	// The customer still exists after every refused delete.
-	if a := s.get("/api/auth/profile/", cust.access); a.status != http.StatusOK {
-		t.Fatalf("customer after refused deletes: %d", a.status)
+	if a := s.get("/api/auth/profile/", cust.access); a.Status != http.StatusOK {
+		t.Fatalf("customer after refused deletes: %d", a.Status)
 	}
 }
 
@@ -144,10 +145,10 @@ func TestServiceToken(t *testing.T) {
 	t.Parallel()
 	s := start(t, map[string]string{"AUTH_SERVICE_CLIENTS": "bff:" + serviceSecret + ",migrate:other-secret"})
 	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": "migrate", "client_secret": "other-secret"})
-	if a.status != http.StatusOK {
-		t.Fatalf("service token: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK {
+		t.Fatalf("service token: %d %s", a.Status, a.Body)
 	}
-	m := a.obj(t)
+	m := a.Map(t)
 	if m["token_type"] != "Bearer" || m["expires_in"].(float64) < 295 || m["expires_in"].(float64) > 300 {
 		t.Fatalf("answer: %v", m)
 	}
@@ -196,22 +197,22 @@ func TestDjangoPasswordHashIsRehashed(t *testing.T) {
 		t.Fatal("a failed login changed the stored hash")
 	}
 	a := s.login("Legacy@example.com", "Legacy-Pass-2019")
-	if a.status != http.StatusOK || toSession(t, a).id != id {
-		t.Fatalf("legacy login: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK || toSession(t, a).id != id {
+		t.Fatalf("legacy login: %d %s", a.Status, a.Body)
 	}
 	testenv.Must(t, users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc), "read user")
 	if !strings.HasPrefix(doc.Password, "$argon2id$v=19$m=256,t=1,p=1$") {
 		t.Fatalf("hash after login: %q, want the current Argon2id", doc.Password)
 	}
-	if a := s.login("legacy@example.com", "Legacy-Pass-2019"); a.status != http.StatusOK {
-		t.Fatalf("login after rehash: %d %s", a.status, a.raw)
+	if a := s.login("legacy@example.com", "Legacy-Pass-2019"); a.Status != http.StatusOK {
+		t.Fatalf("login after rehash: %d %s", a.Status, a.Body)
 	}
 }
 
 func TestChangeFeed(t *testing.T) {
 	t.Parallel()
-	r := testenv.Redis(t)
-	s := start(t, map[string]string{"REDIS_URL": r.URL, "AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPassword})
+	s := startWith(t, systest.Options{Redis: true, Env: map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPassword}})
+	r := s.sys.Redis
 	rc, err := redisconn.Open(r.URL, redisconn.Options{})
 	testenv.Must(t, err, "redis")
 	defer rc.Close()
@@ -252,12 +253,12 @@ func TestChangeFeed(t *testing.T) {
 	// /readyz reports Redis without depending on it.
 	r.Stop()
 	a := s.get("/readyz", "")
-	if a.status != http.StatusOK || !strings.Contains(string(a.raw), `"redis":"unavailable"`) {
-		t.Fatalf("readyz with Redis down: %d %s", a.status, a.raw)
+	if a.Status != http.StatusOK || !strings.Contains(string(a.Body), `"redis":"unavailable"`) {
+		t.Fatalf("readyz with Redis down: %d %s", a.Status, a.Body)
 	}
 	// Writes still succeed while Redis is down (best effort).
 	w := s.register("lou@example.com", "Lou", "Reed")
-	if a := s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: w.access, body: map[string]any{"first_name": "Louis"}}); a.status != http.StatusOK {
-		t.Fatalf("update with Redis down: %d %s", a.status, a.raw)
+	if a := s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: w.access, body: map[string]any{"first_name": "Louis"}}); a.Status != http.StatusOK {
+		t.Fatalf("update with Redis down: %d %s", a.Status, a.Body)
 	}
 }

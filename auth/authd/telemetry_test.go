@@ -3,6 +3,7 @@ package authd_test
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,14 +61,14 @@ func TestPasswordHashMetrics(t *testing.T) {
 	t.Parallel()
 	s := start(t, map[string]string{"PASSWORD_HASH_CONCURRENCY": "3"})
 	s.register("hash-metrics@example.com", "Ada", "Lovelace")
-	if a := s.login("hash-metrics@example.com", goodPassword); a.status != http.StatusOK {
-		t.Fatalf("login: %d %s", a.status, a.raw)
+	if a := s.login("hash-metrics@example.com", goodPassword); a.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", a.Status, a.Body)
 	}
-	if a := s.login("hash-metrics@example.com", "Wrong-Password-42"); a.status != http.StatusUnauthorized {
-		t.Fatalf("bad login: %d %s", a.status, a.raw)
+	if a := s.login("hash-metrics@example.com", "Wrong-Password-42"); a.Status != http.StatusUnauthorized {
+		t.Fatalf("bad login: %d %s", a.Status, a.Body)
 	}
-	if a := s.login("nobody-here@example.com", goodPassword); a.status != http.StatusUnauthorized {
-		t.Fatalf("unknown email: %d %s", a.status, a.raw)
+	if a := s.login("nobody-here@example.com", goodPassword); a.Status != http.StatusUnauthorized {
+		t.Fatalf("unknown email: %d %s", a.Status, a.Body)
 	}
 	const count = "auth_password_hash_duration_seconds_count"
 	for op, want := range map[string]float64{"hash": 1, "verify": 2, "verify_dummy": 1} {
@@ -88,16 +89,17 @@ func TestPasswordHashMetrics(t *testing.T) {
 // The bootstrap admin's email and password are never logged whole.
 func TestBootstrapAdminNotLogged(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
 	const email, password = "root.admin@corp-example.com", "Adm1n-Bootstrap-Secret"
-	startLogging(t, map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": email, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": password}, &logs)
-	out := logs.String()
+	s := start(t, map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": email, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": password})
+	out := s.logs.String()
 	for _, secret := range []string{email, "root.admin", password} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log carries %q: %s", secret, out)
 		}
 	}
-	if !strings.Contains(out, `"msg":"bootstrap admin","email_domain":"corp-example.com","created":true`) {
+	if !slices.ContainsFunc(s.logs.Lines(t), func(l map[string]any) bool {
+		return l["msg"] == "bootstrap admin" && l["email_domain"] == "corp-example.com" && l["created"] == true
+	}) {
 		t.Errorf("no bootstrap line with the domain: %s", out)
 	}
 }
