@@ -59,7 +59,9 @@ type Config struct {
 	afterStep func(ctx context.Context, step string) error
 }
 
-// LoadConfig reads the configuration. JWT_SIGNING_KEY has no default.
+// LoadConfig reads the configuration through lookup (nil: the process
+// environment). Every default works for local development except the JWT
+// signing key, which must be given.
 func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
 	c := Config{
@@ -108,7 +110,10 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r.Check((c.ServiceClientID == "") == (c.ServiceClientSecret == ""), "BFF_SERVICE_CLIENT_ID",
 		"BFF_SERVICE_CLIENT_ID and BFF_SERVICE_CLIENT_SECRET go together")
 	r.Check(c.IdempotencySecret == "" || len(c.IdempotencySecret) >= 16, "BFF_IDEMPOTENCY_SECRET", "must have at least 16 characters")
-	return c, r.Err()
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
 // hasServiceClient reports whether a service client is configured.

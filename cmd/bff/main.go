@@ -22,7 +22,7 @@ func main() {
 	// go-redis, the OpenTelemetry SDK and the log package log through a
 	// process-wide logger: JSON lines like ours (see logging.RouteLibraryLogs).
 	level, _ := os.LookupEnv("LOG_LEVEL")
-	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), "bff"))
+	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), bffd.ServiceName))
 	if err := run(ctx, os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bff:", err)
 		os.Exit(1)
@@ -34,6 +34,6 @@ func run(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := logging.New(stdout, logging.ParseLevel(cfg.LogLevel), "bff")
+	log := logging.New(stdout, logging.ParseLevel(cfg.LogLevel), bffd.ServiceName)
 	return bffd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: lookup})
 }

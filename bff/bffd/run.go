@@ -24,6 +24,9 @@ import (
 	"github.com/acme/customer-platform/internal/web"
 )
 
+// ServiceName names the service in logs, traces and metrics.
+const ServiceName = "bff"
+
 // Upstream breakers: five unavailable answers in a row open one; it probes
 // again after five seconds.
 var upstreamBreaker = breaker.Settings{
@@ -37,14 +40,15 @@ var upstreamBreaker = breaker.Settings{
 // and stops the reconciler and the cache subscriber.
 func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	log := o.Log()
-	tel, err := o.Telemetry(ctx, "bff", cfg.Environment)
+	log.Info("starting", "version", daemon.Version(), "config", cfg)
+
+	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
 	if err != nil {
 		return err
 	}
 	defer tel.Close(ctx, log)
-	log.Info("starting", "version", daemon.Version(), "config", cfg)
 
-	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), "bff", tel.Tracer)
+	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), ServiceName, tel.Tracer)
 	if err != nil {
 		return err
 	}
@@ -159,7 +163,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if cfg.BenchFloor {
 		log.Warn("BFF_BENCH_FLOOR is on: GET /api/bff/bench/floor/ is served for cmd/bench; never turn it on in a deployment")
 	}
-	engine := web.NewEngine(web.EngineOptions{Service: "bff", Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
