@@ -1,4 +1,4 @@
-package customerd
+package customerd_test
 
 import (
 	"bytes"
@@ -19,40 +19,42 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/customer/httpapi"
 	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
 // apiDocs holds every exchange of these tests to the service's OpenAPI document.
 var apiDocs = apitest.Docs{apitest.MustLoad("customer", httpapi.OpenAPI())}
 
-const signingKey = "e2e-signing-key-0123456789abcdef0123456789"
+const signingKey = systest.SigningKey
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
-	cfg, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k"}))
+	cfg, err := customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k"}))
 	testenv.Must(t, err, "defaults")
 	if cfg.HTTPAddr != ":8002" || cfg.MetricsAddr != ":9102" || cfg.Database != "customers" || cfg.AuthURL != "http://127.0.0.1:8001" ||
 		cfg.AuthTimeout != time.Second || cfg.ShutdownTimeout != 15*time.Second || cfg.MongoURI.Reveal() != "mongodb://127.0.0.1:27017/" ||
 		cfg.RedisURL != "" || cfg.LogLevel != "info" || cfg.Environment != "development" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	if _, err := LoadConfig(config.FromMap(nil)); err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") {
+	if _, err := customerd.LoadConfig(config.FromMap(nil)); err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") {
 		t.Fatalf("missing key: %v", err)
 	}
-	_, err = LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "AUTH_TIMEOUT": "soon", "AUTH_URL": "auth", "CUSTOMER_DB": "a/b", "SHUTDOWN_TIMEOUT": "-1s"}))
+	_, err = customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "AUTH_TIMEOUT": "soon", "AUTH_URL": "auth", "CUSTOMER_DB": "a/b", "SHUTDOWN_TIMEOUT": "-1s"}))
 	for _, k := range []string{"AUTH_TIMEOUT", "AUTH_URL", "CUSTOMER_DB", "SHUTDOWN_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("bad %s not reported: %v", k, err)
 		}
 	}
-	cfg, err = LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "top-secret", "MONGODB_URI": "mongodb://u:pw@db/", "REDIS_URL": "redis://:pw@r:6379/0"}))
+	cfg, err = customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "top-secret", "MONGODB_URI": "mongodb://u:pw@db/", "REDIS_URL": "redis://:pw@r:6379/0"}))
 	testenv.Must(t, err, "load")
 	b, _ := json.Marshal(cfg)
 	if bytes.Contains(b, []byte("top-secret")) || bytes.Contains(b, []byte("pw")) {
@@ -112,54 +114,13 @@ func (f *fakeAuth) sawToken(tok string) bool {
 	return false
 }
 
-type running struct {
-	api, metrics string
-	cancel       context.CancelFunc
-	done         chan error
-}
-
-// start runs the service on free ports with env on top of the test defaults.
-func start(t *testing.T, env map[string]string) *running {
+// start runs the customer service alone (systest: a fresh database, short
+// timeouts) with the options given.
+func start(t *testing.T, o systest.Options) (*systest.System, *systest.Instance) {
 	t.Helper()
-	vars := map[string]string{
-		"HTTP_ADDR":        "127.0.0.1:0",
-		"METRICS_ADDR":     "127.0.0.1:0",
-		"MONGODB_URI":      testenv.MongoURI(t),
-		"CUSTOMER_DB":      testenv.DBName(t),
-		"JWT_SIGNING_KEY":  signingKey,
-		"AUTH_TIMEOUT":     "1s",
-		"SHUTDOWN_TIMEOUT": "2s",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := LoadConfig(config.FromMap(vars))
-	testenv.Must(t, err, "config")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		r.done <- Run(ctx, cfg, daemon.Options{
-			Logger: slog.New(slog.DiscardHandler),
-			Lookup: config.FromMap(nil),
-			Ready:  func(a daemon.Addrs) { ready <- a },
-		})
-	}()
-	select {
-	case a := <-ready:
-		r.api, r.metrics = "http://"+a.API.String(), "http://"+a.Metrics.String()
-	case err := <-r.done:
-		t.Fatalf("Run returned before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("service did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-r.done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return r
+	o.Services = []string{"customer"}
+	sys := systest.Start(t, o)
+	return sys, sys.Service("customer")
 }
 
 func token(t *testing.T, id, role string) string {
@@ -172,38 +133,29 @@ func token(t *testing.T, id, role string) string {
 	return s
 }
 
+// call sends a request with the bearer tok ("" none) and header pairs,
+// checks the exchange against the document, and decodes a JSON object.
 func call(t *testing.T, method, url, tok string, body any, headers ...string) (int, map[string]any, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := map[string]string{}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		h = testenv.Bearer(tok)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		h[headers[i]] = headers[i+1]
 	}
-	resp, err := apiDocs.Client(t, nil).Do(req)
-	testenv.Must(t, err, "%s %s", method, url)
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	a := testenv.Call(t, apiDocs.Client(t, nil), method, url, body, h)
 	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m, resp.Header
+	_ = json.Unmarshal(a.Body, &m)
+	return a.Status, m, a.Header
 }
 
 func TestRunEndToEnd(t *testing.T) {
 	t.Parallel()
 	auth := newFakeAuth(t)
-	rd := testenv.Redis(t)
-	svc := start(t, map[string]string{"AUTH_URL": auth.srv.URL, "REDIS_URL": rd.URL})
-	base := svc.api + "/api/v1/customers/"
+	sys, svc := start(t, systest.Options{Redis: true, Env: map[string]string{"AUTH_URL": auth.srv.URL}})
+	rd := sys.Redis
+	base := svc.URL + "/api/v1/customers/"
 
 	// Subscribe before the writes.
 	opt, _ := redis.ParseURL(rd.URL)
@@ -215,7 +167,7 @@ func TestRunEndToEnd(t *testing.T) {
 	testenv.Must(t, err, "subscribe")
 	msgs := sub.Channel()
 
-	code, body, _ := call(t, "GET", svc.api+"/readyz", "", nil)
+	code, body, _ := call(t, "GET", svc.URL+"/readyz", "", nil)
 	if code != 200 || body["details"].(map[string]any)["redis"] != "ok" {
 		t.Fatalf("readyz: %d %v", code, body)
 	}
@@ -274,14 +226,14 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 
 	// Metrics are on their own port.
-	resp, err := http.Get(svc.metrics + "/metrics")
+	resp, err := http.Get(svc.MetricsURL + "/metrics")
 	testenv.Must(t, err, "metrics")
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !bytes.Contains(mb, []byte("http_server_request_duration")) {
 		t.Fatalf("metrics: %d", resp.StatusCode)
 	}
-	if code, _, _ := call(t, "GET", svc.api+"/metrics", "", nil); code != 404 {
+	if code, _, _ := call(t, "GET", svc.URL+"/metrics", "", nil); code != 404 {
 		t.Fatalf("/metrics on the API port: %d", code)
 	}
 
@@ -302,7 +254,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if code, body, _ := call(t, "POST", base+"profile/create/", owner2, map[string]any{"street_address": "2 Main St", "city": "Springfield", "postal_code": "62701"}); code != 201 {
 		t.Fatalf("create with redis down: %d %v", code, body)
 	}
-	code, body, _ = call(t, "GET", svc.api+"/readyz", "", nil)
+	code, body, _ = call(t, "GET", svc.URL+"/readyz", "", nil)
 	if code != 200 || body["details"].(map[string]any)["redis"] != "unavailable" {
 		t.Fatalf("readyz with redis down: %d %v", code, body)
 	}
@@ -324,27 +276,27 @@ func TestRunEndToEnd(t *testing.T) {
 
 func TestRunWithoutRedisAndDatabaseDown(t *testing.T) {
 	t.Parallel()
-	svc := start(t, nil)
-	code, body, _ := call(t, "GET", svc.api+"/readyz", "", nil)
+	_, svc := start(t, systest.Options{})
+	code, body, _ := call(t, "GET", svc.URL+"/readyz", "", nil)
 	if code != 200 || body["details"].(map[string]any)["redis"] != "not configured" {
 		t.Fatalf("readyz: %d %v", code, body)
 	}
-	if code, _, _ := call(t, "GET", svc.api+"/healthz", "", nil); code != 200 {
+	if code, _, _ := call(t, "GET", svc.URL+"/healthz", "", nil); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
-	if code, body, _ := call(t, "GET", svc.api+"/api/v1/customers/", "", nil); code != 401 || body["code"] != "not_authenticated" {
+	if code, body, _ := call(t, "GET", svc.URL+"/api/v1/customers/", "", nil); code != 401 || body["code"] != "not_authenticated" {
 		t.Fatalf("no token: %d %v", code, body)
 	}
 
 	// A service that cannot reach its database does not start.
-	cfg, err := LoadConfig(config.FromMap(map[string]string{
+	cfg, err := customerd.LoadConfig(config.FromMap(map[string]string{
 		"JWT_SIGNING_KEY": signingKey, "HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
 		"MONGODB_URI": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200",
 	}))
 	testenv.Must(t, err, "config")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := Run(ctx, cfg, daemon.Options{Logger: slog.New(slog.DiscardHandler), Lookup: config.FromMap(nil)}); err == nil {
+	if err := customerd.Run(ctx, cfg, daemon.Options{Logger: slog.New(slog.DiscardHandler), Lookup: config.FromMap(nil)}); err == nil {
 		t.Fatal("Run succeeded without a database")
 	}
 }
