@@ -226,7 +226,7 @@ func (ch Changes) validate(fe FieldErrors, requireAll bool) {
 
 func validatePreferences(fe FieldErrors, p map[string]bool) {
 	if len(p) > MaxPreferences {
-		fe.Add(FieldNotificationPreferences, "Ensure this object has no more than "+strconv.Itoa(MaxPreferences)+" keys.")
+		fe.Add(FieldNotificationPreferences, msgTooManyPreferences())
 		return
 	}
 	for k := range p {
@@ -237,8 +237,16 @@ func validatePreferences(fe FieldErrors, p map[string]bool) {
 	}
 }
 
+// msgTooManyPreferences is the message for notification_preferences with
+// more than MaxPreferences keys.
+func msgTooManyPreferences() string {
+	return "Ensure this object has no more than " + strconv.Itoa(MaxPreferences) + " keys."
+}
+
 // ValidPreferenceKey reports whether k may be a notification_preferences key;
-// the HTTP adapter checks keys before decoding their values.
+// DecodeProfile checks the keys before decoding their values.
+//
+// Deprecated: decode bodies with DecodeProfile, which checks the keys.
 func ValidPreferenceKey(k string) bool {
 	return len(k) <= MaxPreferenceKeyLen && preferenceKey.MatchString(k)
 }

@@ -74,8 +74,12 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})
 
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
-	web.Health(engine, []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}}, redisDetails(rdb))
-	httpapi.Routes(engine, svc, verifier)
+	httpapi.Routes(engine, httpapi.Deps{
+		Service:  svc,
+		Verifier: verifier,
+		Checks:   []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}},
+		Details:  redisDetails(rdb),
+	})
 
 	return daemon.Serve(ctx, o, &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}, cfg.MetricsAddr, tel.Metrics)
 }

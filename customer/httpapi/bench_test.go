@@ -86,11 +86,11 @@ func BenchmarkDecodeCreate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		req, fe := decodeProfile(obj, decodeOptions{})
+		req, fe := customer.DecodeProfile(obj, customer.DecodeOptions{})
 		if len(fe) != 0 {
 			b.Fatal(fe)
 		}
-		if _, err := customer.ValidateCreate(req.changes); err != nil {
+		if _, err := customer.ValidateCreate(req.Changes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -104,7 +104,7 @@ func BenchmarkDecodeInvalid(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, fe := decodeProfile(obj, decodeOptions{}); len(fe) != 5 {
+		if _, fe := customer.DecodeProfile(obj, customer.DecodeOptions{}); len(fe) != 5 {
 			b.Fatal(fe)
 		}
 	}

@@ -11,30 +11,23 @@ import (
 )
 
 // errorTable is the one mapping of domain errors to the contract's answers.
-var errorTable = []struct {
-	err    error
-	code   string
-	detail string
-}{
-	{customer.ErrNotFound, web.CodeNotFound, "Customer profile not found."},
-	{customer.ErrProfileExists, web.CodeConflict, "Customer profile already exists."},
-	{customer.ErrForbidden, web.CodePermissionDenied, "You do not have permission to perform this action."},
-	{customer.ErrInvalidPage, web.CodeNotFound, "Invalid page."},
-	{customer.ErrIdempotencyMismatch, web.CodeUnprocessable, "This Idempotency-Key was already used with a different request body."},
+var errorTable = []web.Mapping{
+	{Err: customer.ErrNotFound, Answer: web.Error{Code: web.CodeNotFound, Detail: "Customer profile not found."}},
+	{Err: customer.ErrProfileExists, Answer: web.Error{Code: web.CodeConflict, Detail: "Customer profile already exists."}},
+	{Err: customer.ErrForbidden, Answer: web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
+	{Err: customer.ErrInvalidPage, Answer: web.Error{Code: web.CodeNotFound, Detail: "Invalid page."}},
+	{Err: customer.ErrIdempotencyMismatch, Answer: web.Error{Code: web.CodeUnprocessable, Detail: "This Idempotency-Key was already used with a different request body."}},
 }
 
-// respondError writes err in the contract's shape; anything not in the
-// table is a logged 500 without its text.
-func respondError(c *gin.Context, err error) {
+// responder is the service's one error path: validation errors are the
+// field -> messages 400, the table maps the sentinel errors, anything else
+// is a logged 500 without its text.
+var responder = web.Responder{Table: errorTable, Translate: translate}
+
+// translate answers a validation error with its fields.
+func translate(_ *gin.Context, err error) *web.Error {
 	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
-		web.Respond(c, web.Invalid(ve.Fields))
-		return
+		return web.Invalid(ve.Fields)
 	}
-	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			web.Respond(c, web.Errorf(e.code, "%s", e.detail))
-			return
-		}
-	}
-	web.Respond(c, err)
+	return nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -14,319 +15,267 @@ import (
 // IdempotencyKeyHeader makes a retried increment_service count once.
 const IdempotencyKeyHeader = "Idempotency-Key"
 
-// actor returns the authenticated caller; the routes are registered behind
-// authenticate, so its absence is a wiring fault.
-func actor(c *gin.Context) (customer.Actor, bool) {
-	a, ok := actorFrom(c.Request.Context())
+// handle makes a route handler of h: h gets the caller web.Bearer verified,
+// writes only its success and returns its error to the one responder.
+func handle(h func(c *gin.Context, a customer.Actor) error) gin.HandlerFunc {
+	return responder.Handle(func(c *gin.Context) error {
+		a, err := actor(c)
+		if err != nil {
+			return err
+		}
+		return h(c, a)
+	})
+}
+
+// actor is the caller web.Bearer verified; the routes are registered behind
+// it, so its absence is a wiring fault answered as an unauthenticated call.
+func actor(c *gin.Context) (customer.Actor, error) {
+	caller, ok := web.CallerFrom(c.Request.Context())
 	if !ok {
-		web.Respond(c, web.Errorf(web.CodeNotAuthenticated, "Authentication credentials were not provided."))
+		return customer.Actor{}, web.Errorf(web.CodeNotAuthenticated, web.MsgNotAuthenticated)
 	}
-	return a, ok
+	cl := caller.Claims
+	return customer.Actor{
+		UserID:    cl.UserID,
+		Role:      cl.Role,
+		Email:     cl.Email,
+		FirstName: cl.FirstName,
+		LastName:  cl.LastName,
+		Token:     caller.Token,
+	}, nil
+}
+
+// readObject reads a JSON object body (an empty body is an empty object).
+func readObject(c *gin.Context) (map[string]json.RawMessage, error) {
+	return web.ReadObject(c, true)
 }
 
 // readProfile reads and decodes a profile body.
-func readProfile(c *gin.Context, o decodeOptions) (profileRequest, bool) {
-	obj, err := web.ReadObject(c, true)
+func readProfile(c *gin.Context, o customer.DecodeOptions) (customer.ProfileBody, error) {
+	obj, err := readObject(c)
 	if err != nil {
-		web.Respond(c, err)
-		return profileRequest{}, false
+		return customer.ProfileBody{}, err
 	}
-	req, fe := decodeProfile(obj, o)
-	if err := fe.Err(); err != nil {
-		respondError(c, err)
-		return profileRequest{}, false
-	}
-	return req, true
+	body, fe := customer.DecodeProfile(obj, o)
+	return body, fe.Err()
 }
 
 // readEmpty reads a body that must not carry any member.
-func readEmpty(c *gin.Context) bool {
-	obj, err := web.ReadObject(c, true)
+func readEmpty(c *gin.Context) error {
+	obj, err := readObject(c)
 	if err != nil {
-		web.Respond(c, err)
-		return false
+		return err
 	}
-	if len(obj) > 0 {
-		fe := customer.FieldErrors{}
-		for name := range obj {
-			fe.Add(fieldName(name), customer.MsgUnknown)
-		}
-		respondError(c, fe.Err())
-		return false
+	fe := customer.FieldErrors{}
+	for name := range obj {
+		fe.AddUnknown(name)
 	}
-	return true
+	return fe.Err()
+}
+
+// writeCustomer answers with a merged profile.
+func writeCustomer(c *gin.Context, status int, cw customer.CustomerWithUserData) error {
+	c.JSON(status, toCustomerResponse(cw))
+	return nil
 }
 
 func handleCreateProfile(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if a.Role != contract.RoleCustomer {
-			respondError(c, customer.ErrForbidden)
-			return
+			return customer.ErrForbidden
 		}
-		req, ok := readProfile(c, decodeOptions{})
-		if !ok {
-			return
-		}
-		cw, err := s.CreateOwn(c.Request.Context(), a, req.changes)
+		req, err := readProfile(c, customer.DecodeOptions{})
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusCreated, toCustomerResponse(cw))
-	}
+		cw, err := s.CreateOwn(c.Request.Context(), a, req.Changes)
+		if err != nil {
+			return err
+		}
+		return writeCustomer(c, http.StatusCreated, cw)
+	})
 }
 
 func handleCreateForUser(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if !a.IsStaff() {
-			respondError(c, customer.ErrForbidden)
-			return
+			return customer.ErrForbidden
 		}
-		req, ok := readProfile(c, decodeOptions{verified: true, userID: true})
-		if !ok {
-			return
-		}
-		cw, err := s.CreateFor(c.Request.Context(), a, req.userID, req.changes)
+		req, err := readProfile(c, customer.DecodeOptions{Verified: true, UserID: true})
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusCreated, toCustomerResponse(cw))
-	}
+		cw, err := s.CreateFor(c.Request.Context(), a, req.UserID, req.Changes)
+		if err != nil {
+			return err
+		}
+		return writeCustomer(c, http.StatusCreated, cw)
+	})
 }
 
 func handleGetProfile(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		cw, err := s.Own(c.Request.Context(), a)
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 func handleUpdateProfile(s *customer.Service, full bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
-		req, ok := readProfile(c, decodeOptions{})
-		if !ok {
-			return
-		}
-		cw, err := s.UpdateOwn(c.Request.Context(), a, req.changes, full)
+	return handle(func(c *gin.Context, a customer.Actor) error {
+		req, err := readProfile(c, customer.DecodeOptions{})
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		cw, err := s.UpdateOwn(c.Request.Context(), a, req.Changes, full)
+		if err != nil {
+			return err
+		}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 func handleDeleteProfile(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if err := s.DeleteOwn(c.Request.Context(), a); err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		c.Status(http.StatusNoContent)
-	}
+		return nil
+	})
 }
 
 func handleCheckProfileExists(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
-		obj, err := web.ReadObject(c, true)
+	return handle(func(c *gin.Context, a customer.Actor) error {
+		obj, err := readObject(c)
 		if err != nil {
-			web.Respond(c, err)
-			return
+			return err
 		}
-		userID, fe := decodeCheck(obj)
+		userID, fe := customer.DecodeCheckExists(obj)
 		if err := fe.Err(); err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		exists, id, err := s.CheckExists(c.Request.Context(), a, userID)
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		out := existsResponse{Exists: exists}
 		if exists {
 			out.CustomerID = &id
 		}
 		c.JSON(http.StatusOK, out)
-	}
+		return nil
+	})
 }
 
 func handleStats(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		st, err := s.Stats(c.Request.Context(), a)
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toStatsResponse(st))
-	}
+		return nil
+	})
 }
 
 func handleList(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		f, fe := listFilter(c)
 		if err := fe.Err(); err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		p, err := s.List(c.Request.Context(), a, f, pageRequest(c))
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toPageResponse(c, p, toCustomerResponse))
-	}
+		return nil
+	})
 }
 
 func handleGet(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		cw, err := s.Get(c.Request.Context(), a, c.Param("id"))
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 func handleUpdate(s *customer.Service, full bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
-		req, ok := readProfile(c, decodeOptions{verified: a.IsStaff()})
-		if !ok {
-			return
-		}
-		cw, err := s.Update(c.Request.Context(), a, c.Param("id"), req.changes, full)
+	return handle(func(c *gin.Context, a customer.Actor) error {
+		req, err := readProfile(c, customer.DecodeOptions{Verified: a.IsStaff()})
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		cw, err := s.Update(c.Request.Context(), a, c.Param("id"), req.Changes, full)
+		if err != nil {
+			return err
+		}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 func handleDelete(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if err := s.Delete(c.Request.Context(), a, c.Param("id")); err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		c.Status(http.StatusNoContent)
-	}
+		return nil
+	})
 }
 
 func handleIncrementService(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if a.Role == contract.RoleCustomer {
-			respondError(c, customer.ErrForbidden)
-			return
+			return customer.ErrForbidden
 		}
-		obj, err := web.ReadObject(c, true)
+		obj, err := readObject(c)
 		if err != nil {
-			web.Respond(c, err)
-			return
+			return err
 		}
-		in, fe := decodeService(obj)
+		in, fe := customer.DecodeService(obj)
 		if err := fe.Err(); err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		cw, err := s.IncrementService(c.Request.Context(), a, c.Param("id"), in, c.GetHeader(IdempotencyKeyHeader))
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 func handleServices(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		p, err := s.Services(c.Request.Context(), a, c.Param("id"), pageRequest(c))
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toPageResponse(c, p, toServiceResponse))
-	}
+		return nil
+	})
 }
 
 func handleVerify(s *customer.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		a, ok := actor(c)
-		if !ok {
-			return
-		}
+	return handle(func(c *gin.Context, a customer.Actor) error {
 		if !a.IsStaff() {
-			respondError(c, customer.ErrForbidden)
-			return
+			return customer.ErrForbidden
 		}
-		if !readEmpty(c) {
-			return
+		if err := readEmpty(c); err != nil {
+			return err
 		}
 		cw, err := s.Verify(c.Request.Context(), a, c.Param("id"))
 		if err != nil {
-			respondError(c, err)
-			return
+			return err
 		}
-		c.JSON(http.StatusOK, toCustomerResponse(cw))
-	}
+		return writeCustomer(c, http.StatusOK, cw)
+	})
 }
 
 // query returns the last value of a query parameter, as Django's QueryDict does.

@@ -101,7 +101,7 @@ func newHarness(t *testing.T) *harness {
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	testenv.Must(t, err, "verifier")
 	e := web.NewEngine(web.EngineOptions{Service: "customer-test", Logger: quiet})
-	Routes(e, svc, v)
+	Routes(e, Deps{Service: svc, Verifier: v})
 	return &harness{t: t, engine: e, db: db, pub: pub}
 }
 

@@ -257,7 +257,7 @@ func TestUserDataMerging(t *testing.T) {
 	svc := customer.NewService(store, users, nil, customer.Options{UserLookups: 3, Logger: quiet})
 	v, _ := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	e := web.NewEngine(web.EngineOptions{Service: "customer-test", Logger: quiet})
-	Routes(e, svc, v)
+	Routes(e, Deps{Service: svc, Verifier: v})
 	h := &harness{t: t, engine: e, db: db, pub: &recorder{}}
 
 	owner, employee := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleEmployee)

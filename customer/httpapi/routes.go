@@ -1,22 +1,50 @@
 // Package httpapi is the customer service's HTTP API on Gin: every route of
-// the contract's customer section, bearer-token authentication, strict
-// decoding of request bodies and the DRF-shaped answers.
+// the contract's customer section, thin handler makers that decode, call
+// the customer.Service and encode, and the one table mapping the domain's
+// errors to the contract's answers.
 package httpapi
 
 import (
+	"bytes"
+	_ "embed"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/web"
 )
 
 // Prefix is where the customer API lives.
 const Prefix = "/api/v1/customers"
 
-// Routes registers every route of the customer API on r, and its OpenAPI
-// document at /openapi.json. Every API route needs a valid access token.
-func Routes(r gin.IRouter, s *customer.Service, v Verifier) {
-	r.GET("/openapi.json", handleOpenAPI)
-	g := r.Group(Prefix, authenticate(v))
+// openAPIDocument is the service's OpenAPI 3.0 document: every route, its
+// parameters, bodies, answers and error shapes. The tests hold the routes
+// and every exchange of the end-to-end tests to it.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPI returns a copy of the service's OpenAPI document (JSON).
+func OpenAPI() []byte { return bytes.Clone(openAPIDocument) }
+
+// Deps are what the routes need.
+type Deps struct {
+	Service  *customer.Service
+	Verifier web.TokenVerifier
+	// Checks fail /readyz; Details add information to it without failing it.
+	Checks  []web.Check
+	Details func() map[string]any
+}
+
+// Routes registers every route of the customer service on r: health,
+// readiness, the OpenAPI document and the API, where every route needs a
+// valid access token.
+func Routes(r gin.IRouter, d Deps) {
+	web.Health(r, d.Checks, d.Details)
+	r.GET("/openapi.json", web.Document(openAPIDocument))
+
+	s := d.Service
+	g := r.Group(Prefix, web.Bearer(d.Verifier, nil))
 
 	g.POST("/profile/create/", handleCreateProfile(s))
 	g.GET("/profile/", handleGetProfile(s))
