@@ -3,67 +3,37 @@ package authclient_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
+	"maps"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/acme/customer-platform/auth/authd"
 	"github.com/acme/customer-platform/auth/httpapi"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/internal/apitest"
-	"github.com/acme/customer-platform/internal/config"
-	"github.com/acme/customer-platform/internal/daemon"
-	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
 // apiDocs holds every call of the client to the auth service's OpenAPI document.
 var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
 const (
-	e2eKey     = "authclient-e2e-signing-key-0123456789"
+	e2eKey     = systest.SigningKey
+	bffSecret  = systest.BFFClientSecret
 	adminEmail = "admin@example.com"
 	adminPass  = "Correct-Horse-Battery-9"
 	userPass   = "Tr1cky-Wombat-Lantern"
 )
 
-// startAuth runs the real auth service in process and returns its URL.
+// startAuth runs the real auth service in process (systest), with a
+// bootstrap admin and env over the harness's settings, and returns its URL.
 func startAuth(t *testing.T, env map[string]string) string {
 	t.Helper()
-	e := map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-		"MONGODB_URI": testenv.MongoURI(t), "AUTH_DB": testenv.DBName(t),
-		"JWT_SIGNING_KEY": e2eKey, "ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1",
-		"AUTH_RATE_LIMITS": "off", "AUTH_SERVICE_CLIENTS": "bff:bff-secret",
-		"AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPass,
-	}
-	for k, v := range env {
-		e[k] = v
-	}
-	cfg, err := authd.LoadConfig(config.FromMap(e))
-	testenv.Must(t, err, "config")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- authd.Run(ctx, cfg, daemon.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Lookup: config.FromMap(nil),
-			Ready: func(a daemon.Addrs) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		t.Cleanup(func() { cancel(); <-done })
-		return "http://" + a.API.String()
-	case err := <-done:
-		cancel()
-		t.Fatalf("auth service: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("auth service did not start")
-	}
-	return ""
+	e := map[string]string{"AUTH_BOOTSTRAP_ADMIN_EMAIL": adminEmail, "AUTH_BOOTSTRAP_ADMIN_PASSWORD": adminPass}
+	maps.Copy(e, env)
+	return systest.Start(t, systest.Options{Services: []string{"auth"}, Env: e}).URL("auth")
 }
 
 // result carries a call's two results so a test can demand success inline.
@@ -133,7 +103,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 	}
 
 	// Service account: cached token, staff endpoints.
-	st := authclient.NewServiceTokens(cl, "bff", "bff-secret")
+	st := authclient.NewServiceTokens(cl, "bff", bffSecret)
 	svc := of(st.Token(ctx)).must(t)
 	if again := of(st.Token(ctx)).must(t); again != svc {
 		t.Fatal("service token not cached")
@@ -141,7 +111,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 	if c := of(v.Verify(svc)).must(t); c.Role != "service" || c.UserID != "bff" {
 		t.Fatalf("service claims %+v", c)
 	}
-	raw := of(cl.ServiceToken(ctx, "bff", "bff-secret")).must(t)
+	raw := of(cl.ServiceToken(ctx, "bff", bffSecret)).must(t)
 	if time.Until(raw.ExpiresAt) < 4*time.Minute || time.Until(raw.ExpiresAt) > 5*time.Minute+time.Second {
 		t.Fatalf("service token expiry %v", raw.ExpiresAt)
 	}
