@@ -38,7 +38,7 @@ var upstreamBreaker = breaker.Settings{
 
 // Run runs the BFF until ctx is cancelled, then drains in-flight requests
 // and stops the reconciler and the cache subscriber.
-func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
+func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
 	log.Info("starting", "version", daemon.Version(), "config", cfg)
 
@@ -52,7 +52,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = mc.Disconnect(dctx)
+	}()
 	store, err := bffmongo.New(ctx, mc.Database(cfg.DB))
 	if err != nil {
 		return err
@@ -203,11 +207,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		wg.Wait()
 	}()
 
-	api := &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}
-	if err := daemon.Serve(ctx, o, api, cfg.MetricsAddr, tel.Metrics); err != nil {
-		return fmt.Errorf("bff: %w", err)
-	}
-	return nil
+	return daemon.Serve(ctx, o, &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}, cfg.MetricsAddr, tel.Metrics)
 }
 
 // metricsOnAPI is the metrics handler to serve on the API listener: only
