@@ -89,7 +89,8 @@ type Options struct {
 	// Services are started in the order of stack.Services (callees first);
 	// nil: all of them.
 	Services []string
-	// Replicas of a service (default 1) share its database and Redis.
+	// Replicas of a service (absent: 1; 0: none until AddReplica) share its
+	// database and Redis.
 	Replicas map[string]int
 	// Env is set for every service, over the harness's settings;
 	// ServiceEnv for one service, over Env. An empty value unsets a
@@ -120,6 +121,7 @@ type System struct {
 	MongoURI  string
 	Redis     *embedded.Redis // nil unless Options.Redis
 	dbs       map[string]string
+	envs      map[string]map[string]string // each service's environment
 	instances map[string][]*Instance
 	proxies   map[Link]*faultproxy.Proxy
 	order     []*Instance
@@ -143,7 +145,7 @@ func start(t testing.TB, o Options) (*System, error) {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 60 * time.Second
 	}
-	s := &System{t: t, opts: o, MongoURI: testenv.MongoURI(t), dbs: map[string]string{},
+	s := &System{t: t, opts: o, MongoURI: testenv.MongoURI(t), dbs: map[string]string{}, envs: map[string]map[string]string{},
 		instances: map[string][]*Instance{}, proxies: map[Link]*faultproxy.Proxy{}}
 	for _, name := range o.Services {
 		if _, ok := stack.Lookup(name); !ok {
@@ -176,19 +178,19 @@ func start(t testing.TB, o Options) (*System, error) {
 		maps.Copy(env, o.Env)
 		maps.Copy(env, o.ServiceEnv[svc.Name])
 		maps.DeleteFunc(env, func(_, v string) bool { return v == "" })
-		n := max(1, o.Replicas[svc.Name])
-		for i := range n {
-			in := &Instance{Name: svc.Name, Replica: i, Logs: &testenv.LogBuffer{}, Env: maps.Clone(env), sys: s, svc: svc}
-			if o.Spans && !o.Processes {
-				in.Spans = tracetest.NewInMemoryExporter()
-			}
-			s.instances[svc.Name] = append(s.instances[svc.Name], in)
-			s.order = append(s.order, in)
-			if err := in.start(); err != nil {
+		s.envs[svc.Name] = env
+		n, ok := o.Replicas[svc.Name]
+		if !ok {
+			n = 1
+		}
+		for range n {
+			if _, err := s.addReplica(svc, ReplicaOptions{Spans: o.Spans}); err != nil {
 				return s, err
 			}
 		}
-		urls[svc.Name] = s.instances[svc.Name][0].URL
+		if n > 0 {
+			urls[svc.Name] = s.instances[svc.Name][0].URL
+		}
 	}
 	for _, l := range o.Proxies {
 		if _, ok := s.proxies[l]; !ok {
@@ -254,6 +256,47 @@ func (s *System) stopAll() {
 	}
 }
 
+// ReplicaOptions are what one replica changes of its service's setup.
+type ReplicaOptions struct {
+	// Env is set over the service's environment ("" unsets a variable).
+	Env map[string]string
+	// Run replaces the service's Run (in process).
+	Run stack.RunFunc
+	// Spans gives the replica an in-memory span exporter (in process).
+	Spans bool
+}
+
+// AddReplica starts one more replica of a service of the system (one that
+// Options.Services names, with Replicas 0 if none should start with the
+// system), on the service's database and behind its proxies. A replica
+// that does not start fails the test.
+func (s *System) AddReplica(name string, o ReplicaOptions) *Instance {
+	s.t.Helper()
+	svc, ok := stack.Lookup(name)
+	if !ok || s.envs[name] == nil {
+		s.t.Fatalf("systest: %s is not a service of this system", name)
+	}
+	in, err := s.addReplica(svc, o)
+	if err != nil {
+		s.t.Fatalf("systest: %v", err)
+	}
+	return in
+}
+
+func (s *System) addReplica(svc stack.Service, o ReplicaOptions) (*Instance, error) {
+	env := maps.Clone(s.envs[svc.Name])
+	env["HTTP_ADDR"], env["METRICS_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	maps.Copy(env, o.Env)
+	maps.DeleteFunc(env, func(_, v string) bool { return v == "" })
+	in := &Instance{Name: svc.Name, Replica: len(s.instances[svc.Name]), Logs: &testenv.LogBuffer{}, Env: env, sys: s, svc: svc, run: o.Run}
+	if o.Spans && !s.opts.Processes {
+		in.Spans = tracetest.NewInMemoryExporter()
+	}
+	s.instances[svc.Name] = append(s.instances[svc.Name], in)
+	s.order = append(s.order, in)
+	return in, in.start()
+}
+
 // Service is the first replica of the named service; a service the system
 // does not run fails the test.
 func (s *System) Service(name string) *Instance {
@@ -313,6 +356,7 @@ type Instance struct {
 
 	sys  *System
 	svc  stack.Service
+	run  stack.RunFunc // nil: the service's (or Options.Run's)
 	mu   sync.Mutex
 	stop func() error // nil when not running
 	proc *os.Process  // the child process, when there is one
@@ -396,8 +440,11 @@ func (in *Instance) startInProcess() (func() error, error) {
 	if r := in.sys.opts.Run[in.Name]; r != nil {
 		run = r
 	}
+	if in.run != nil {
+		run = in.run
+	}
 	log := logging.New(in.logWriter(), in.sys.opts.LogLevel, in.Name)
-	if len(in.sys.instances[in.Name]) > 1 || in.sys.opts.Replicas[in.Name] > 1 {
+	if in.Replica > 0 || in.sys.opts.Replicas[in.Name] > 1 {
 		log = log.With("replica", in.Replica)
 	}
 	lookup := config.FromMap(maps.Clone(in.Env))

@@ -181,3 +181,31 @@ func TestChildProcesses(t *testing.T) {
 		t.Fatalf("a child stopped with SIGTERM exits cleanly: %v", err)
 	}
 }
+
+// A replica added during the test, with its own settings and Run, is on
+// the service's database.
+func TestAddReplica(t *testing.T) {
+	t.Parallel()
+	sys := Start(t, Options{Services: []string{"auth"}, Replicas: map[string]int{"auth": 0}})
+	if len(sys.Replicas("auth")) != 0 {
+		t.Fatal("Replicas 0 started one")
+	}
+	var ran bool
+	svc, _ := stack.Lookup("auth")
+	run := func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
+		ran = true
+		return svc.Run(ctx, lookup, o)
+	}
+	a := sys.AddReplica("auth", ReplicaOptions{Run: run, Env: map[string]string{"SHUTDOWN_TIMEOUT": "", "AUTH_RATE_LIMITS": "login=1/1m"}})
+	b := sys.AddReplica("auth", ReplicaOptions{})
+	if !ran || a.Env["AUTH_DB"] != sys.DBName("auth") || b.Env["AUTH_DB"] != sys.DBName("auth") || a.URL == b.URL {
+		t.Fatalf("replicas %v and %v, Run replaced: %v", a.Env, b.Env, ran)
+	}
+	if _, set := a.Env["SHUTDOWN_TIMEOUT"]; set || a.Env["AUTH_RATE_LIMITS"] != "login=1/1m" || b.Env["AUTH_RATE_LIMITS"] != "off" {
+		t.Fatalf("replica settings: %v / %v", a.Env, b.Env)
+	}
+	register(t, a.URL, "added@example.com")
+	if r := login(t, b.URL, "added@example.com"); r.Status != http.StatusOK {
+		t.Fatalf("the other replica does not know the user: %s", r)
+	}
+}
