@@ -28,11 +28,16 @@ func main() {
 	}
 }
 
+// run loads the configuration and runs the service. The logger is built
+// first, at the configured LOG_LEVEL, so that an invalid configuration is
+// logged like everything else before run returns it.
 func run(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
+	level, _ := lookup("LOG_LEVEL")
+	log := logging.New(stdout, logging.ParseLevel(level), customerd.ServiceName)
 	cfg, err := customerd.LoadConfig(lookup)
 	if err != nil {
+		log.Error("invalid configuration", "error", err.Error())
 		return err
 	}
-	log := logging.New(stdout, logging.ParseLevel(cfg.LogLevel), customerd.ServiceName)
 	return customerd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: lookup})
 }

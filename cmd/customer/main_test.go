@@ -19,4 +19,7 @@ func TestRunRefusesAnIncompleteConfiguration(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") || !strings.Contains(err.Error(), "AUTH_TIMEOUT") {
 		t.Fatalf("run: %v", err)
 	}
+	if log := out.String(); !strings.Contains(log, `"msg":"invalid configuration"`) || !strings.Contains(log, "AUTH_TIMEOUT") {
+		t.Fatalf("the invalid configuration is not logged: %q", log)
+	}
 }
