@@ -7,39 +7,20 @@
 package auth
 
 import (
-	"crypto/rand"
-	"fmt"
 	"strings"
 	"time"
-)
 
-// Roles carried by users and tokens.
-const (
-	RoleCustomer = "customer"
-	RoleEmployee = "employee"
-	RoleAdmin    = "admin"
-	// RoleService is the role of a machine's access token (a service account);
-	// no user has it.
-	RoleService = "service"
+	"github.com/acme/customer-platform/internal/contract"
 )
-
-// IsUserRole reports whether r is a role a user account may have.
-func IsUserRole(r string) bool {
-	switch r {
-	case RoleCustomer, RoleEmployee, RoleAdmin:
-		return true
-	}
-	return false
-}
 
 // User is an account of the auth service.
 type User struct {
 	ID          string // UUIDv4
-	Email       string // normalised (NormalizeEmail)
+	Email       string // normalised (contract.NormalizeEmail)
 	FirstName   string
 	LastName    string
 	PhoneNumber string
-	Role        string
+	Role        string // a user role of package contract
 	DateJoined  time.Time
 	// PasswordHash is the encoded password hash (Argon2id, or Django's
 	// pbkdf2_sha256 for imported users). A value starting with "!" (Django's
@@ -64,10 +45,10 @@ type Principal struct {
 }
 
 // IsService reports whether the caller is a machine (a service token).
-func (p Principal) IsService() bool { return p.Role == RoleService }
+func (p Principal) IsService() bool { return p.Role == contract.RoleService }
 
 // IsStaff reports whether the caller is an employee or an admin.
-func (p Principal) IsStaff() bool { return p.Role == RoleEmployee || p.Role == RoleAdmin }
+func (p Principal) IsStaff() bool { return contract.IsStaff(p.Role) }
 
 // TokenPair is what register, login and refresh hand out.
 type TokenPair struct {
@@ -86,19 +67,4 @@ type RefreshClaims struct {
 	JTI       string
 	UserID    string
 	ExpiresAt time.Time
-}
-
-// NormalizeEmail is the stored and compared form of an email: trimmed and
-// lower-cased, so emails are unique case-insensitively.
-func NormalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
-}
-
-// NewID returns a random (version 4) UUID string.
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

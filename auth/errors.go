@@ -3,14 +3,11 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 )
 
 // Sentinel errors of the service, matched with errors.Is. The HTTP adapter
-// maps each to one status and body.
+// maps each to one status and body; bad input is a *contract.ValidationError.
 var (
 	// ErrNotFound: no such user.
 	ErrNotFound = errors.New("auth: not found")
@@ -33,25 +30,6 @@ var (
 	// ErrBusy: the request gave up waiting for a password-hashing slot.
 	ErrBusy = errors.New("auth: too many password operations in progress")
 )
-
-// ValidationError is a 400 with field -> messages, exactly the contract's body.
-type ValidationError struct {
-	Fields map[string][]string
-}
-
-func (e *ValidationError) Error() string {
-	keys := slices.Sorted(maps.Keys(e.Fields))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+strings.Join(e.Fields[k], " "))
-	}
-	return "auth: invalid input: " + strings.Join(parts, "; ")
-}
-
-// FieldError returns a validation error for one field.
-func FieldError(field, msg string) *ValidationError {
-	return &ValidationError{Fields: map[string][]string{field: {msg}}}
-}
 
 // ThrottledError is a request refused by a rate limit or a login lockout.
 type ThrottledError struct {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Change operations published on user.changed.
@@ -60,7 +62,7 @@ func (s *Service) now() time.Time { return s.d.Now().UTC().Truncate(time.Millise
 // EmailKey is the rate-limit key of an email: a digest of its normalised
 // form, so keys have a bounded size and hold no personal data.
 func EmailKey(email string) string {
-	sum := sha256.Sum256([]byte(NormalizeEmail(email)))
+	sum := sha256.Sum256([]byte(contract.NormalizeEmail(email)))
 	return hex.EncodeToString(sum[:16])
 }
 
@@ -109,7 +111,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr str
 	if err != nil {
 		return RegisterResult{}, fmt.Errorf("hash password: %w", err)
 	}
-	u.ID, u.Role, u.DateJoined, u.PasswordHash = NewID(), RoleCustomer, s.now(), hash
+	u.ID, u.Role, u.DateJoined, u.PasswordHash = contract.NewID(), contract.RoleCustomer, s.now(), hash
 	if err := s.create(ctx, u); err != nil {
 		return RegisterResult{}, err
 	}
@@ -138,7 +140,7 @@ func (s *Service) checkEmailFree(ctx context.Context, f Fields, email, selfID st
 func (s *Service) create(ctx context.Context, u User) error {
 	if err := s.d.Store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrEmailTaken) {
-			return FieldError("email", MsgEmailTaken)
+			return contract.FieldError("email", MsgEmailTaken)
 		}
 		return fmt.Errorf("create user: %w", err)
 	}
@@ -175,7 +177,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, clientAddr string) (
 			return RegisterResult{}, &ThrottledError{RetryAfter: wait}
 		}
 	}
-	u, err := s.d.Store.UserByEmail(ctx, NormalizeEmail(email))
+	u, err := s.d.Store.UserByEmail(ctx, contract.NormalizeEmail(email))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return RegisterResult{}, fmt.Errorf("look up user: %w", err)
 	}
@@ -278,7 +280,7 @@ func (s *Service) Logout(ctx context.Context, p Principal, refresh *string) erro
 	}
 	c, err := s.d.Tokens.ParseRefresh(tok, s.d.Now())
 	if err != nil || c.UserID != p.UserID {
-		return FieldError("refresh", MsgTokenInvalid)
+		return contract.FieldError("refresh", MsgTokenInvalid)
 	}
 	if err := s.d.Store.BlacklistToken(ctx, c.JTI, c.UserID, c.ExpiresAt); err != nil && !errors.Is(err, ErrTokenBlacklisted) {
 		return fmt.Errorf("blacklist refresh token: %w", err)
@@ -328,7 +330,7 @@ func (s *Service) UpdateProfile(ctx context.Context, p Principal, upd ProfileUpd
 	case errors.Is(err, ErrNotFound):
 		return User{}, ErrAccountGone
 	case errors.Is(err, ErrEmailTaken):
-		return User{}, FieldError("email", MsgEmailTaken)
+		return User{}, contract.FieldError("email", MsgEmailTaken)
 	case err != nil:
 		return User{}, fmt.Errorf("update user: %w", err)
 	}
@@ -361,14 +363,14 @@ func (s *Service) publish(ctx context.Context, userID, op string) {
 // canRead: employees, admins and services read users; canWrite: admins and
 // services create and delete them.
 func canRead(p Principal) bool  { return p.IsStaff() || p.IsService() }
-func canWrite(p Principal) bool { return p.Role == RoleAdmin || p.IsService() }
+func canWrite(p Principal) bool { return p.Role == contract.RoleAdmin || p.IsService() }
 
 // GetUser returns a user by id (staff and services).
 func (s *Service) GetUser(ctx context.Context, p Principal, id string) (User, error) {
 	if !canRead(p) {
 		return User{}, ErrForbidden
 	}
-	if !ValidID(id) {
+	if !contract.ValidID(id) {
 		return User{}, ErrNotFound
 	}
 	u, err := s.d.Store.UserByID(ctx, strings.ToLower(id))
@@ -388,7 +390,7 @@ func (s *Service) FindByEmail(ctx context.Context, p Principal, email *string) (
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	u, err := s.d.Store.UserByEmail(ctx, NormalizeEmail(e))
+	u, err := s.d.Store.UserByEmail(ctx, contract.NormalizeEmail(e))
 	if errors.Is(err, ErrNotFound) {
 		return []User{}, nil
 	}
@@ -422,9 +424,9 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInpu
 		}
 		u.PasswordHash = h
 	} else {
-		u.PasswordHash = UnusablePasswordPrefix + strings.ReplaceAll(NewID(), "-", "")
+		u.PasswordHash = UnusablePasswordPrefix + strings.ReplaceAll(contract.NewID(), "-", "")
 	}
-	u.ID, u.DateJoined = NewID(), s.now()
+	u.ID, u.DateJoined = contract.NewID(), s.now()
 	if err := s.create(ctx, u); err != nil {
 		return User{}, err
 	}
@@ -434,7 +436,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInpu
 // AuthorizeCreateUser is CreateUser's permission rule: admins and services
 // create accounts, only admins choose the role.
 func AuthorizeCreateUser(p Principal, setsRole bool) error {
-	if !canWrite(p) || (setsRole && p.Role != RoleAdmin) {
+	if !canWrite(p) || (setsRole && p.Role != contract.RoleAdmin) {
 		return ErrForbidden
 	}
 	return nil
@@ -445,7 +447,7 @@ func (s *Service) DeleteUser(ctx context.Context, p Principal, id string) error 
 	if !canWrite(p) {
 		return ErrForbidden
 	}
-	if !ValidID(id) {
+	if !contract.ValidID(id) {
 		return ErrNotFound
 	}
 	id = strings.ToLower(id)
@@ -503,7 +505,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	u := User{ID: NewID(), Email: e, FirstName: "Admin", Role: RoleAdmin, DateJoined: s.now(), PasswordHash: h}
+	u := User{ID: contract.NewID(), Email: e, FirstName: "Admin", Role: contract.RoleAdmin, DateJoined: s.now(), PasswordHash: h}
 	if err := s.d.Store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrEmailTaken) {
 			return false, nil // another replica created it
@@ -517,26 +519,6 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) (bool, erro
 // longer verify anyway.
 func (s *Service) SweepBlacklist(ctx context.Context) (int64, error) {
 	return s.d.Store.SweepBlacklist(ctx, s.d.Now().Add(-BlacklistRetention))
-}
-
-// ValidID reports whether id has the shape of a UUID.
-func ValidID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i, c := range id {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // Rules returns the password rules the service applies (for adapters that

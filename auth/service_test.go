@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // fakeStore is an in-memory auth.Store.
@@ -318,9 +319,9 @@ func TestPermissionsAndChangeFeed(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	reg, _ := f.svc.Register(ctx, validRegistration("f@example.com"), "")
-	self := auth.Principal{UserID: reg.User.ID, Role: auth.RoleCustomer}
-	service := auth.Principal{UserID: "bff", Role: auth.RoleService}
-	employee := auth.Principal{UserID: auth.NewID(), Role: auth.RoleEmployee}
+	self := auth.Principal{UserID: reg.User.ID, Role: contract.RoleCustomer}
+	service := auth.Principal{UserID: "bff", Role: contract.RoleService}
+	employee := auth.Principal{UserID: contract.NewID(), Role: contract.RoleEmployee}
 	if _, err := f.svc.Profile(ctx, service); !errors.Is(err, auth.ErrForbidden) {
 		t.Fatalf("service profile: %v", err)
 	}
@@ -362,7 +363,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatal("a common bootstrap password was accepted")
 	}
 	u, err := f.store.UserByEmail(ctx, "admin@example.com")
-	if err != nil || u.Role != auth.RoleAdmin {
+	if err != nil || u.Role != contract.RoleAdmin {
 		t.Fatalf("admin: %+v %v", u, err)
 	}
 }

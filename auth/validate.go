@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Field limits of the user model (Django's AbstractUser and EmailField).
@@ -38,12 +40,12 @@ type Fields map[string][]string
 // Add appends a message to a field.
 func (f Fields) Add(field, msg string) { f[field] = append(f[field], msg) }
 
-// Err returns the collected problems as a *ValidationError, or nil.
+// Err returns the collected problems as a *contract.ValidationError, or nil.
 func (f Fields) Err() error {
 	if len(f) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: f}
+	return &contract.ValidationError{Fields: f}
 }
 
 // RegisterInput is the body of POST /api/auth/register/. A nil field was not
@@ -128,7 +130,7 @@ func cleanEmail(f Fields, name string, v *string, required bool) string {
 		f.Add(name, MsgInvalidEmail)
 		return ""
 	}
-	return NormalizeEmail(s)
+	return contract.NormalizeEmail(s)
 }
 
 // cleanPhone validates an optional phone number (digits, spaces, dots,
@@ -172,11 +174,11 @@ func (in CreateUserInput) Validate(rules *PasswordRules, f Fields) (User, string
 		FirstName:   cleanText(f, "first_name", in.FirstName, false, true, MaxNameLength),
 		LastName:    cleanText(f, "last_name", in.LastName, false, true, MaxNameLength),
 		PhoneNumber: cleanPhone(f, "phone_number", in.PhoneNumber),
-		Role:        RoleCustomer,
+		Role:        contract.RoleCustomer,
 	}
 	if in.Role != nil {
 		r := strings.TrimSpace(*in.Role)
-		if !IsUserRole(r) {
+		if !contract.IsUserRole(r) {
 			f.Add("user_role", fmt.Sprintf("%q is not a valid choice.", r))
 		} else {
 			u.Role = r

@@ -13,6 +13,7 @@ import (
 	"github.com/acme/customer-platform/auth"
 	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 const vkey = "verifier-test-key-0123456789abcdef"
@@ -100,7 +101,7 @@ func TestVerifierAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := auth.User{ID: uid, Email: "a@example.com", FirstName: "A", LastName: "B", Role: auth.RoleAdmin}
+	u := auth.User{ID: uid, Email: "a@example.com", FirstName: "A", LastName: "B", Role: contract.RoleAdmin}
 	p, _ := iss.Pair(u, time.Now())
 	c, err := v.Verify(p.Access)
 	if err != nil || c.UserID != uid || c.Role != "admin" || !c.IsStaff() || c.Email != "a@example.com" || len(c.JTI) != 32 {
@@ -149,7 +150,7 @@ func TestVerifierIssuerAudience(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	v := newVerifier(b, authclient.VerifierConfig{})
 	iss, _ := token.New(token.Config{Key: []byte(vkey)})
-	p, _ := iss.Pair(auth.User{ID: uid, Email: "a@example.com", Role: auth.RoleCustomer}, time.Now())
+	p, _ := iss.Pair(auth.User{ID: uid, Email: "a@example.com", Role: contract.RoleCustomer}, time.Now())
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := v.Verify(p.Access); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/mongodb"
 	"github.com/acme/customer-platform/internal/redisconn"
@@ -203,7 +204,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 		if err != nil {
 			return err
 		}
-		_, domain, _ := strings.Cut(auth.NormalizeEmail(cfg.BootstrapAdminEmail), "@")
+		_, domain, _ := strings.Cut(contract.NormalizeEmail(cfg.BootstrapAdminEmail), "@")
 		log.Info("bootstrap admin", "email_domain", domain, "created", created)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // userJSON is the contract's user JSON.
@@ -109,7 +110,7 @@ func (f *fields) merge(err error) error {
 	if len(f.errs) == 0 {
 		return err
 	}
-	if ve, ok := err.(*auth.ValidationError); ok {
+	if ve, ok := err.(*contract.ValidationError); ok {
 		for k, v := range f.errs {
 			ve.Fields[k] = v
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -31,7 +32,7 @@ var errorTable = []struct {
 // respond writes err in the contract's shape. Errors outside the table are
 // logged and answered with a generic 500 by web.Respond.
 func respond(c *gin.Context, err error) {
-	if ve, ok := errors.AsType[*auth.ValidationError](err); ok {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
 		web.Respond(c, web.Invalid(ve.Fields))
 		return
 	}

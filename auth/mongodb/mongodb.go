@@ -35,6 +35,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Collection names.
@@ -89,7 +90,7 @@ type userDoc struct {
 
 func toDoc(u auth.User) userDoc {
 	return userDoc{
-		ID: u.ID, Email: auth.NormalizeEmail(u.Email), FirstName: u.FirstName, LastName: u.LastName,
+		ID: u.ID, Email: contract.NormalizeEmail(u.Email), FirstName: u.FirstName, LastName: u.LastName,
 		PhoneNumber: u.PhoneNumber, Role: u.Role, DateJoined: u.DateJoined.UTC(), Password: u.PasswordHash,
 	}
 }
@@ -132,14 +133,14 @@ func (s *Store) UserByID(ctx context.Context, id string) (auth.User, error) {
 
 // UserByEmail returns the user with the normalised email or auth.ErrNotFound.
 func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error) {
-	return s.findOne(ctx, bson.D{{Key: "email", Value: auth.NormalizeEmail(email)}})
+	return s.findOne(ctx, bson.D{{Key: "email", Value: contract.NormalizeEmail(email)}})
 }
 
 // UpdateUser $sets only the fields sent and returns the stored user.
 func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdate) (auth.User, error) {
 	set := bson.D{}
 	if upd.Email != nil {
-		set = append(set, bson.E{Key: "email", Value: auth.NormalizeEmail(*upd.Email)})
+		set = append(set, bson.E{Key: "email", Value: contract.NormalizeEmail(*upd.Email)})
 	}
 	if upd.FirstName != nil {
 		set = append(set, bson.E{Key: "first_name", Value: *upd.FirstName})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/customer-platform/auth"
 	"github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func newStore(t *testing.T) *mongodb.Store {
 }
 
 func user(email string) auth.User {
-	return auth.User{ID: auth.NewID(), Email: email, FirstName: "F", LastName: "L", Role: auth.RoleCustomer,
+	return auth.User{ID: contract.NewID(), Email: email, FirstName: "F", LastName: "L", Role: contract.RoleCustomer,
 		DateJoined: time.Now().UTC().Truncate(time.Millisecond), PasswordHash: "h"}
 }
 
@@ -56,7 +57,7 @@ func TestUsers(t *testing.T) {
 	if err != nil || upd.FirstName != "Newname" || upd.Email != "b@example.com" || upd.LastName != "L" {
 		t.Fatalf("update: %+v %v", upd, err)
 	}
-	if _, err := s.UpdateUser(ctx, auth.NewID(), auth.ProfileUpdate{FirstName: &name}); !errors.Is(err, auth.ErrNotFound) {
+	if _, err := s.UpdateUser(ctx, contract.NewID(), auth.ProfileUpdate{FirstName: &name}); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("update of a missing user: %v", err)
 	}
 	// The rehash only replaces the hash it read.

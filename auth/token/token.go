@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Token types (the token_type claim).
@@ -177,7 +178,7 @@ func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
 // Service issues a service account's access token: user_role "service",
 // user_id the client id.
 func (i *Issuer) Service(clientID string, now time.Time) (auth.ServiceToken, error) {
-	c := Claims{TokenType: TypeAccess, UserID: clientID, UserRole: auth.RoleService}
+	c := Claims{TokenType: TypeAccess, UserID: clientID, UserRole: contract.RoleService}
 	i.stamp(&c, now, i.cfg.ServiceTokenTTL)
 	s, err := i.sign(&c)
 	if err != nil {
@@ -200,7 +201,7 @@ func (i *Issuer) ParseRefresh(tok string, now time.Time) (auth.RefreshClaims, er
 		return auth.RefreshClaims{}, fmt.Errorf("%w: token_type %q", auth.ErrTokenInvalid, c.TokenType)
 	}
 	uid, ok := c.UserID.(string)
-	if !ok || !auth.ValidID(uid) {
+	if !ok || !contract.ValidID(uid) {
 		return auth.RefreshClaims{}, fmt.Errorf("%w: user_id is not a UUID string", auth.ErrTokenInvalid)
 	}
 	if c.ID == "" {

@@ -14,11 +14,12 @@ import (
 
 	"github.com/acme/customer-platform/auth"
 	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 const key = "interop-signing-key-0123456789abcdef"
 
-var user = auth.User{ID: "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", Role: auth.RoleEmployee}
+var user = auth.User{ID: "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", Role: contract.RoleEmployee}
 
 func newIssuer(t testing.TB, cfg Config) *Issuer {
 	t.Helper()
