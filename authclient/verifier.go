@@ -12,14 +12,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-)
 
-// Roles carried in the user_role claim.
-const (
-	RoleCustomer = "customer"
-	RoleEmployee = "employee"
-	RoleAdmin    = "admin"
-	RoleService  = "service"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Claims are the verified claims of an access token.
@@ -28,14 +22,14 @@ type Claims struct {
 	Email     string
 	FirstName string
 	LastName  string
-	Role      string
+	Role      string // a role of package contract
 	JTI       string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
 // IsStaff reports whether the role is employee or admin.
-func (c *Claims) IsStaff() bool { return c.Role == RoleEmployee || c.Role == RoleAdmin }
+func (c *Claims) IsStaff() bool { return contract.IsStaff(c.Role) }
 
 // ErrInvalidToken is returned (wrapped) for every token that must be refused.
 var ErrInvalidToken = errors.New("token is invalid or expired")
@@ -79,27 +73,17 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return &Verifier{key: append([]byte(nil), cfg.Key...), parser: jwt.NewParser(opts...)}, nil
 }
 
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	TokenType string `json:"token_type"`
-	UserID    any    `json:"user_id"`
-	Email     string `json:"email"`
-	FirstName string `json:"first_name"`
-	LastName  string `json:"last_name"`
-	UserRole  string `json:"user_role"`
-}
-
 // Verify parses and checks an access token. Every failure wraps ErrInvalidToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
 		return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
-	var tc tokenClaims
+	var tc TokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if tc.TokenType != "access" {
+	if tc.TokenType != TokenTypeAccess {
 		return nil, fmt.Errorf("%w: token_type %q is not access", ErrInvalidToken, tc.TokenType)
 	}
 	uid, ok := tc.UserID.(string)
@@ -107,18 +91,15 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: user_id must be a UUID string", ErrInvalidToken)
 	}
 	role := tc.UserRole
-	switch role {
-	case RoleCustomer, RoleEmployee, RoleAdmin:
+	if role == "" {
+		role = contract.RoleCustomer // simplejwt tokens of plain users may omit the role
+	}
+	switch {
+	case contract.IsUserRole(role):
 		if _, err := uuid.Parse(uid); err != nil {
 			return nil, fmt.Errorf("%w: user_id is not a UUID", ErrInvalidToken)
 		}
-	case RoleService:
-	case "":
-		role = RoleCustomer // simplejwt tokens of plain users may omit the role
-		if _, err := uuid.Parse(uid); err != nil {
-			return nil, fmt.Errorf("%w: user_id is not a UUID", ErrInvalidToken)
-		}
-	default:
+	case role != contract.RoleService:
 		return nil, fmt.Errorf("%w: unknown user_role %q", ErrInvalidToken, role)
 	}
 	c := &Claims{

@@ -136,7 +136,7 @@ func TestParseRefresh(t *testing.T) {
 		"no jti":       sign(t, jwt.SigningMethodHS256, []byte(key), without("jti")),
 		"numeric user": sign(t, jwt.SigningMethodHS256, []byte(key), with("user_id", 42)),
 		"garbage":      "not.a.token",
-		"huge":         strings.Repeat("a", MaxTokenBytes+1),
+		"huge":         strings.Repeat("a", authclient.MaxTokenBytes+1),
 	}
 	for name, tok := range bad {
 		at := now

@@ -24,13 +24,13 @@ func main() {
 func run(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("devtoken", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var c devtoken.Claims
-	fs.StringVar(&c.Role, "role", "customer", "user_role: customer, employee, admin or service")
-	fs.StringVar(&c.UserID, "user", "", "user_id (a UUID; random when empty)")
-	fs.StringVar(&c.Email, "email", "", "email claim (default derived from the user id)")
-	fs.StringVar(&c.FirstName, "first", "Dev", "first_name claim")
-	fs.StringVar(&c.LastName, "last", "User", "last_name claim")
-	fs.DurationVar(&c.TTL, "ttl", time.Hour, "lifetime")
+	var o devtoken.Options
+	fs.StringVar(&o.Role, "role", "customer", "user_role: customer, employee, admin or service")
+	fs.StringVar(&o.UserID, "user", "", "user_id (a UUID; random when empty)")
+	fs.StringVar(&o.Email, "email", "", "email claim (default derived from the user id)")
+	fs.StringVar(&o.FirstName, "first", "Dev", "first_name claim")
+	fs.StringVar(&o.LastName, "last", "User", "last_name claim")
+	fs.DurationVar(&o.TTL, "ttl", time.Hour, "lifetime")
 	defaultDir := ".data"
 	if d, ok := getenv("STACK_DATA_DIR"); ok && d != "" {
 		defaultDir = d // the same directory `make run` uses
@@ -47,11 +47,11 @@ func run(args []string, getenv func(string) (string, bool), stdout, stderr io.Wr
 		}
 		key = k
 	}
-	tok, c, err := devtoken.Sign([]byte(key), c)
+	tok, o, err := devtoken.Sign([]byte(key), o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "user_id=%s role=%s email=%s expires in %s\n", c.UserID, c.Role, c.Email, c.TTL)
+	fmt.Fprintf(stderr, "user_id=%s role=%s email=%s expires in %s\n", o.UserID, o.Role, o.Email, o.TTL)
 	fmt.Fprintln(stdout, tok)
 	return nil
 }

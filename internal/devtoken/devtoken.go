@@ -11,56 +11,58 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/embedded"
 )
 
-// Claims of a development token.
-type Claims struct {
+// Options say whom a development token is for and how long it lives.
+type Options struct {
 	UserID, Email, FirstName, LastName, Role string
 	TTL                                      time.Duration
 }
 
-// Sign returns an HS256 access token with the contract's claims, filling in
-// a random user id, a derived email and a one-hour lifetime when unset.
-func Sign(key []byte, c Claims) (string, Claims, error) {
-	if c.UserID == "" {
-		c.UserID = uuid.NewString()
+// Sign returns an HS256 access token with the contract's claims
+// (authclient.TokenClaims), filling in a random user id, the customer role,
+// a derived email and a one-hour lifetime when unset; it returns the
+// options as filled in.
+func Sign(key []byte, o Options) (string, Options, error) {
+	if o.UserID == "" {
+		o.UserID = contract.NewID()
 	}
-	if c.Role == "" {
-		c.Role = "customer"
+	if o.Role == "" {
+		o.Role = contract.RoleCustomer
 	}
-	switch c.Role {
-	case "customer", "employee", "admin", "service":
-	default:
-		return "", c, fmt.Errorf("unknown role %q", c.Role)
+	if !contract.IsUserRole(o.Role) && o.Role != contract.RoleService {
+		return "", o, fmt.Errorf("unknown role %q", o.Role)
 	}
-	if c.Role != "service" {
-		if _, err := uuid.Parse(c.UserID); err != nil {
-			return "", c, fmt.Errorf("user id %q is not a UUID", c.UserID)
+	if o.Role != contract.RoleService {
+		if _, err := uuid.Parse(o.UserID); err != nil {
+			return "", o, fmt.Errorf("user id %q is not a UUID", o.UserID)
 		}
 	}
-	if c.Email == "" {
-		c.Email = "dev-" + c.UserID + "@example.com"
+	if o.Email == "" {
+		o.Email = "dev-" + o.UserID + "@example.com"
 	}
-	if c.TTL <= 0 {
-		c.TTL = time.Hour
+	if o.TTL <= 0 {
+		o.TTL = time.Hour
 	}
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"token_type": "access",
-		"exp":        now.Add(c.TTL).Unix(),
-		"iat":        now.Unix(),
-		"jti":        hex.EncodeToString(jti[:]),
-		"user_id":    c.UserID,
-		"email":      c.Email,
-		"first_name": c.FirstName,
-		"last_name":  c.LastName,
-		"user_role":  c.Role,
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, &authclient.TokenClaims{
+		TokenType: authclient.TokenTypeAccess,
+		ExpiresAt: jwt.NewNumericDate(now.Add(o.TTL)),
+		IssuedAt:  jwt.NewNumericDate(now),
+		ID:        hex.EncodeToString(jti[:]),
+		UserID:    o.UserID,
+		Email:     o.Email,
+		FirstName: o.FirstName,
+		LastName:  o.LastName,
+		UserRole:  o.Role,
 	})
 	s, err := tok.SignedString(key)
-	return s, c, err
+	return s, o, err
 }
 
 // KeyFromDataDir returns the development signing key `make run` generated.

@@ -13,7 +13,7 @@ func TestSignedTokenVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, c, err := Sign(key, Claims{Role: "employee"})
+	tok, c, err := Sign(key, Options{Role: "employee"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,10 +24,10 @@ func TestSignedTokenVerifies(t *testing.T) {
 	if got.UserID != c.UserID || got.Role != "employee" || got.Email != c.Email {
 		t.Errorf("claims = %+v, want %+v", got, c)
 	}
-	if _, _, err := Sign(key, Claims{Role: "root"}); err == nil {
+	if _, _, err := Sign(key, Options{Role: "root"}); err == nil {
 		t.Error("unknown role accepted")
 	}
-	if _, _, err := Sign(key, Claims{UserID: "42"}); err == nil {
+	if _, _, err := Sign(key, Options{UserID: "42"}); err == nil {
 		t.Error("non-UUID user id accepted")
 	}
 }
