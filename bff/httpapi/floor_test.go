@@ -17,6 +17,7 @@ import (
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/httpapi"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -56,7 +57,7 @@ func floorToken(t testing.TB, role string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if role == auth.RoleService {
+	if role == contract.RoleService {
 		s, err := iss.Service("bench", time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +83,7 @@ func floorGet(e http.Handler, path, tok string) *httptest.ResponseRecorder {
 
 func TestBenchFloor(t *testing.T) {
 	t.Parallel()
-	tok := floorToken(t, auth.RoleCustomer)
+	tok := floorToken(t, contract.RoleCustomer)
 
 	if w := floorGet(floorEngine(t, false, nil), "/api/bff/bench/floor/?bytes=100", tok); w.Code != http.StatusNotFound {
 		t.Fatalf("floor routed without BFF_BENCH_FLOOR: %d %s", w.Code, w.Body)
@@ -113,7 +114,7 @@ func TestBenchFloor(t *testing.T) {
 	}{
 		{"no token", "?bytes=100", "", http.StatusUnauthorized, web.CodeNotAuthenticated},
 		{"bad token", "?bytes=100", tok + "x", http.StatusUnauthorized, web.CodeTokenNotValid},
-		{"service token", "?bytes=100", floorToken(t, auth.RoleService), http.StatusForbidden, web.CodePermissionDenied},
+		{"service token", "?bytes=100", floorToken(t, contract.RoleService), http.StatusForbidden, web.CodePermissionDenied},
 		{"no size", "", tok, http.StatusBadRequest, ""},
 		{"size not a number", "?bytes=ten", tok, http.StatusBadRequest, ""},
 		{"size too small", "?bytes=11", tok, http.StatusBadRequest, ""},
@@ -147,7 +148,7 @@ func TestBenchFloor(t *testing.T) {
 func TestMeBearer(t *testing.T) {
 	t.Parallel()
 	e := floorEngine(t, false, []byte(`{"user":{"id":"`+floorUserID+`"},"profile":null}`))
-	user := floorToken(t, auth.RoleCustomer)
+	user := floorToken(t, contract.RoleCustomer)
 	for _, tc := range []struct {
 		name, tok string
 		status    int
@@ -156,7 +157,7 @@ func TestMeBearer(t *testing.T) {
 		{"user", user, http.StatusOK, ""},
 		{"no token", "", http.StatusUnauthorized, web.CodeNotAuthenticated},
 		{"bad token", user + "x", http.StatusUnauthorized, web.CodeTokenNotValid},
-		{"service token", floorToken(t, auth.RoleService), http.StatusForbidden, web.CodePermissionDenied},
+		{"service token", floorToken(t, contract.RoleService), http.StatusForbidden, web.CodePermissionDenied},
 	} {
 		w := floorGet(e, "/api/bff/me/", tc.tok)
 		if w.Code != tc.status {
