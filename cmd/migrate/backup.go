@@ -12,7 +12,35 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	custmongo "github.com/acme/customer-platform/customer/mongodb"
 )
+
+func (c *command) backup(ctx context.Context) error {
+	db, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := backup(ctx, db.Collection(custmongo.CustomersCollection), c.flags.out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.stdout, "backup: %d profiles of %s.%s written to %s\n", n, c.cfg.CustomerDB, custmongo.CustomersCollection, c.flags.out)
+	return nil
+}
+
+func (c *command) restore(ctx context.Context) error {
+	// Open the store first: the collection keeps its indexes.
+	if _, err := c.store(ctx); err != nil {
+		return err
+	}
+	n, err := restore(ctx, c.client.Database(c.cfg.CustomerDB).Collection(custmongo.CustomersCollection), c.flags.in, c.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.stdout, "restore: %s.%s now holds the %d profiles of %s\n", c.cfg.CustomerDB, custmongo.CustomersCollection, n, c.flags.in)
+	return nil
+}
 
 // backup writes every document of coll to path as a JSON array of
 // canonical MongoDB Extended JSON documents (what `mongoimport --jsonArray`

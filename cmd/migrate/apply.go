@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/acme/customer-platform/customer/legacy"
+)
+
+func (c *command) apply(ctx context.Context) error {
+	dir, err := c.directory(ctx)
+	if err != nil {
+		return err
+	}
+	store, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	r, in, total, err := c.openInput()
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	rw, f, err := c.newReport("apply", r.Format())
+	if err != nil {
+		return err
+	}
+	var users legacy.UserCreator
+	if c.flags.create {
+		users = dir
+	}
+	sum, runErr := legacy.Apply(ctx, r, dir, users, store, c.options(total), rw.Entry)
+	if err := finishReport(rw, f, sum, runErr); err != nil {
+		return errors.Join(runErr, err)
+	}
+	fmt.Fprint(c.env.stdout, sum.Text("apply"))
+	fmt.Fprintf(c.env.stdout, "report: %s\n", c.flags.report)
+	c.log.InfoContext(ctx, "apply done", "records", sum.Records, "inserted", sum.Inserted, "updated", sum.Updated,
+		"failed", sum.Failed, "users_created", sum.UsersCreated, "interrupted", sum.Interrupted)
+	if runErr != nil {
+		return fmt.Errorf("apply stopped after %d batches (%d records); run it again with the same input and flags to finish — nothing is written twice: %w", sum.Batches, sum.Records, runErr)
+	}
+	if sum.Failed > 0 {
+		return problemsError{fmt.Sprintf("%d records could not be written: see the entries with \"outcome\": \"failed\" in %s", sum.Failed, c.flags.report)}
+	}
+	return nil
+}

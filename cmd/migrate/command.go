@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/customer/legacy"
+	custmongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/mongodb"
+)
+
+// command holds one run's connections.
+type command struct {
+	cfg       Config
+	env       env
+	log       *slog.Logger
+	flags     flags
+	client    *mongo.Client
+	transport *http.Transport // of the auth client
+}
+
+func (c *command) close() {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+	if c.client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.client.Disconnect(ctx)
+	}
+}
+
+func (c *command) db(ctx context.Context) (*mongo.Database, error) {
+	cl, err := mongodb.Connect(ctx, c.cfg.MongoURI.Reveal(), "migrate", nil)
+	if err != nil {
+		return nil, err
+	}
+	c.client = cl
+	return cl.Database(c.cfg.CustomerDB), nil
+}
+
+// store opens the customer store (creating its indexes, the unique one on
+// user_id above all, when the service has not yet).
+func (c *command) store(ctx context.Context) (profileStore, error) {
+	db, err := c.db(ctx)
+	if err != nil {
+		return profileStore{}, err
+	}
+	s, err := custmongo.New(ctx, db)
+	if err != nil {
+		return profileStore{}, err
+	}
+	return profileStore{s}, nil
+}
+
+// directory returns the auth client, having checked the service credentials.
+func (c *command) directory(ctx context.Context) (authDirectory, error) {
+	c.transport = http.DefaultTransport.(*http.Transport).Clone()
+	c.transport.MaxIdleConnsPerHost = c.cfg.Lookups
+	cl := authclient.New(authclient.Options{BaseURL: c.cfg.AuthURL, Timeout: c.cfg.AuthTimeout, Transport: c.transport})
+	d := authDirectory{client: cl, tokens: authclient.NewServiceTokens(cl, c.cfg.ClientID, c.cfg.ClientSecret.Reveal())}
+	if _, err := d.tokens.Token(ctx); err != nil {
+		return authDirectory{}, fmt.Errorf("sign in to the auth service at %s as client %s: %w", c.cfg.AuthURL, c.cfg.ClientID, err)
+	}
+	return d, nil
+}
+
+func (c *command) options(total int) legacy.Options {
+	o := legacy.Options{
+		AcceptPartialAddress: c.flags.acceptPartial,
+		CreateMissingUsers:   c.flags.create,
+		BatchSize:            c.cfg.BatchSize,
+		Lookups:              c.cfg.Lookups,
+		AfterBatch:           c.env.afterBatch,
+	}
+	if c.env.progress && total > 0 {
+		bar := progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(c.env.stderr),
+			progressbar.OptionSetDescription("records"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("records"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.env.stderr) }),
+		)
+		o.Progress = func(n int) { _ = bar.Set(n) }
+	}
+	return o
+}
+
+// openInput opens the legacy export; with a progress bar, the records are
+// counted first so the bar has a total and an ETA.
+func (c *command) openInput() (*legacy.Reader, io.Closer, int, error) {
+	total := 0
+	if c.env.progress {
+		n, err := countRecords(c.flags.input)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		total = n
+	}
+	f, err := os.Open(c.flags.input)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	r, err := legacy.NewReader(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, 0, fmt.Errorf("%s: %w", c.flags.input, err)
+	}
+	return r, f, total, nil
+}
+
+func countRecords(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r, err := legacy.NewReader(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	n := 0
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, fmt.Errorf("%s: %w", path, err)
+		}
+		n++
+	}
+}
