@@ -2,8 +2,8 @@
 // customer service: a typed HTTP client of its contract (the twin of
 // authclient). The BFF uses it, and so can any service that calls the
 // customer endpoints directly: create, read, update and delete the token
-// owner's profile, check_profile_exists, and delete a profile by id (service
-// accounts). Calls are traced by an otelhttp transport that propagates the
+// owner's profile, check_profile_exists, read a profile by id, record a
+// service (increment_service), and delete a profile by id. Calls are traced by an otelhttp transport that propagates the
 // W3C trace context, bounded in time (per call, unless the caller's context
 // is shorter) and in answer size, and fail with *Error values whose Kind is
 // matched with errors.Is. It works against the company's Django customer
@@ -91,6 +91,7 @@ type call struct {
 	method     string
 	path       string // below basePath
 	token      string
+	header     map[string]string
 	body       any
 	out        any
 	idempotent bool // safe to retry on unavailability
@@ -148,6 +149,41 @@ func (c *Client) ProfileExists(ctx context.Context, token, userID string) (Exist
 	return e, err
 }
 
+// Customer returns the profile with id (its owner, staff or a service
+// account); ErrNotFound when there is none or the caller may not see it.
+func (c *Client) Customer(ctx context.Context, token, id string) (*Profile, error) {
+	var p Profile
+	if err := c.do(ctx, call{method: http.MethodGet, path: url.PathEscape(id) + "/", token: token, out: &p, idempotent: true}); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Service is the optional body of increment_service: what was done, and when.
+type Service struct {
+	ServiceType string     `json:"service_type,omitempty"`
+	Notes       string     `json:"notes,omitempty"`
+	PerformedAt *time.Time `json:"performed_at,omitempty"`
+}
+
+// IncrementService records one service of the profile with id (employee,
+// admin or service account) and returns the profile as it is after it.
+// With an idempotency key the service counts the call once however often
+// it is sent, so the call is retried while the service is unavailable;
+// without one it is never retried.
+func (c *Client) IncrementService(ctx context.Context, token, id, idempotencyKey string, s Service) (*Profile, error) {
+	var p Profile
+	cl := call{method: http.MethodPost, path: url.PathEscape(id) + "/increment_service/", token: token, body: s, out: &p}
+	if idempotencyKey != "" {
+		cl.header = map[string]string{"Idempotency-Key": idempotencyKey}
+		cl.idempotent = true
+	}
+	if err := c.do(ctx, cl); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // DeleteCustomer deletes a profile by id (owner, admin or service).
 func (c *Client) DeleteCustomer(ctx context.Context, token, id string) error {
 	return c.do(ctx, call{method: http.MethodDelete, path: url.PathEscape(id) + "/", token: token, idempotent: true})
@@ -157,7 +193,7 @@ func (c *Client) DeleteCustomer(ctx context.Context, token, id string) error {
 // with backoff while the service is unavailable.
 func (c *Client) do(ctx context.Context, cl call) error {
 	return c.up.Do(ctx, upstream.Call{
-		Method: cl.method, Path: basePath + cl.path, Token: cl.token,
+		Method: cl.method, Path: basePath + cl.path, Token: cl.token, Header: cl.header,
 		Body: cl.body, Out: cl.out, Idempotent: cl.idempotent,
 	})
 }

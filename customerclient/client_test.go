@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,5 +139,66 @@ func TestRefusedConnectionIsNotSent(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || !ce.NotSent || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("refused: %v", err)
+	}
+}
+
+func TestCustomerAndIncrementService(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	c, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path+" key="+r.Header.Get("Idempotency-Key")+" "+fmt.Sprint(body))
+		n := len(calls)
+		mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/customers/c1/":
+			_, _ = w.Write([]byte(`{"id":"c1","user_id":"u1","total_services":0}`))
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/customers/c1/increment_service/":
+			if r.Header.Get("Idempotency-Key") == "k1" && n == 2 {
+				w.WriteHeader(http.StatusServiceUnavailable) // the first keyed attempt: retried
+				return
+			}
+			_, _ = w.Write([]byte(`{"id":"c1","user_id":"u1","total_services":1}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	})
+	ctx := context.Background()
+	if p, err := c.Customer(ctx, "tok", "c1"); err != nil || p.ID != "c1" || p.UserID != "u1" {
+		t.Fatalf("customer: %+v %v", p, err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	p, err := c.IncrementService(ctx, "tok", "c1", "k1", Service{ServiceType: "repair", PerformedAt: &at})
+	if err != nil || !strings.Contains(string(p.Raw), `"total_services":1`) {
+		t.Fatalf("increment with a key: %+v %v", p, err)
+	}
+	if _, err := c.Customer(ctx, "tok", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	mu.Lock()
+	keyed := 0
+	for _, cl := range calls {
+		if strings.HasPrefix(cl, "POST /api/v1/customers/c1/increment_service/ key=k1 ") &&
+			strings.Contains(cl, "performed_at:2026-01-02T03:04:05Z") && strings.Contains(cl, "service_type:repair") {
+			keyed++
+		}
+	}
+	if keyed != 2 {
+		t.Fatalf("the keyed increment was sent %d times, want 2 (retried once after a 503): %q", keyed, calls)
+	}
+	calls = calls[:0]
+	mu.Unlock()
+	if _, err := c.IncrementService(ctx, "tok", "c1", "", Service{}); err != nil {
+		t.Fatalf("increment without a key: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || calls[0] != "POST /api/v1/customers/c1/increment_service/ key= map[]" {
+		t.Fatalf("increment without a key sent %q", calls)
 	}
 }
