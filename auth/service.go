@@ -132,7 +132,7 @@ func (s *Service) checkEmailFree(ctx context.Context, f Fields, email, selfID st
 	case err != nil:
 		return fmt.Errorf("look up email: %w", err)
 	case other.ID != selfID:
-		f.Add("email", MsgEmailTaken)
+		f.Add(FieldEmail, MsgEmailTaken)
 	}
 	return nil
 }
@@ -140,16 +140,11 @@ func (s *Service) checkEmailFree(ctx context.Context, f Fields, email, selfID st
 func (s *Service) create(ctx context.Context, u User) error {
 	if err := s.d.Store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrEmailTaken) {
-			return contract.FieldError("email", MsgEmailTaken)
+			return contract.FieldError(FieldEmail, MsgEmailTaken)
 		}
 		return fmt.Errorf("create user: %w", err)
 	}
 	return nil
-}
-
-// LoginInput is the body of POST /api/auth/login/.
-type LoginInput struct {
-	Email, Password *string
 }
 
 // Login checks credentials and issues tokens. Every failure is the same
@@ -160,8 +155,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, clientAddr string) (
 		return RegisterResult{}, err
 	}
 	f := Fields{}
-	email := cleanText(f, "email", in.Email, true, false, MaxEmailLength)
-	pw := password(f, "password", in.Password, true)
+	email, pw := in.Validate(f)
 	if err := f.Err(); err != nil {
 		return RegisterResult{}, err
 	}
@@ -237,7 +231,7 @@ func (s *Service) rehash(ctx context.Context, u User, pw string) {
 // only one succeeds.
 func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, error) {
 	f := Fields{}
-	tok := cleanText(f, "refresh", refresh, true, false, 1<<16)
+	tok := refreshToken(f, refresh)
 	if err := f.Err(); err != nil {
 		return TokenPair{}, err
 	}
@@ -274,13 +268,13 @@ func (s *Service) Logout(ctx context.Context, p Principal, refresh *string) erro
 		return ErrForbidden
 	}
 	f := Fields{}
-	tok := cleanText(f, "refresh", refresh, true, false, 1<<16)
+	tok := refreshToken(f, refresh)
 	if err := f.Err(); err != nil {
 		return err
 	}
 	c, err := s.d.Tokens.ParseRefresh(tok, s.d.Now())
 	if err != nil || c.UserID != p.UserID {
-		return contract.FieldError("refresh", MsgTokenInvalid)
+		return contract.FieldError(FieldRefresh, MsgTokenInvalid)
 	}
 	if err := s.d.Store.BlacklistToken(ctx, c.JTI, c.UserID, c.ExpiresAt); err != nil && !errors.Is(err, ErrTokenBlacklisted) {
 		return fmt.Errorf("blacklist refresh token: %w", err)
@@ -330,7 +324,7 @@ func (s *Service) UpdateProfile(ctx context.Context, p Principal, upd ProfileUpd
 	case errors.Is(err, ErrNotFound):
 		return User{}, ErrAccountGone
 	case errors.Is(err, ErrEmailTaken):
-		return User{}, contract.FieldError("email", MsgEmailTaken)
+		return User{}, contract.FieldError(FieldEmail, MsgEmailTaken)
 	case err != nil:
 		return User{}, fmt.Errorf("update user: %w", err)
 	}
@@ -386,7 +380,7 @@ func (s *Service) FindByEmail(ctx context.Context, p Principal, email *string) (
 		return nil, ErrForbidden
 	}
 	f := Fields{}
-	e := cleanText(f, "email", email, true, false, MaxEmailLength)
+	e := cleanText(f, FieldEmail, email, true, false, MaxEmailLength)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -409,7 +403,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInpu
 	}
 	f := Fields{}
 	u, pw := in.Validate(s.d.Rules, f)
-	if u.Email != "" && len(f["email"]) == 0 {
+	if u.Email != "" && len(f[FieldEmail]) == 0 {
 		if err := s.checkEmailFree(ctx, f, u.Email, ""); err != nil {
 			return User{}, err
 		}
@@ -458,19 +452,13 @@ func (s *Service) DeleteUser(ctx context.Context, p Principal, id string) error 
 	return nil
 }
 
-// ServiceTokenInput is the body of POST /api/auth/token/service/.
-type ServiceTokenInput struct {
-	ClientID, ClientSecret *string
-}
-
 // ServiceToken issues a service account's short-lived access token.
 func (s *Service) ServiceToken(ctx context.Context, in ServiceTokenInput, clientAddr string) (ServiceToken, error) {
 	if err := s.limit(ctx, BucketServiceToken, clientAddr); err != nil {
 		return ServiceToken{}, err
 	}
 	f := Fields{}
-	id := cleanText(f, "client_id", in.ClientID, true, false, 256)
-	secret := password(f, "client_secret", in.ClientSecret, true)
+	id, secret := in.Validate(f)
 	if err := f.Err(); err != nil {
 		return ServiceToken{}, err
 	}
@@ -489,9 +477,9 @@ func (s *Service) ServiceToken(ctx context.Context, in ServiceTokenInput, client
 // created one.
 func (s *Service) EnsureAdmin(ctx context.Context, email, pw string) (bool, error) {
 	f := Fields{}
-	e := cleanEmail(f, "email", &email, true)
+	e := cleanEmail(f, FieldEmail, &email, true)
 	if msgs := s.d.Rules.Validate(pw, UserAttributes{Email: e}); len(msgs) > 0 {
-		f["password"] = msgs
+		f[FieldPassword] = msgs
 	}
 	if err := f.Err(); err != nil {
 		return false, fmt.Errorf("bootstrap admin: %w", err)

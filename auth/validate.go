@@ -9,6 +9,24 @@ import (
 	"github.com/acme/customer-platform/internal/contract"
 )
 
+// Member names of the user JSON and of the bodies the service reads.
+const (
+	FieldID           = "id"
+	FieldEmail        = "email"
+	FieldFirstName    = "first_name"
+	FieldLastName     = "last_name"
+	FieldPhoneNumber  = "phone_number"
+	FieldUserRole     = "user_role"
+	FieldDateJoined   = "date_joined"
+	FieldTokens       = "tokens"
+	FieldPassword     = "password"
+	FieldPassword1    = "password1"
+	FieldPassword2    = "password2"
+	FieldRefresh      = "refresh"
+	FieldClientID     = "client_id"
+	FieldClientSecret = "client_secret"
+)
+
 // Field limits of the user model (Django's AbstractUser and EmailField).
 const (
 	MaxEmailLength = 254
@@ -148,48 +166,57 @@ func cleanPhone(f Fields, name string, v *string) string {
 // the email is the store's to check.
 func (in RegisterInput) Validate(rules *PasswordRules, f Fields) (User, string) {
 	u := User{
-		Email:       cleanEmail(f, "email", in.Email, true),
-		FirstName:   cleanText(f, "first_name", in.FirstName, true, false, MaxNameLength),
-		LastName:    cleanText(f, "last_name", in.LastName, true, false, MaxNameLength),
-		PhoneNumber: cleanPhone(f, "phone_number", in.PhoneNumber),
+		Email:       cleanEmail(f, FieldEmail, in.Email, true),
+		FirstName:   cleanText(f, FieldFirstName, in.FirstName, true, false, MaxNameLength),
+		LastName:    cleanText(f, FieldLastName, in.LastName, true, false, MaxNameLength),
+		PhoneNumber: cleanPhone(f, FieldPhoneNumber, in.PhoneNumber),
 	}
-	p1 := password(f, "password1", in.Password1, true)
-	p2 := password(f, "password2", in.Password2, true)
+	p1 := password(f, FieldPassword1, in.Password1, true)
+	p2 := password(f, FieldPassword2, in.Password2, true)
 	if in.Password1 != nil && in.Password2 != nil && p1 != "" && p2 != "" && p1 != p2 {
-		f.Add("password2", MsgPasswordMatch)
+		f.Add(FieldPassword2, MsgPasswordMatch)
 	}
-	if p1 != "" && len(f["password1"]) == 0 {
+	if p1 != "" && len(f[FieldPassword1]) == 0 {
 		for _, m := range rules.Validate(p1, attributesOf(in.FirstName, in.LastName, in.Email)) {
-			f.Add("password1", m)
+			f.Add(FieldPassword1, m)
 		}
 	}
 	return u, p1
+}
+
+// Check returns what the rules find wrong with a registration, as a
+// *contract.ValidationError, or nil. The email's uniqueness is the store's
+// to check (Service.Register does).
+func (in RegisterInput) Check(rules *PasswordRules) error {
+	f := Fields{}
+	in.Validate(rules, f)
+	return f.Err()
 }
 
 // Validate checks a staff creation; the password is optional ("" when not
 // sent) and follows the same rules as at registration.
 func (in CreateUserInput) Validate(rules *PasswordRules, f Fields) (User, string) {
 	u := User{
-		Email:       cleanEmail(f, "email", in.Email, true),
-		FirstName:   cleanText(f, "first_name", in.FirstName, false, true, MaxNameLength),
-		LastName:    cleanText(f, "last_name", in.LastName, false, true, MaxNameLength),
-		PhoneNumber: cleanPhone(f, "phone_number", in.PhoneNumber),
+		Email:       cleanEmail(f, FieldEmail, in.Email, true),
+		FirstName:   cleanText(f, FieldFirstName, in.FirstName, false, true, MaxNameLength),
+		LastName:    cleanText(f, FieldLastName, in.LastName, false, true, MaxNameLength),
+		PhoneNumber: cleanPhone(f, FieldPhoneNumber, in.PhoneNumber),
 		Role:        contract.RoleCustomer,
 	}
 	if in.Role != nil {
 		r := strings.TrimSpace(*in.Role)
 		if !contract.IsUserRole(r) {
-			f.Add("user_role", fmt.Sprintf("%q is not a valid choice.", r))
+			f.Add(FieldUserRole, fmt.Sprintf("%q is not a valid choice.", r))
 		} else {
 			u.Role = r
 		}
 	}
 	pw := ""
 	if in.Password != nil {
-		pw = password(f, "password", in.Password, false)
-		if pw != "" && len(f["password"]) == 0 {
+		pw = password(f, FieldPassword, in.Password, false)
+		if pw != "" && len(f[FieldPassword]) == 0 {
 			for _, m := range rules.Validate(pw, attributesOf(in.FirstName, in.LastName, in.Email)) {
-				f.Add("password", m)
+				f.Add(FieldPassword, m)
 			}
 		}
 	}
@@ -201,22 +228,77 @@ func (in CreateUserInput) Validate(rules *PasswordRules, f Fields) (User, string
 func (in ProfileUpdate) Validate(f Fields) ProfileUpdate {
 	var out ProfileUpdate
 	if in.Email != nil {
-		e := cleanEmail(f, "email", in.Email, true)
+		e := cleanEmail(f, FieldEmail, in.Email, true)
 		out.Email = &e
 	}
 	if in.FirstName != nil {
-		n := cleanText(f, "first_name", in.FirstName, true, false, MaxNameLength)
+		n := cleanText(f, FieldFirstName, in.FirstName, true, false, MaxNameLength)
 		out.FirstName = &n
 	}
 	if in.LastName != nil {
-		n := cleanText(f, "last_name", in.LastName, true, false, MaxNameLength)
+		n := cleanText(f, FieldLastName, in.LastName, true, false, MaxNameLength)
 		out.LastName = &n
 	}
 	if in.PhoneNumber != nil {
-		p := cleanPhone(f, "phone_number", in.PhoneNumber)
+		p := cleanPhone(f, FieldPhoneNumber, in.PhoneNumber)
 		out.PhoneNumber = &p
 	}
 	return out
+}
+
+// Check returns what the rules find wrong with a profile update, as a
+// *contract.ValidationError, or nil. The email's uniqueness is the store's
+// to check (Service.UpdateProfile does).
+func (in ProfileUpdate) Check() error {
+	f := Fields{}
+	in.Validate(f)
+	return f.Err()
+}
+
+// LoginInput is the body of POST /api/auth/login/.
+type LoginInput struct {
+	Email, Password *string
+}
+
+// Validate checks that a login has an email and a password, and returns
+// them (the email trimmed, not yet normalised).
+func (in LoginInput) Validate(f Fields) (email, pw string) {
+	email = cleanText(f, FieldEmail, in.Email, true, false, MaxEmailLength)
+	pw = password(f, FieldPassword, in.Password, true)
+	return email, pw
+}
+
+// Check returns what is missing or too long in a login, as a
+// *contract.ValidationError, or nil. Whether the credentials are right is
+// Service.Login's to say.
+func (in LoginInput) Check() error {
+	f := Fields{}
+	in.Validate(f)
+	return f.Err()
+}
+
+// ServiceTokenInput is the body of POST /api/auth/token/service/.
+type ServiceTokenInput struct {
+	ClientID, ClientSecret *string
+}
+
+// MaxClientIDLength bounds a service client's id.
+const MaxClientIDLength = 256
+
+// Validate checks that a service token request has a client id and a
+// secret, and returns them.
+func (in ServiceTokenInput) Validate(f Fields) (id, secret string) {
+	id = cleanText(f, FieldClientID, in.ClientID, true, false, MaxClientIDLength)
+	secret = password(f, FieldClientSecret, in.ClientSecret, true)
+	return id, secret
+}
+
+// MaxRefreshTokenLength bounds the refresh member of a body.
+const MaxRefreshTokenLength = 1 << 16
+
+// refreshToken checks the refresh member of a refresh or logout body.
+func refreshToken(f Fields, v *string) string {
+	return cleanText(f, FieldRefresh, v, true, false, MaxRefreshTokenLength)
 }
 
 // password checks presence and the byte bound; passwords are not trimmed.

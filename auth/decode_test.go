@@ -1,0 +1,171 @@
+package auth_test
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
+)
+
+// body is a JSON object body as web.ReadObject returns it.
+func body(t *testing.T, js string) map[string]json.RawMessage {
+	t.Helper()
+	var b map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(js), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// fieldsOf returns the field errors of err (nil when err is nil) and fails
+// on any other error.
+func fieldsOf(t *testing.T, err error) map[string][]string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	ve, ok := errors.AsType[*contract.ValidationError](err)
+	if !ok {
+		t.Fatalf("err = %v, want a *contract.ValidationError", err)
+	}
+	return ve.Fields
+}
+
+func wantFields(t *testing.T, err error, want map[string][]string) {
+	t.Helper()
+	got := fieldsOf(t, err)
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("fields = %v, want %v", got, want)
+	}
+}
+
+func rules(t *testing.T) *auth.PasswordRules {
+	t.Helper()
+	r, err := auth.NewPasswordRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+const goodRegistration = `{"email": "Ann@Example.com", "first_name": "Ann", "last_name": "Lee",
+	"phone_number": "+1 555 0100", "password1": "Tr1cky-Wombat-Lantern", "password2": "Tr1cky-Wombat-Lantern"`
+
+func TestDecodeRegister(t *testing.T) {
+	t.Parallel()
+	r := rules(t)
+	for _, tc := range []struct {
+		name string
+		body string
+		want map[string][]string
+	}{
+		{"good, other members left alone", goodRegistration + `, "city": 5, "nickname": null}`, nil},
+		{"rules alone do not refuse a decodable body", `{"email": "not-an-email", "password1": "short"}`, nil},
+		{"wrong type", goodRegistration + `, "email": 42}`, map[string][]string{"email": {auth.MsgNotString}}},
+		{"null", goodRegistration + `, "first_name": null}`, map[string][]string{"first_name": {auth.MsgNull}}},
+		{"a type error replaces the rules' messages and comes with theirs for the rest",
+			`{"email": "ann@example.com", "first_name": "Ann", "password1": 5, "password2": "x"}`,
+			map[string][]string{"password1": {auth.MsgNotString}, "last_name": {auth.MsgRequired}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := auth.DecodeRegister(body(t, tc.body), r)
+			wantFields(t, err, tc.want)
+		})
+	}
+
+	in, err := auth.DecodeRegister(body(t, goodRegistration+`}`), r)
+	if err != nil || in.Email == nil || *in.Email != "Ann@Example.com" || *in.Password2 != "Tr1cky-Wombat-Lantern" {
+		t.Fatalf("decoded %+v, %v", in, err)
+	}
+	if err := in.Check(r); err != nil {
+		t.Fatalf("Check of a good registration: %v", err)
+	}
+}
+
+func TestRegisterInputCheck(t *testing.T) {
+	t.Parallel()
+	r := rules(t)
+	in, err := auth.DecodeRegister(body(t, `{"email": "ann@example.com", "first_name": " ", "last_name": "Lee",
+		"password1": "Tr1cky-Wombat-Lantern", "password2": "Tr1cky-Wombat-Lanterns"}`), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFields(t, in.Check(r), map[string][]string{"first_name": {auth.MsgBlank}, "password2": {auth.MsgPasswordMatch}})
+}
+
+func TestDecodeProfileUpdate(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("n", 100)
+	customerField := func(name string) bool { return name == "city" }
+	for _, tc := range []struct {
+		name   string
+		body   string
+		others func(string) bool
+		want   map[string][]string
+	}{
+		{"good", `{"first_name": "Bo"}`, nil, nil},
+		{"empty", `{}`, nil, nil},
+		{"read-only", `{"user_role": "admin"}`, nil, map[string][]string{"user_role": {auth.MsgReadOnly}}},
+		{"password is read-only", `{"password": "x"}`, nil, map[string][]string{"password": {auth.MsgReadOnly}}},
+		{"unknown", `{"nickname": "x"}`, nil, map[string][]string{"nickname": {auth.MsgUnknownField}}},
+		{"a long unknown name is cut", `{"` + long + `": 1}`, nil, map[string][]string{long[:auth.MaxEchoedFieldLength] + "...": {auth.MsgUnknownField}}},
+		{"members others takes are left alone", `{"city": 5, "last_name": "Lee"}`, customerField, nil},
+		{"others does not hide unknown members", `{"city": 5, "nick": ""}`, customerField, map[string][]string{"nick": {auth.MsgUnknownField}}},
+		{"wrong type, with the rules' messages for the rest", `{"last_name": 12, "first_name": ""}`, nil,
+			map[string][]string{"last_name": {auth.MsgNotString}, "first_name": {auth.MsgBlank}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := auth.DecodeProfileUpdate(body(t, tc.body), tc.others)
+			wantFields(t, err, tc.want)
+		})
+	}
+
+	in, err := auth.DecodeProfileUpdate(body(t, `{"email": " Bo@Example.com ", "phone_number": ""}`), nil)
+	if err != nil || in.Email == nil || in.FirstName != nil || in.PhoneNumber == nil || *in.PhoneNumber != "" {
+		t.Fatalf("decoded %+v, %v", in, err)
+	}
+	if err := in.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	bad := auth.ProfileUpdate{Email: new("nope")}
+	wantFields(t, bad.Check(), map[string][]string{"email": {auth.MsgInvalidEmail}})
+}
+
+func TestDecodeLogin(t *testing.T) {
+	t.Parallel()
+	in, err := auth.DecodeLogin(body(t, `{"email": "a@example.com", "password": "pw", "remember": true}`))
+	if err != nil || *in.Email != "a@example.com" || *in.Password != "pw" {
+		t.Fatalf("decoded %+v, %v", in, err)
+	}
+	_, err = auth.DecodeLogin(body(t, `{"email": 5}`))
+	wantFields(t, err, map[string][]string{"email": {auth.MsgNotString}, "password": {auth.MsgRequired}})
+
+	in, err = auth.DecodeLogin(body(t, `{"email": " ", "password": ""}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFields(t, in.Check(), map[string][]string{"email": {auth.MsgBlank}, "password": {auth.MsgBlank}})
+}
+
+func TestDecodeCreateUserServiceTokenAndRefresh(t *testing.T) {
+	t.Parallel()
+	_, err := auth.DecodeCreateUser(body(t, `{"email": "x@example.com", "user_role": 3}`), rules(t))
+	wantFields(t, err, map[string][]string{"user_role": {auth.MsgNotString}})
+
+	_, err = auth.DecodeServiceToken(body(t, `{"client_id": ["bff"]}`))
+	wantFields(t, err, map[string][]string{"client_id": {auth.MsgNotString}, "client_secret": {auth.MsgRequired}})
+
+	tok, err := auth.DecodeRefresh(body(t, `{"refresh": "abc"}`))
+	if err != nil || *tok != "abc" {
+		t.Fatalf("refresh %v, %v", tok, err)
+	}
+	_, err = auth.DecodeRefresh(body(t, `{"refresh": null}`))
+	wantFields(t, err, map[string][]string{"refresh": {auth.MsgNull}})
+}
