@@ -218,8 +218,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) (err error) {
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	web.Health(engine, []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}, redisDetails(rdb))
-	httpapi.Routes(engine, svc, verifier)
+	httpapi.Routes(engine, httpapi.Deps{
+		Service: svc, Verifier: verifier,
+		Checks: []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}, Details: redisDetails(rdb),
+	})
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

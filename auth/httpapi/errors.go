@@ -15,49 +15,38 @@ import (
 )
 
 // errorTable is the one mapping of the domain's sentinel errors to answers.
-var errorTable = []struct {
-	err  error
-	resp web.Error
-}{
-	{auth.ErrInvalidCredentials, web.Error{Code: "no_active_account", Detail: "No active account found with the given credentials", Status: http.StatusUnauthorized}},
-	{auth.ErrInvalidClient, web.Error{Code: "authentication_failed", Detail: "Invalid client credentials.", Status: http.StatusUnauthorized}},
-	{auth.ErrTokenInvalid, web.Error{Code: web.CodeTokenNotValid, Detail: "Token is invalid or expired"}},
-	{auth.ErrTokenBlacklisted, web.Error{Code: web.CodeTokenNotValid, Detail: "Token is blacklisted"}},
-	{auth.ErrAccountGone, web.Error{Code: "user_not_found", Detail: "User not found", Status: http.StatusUnauthorized}},
-	{auth.ErrForbidden, web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
-	{auth.ErrNotFound, web.Error{Code: web.CodeNotFound, Detail: "Not found."}},
-	{auth.ErrBusy, web.Error{Code: "service_unavailable", Detail: "The server is busy, try again shortly.", Status: http.StatusServiceUnavailable, RetryAfter: time.Second}},
+var errorTable = []web.Mapping{
+	{Err: auth.ErrInvalidCredentials, Answer: web.Error{Code: "no_active_account", Detail: "No active account found with the given credentials", Status: http.StatusUnauthorized}},
+	{Err: auth.ErrInvalidClient, Answer: web.Error{Code: "authentication_failed", Detail: "Invalid client credentials.", Status: http.StatusUnauthorized}},
+	{Err: auth.ErrTokenInvalid, Answer: web.Error{Code: web.CodeTokenNotValid, Detail: "Token is invalid or expired"}},
+	{Err: auth.ErrTokenBlacklisted, Answer: web.Error{Code: web.CodeTokenNotValid, Detail: "Token is blacklisted"}},
+	{Err: auth.ErrAccountGone, Answer: web.Error{Code: "user_not_found", Detail: "User not found", Status: http.StatusUnauthorized}},
+	{Err: auth.ErrForbidden, Answer: web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
+	{Err: auth.ErrNotFound, Answer: web.Error{Code: web.CodeNotFound, Detail: "Not found."}},
+	{Err: auth.ErrBusy, Answer: web.Error{Code: web.CodeUnavailable, Detail: "The server is busy, try again shortly.", RetryAfter: time.Second}},
+	// A request whose client went away is answered like one that took too
+	// long (the platform's answer to a deadline), not as a server error.
+	{Err: context.Canceled, Answer: web.Error{Code: web.CodeUnavailable, Detail: "The request took too long."}},
 }
 
-// respond writes err in the contract's shape. Errors outside the table are
-// logged and answered with a generic 500 by web.Respond.
-func respond(c *gin.Context, err error) {
+// responder is the service's one error path: validation errors are the
+// field -> messages 400, a throttled request a 429 with Retry-After, the
+// table maps the sentinel errors, anything else is a logged 500 without its
+// text.
+var responder = web.Responder{Table: errorTable, Translate: translate}
+
+// translate answers the errors that carry data: field errors and a retry
+// delay.
+func translate(_ *gin.Context, err error) *web.Error {
 	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
-		web.Respond(c, web.Invalid(ve.Fields))
-		return
+		return web.Invalid(ve.Fields)
 	}
 	if te, ok := errors.AsType[*auth.ThrottledError](err); ok {
-		secs := int((te.RetryAfter + time.Second - 1) / time.Second)
-		web.Respond(c, &web.Error{
+		return &web.Error{
 			Code:       web.CodeThrottled,
-			Detail:     fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs),
+			Detail:     fmt.Sprintf("Request was throttled. Expected available in %d seconds.", web.Seconds(te.RetryAfter)),
 			RetryAfter: te.RetryAfter,
-		})
-		return
-	}
-	for _, m := range errorTable {
-		if errors.Is(err, m.err) {
-			e := m.resp
-			if e.HTTPStatus() == http.StatusUnauthorized {
-				c.Header("WWW-Authenticate", `Bearer realm="api"`)
-			}
-			web.Respond(c, &e)
-			return
 		}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		web.Respond(c, &web.Error{Code: "service_unavailable", Detail: "The request took too long.", Status: http.StatusServiceUnavailable})
-		return
-	}
-	web.Respond(c, err)
+	return nil
 }

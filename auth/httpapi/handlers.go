@@ -10,20 +10,14 @@ import (
 	"github.com/acme/customer-platform/internal/web"
 )
 
-// readFields reads the JSON object body (413, 415 and 400 on bad bodies).
-func readFields(c *gin.Context, allowEmpty bool) (*fields, bool) {
-	raw, err := web.ReadObject(c, allowEmpty)
-	if err != nil {
-		web.Respond(c, err)
-		return nil, false
-	}
-	return newFields(raw), true
-}
-
-// caller returns the authenticated principal; the middleware guarantees it.
+// caller returns the authenticated principal; web.Bearer guarantees it on
+// the routes that need one.
 func caller(c *gin.Context) auth.Principal {
-	p, _ := principalFrom(c.Request.Context())
-	return p
+	cl, ok := web.CallerFrom(c.Request.Context())
+	if !ok {
+		return auth.Principal{}
+	}
+	return auth.Principal{UserID: cl.Claims.UserID, Role: cl.Claims.Role}
 }
 
 func noContent(c *gin.Context, status int) {
@@ -32,237 +26,206 @@ func noContent(c *gin.Context, status int) {
 }
 
 func handleRegister(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+	return responder.Handle(func(c *gin.Context) error {
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		in := auth.RegisterInput{
-			Email: f.str("email"), FirstName: f.str("first_name"), LastName: f.str("last_name"),
-			PhoneNumber: f.str("phone_number"), Password1: f.str("password1"), Password2: f.str("password2"),
-		}
-		if len(f.errs) > 0 {
-			v := auth.Fields{}
-			in.Validate(s.Rules(), v)
-			respond(c, f.merge(v.Err()))
-			return
+		in, err := auth.DecodeRegister(body, s.Rules())
+		if err != nil {
+			return err
 		}
 		res, err := s.Register(c.Request.Context(), in, c.ClientIP())
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusCreated, toUserWithTokens(res))
-	}
+		return nil
+	})
 }
 
 func handleLogin(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+	return responder.Handle(func(c *gin.Context) error {
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		in := auth.LoginInput{Email: f.str("email"), Password: f.str("password")}
-		if len(f.errs) > 0 {
-			respond(c, f.errs.Err())
-			return
+		in, err := auth.DecodeLogin(body)
+		if err != nil {
+			return err
 		}
 		res, err := s.Login(c.Request.Context(), in, c.ClientIP())
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toUserWithTokens(res))
-	}
+		return nil
+	})
 }
 
 func handleRefresh(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+	return responder.Handle(func(c *gin.Context) error {
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		refresh := f.str("refresh")
-		if len(f.errs) > 0 {
-			respond(c, f.errs.Err())
-			return
+		refresh, err := auth.DecodeRefresh(body)
+		if err != nil {
+			return err
 		}
 		pair, err := s.Refresh(c.Request.Context(), refresh)
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, tokensJSON{Access: pair.Access, Refresh: pair.Refresh})
-	}
+		return nil
+	})
 }
 
 func handleServiceToken(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+	return responder.Handle(func(c *gin.Context) error {
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		in := auth.ServiceTokenInput{ClientID: f.str("client_id"), ClientSecret: f.str("client_secret")}
-		if len(f.errs) > 0 {
-			respond(c, f.errs.Err())
-			return
+		in, err := auth.DecodeServiceToken(body)
+		if err != nil {
+			return err
 		}
 		t, err := s.ServiceToken(c.Request.Context(), in, c.ClientIP())
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, serviceTokenJSON{
 			Access: t.Access, TokenType: "Bearer",
 			ExpiresIn: int64(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
 		})
-	}
+		return nil
+	})
 }
 
 func handleLogout(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		p := caller(c)
 		if p.IsService() {
-			respond(c, auth.ErrForbidden)
-			return
+			return auth.ErrForbidden
 		}
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		refresh := f.str("refresh")
-		if len(f.errs) > 0 {
-			respond(c, f.errs.Err())
-			return
+		refresh, err := auth.DecodeRefresh(body)
+		if err != nil {
+			return err
 		}
 		if err := s.Logout(c.Request.Context(), p, refresh); err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		noContent(c, http.StatusResetContent)
-	}
+		return nil
+	})
 }
 
 func handleProfile(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		u, err := s.Profile(c.Request.Context(), caller(c))
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toUserJSON(u))
-	}
+		return nil
+	})
 }
 
 func handleUpdateProfile(s *auth.Service) gin.HandlerFunc {
-	updatable := []string{"email", "first_name", "last_name", "phone_number"}
-	readOnlyOnUsers := []string{"id", "user_role", "date_joined", "password", "password1", "password2", "tokens"}
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		p := caller(c)
 		if p.IsService() {
-			respond(c, auth.ErrForbidden)
-			return
+			return auth.ErrForbidden
 		}
-		f, ok := readFields(c, true)
-		if !ok {
-			return
+		body, err := web.ReadObject(c, true)
+		if err != nil {
+			return err
 		}
-		f.only(updatable, readOnlyOnUsers)
-		in := auth.ProfileUpdate{
-			Email: f.str("email"), FirstName: f.str("first_name"),
-			LastName: f.str("last_name"), PhoneNumber: f.str("phone_number"),
-		}
-		if len(f.errs) > 0 {
-			v := auth.Fields{}
-			in.Validate(v)
-			respond(c, f.merge(v.Err()))
-			return
+		in, err := auth.DecodeProfileUpdate(body, nil)
+		if err != nil {
+			return err
 		}
 		u, err := s.UpdateProfile(c.Request.Context(), p, in)
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toUserJSON(u))
-	}
+		return nil
+	})
 }
 
 func handleDeleteSelf(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		if err := s.DeleteSelf(c.Request.Context(), caller(c)); err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		noContent(c, http.StatusNoContent)
-	}
+		return nil
+	})
 }
 
 func handleGetUser(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		u, err := s.GetUser(c.Request.Context(), caller(c), c.Param("id"))
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, toUserJSON(u))
-	}
+		return nil
+	})
 }
 
 func handleFindUsers(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		var email *string
 		if v, ok := c.GetQuery("email"); ok {
 			email = &v
 		}
 		users, err := s.FindByEmail(c.Request.Context(), caller(c), email)
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
-		out := userListJSON{Count: len(users), Results: make([]userJSON, 0, len(users))}
-		for _, u := range users {
-			out.Results = append(out.Results, toUserJSON(u))
-		}
-		c.JSON(http.StatusOK, out)
-	}
+		c.JSON(http.StatusOK, toUserList(users))
+		return nil
+	})
 }
 
 func handleCreateUser(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		p := caller(c)
-		f, ok := readFields(c, false)
-		if !ok {
-			return
+		body, err := web.ReadObject(c, false)
+		if err != nil {
+			return err
 		}
-		in := auth.CreateUserInput{
-			Email: f.str("email"), FirstName: f.str("first_name"), LastName: f.str("last_name"),
-			PhoneNumber: f.str("phone_number"), Role: f.str("user_role"), Password: f.str("password"),
-		}
-		if len(f.errs) > 0 {
-			if err := auth.AuthorizeCreateUser(p, in.Role != nil); err != nil {
-				respond(c, err)
-				return
+		in, err := auth.DecodeCreateUser(body, s.Rules())
+		if err != nil {
+			// Only a caller who may create users learns what is wrong.
+			if aerr := auth.AuthorizeCreateUser(p, in.Role != nil); aerr != nil {
+				return aerr
 			}
-			v := auth.Fields{}
-			in.Validate(s.Rules(), v)
-			respond(c, f.merge(v.Err()))
-			return
+			return err
 		}
 		u, err := s.CreateUser(c.Request.Context(), p, in)
 		if err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusCreated, toUserJSON(u))
-	}
+		return nil
+	})
 }
 
 func handleDeleteUser(s *auth.Service) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return responder.Handle(func(c *gin.Context) error {
 		if err := s.DeleteUser(c.Request.Context(), caller(c), c.Param("id")); err != nil {
-			respond(c, err)
-			return
+			return err
 		}
 		noContent(c, http.StatusNoContent)
-	}
+		return nil
+	})
 }

@@ -15,7 +15,6 @@ import (
 func TestOpenAPIDocument(t *testing.T) {
 	t.Parallel()
 	e := web.NewEngine(web.EngineOptions{Service: "auth-test"})
-	web.Health(e, nil, nil) // authd registers the health endpoints next to Routes
-	Routes(e, nil, nil)
+	Routes(e, Deps{})
 	apitest.CheckServed(t, "auth", OpenAPI(), []*gin.Engine{e})
 }

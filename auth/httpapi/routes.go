@@ -1,20 +1,47 @@
 // Package httpapi is the auth service's Gin adapter: every route of the
-// contract's auth section, thin handlers that decode, call the auth.Service
-// and encode, the bearer-token middleware and the one table mapping the
-// domain's errors to the contract's answers.
+// contract's auth section in Routes, thin handlers that decode (with the
+// auth package's decoders), call the auth.Service and encode, and the one
+// responder mapping the domain's errors to the contract's answers.
 package httpapi
 
 import (
+	"bytes"
+	_ "embed"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
-	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/web"
 )
 
+// openAPIDocument is the service's OpenAPI 3.0 document: every route, its
+// parameters, bodies, answers and error shapes. The tests hold the routes
+// and every exchange of the end-to-end tests to it.
+//
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPI returns a copy of the service's OpenAPI document (JSON).
+func OpenAPI() []byte { return bytes.Clone(openAPIDocument) }
+
+// Deps are what the routes serve with.
+type Deps struct {
+	Service  *auth.Service
+	Verifier web.TokenVerifier // checks bearer access tokens
+	// Checks are the dependencies /readyz probes; Details, when set, adds
+	// informational members to it that never fail readiness.
+	Checks  []web.Check
+	Details func() map[string]any
+}
+
 // Routes registers every route of the auth service on r.
-func Routes(r gin.IRouter, s *auth.Service, v *authclient.Verifier) {
-	bearer := authenticate(v)
-	r.GET("/openapi.json", handleOpenAPI)
+func Routes(r gin.IRouter, d Deps) {
+	s := d.Service
+	bearer := web.Bearer(d.Verifier, nil)
+
+	web.Health(r, d.Checks, d.Details) // GET /healthz, GET /readyz
+	r.GET("/openapi.json", web.Document(openAPIDocument))
+
 	g := r.Group("/api/auth")
 
 	g.POST("/register/", handleRegister(s))
