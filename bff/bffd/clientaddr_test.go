@@ -1,4 +1,4 @@
-package bffd
+package bffd_test
 
 import (
 	"net/http"
@@ -25,8 +25,8 @@ func TestRegistrationRateLimitIsPerEndUser(t *testing.T) {
 	registered(t, b.register(registration("second@example.com"), from("198.51.100.2")), "second@example.com")
 
 	a := b.register(registration("third@example.com"), from("198.51.100.1"))
-	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" {
-		t.Fatalf("second registration from one address: %s (Retry-After %q), want 429 with Retry-After", a, a.header.Get("Retry-After"))
+	if a.Status != http.StatusTooManyRequests || a.Header.Get("Retry-After") == "" {
+		t.Fatalf("second registration from one address: %s (Retry-After %q), want 429 with Retry-After", a, a.Header.Get("Retry-After"))
 	}
 	if n := len(s.users(t, "third@example.com")); n != 0 {
 		t.Fatalf("a throttled registration created %d users", n)
@@ -36,7 +36,7 @@ func TestRegistrationRateLimitIsPerEndUser(t *testing.T) {
 	// its clients here share the loopback address, so the budget is spent.
 	plain := s.startBFF(nil, nil)
 	registered(t, plain.register(registration("fourth@example.com"), from("198.51.100.3")), "fourth@example.com")
-	if a := plain.register(registration("fifth@example.com"), from("198.51.100.4")); a.status != http.StatusTooManyRequests {
+	if a := plain.register(registration("fifth@example.com"), from("198.51.100.4")); a.Status != http.StatusTooManyRequests {
 		t.Fatalf("a spoofed X-Forwarded-For was believed: %s", a)
 	}
 }

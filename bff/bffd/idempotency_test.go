@@ -1,4 +1,4 @@
-package bffd
+package bffd_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	bffmongo "github.com/acme/customer-platform/bff/mongodb"
 	"github.com/acme/customer-platform/internal/faultproxy"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 func key(k string) map[string]string { return map[string]string{"Idempotency-Key": k} }
@@ -30,8 +31,8 @@ func TestIdempotentRetries(t *testing.T) {
 		again := b.register(`{"postal_code":"97201", "state":"OR","city":"Portland","street_address":"123 Main St",
 			"password2":"`+testPassword+`","password1":"`+testPassword+`","phone_number":"+15035550100",
 			"last_name":"Lovelace","first_name":"Ada","email":"idem@example.com"}`, key("key-1"))
-		if again.status != http.StatusCreated || !bytes.Equal(again.raw, first.raw) || again.header.Get("Idempotent-Replayed") != "true" {
-			t.Fatalf("retry: %s (replayed %q), want the first answer", again, again.header.Get("Idempotent-Replayed"))
+		if again.Status != http.StatusCreated || !bytes.Equal(again.Body, first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retry: %s (replayed %q), want the first answer", again, again.Header.Get("Idempotent-Replayed"))
 		}
 		if s.onlyUserID(t, "idem@example.com") != userID || len(s.profiles(t, userID)) != 1 {
 			t.Fatal("the retry created something")
@@ -52,18 +53,18 @@ func TestIdempotentRetries(t *testing.T) {
 		other := registration("idem@example.com")
 		other["city"] = "Salem"
 		a := b.register(other, key("key-1"))
-		if a.status != http.StatusUnprocessableEntity || a.obj(t)["code"] != "idempotency_key_reused" {
+		if a.Status != http.StatusUnprocessableEntity || a.Map(t)["code"] != "idempotency_key_reused" {
 			t.Fatalf("other body: %s", a)
 		}
 	})
 
 	t.Run("a failed registration is stored and replayed too", func(t *testing.T) {
 		a := b.register(registration("idem@example.com"), key("key-2")) // email taken: 400
-		if a.status != http.StatusBadRequest {
+		if a.Status != http.StatusBadRequest {
 			t.Fatalf("taken email: %s", a)
 		}
 		again := b.register(registration("idem@example.com"), key("key-2"))
-		if again.status != http.StatusBadRequest || !bytes.Equal(a.raw, again.raw) || again.header.Get("Idempotent-Replayed") != "true" {
+		if again.Status != http.StatusBadRequest || !bytes.Equal(a.Body, again.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
 			t.Fatalf("replay of the 400: %s", again)
 		}
 	})
@@ -82,7 +83,7 @@ func TestIdempotentRetries(t *testing.T) {
 		s.custProxy.CutOpen()
 		defer func() { _ = s.custProxy.Pass() }()
 		const n = 6
-		answers := make([]answer, n)
+		answers := make([]testenv.Answer, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() { answers[i] = b.register(registration("conc@example.com"), key("key-4")) })
@@ -91,11 +92,11 @@ func TestIdempotentRetries(t *testing.T) {
 		fresh, conflicts, replays := 0, 0, 0
 		for _, a := range answers {
 			switch {
-			case a.status == http.StatusCreated && a.header.Get("Idempotent-Replayed") == "true":
+			case a.Status == http.StatusCreated && a.Header.Get("Idempotent-Replayed") == "true":
 				replays++
-			case a.status == http.StatusCreated:
+			case a.Status == http.StatusCreated:
 				fresh++
-			case a.status == http.StatusConflict && a.obj(t)["code"] == "idempotency_key_in_use" && a.header.Get("Retry-After") != "":
+			case a.Status == http.StatusConflict && a.Map(t)["code"] == "idempotency_key_in_use" && a.Header.Get("Retry-After") != "":
 				conflicts++
 			default:
 				t.Fatalf("unexpected answer: %s", a)
@@ -122,17 +123,17 @@ func TestIdempotencyAfterCrash(t *testing.T) {
 		}
 		return nil
 	})
-	if a := b1.register(registration("phoenix@example.com"), key("crash-key")); a.status != http.StatusInternalServerError {
+	if a := b1.register(registration("phoenix@example.com"), key("crash-key")); a.Status != http.StatusInternalServerError {
 		t.Fatalf("crashed request: %s", a)
 	}
 	if err := b1.stop(); err != nil {
 		t.Fatal(err)
 	}
 	b2 := s.startBFF(map[string]string{"SAGA_LEASE_TTL": "2s"}, nil)
-	if a := b2.register(registration("phoenix@example.com"), key("crash-key")); a.status != http.StatusConflict {
+	if a := b2.register(registration("phoenix@example.com"), key("crash-key")); a.Status != http.StatusConflict {
 		t.Fatalf("retry while the crashed saga is open: %s, want 409", a)
 	}
-	eventually(t, 30*time.Second, "the crashed saga settles", func() bool { return s.settled(t) })
+	testenv.Eventually(t, 30*time.Second, testenv.Holds("the crashed saga settles", func() bool { return s.settled(t) }))
 	s.noAccount(t, "phoenix@example.com", "")
 	registered(t, b2.register(registration("phoenix@example.com"), key("crash-key")), "phoenix@example.com")
 }

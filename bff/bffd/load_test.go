@@ -1,4 +1,4 @@
-package bffd
+package bffd_test
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/faultproxy"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 // 200 registrations while a fifth of the profile creations fail at random
@@ -49,9 +50,9 @@ func TestRegisterLoadWithRandomFailures(t *testing.T) {
 				email := fmt.Sprintf("load-%03d@example.com", i)
 				a := b.register(registration(email), key(fmt.Sprintf("load-key-%d", i)))
 				switch {
-				case a.status == http.StatusCreated:
+				case a.Status == http.StatusCreated:
 					created.Add(1)
-				case a.status == http.StatusServiceUnavailable && a.obj(t)["code"] == "registration_failed":
+				case a.Status == http.StatusServiceUnavailable && a.Map(t)["code"] == "registration_failed":
 					compensated.Add(1)
 				default:
 					t.Errorf("%s: %s", email, a)
@@ -65,7 +66,7 @@ func TestRegisterLoadWithRandomFailures(t *testing.T) {
 	if st.Injected < n/10 {
 		t.Fatalf("only %d faults injected", st.Injected)
 	}
-	eventually(t, 60*time.Second, "every saga settles", func() bool { return s.settled(t) })
+	testenv.Eventually(t, 60*time.Second, testenv.Holds("every saga settles", func() bool { return s.settled(t) }))
 
 	users := find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
 	profiles := find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})

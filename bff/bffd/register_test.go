@@ -1,4 +1,4 @@
-package bffd
+package bffd_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/internal/faultproxy"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 const (
@@ -21,36 +22,36 @@ const (
 
 // registered checks a 201 registration answer and returns the user id and
 // the access token.
-func registered(t *testing.T, a answer, email string) (userID, access string) {
+func registered(t *testing.T, a testenv.Answer, email string) (userID, access string) {
 	t.Helper()
-	if a.status != http.StatusCreated {
+	if a.Status != http.StatusCreated {
 		t.Fatalf("register: %s, want 201", a)
 	}
-	body := a.obj(t)
+	body := a.Map(t)
 	user, _ := body["user"].(map[string]any)
 	profile, _ := body["profile"].(map[string]any)
 	tokens, _ := body["tokens"].(map[string]any)
 	if user == nil || profile == nil || tokens == nil {
-		t.Fatalf("register answer lacks user, profile or tokens: %s", a.raw)
+		t.Fatalf("register answer lacks user, profile or tokens: %s", a.Body)
 	}
 	userID, _ = user["id"].(string)
 	access, _ = tokens["access"].(string)
 	if userID == "" || access == "" || tokens["refresh"] == "" || user["email"] != strings.ToLower(email) ||
 		profile["user_id"] != userID || profile["city"] != "Portland" {
-		t.Fatalf("register answer inconsistent: %s", a.raw)
+		t.Fatalf("register answer inconsistent: %s", a.Body)
 	}
 	return userID, access
 }
 
 // failed checks a registration_failed answer.
-func failed(t *testing.T, a answer, status int, compensated bool) map[string]any {
+func failed(t *testing.T, a testenv.Answer, status int, compensated bool) map[string]any {
 	t.Helper()
-	body := a.obj(t)
-	if a.status != status || body["code"] != bff.CodeRegistrationFailed || body["compensated"] != compensated {
+	body := a.Map(t)
+	if a.Status != status || body["code"] != bff.CodeRegistrationFailed || body["compensated"] != compensated {
 		t.Fatalf("register: %s, want %d registration_failed with compensated=%v", a, status, compensated)
 	}
-	if strings.Contains(string(a.raw), "127.0.0.1") || strings.Contains(string(a.raw), "customerhttp") {
-		t.Fatalf("internal detail leaked: %s", a.raw)
+	if strings.Contains(string(a.Body), "127.0.0.1") || strings.Contains(string(a.Body), "customerhttp") {
+		t.Fatalf("internal detail leaked: %s", a.Body)
 	}
 	return body
 }
@@ -102,11 +103,11 @@ func TestRegisterSuccess(t *testing.T) {
 		t.Fatalf("email hash %q", e)
 	}
 
-	me := call(t, http.MethodGet, b.url+"/api/bff/me/", nil, bearer(access))
-	body := me.obj(t)
-	if me.status != 200 || me.header.Get("X-Cache") != "BYPASS" || body["user"].(map[string]any)["id"] != userID ||
+	me := call(t, http.MethodGet, b.url+"/api/bff/me/", nil, testenv.Bearer(access))
+	body := me.Map(t)
+	if me.Status != 200 || me.Header.Get("X-Cache") != "BYPASS" || body["user"].(map[string]any)["id"] != userID ||
 		body["profile"].(map[string]any)["user_id"] != userID {
-		t.Fatalf("GET /me: %s (X-Cache %q)", me, me.header.Get("X-Cache"))
+		t.Fatalf("GET /me: %s (X-Cache %q)", me, me.Header.Get("X-Cache"))
 	}
 }
 
@@ -122,26 +123,26 @@ func TestRegisterValidationCreatesNothing(t *testing.T) {
 	bad["favourite_colour"] = "blue"
 	bad["business_type"] = 7
 	a := b.register(bad, nil)
-	if a.status != http.StatusBadRequest {
+	if a.Status != http.StatusBadRequest {
 		t.Fatalf("register: %s, want 400", a)
 	}
-	fields := a.obj(t)
+	fields := a.Map(t)
 	for _, f := range []string{"email", "password2", "postal_code", "city", "is_verified", "favourite_colour", "business_type"} {
 		if _, ok := fields[f]; !ok {
-			t.Errorf("no error for %s in %s", f, a.raw)
+			t.Errorf("no error for %s in %s", f, a.Body)
 		}
 	}
 	weak := registration("weak@example.com")
 	weak["password1"], weak["password2"] = "12345678", "12345678"
-	if a := b.register(weak, nil); a.status != http.StatusBadRequest || !strings.Contains(string(a.raw), "password1") {
+	if a := b.register(weak, nil); a.Status != http.StatusBadRequest || !strings.Contains(string(a.Body), "password1") {
 		t.Fatalf("numeric password: %s", a)
 	}
 	for _, body := range []string{"", "[1,2]", "{", `{"email": "a@b.co"} trailing`} {
-		if a := b.register(body, nil); a.status != http.StatusBadRequest {
+		if a := b.register(body, nil); a.Status != http.StatusBadRequest {
 			t.Fatalf("body %q: %s, want 400", body, a)
 		}
 	}
-	if a := b.register(registration("big@example.com"), map[string]string{"Idempotency-Key": strings.Repeat("k", 300)}); a.status != http.StatusBadRequest {
+	if a := b.register(registration("big@example.com"), map[string]string{"Idempotency-Key": strings.Repeat("k", 300)}); a.Status != http.StatusBadRequest {
 		t.Fatalf("long idempotency key: %s", a)
 	}
 	s.noAccount(t, "not-an-email", "")
@@ -159,7 +160,7 @@ func TestRegisterAuthAnswers(t *testing.T) {
 	t.Run("taken email comes back verbatim", func(t *testing.T) {
 		registered(t, b.register(registration("taken@example.com"), nil), "taken@example.com")
 		a := b.register(registration("TAKEN@example.com"), nil)
-		if a.status != http.StatusBadRequest || a.obj(t)["email"] == nil {
+		if a.Status != http.StatusBadRequest || a.Map(t)["email"] == nil {
 			t.Fatalf("second registration: %s", a)
 		}
 		s.onlyUserID(t, "taken@example.com")
@@ -169,7 +170,7 @@ func TestRegisterAuthAnswers(t *testing.T) {
 		s.authProxy.Refuse()
 		defer func() { _ = s.authProxy.Pass() }()
 		a := b.register(registration("down@example.com"), nil)
-		if a.status != http.StatusServiceUnavailable || a.obj(t)["code"] != "upstream_unavailable" {
+		if a.Status != http.StatusServiceUnavailable || a.Map(t)["code"] != "upstream_unavailable" {
 			t.Fatalf("auth down: %s", a)
 		}
 		_ = s.authProxy.Pass()
@@ -187,7 +188,7 @@ func TestRegisterAuthAnswers(t *testing.T) {
 		_ = s.authProxy.Pass()
 		// The reconciler resolves the saga once the call cannot be running:
 		// no user with that email, so nothing to undo.
-		eventually(t, 15*time.Second, "the saga is resolved", func() bool { return s.settled(t) })
+		testenv.Eventually(t, 15*time.Second, testenv.Holds("the saga is resolved", func() bool { return s.settled(t) }))
 		if st := s.sagaStates(t); st[bff.StateFailed] == 0 {
 			t.Fatalf("saga states %v, want one failed", st)
 		}
@@ -202,9 +203,9 @@ func TestRegisterAuthAnswers(t *testing.T) {
 		_ = s.authProxy.Pass()
 		// The user exists but the saga never learnt its id: the reconciler
 		// finds it by email, proves it is the saga's, and deletes it.
-		eventually(t, 15*time.Second, "the orphan user is removed", func() bool {
+		testenv.Eventually(t, 15*time.Second, testenv.Holds("the orphan user is removed", func() bool {
 			return len(s.users(t, "after@example.com")) == 0 && s.settled(t)
-		})
+		}))
 	})
 }
 
@@ -257,7 +258,7 @@ func TestRegisterCustomerFailures(t *testing.T) {
 		})
 	}
 	// Every saga ends terminal, and nothing is left half-registered.
-	eventually(t, 15*time.Second, "every saga settles", func() bool { return s.settled(t) })
+	testenv.Eventually(t, 15*time.Second, testenv.Holds("every saga settles", func() bool { return s.settled(t) }))
 	for i, tc := range cases {
 		email := fmt.Sprintf("customer-fault-%d@example.com", i)
 		users := s.users(t, email)
@@ -285,10 +286,10 @@ func TestRegisterLateProfileIsRemoved(t *testing.T) {
 		t.Fatal("the saga did not record the user id")
 	}
 	// The late create lands, and then the verify step removes it.
-	eventually(t, 15*time.Second, "the late profile is removed and the saga compensated", func() bool {
+	testenv.Eventually(t, 15*time.Second, testenv.Holds("the late profile is removed and the saga compensated", func() bool {
 		st := s.sagaStates(t)
 		return st[bff.StateCompensated] == 1 && len(s.profiles(t, userID)) == 0
-	})
+	}))
 }
 
 // Compensation fails while the auth service is down; the reconciler
@@ -319,9 +320,9 @@ func TestRegisterCompensationCompletedByReconciler(t *testing.T) {
 	if err := s.custProxy.Pass(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the reconciler completes the compensation", func() bool {
+	testenv.Eventually(t, 20*time.Second, testenv.Holds("the reconciler completes the compensation", func() bool {
 		return len(s.users(t, "pending@example.com")) == 0 && s.settled(t)
-	})
+	}))
 	s.noAccount(t, "pending@example.com", userID)
 	if st := s.sagaStates(t); st[bff.StateCompensated] != 1 {
 		t.Fatalf("saga states %v", st)
@@ -342,7 +343,7 @@ func TestRegisterCrashBetweenSteps(t *testing.T) {
 		return nil
 	})
 	a := b1.register(registration("crash@example.com"), nil)
-	if a.status != http.StatusInternalServerError {
+	if a.Status != http.StatusInternalServerError {
 		t.Fatalf("crashed registration: %s", a)
 	}
 	if err := b1.stop(); err != nil {
@@ -353,7 +354,7 @@ func TestRegisterCrashBetweenSteps(t *testing.T) {
 		t.Fatalf("saga states after the crash %v, want user_created", st)
 	}
 	s.startBFF(nil, nil)
-	eventually(t, 30*time.Second, "the restarted BFF settles the saga", func() bool { return s.settled(t) })
+	testenv.Eventually(t, 30*time.Second, testenv.Holds("the restarted BFF settles the saga", func() bool { return s.settled(t) }))
 	s.noAccount(t, "crash@example.com", userID)
 }
 
@@ -362,7 +363,7 @@ func TestRegisterConcurrentSameEmail(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	b := s.startBFF(nil, nil)
 	const n = 6
-	answers := make([]answer, n)
+	answers := make([]testenv.Answer, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { answers[i] = b.register(registration("same@example.com"), nil) })
@@ -370,11 +371,11 @@ func TestRegisterConcurrentSameEmail(t *testing.T) {
 	wg.Wait()
 	created := 0
 	for _, a := range answers {
-		switch a.status {
+		switch a.Status {
 		case http.StatusCreated:
 			created++
 		case http.StatusBadRequest:
-			if a.obj(t)["email"] == nil {
+			if a.Map(t)["email"] == nil {
 				t.Fatalf("loser: %s", a)
 			}
 		default:

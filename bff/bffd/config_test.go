@@ -1,0 +1,47 @@
+package bffd
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/acme/customer-platform/internal/config"
+)
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	if _, err := LoadConfig(config.FromMap(nil)); err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") {
+		t.Fatalf("without a signing key: %v", err)
+	}
+	cfg, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "BFF_SERVICE_CLIENT_SECRET": "s3cr3t-value"}))
+	if err == nil || !strings.Contains(err.Error(), "BFF_SERVICE_CLIENT_ID") {
+		t.Fatalf("secret without id: %v", err)
+	}
+	cfg, err = LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k"}))
+	if err != nil || cfg.HTTPAddr != ":8000" || cfg.MetricsAddr != ":9100" || cfg.DB != "bff" ||
+		cfg.AuthURL != "http://127.0.0.1:8001" || cfg.CustomerURL != "http://127.0.0.1:8002" || cfg.CacheTTL.String() != "1m0s" ||
+		cfg.RedisTimeout.String() != "50ms" || cfg.ReconcileInterval.String() != "5s" || cfg.hasServiceClient() {
+		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+	if _, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "CUSTOMER_TIMEOUT": "soon"})); err == nil {
+		t.Fatal("a bad duration was accepted")
+	}
+}
+
+func TestLoadConfigCORSAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"JWT_SIGNING_KEY": "k"}
+	c, err := LoadConfig(config.FromMap(env))
+	if err != nil || len(c.CORSAllowedOrigins) != 0 {
+		t.Fatalf("default: %v %v, want no origin", c.CORSAllowedOrigins, err)
+	}
+	env["CORS_ALLOWED_ORIGINS"] = "https://App.example.com/, http://localhost:3000"
+	c, err = LoadConfig(config.FromMap(env))
+	if err != nil || !slices.Equal(c.CORSAllowedOrigins, []string{"https://app.example.com", "http://localhost:3000"}) {
+		t.Fatalf("two origins: %q %v", c.CORSAllowedOrigins, err)
+	}
+	env["CORS_ALLOWED_ORIGINS"] = "https://app.example.com,*"
+	if _, err = LoadConfig(config.FromMap(env)); err == nil || !strings.Contains(err.Error(), "CORS_ALLOWED_ORIGINS") {
+		t.Fatalf("a wildcard: err = %v, want one naming CORS_ALLOWED_ORIGINS", err)
+	}
+}
