@@ -1,51 +1,20 @@
 package bff
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/acme/customer-platform/auth"
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
-// Field names of the user part of a request.
-const (
-	fieldEmail       = "email"
-	fieldFirstName   = "first_name"
-	fieldLastName    = "last_name"
-	fieldPhoneNumber = "phone_number"
-	fieldPassword1   = "password1"
-	fieldPassword2   = "password2"
-	fieldPassword    = "password"
-)
-
-// userFields are the auth service's writable user fields.
-var userFields = []string{fieldEmail, fieldFirstName, fieldLastName, fieldPhoneNumber}
-
-// customerStringFields are the customer's writable string fields.
-var customerStringFields = []string{
-	customer.FieldStreetAddress, customer.FieldCity, customer.FieldState, customer.FieldPostalCode,
-	customer.FieldCountry, customer.FieldCompanyName, customer.FieldBusinessType, customer.FieldTaxID,
-	customer.FieldEmergencyContactName, customer.FieldEmergencyContactPhone,
-	customer.FieldEmergencyContactRelationship, customer.FieldPreferredContactMethod,
-}
-
-// customerReadOnly are fields of the customer JSON no request may set.
-var customerReadOnly = []string{
-	customer.FieldID, customer.FieldUserID, customer.FieldIsVerified, customer.FieldCustomerSince,
-	customer.FieldTotalServices, customer.FieldLastServiceDate, customer.FieldCreatedAt, customer.FieldUpdatedAt,
-	"user_role", "date_joined",
-}
-
-func isCustomerField(name string) bool {
-	return name == customer.FieldNotificationPreferences || slices.Contains(customerStringFields, name)
-}
-
-// Validator checks request bodies with the auth and customer services' own
-// rules, so bad input is refused before anything is created.
+// Validator checks request bodies before anything is created or changed,
+// with the auth and customer services' own decoders and rules: each member
+// of a body is decoded by the service it belongs to, so the BFF's 400 names
+// the problems each service would name, worded as it words them, all at
+// once.
 type Validator struct {
 	passwords *auth.PasswordRules
 }
@@ -59,6 +28,56 @@ func NewValidator() (*Validator, error) {
 	return &Validator{passwords: rules}, nil
 }
 
+// registerMember reports whether a member of a registration is the auth
+// service's (the members auth.DecodeRegister reads); the others are the
+// customer service's to decode or refuse.
+func registerMember(name string) bool {
+	return auth.IsProfileField(name) || name == auth.FieldPassword1 || name == auth.FieldPassword2
+}
+
+// userMember reports whether a member of a patch is the auth service's: a
+// member of the user JSON, which it updates or refuses as read-only; the
+// others are the customer service's to decode or refuse.
+func userMember(name string) bool {
+	return auth.IsProfileField(name) || auth.IsReadOnlyUserField(name)
+}
+
+// fieldErrs collects field -> messages.
+type fieldErrs map[string][]string
+
+// add records the field errors of a *contract.ValidationError in err.
+func (f fieldErrs) add(err error) {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
+		for k, v := range ve.Fields {
+			f[k] = append(f[k], v...)
+		}
+	}
+}
+
+// addRules records what a service's rules say of the values, except for
+// fields whose member could not be decoded: the rules saw them as absent,
+// and the decoding problem is the one to report (as the services do).
+func (f fieldErrs) addRules(err error, undecoded map[string][]string) {
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
+		for k, v := range ve.Fields {
+			if _, bad := undecoded[k]; !bad {
+				f[k] = append(f[k], v...)
+			}
+		}
+	}
+}
+
+// members are the members of obj that keep says to keep, as sent.
+func members(obj map[string]json.RawMessage, keep func(string) bool) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for name, raw := range obj {
+		if keep(name) {
+			out[name] = raw
+		}
+	}
+	return out
+}
+
 // Registration is a validated registration request.
 type Registration struct {
 	Auth AuthRegistration
@@ -66,137 +85,23 @@ type Registration struct {
 	Profile map[string]json.RawMessage
 }
 
-// fieldErrs collects field -> messages.
-type fieldErrs map[string][]string
-
-func (f fieldErrs) add(field, msg string) { f[field] = append(f[field], msg) }
-
-// mergeUntyped adds a service's field errors, except for fields that
-// already have a type error (a missing value would be reported again).
-func (f fieldErrs) mergeUntyped(m map[string][]string) {
-	for k, v := range m {
-		if _, typed := f[k]; !typed {
-			f[k] = append(f[k], v...)
-		}
-	}
-}
-
-// mergeUntyped adds the field errors of a customer validation error.
-func mergeUntyped(f fieldErrs, err error) {
-	if ve, ok := errors.AsType[*customer.ValidationError](err); ok {
-		f.mergeUntyped(ve.Fields)
-	}
-}
-
-// stringField decodes a member that must be a string; a problem is added
-// to f and nil returned.
-func stringField(f fieldErrs, name string, raw json.RawMessage) *string {
-	raw = bytes.TrimSpace(raw)
-	if bytes.Equal(raw, []byte("null")) {
-		f.add(name, customer.MsgNull)
-		return nil
-	}
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		f.add(name, customer.MsgNotString)
-		return nil
-	}
-	return &s
-}
-
-// preferencesField decodes notification_preferences: an object of booleans.
-func preferencesField(f fieldErrs, raw json.RawMessage) map[string]bool {
-	var obj map[string]json.RawMessage
-	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) || json.Unmarshal(raw, &obj) != nil || obj == nil {
-		f.add(customer.FieldNotificationPreferences, customer.MsgNotObject)
-		return nil
-	}
-	out := make(map[string]bool, len(obj))
-	for k, v := range obj {
-		if !customer.ValidPreferenceKey(k) {
-			f.add(customer.FieldNotificationPreferences, customer.MsgNotObject)
-			return nil
-		}
-		var b bool
-		if json.Unmarshal(v, &b) != nil {
-			f.add(customer.FieldNotificationPreferences, customer.MsgNotObject)
-			return nil
-		}
-		out[k] = b
-	}
-	return out
-}
-
-// customerChanges decodes the customer members of obj into Changes.
-func customerChanges(f fieldErrs, obj map[string]json.RawMessage) (customer.Changes, map[string]json.RawMessage) {
-	var ch customer.Changes
-	sent := map[string]json.RawMessage{}
-	targets := map[string]**string{
-		customer.FieldStreetAddress:                &ch.StreetAddress,
-		customer.FieldCity:                         &ch.City,
-		customer.FieldState:                        &ch.State,
-		customer.FieldPostalCode:                   &ch.PostalCode,
-		customer.FieldCountry:                      &ch.Country,
-		customer.FieldCompanyName:                  &ch.CompanyName,
-		customer.FieldBusinessType:                 &ch.BusinessType,
-		customer.FieldTaxID:                        &ch.TaxID,
-		customer.FieldEmergencyContactName:         &ch.EmergencyContactName,
-		customer.FieldEmergencyContactPhone:        &ch.EmergencyContactPhone,
-		customer.FieldEmergencyContactRelationship: &ch.EmergencyContactRelationship,
-		customer.FieldPreferredContactMethod:       &ch.PreferredContactMethod,
-	}
-	for name, raw := range obj {
-		if !isCustomerField(name) {
-			continue
-		}
-		sent[name] = raw
-		if name == customer.FieldNotificationPreferences {
-			ch.NotificationPreferences = preferencesField(f, raw)
-			continue
-		}
-		*targets[name] = stringField(f, name, raw)
-	}
-	return ch, sent
-}
-
-// checkUnknown reports members that are neither allowed nor known.
-func checkUnknown(f fieldErrs, obj map[string]json.RawMessage, allowed func(string) bool) {
-	for name := range obj {
-		switch {
-		case allowed(name):
-		case slices.Contains(customerReadOnly, name):
-			f.add(name, customer.MsgReadOnly)
-		default:
-			f.add(name, customer.MsgUnknown)
-		}
-	}
-}
-
-// ParseRegistration validates a registration body with both services' rules
-// and returns every field error at once (a *Error with Fields).
+// ParseRegistration validates a registration body with both services'
+// decoders and rules and returns every field error at once (a *Error with
+// Fields): the auth members as the auth service's register decodes and
+// checks them, every other member as the customer service's profile
+// creation does.
 func (v *Validator) ParseRegistration(obj map[string]json.RawMessage) (Registration, error) {
 	f := fieldErrs{}
-	authFields := []string{fieldEmail, fieldFirstName, fieldLastName, fieldPhoneNumber, fieldPassword1, fieldPassword2}
-	checkUnknown(f, obj, func(n string) bool { return slices.Contains(authFields, n) || isCustomerField(n) })
+	in, err := auth.DecodeRegister(obj, v.passwords)
+	if err == nil {
+		err = in.Check(v.passwords)
+	}
+	f.add(err)
 
-	strs := map[string]*string{}
-	for _, name := range authFields {
-		if raw, ok := obj[name]; ok {
-			strs[name] = stringField(f, name, raw)
-		}
-	}
-	in := auth.RegisterInput{
-		Email: strs[fieldEmail], FirstName: strs[fieldFirstName], LastName: strs[fieldLastName],
-		PhoneNumber: strs[fieldPhoneNumber], Password1: strs[fieldPassword1], Password2: strs[fieldPassword2],
-	}
-	af := auth.Fields{}
-	in.Validate(v.passwords, af)
-	f.mergeUntyped(af)
-
-	ch, sent := customerChanges(f, obj)
-	if _, err := customer.ValidateCreate(ch); err != nil {
-		mergeUntyped(f, err)
-	}
+	body, undecoded := customer.DecodeProfile(obj, customer.DecodeOptions{Others: registerMember})
+	f.add(undecoded.Err())
+	_, err = customer.ValidateCreate(body.Changes)
+	f.addRules(err, undecoded)
 	if err := Invalid(f); err != nil {
 		return Registration{}, err
 	}
@@ -211,7 +116,7 @@ func (v *Validator) ParseRegistration(obj map[string]json.RawMessage) (Registrat
 			Email: deref(in.Email), FirstName: deref(in.FirstName), LastName: deref(in.LastName),
 			PhoneNumber: deref(in.PhoneNumber), Password1: deref(in.Password1), Password2: deref(in.Password2),
 		},
-		Profile: sent,
+		Profile: members(obj, customer.WritableField),
 	}, nil
 }
 
@@ -225,39 +130,27 @@ type Patch struct {
 // Empty reports whether the patch changes nothing.
 func (p Patch) Empty() bool { return len(p.User) == 0 && len(p.Profile) == 0 }
 
-// ParsePatch validates a PATCH body: each field with the rules of the
-// service that owns it.
+// ParsePatch validates a PATCH body: the members of the user JSON as the
+// auth service's profile update decodes and checks them, every other member
+// as the customer service's profile update does.
 func (v *Validator) ParsePatch(obj map[string]json.RawMessage) (Patch, error) {
 	f := fieldErrs{}
-	checkUnknown(f, obj, func(n string) bool { return slices.Contains(userFields, n) || isCustomerField(n) })
-	p := Patch{User: map[string]json.RawMessage{}}
-	strs := map[string]*string{}
-	for _, name := range userFields {
-		if raw, ok := obj[name]; ok {
-			p.User[name] = raw
-			strs[name] = stringField(f, name, raw)
-		}
+	up, err := auth.DecodeProfileUpdate(obj, func(name string) bool { return !userMember(name) })
+	if err == nil {
+		err = up.Check()
 	}
-	up := auth.ProfileUpdate{}
-	for name, target := range map[string]**string{fieldEmail: &up.Email, fieldFirstName: &up.FirstName, fieldLastName: &up.LastName, fieldPhoneNumber: &up.PhoneNumber} {
-		if s := strs[name]; s != nil {
-			*target = s
-		}
-	}
-	af := auth.Fields{}
-	up.Validate(af)
-	f.mergeUntyped(af)
-	ch, sent := customerChanges(f, obj)
-	p.Profile = sent
+	f.add(err)
+
+	body, undecoded := customer.DecodeProfile(obj, customer.DecodeOptions{Others: userMember})
+	f.add(undecoded.Err())
 	// The country of the stored profile is unknown here: rules that depend
 	// on it (a US postal code) are the customer service's to check.
-	if _, err := customer.ValidateUpdate(customer.Customer{}, ch, false); err != nil {
-		mergeUntyped(f, err)
-	}
+	_, err = customer.ValidateUpdate(customer.Customer{}, body.Changes, false)
+	f.addRules(err, undecoded)
 	if err := Invalid(f); err != nil {
 		return Patch{}, err
 	}
-	return p, nil
+	return Patch{User: members(obj, auth.IsProfileField), Profile: members(obj, customer.WritableField)}, nil
 }
 
 // Credentials are a login's email and password.
@@ -266,30 +159,22 @@ type Credentials struct {
 	Password string
 }
 
-// ParseLogin checks that a login body has an email and a password.
+// ParseLogin decodes and checks a login body as the auth service's login
+// does: an email and a password are required, other members are not
+// looked at.
 func (v *Validator) ParseLogin(obj map[string]json.RawMessage) (Credentials, error) {
-	f := fieldErrs{}
-	checkUnknown(f, obj, func(n string) bool { return n == fieldEmail || n == fieldPassword })
-	var c Credentials
-	for _, name := range []string{fieldEmail, fieldPassword} {
-		raw, ok := obj[name]
-		if !ok {
-			f.add(name, customer.MsgRequired)
-			continue
-		}
-		s := stringField(f, name, raw)
-		switch {
-		case s == nil:
-		case *s == "":
-			f.add(name, customer.MsgBlank)
-		case name == fieldEmail:
-			c.Email = *s
-		default:
-			c.Password = *s
-		}
+	in, err := auth.DecodeLogin(obj)
+	if err == nil {
+		err = in.Check()
 	}
-	if err := Invalid(f); err != nil {
+	if err != nil {
+		f := fieldErrs{}
+		f.add(err)
+		if ierr := Invalid(f); ierr != nil {
+			return Credentials{}, ierr
+		}
 		return Credentials{}, err
+
 	}
-	return c, nil
+	return Credentials{Email: *in.Email, Password: *in.Password}, nil
 }

@@ -78,11 +78,29 @@ func TestParsePatchAndLogin(t *testing.T) {
 			t.Errorf("no error for %s: %v", f, fields)
 		}
 	}
+	// Each member is refused once, by the service it belongs to: the user
+	// JSON's read-only members by the auth service, the rest by the
+	// customer service.
+	fields = fieldsOf(t, func() error {
+		_, err := v.ParsePatch(object(t, `{"user_role":"admin","id":"x","is_verified":true,"nonsense":1}`))
+		return err
+	}())
+	want := map[string]string{"user_role": "This field is read-only.", "id": "This field is read-only.",
+		"is_verified": "This field is read-only.", "nonsense": "Unknown field."}
+	if len(fields) != len(want) {
+		t.Errorf("patch errors: %v, want %v", fields, want)
+	}
+	for f, msg := range want {
+		if len(fields[f]) != 1 || fields[f][0] != msg {
+			t.Errorf("%s: %q, want [%q]", f, fields[f], msg)
+		}
+	}
 	if c, err := v.ParseLogin(object(t, `{"email":"a@b.co","password":"pw"}`)); err != nil || c.Email != "a@b.co" {
 		t.Fatalf("login: %+v %v", c, err)
 	}
+	// As the auth service's login: other members are not looked at.
 	fields = fieldsOf(t, func() error { _, err := v.ParseLogin(object(t, `{"email":"","extra":1}`)); return err }())
-	if len(fields["email"]) == 0 || len(fields["password"]) == 0 || len(fields["extra"]) == 0 {
+	if len(fields["email"]) == 0 || len(fields["password"]) == 0 || len(fields) != 2 {
 		t.Fatalf("login errors: %v", fields)
 	}
 }
