@@ -1,11 +1,8 @@
 package webtest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,28 +16,19 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/acme/customer-platform/auth/authd"
 	authhttp "github.com/acme/customer-platform/auth/httpapi"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
-	"github.com/acme/customer-platform/bff/bffd"
 	bffhttp "github.com/acme/customer-platform/bff/httpapi"
-	"github.com/acme/customer-platform/customer/customerd"
 	customerhttp "github.com/acme/customer-platform/customer/httpapi"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/apitest"
-	"github.com/acme/customer-platform/internal/config"
-	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
-const (
-	testKey       = "browser-test-signing-key-shared-by-the-services-0123"
-	serviceID     = "bff"
-	serviceSecret = "bff-service-secret-for-browser-tests"
-	goodPassword  = "Tr1cky-Wombat-Lantern"
-)
+const goodPassword = "Tr1cky-Wombat-Lantern"
 
 // apiDocs holds the API calls the tests make themselves to the documents.
 var apiDocs = apitest.Docs{
@@ -59,75 +47,8 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	_, authDB := testenv.Mongo(t)
-	_, custDB := testenv.Mongo(t)
-	_, bffDB := testenv.Mongo(t)
-	rd := testenv.Redis(t)
-	common := map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "MONGODB_URI": testenv.MongoURI(t),
-		"JWT_SIGNING_KEY": testKey, "REDIS_URL": rd.URL, "SHUTDOWN_TIMEOUT": "2s",
-	}
-	env := func(extra map[string]string) config.Lookup {
-		m := map[string]string{}
-		for k, v := range common {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return config.FromMap(m)
-	}
-
-	acfg, err := authd.LoadConfig(env(map[string]string{
-		"AUTH_DB": authDB.Name(), "ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1",
-		"AUTH_RATE_LIMITS": "off", "AUTH_SERVICE_CLIENTS": serviceID + ":" + serviceSecret,
-	}))
-	testenv.Must(t, err, "auth config")
-	authURL := run(t, "auth", func(ctx context.Context, o daemon.Options) error { return authd.Run(ctx, acfg, o) })
-
-	ccfg, err := customerd.LoadConfig(env(map[string]string{"CUSTOMER_DB": custDB.Name(), "AUTH_URL": authURL}))
-	testenv.Must(t, err, "customer config")
-	customerURL := run(t, "customer", func(ctx context.Context, o daemon.Options) error { return customerd.Run(ctx, ccfg, o) })
-
-	bcfg, err := bffd.LoadConfig(env(map[string]string{
-		"BFF_DB": bffDB.Name(), "AUTH_URL": authURL, "CUSTOMER_URL": customerURL,
-		"BFF_SERVICE_CLIENT_ID": serviceID, "BFF_SERVICE_CLIENT_SECRET": serviceSecret,
-	}))
-	testenv.Must(t, err, "bff config")
-	bffURL := run(t, "bff", func(ctx context.Context, o daemon.Options) error { return bffd.Run(ctx, bcfg, o) })
-	return &stack{bff: bffURL, authDB: authDB, customerDB: custDB}
-}
-
-// run runs a service until the test ends and returns its base URL.
-func run(t *testing.T, name string, fn func(ctx context.Context, o daemon.Options) error) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("BFF_TEST_LOGS") != "" {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", name)
-	}
-	go func() {
-		done <- fn(ctx, daemon.Options{Logger: log, Lookup: config.FromMap(nil), Ready: func(a daemon.Addrs) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s stopped with an error: %v", name, err)
-			}
-		})
-		return "http://" + a.API.String()
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s did not start: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatalf("%s did not start within 60s", name)
-	}
-	return ""
+	sys := systest.Start(t, systest.Options{Redis: true})
+	return &stack{bff: sys.URL("bff"), authDB: sys.DB("auth"), customerDB: sys.DB("customer")}
 }
 
 // users counts the auth users with email.
@@ -154,17 +75,12 @@ func find(t *testing.T, c *mongo.Collection, filter bson.D) []bson.M {
 // register calls the API directly and returns the status and the body.
 func (s *stack) register(t *testing.T, body map[string]string) (int, map[string]any) {
 	t.Helper()
-	raw, err := json.Marshal(body)
-	testenv.Must(t, err, "encode")
-	resp, err := apiDocs.Client(t, &http.Client{Timeout: 30 * time.Second}).Post(s.bff+"/api/bff/register/", "application/json", bytes.NewReader(raw))
-	testenv.Must(t, err, "register")
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	a := testenv.Call(t, apiDocs.Client(t, testenv.DefaultClient), http.MethodPost, s.bff+"/api/bff/register/", body, nil)
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("register answered %d %q", resp.StatusCode, b)
+	if err := json.Unmarshal(a.Body, &m); err != nil {
+		t.Fatalf("register answered %d %q", a.Status, a.Body)
 	}
-	return resp.StatusCode, m
+	return a.Status, m
 }
 
 // chromium finds the system's Chromium: $CHROMIUM, else chromium or
