@@ -160,21 +160,28 @@ type Credentials struct {
 }
 
 // ParseLogin decodes and checks a login body as the auth service's login
-// does: an email and a password are required, other members are not
-// looked at.
+// does (an email and a password are required). The BFF's login body is
+// closed (its OpenAPI document): any other member is refused, named as the
+// services name an unknown member.
 func (v *Validator) ParseLogin(obj map[string]json.RawMessage) (Credentials, error) {
+	f := fieldErrs{}
 	in, err := auth.DecodeLogin(obj)
 	if err == nil {
 		err = in.Check()
 	}
-	if err != nil {
-		f := fieldErrs{}
-		f.add(err)
-		if ierr := Invalid(f); ierr != nil {
-			return Credentials{}, ierr
+	f.add(err)
+	unknown := customer.FieldErrors{}
+	for name := range obj {
+		if name != auth.FieldEmail && name != auth.FieldPassword {
+			unknown.AddUnknown(name)
 		}
+	}
+	f.add(unknown.Err())
+	if ierr := Invalid(f); ierr != nil {
+		return Credentials{}, ierr
+	}
+	if err != nil {
 		return Credentials{}, err
-
 	}
 	return Credentials{Email: *in.Email, Password: *in.Password}, nil
 }

@@ -98,9 +98,8 @@ func TestParsePatchAndLogin(t *testing.T) {
 	if c, err := v.ParseLogin(object(t, `{"email":"a@b.co","password":"pw"}`)); err != nil || c.Email != "a@b.co" {
 		t.Fatalf("login: %+v %v", c, err)
 	}
-	// As the auth service's login: other members are not looked at.
 	fields = fieldsOf(t, func() error { _, err := v.ParseLogin(object(t, `{"email":"","extra":1}`)); return err }())
-	if len(fields["email"]) == 0 || len(fields["password"]) == 0 || len(fields) != 2 {
+	if len(fields["email"]) == 0 || len(fields["password"]) == 0 || len(fields["extra"]) == 0 || len(fields) != 3 {
 		t.Fatalf("login errors: %v", fields)
 	}
 }
