@@ -28,15 +28,14 @@ func NewValidator() (*Validator, error) {
 	return &Validator{passwords: rules}, nil
 }
 
-// registerMember reports whether a member of a registration is the auth
-// service's (the members auth.DecodeRegister reads); the others are the
-// customer service's to decode or refuse.
+// registerMember reports whether a member of a registration is one the
+// auth service's register reads (auth.DecodeRegister).
 func registerMember(name string) bool {
 	return auth.IsProfileField(name) || name == auth.FieldPassword1 || name == auth.FieldPassword2
 }
 
-// userMember reports whether a member of a patch is the auth service's: a
-// member of the user JSON, which it updates or refuses as read-only; the
+// userMember reports whether a member of a body is the auth service's: a
+// member of the user JSON, which it reads or refuses as read-only; the
 // others are the customer service's to decode or refuse.
 func userMember(name string) bool {
 	return auth.IsProfileField(name) || auth.IsReadOnlyUserField(name)
@@ -87,7 +86,7 @@ type Registration struct {
 
 // ParseRegistration validates a registration body with both services'
 // decoders and rules and returns every field error at once (a *Error with
-// Fields): the auth members as the auth service's register decodes and
+// Fields): the members of the user JSON as the auth service decodes and
 // checks them, every other member as the customer service's profile
 // creation does.
 func (v *Validator) ParseRegistration(obj map[string]json.RawMessage) (Registration, error) {
@@ -97,8 +96,15 @@ func (v *Validator) ParseRegistration(obj map[string]json.RawMessage) (Registrat
 		err = in.Check(v.passwords)
 	}
 	f.add(err)
+	// The other members of the user JSON (id, user_role, ...) are refused
+	// as the auth service refuses them in a profile update.
+	for name := range obj {
+		if auth.IsReadOnlyUserField(name) && !registerMember(name) {
+			f[name] = append(f[name], auth.MsgReadOnly)
+		}
+	}
 
-	body, undecoded := customer.DecodeProfile(obj, customer.DecodeOptions{Others: registerMember})
+	body, undecoded := customer.DecodeProfile(obj, customer.DecodeOptions{Others: userMember})
 	f.add(undecoded.Err())
 	_, err = customer.ValidateCreate(body.Changes)
 	f.addRules(err, undecoded)

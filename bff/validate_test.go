@@ -45,17 +45,20 @@ func TestParseRegistration(t *testing.T) {
 	fields := fieldsOf(t, func() error {
 		_, err := v.ParseRegistration(object(t, `{"email":"nope","first_name":5,"password1":"password","password2":"other",
 			"postal_code":"ABC","country":"USA","business_type":"empire","notification_preferences":{"sms":"yes"},
-			"is_verified":true,"$where":"1"}`))
+			"is_verified":true,"$where":"1","user_role":"admin"}`))
 		return err
 	}())
 	for _, f := range []string{"email", "first_name", "last_name", "password1", "password2", "street_address", "city",
-		"postal_code", "business_type", "notification_preferences", "is_verified", "$where"} {
+		"postal_code", "business_type", "notification_preferences", "is_verified", "$where", "user_role"} {
 		if len(fields[f]) == 0 {
 			t.Errorf("no error for %s: %v", f, fields)
 		}
 	}
 	if len(fields["first_name"]) != 1 {
 		t.Errorf("a type error is reported once: %v", fields["first_name"])
+	}
+	if got := fields["user_role"]; len(got) != 1 || got[0] != "This field is read-only." {
+		t.Errorf("user_role: %q, want the auth service's read-only message once", got)
 	}
 }
 
