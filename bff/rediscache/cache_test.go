@@ -14,6 +14,7 @@ import (
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
 	"github.com/acme/customer-platform/bff/rediscache"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 const (
@@ -150,7 +151,7 @@ func TestOneOriginLoadPerUserAtATime(t *testing.T) {
 			bodies[i], errs[i] = string(b), err
 		}()
 	}
-	eventually(t, "the first load to start", func() bool { return e.origin.loads.Load() == 1 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the first load to start", func() bool { return e.origin.loads.Load() == 1 }))
 	// Hold the load until every caller has either joined it or is about to.
 	time.Sleep(50 * time.Millisecond)
 	close(release)
@@ -187,7 +188,7 @@ func TestCallerThatGoesAwayDoesNotCancelTheSharedLoad(t *testing.T) {
 		_, _, err := e.cache.View(ctx, userA, "tok")
 		first <- err
 	}()
-	eventually(t, "the load to start", func() bool { return e.origin.loads.Load() == 1 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the load to start", func() bool { return e.origin.loads.Load() == 1 }))
 	second := make(chan []byte, 1)
 	go func() {
 		b, _, _ := e.cache.View(context.Background(), userA, "tok")
@@ -358,10 +359,10 @@ func TestOriginErrorsAreNotCached(t *testing.T) {
 func TestRedisDownBypassesAndComesBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{opts: rediscache.Options{Timeout: 100 * time.Millisecond}})
-	eventually(t, "the view to be cached", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the view to be cached", func() bool {
 		_, status := e.view(t, userA)
 		return status == bff.CacheHit
-	})
+	}))
 	e.redis.Stop()
 	for i := range 10 {
 		body, status := e.view(t, userA)
@@ -385,10 +386,10 @@ func TestRedisDownBypassesAndComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The half-open probe brings the cache back without anyone's help.
-	eventually(t, "HITs to return", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("HITs to return", func() bool {
 		_, status := e.view(t, userA)
 		return status == bff.CacheHit
-	})
+	}))
 	if got := e.breaker.State(context.Background()); got != breaker.Closed {
 		t.Fatalf("breaker %s after recovery", got)
 	}
@@ -399,10 +400,10 @@ func TestSlowRedisOpensTheBreaker(t *testing.T) {
 	base := newEnv(t, envOptions{})
 	proxy := newStallProxy(t, base.redis.Addr)
 	e := newEnv(t, envOptions{sharedRedis: base.redis, redisURL: proxy.url(), opts: rediscache.Options{Timeout: 50 * time.Millisecond}})
-	eventually(t, "the view to be cached through the proxy", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the view to be cached through the proxy", func() bool {
 		_, status := e.view(t, userA)
 		return status == bff.CacheHit
-	})
+	}))
 	proxy.stalled.Store(true)
 	for i := range 6 {
 		body, status := e.view(t, userA)
@@ -417,10 +418,10 @@ func TestSlowRedisOpensTheBreaker(t *testing.T) {
 		t.Fatal("the open breaker never refused a call: requests kept waiting on Redis")
 	}
 	proxy.stalled.Store(false)
-	eventually(t, "HITs to return", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("HITs to return", func() bool {
 		_, status := e.view(t, userA)
 		return status == bff.CacheHit
-	})
+	}))
 }
 
 func TestCancelledCallersDoNotTripTheBreaker(t *testing.T) {

@@ -11,87 +11,33 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/acme/customer-platform/auth/authd"
 	authhttp "github.com/acme/customer-platform/auth/httpapi"
-	"github.com/acme/customer-platform/bff/bffd"
 	bffhttp "github.com/acme/customer-platform/bff/httpapi"
-	"github.com/acme/customer-platform/customer/customerd"
 	customerhttp "github.com/acme/customer-platform/customer/httpapi"
 	"github.com/acme/customer-platform/internal/apitest"
-	"github.com/acme/customer-platform/internal/config"
-	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-const (
-	e2eKey      = "e2e-signing-key-shared-by-the-three-services-0123456"
-	e2ePassword = "Tr1cky-Wombat-Lantern"
-)
-
-func e2eLogger(name string) *slog.Logger {
-	if os.Getenv("BFF_TEST_LOGS") != "" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("service", name)
-	}
-	return slog.New(slog.NewJSONHandler(io.Discard, nil))
-}
-
-// service is a service running in this process through its Run.
-type service struct {
-	url     string
-	metrics string
-}
-
-func startService(t *testing.T, name string, run func(ctx context.Context, o daemon.Options) error) *service {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, daemon.Options{Logger: e2eLogger(name), Lookup: config.FromMap(nil), Ready: func(a daemon.Addrs) { ready <- a }})
-	}()
-	var addrs daemon.Addrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s did not start: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatalf("%s did not start within 60s", name)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s stopped with an error: %v", name, err)
-		}
-	})
-	s := &service{url: "http://" + addrs.API.String()}
-	if addrs.Metrics != nil {
-		s.metrics = "http://" + addrs.Metrics.String()
-	}
-	return s
-}
+const e2ePassword = "Tr1cky-Wombat-Lantern"
 
 // e2eStack is the auth and customer services, a BFF with the Redis cache,
 // and optionally a second BFF without one (the origin path, for latency
 // comparisons), all sharing one Redis for the change feed.
 type e2eStack struct {
 	redis    *embedded.Redis
-	auth     *service
-	customer *service
-	bff      *service
-	origin   *service // BFF without a cache; nil unless asked for
+	auth     *systest.Instance
+	customer *systest.Instance
+	bff      *systest.Instance
+	origin   *systest.Instance // BFF without a cache; nil unless asked for
 }
 
 func newE2EStack(t *testing.T, bffEnv map[string]string, withOriginBFF bool) *e2eStack {
@@ -99,49 +45,18 @@ func newE2EStack(t *testing.T, bffEnv map[string]string, withOriginBFF bool) *e2
 	if testing.Short() {
 		t.Skip("end-to-end: not in the fast tier (-short)")
 	}
-	s := &e2eStack{redis: testenv.Redis(t)}
-	uri := testenv.MongoURI(t)
-
-	acfg, err := authd.LoadConfig(config.FromMap(map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-		"MONGODB_URI": uri, "AUTH_DB": testenv.DBName(t), "REDIS_URL": s.redis.URL,
-		"JWT_SIGNING_KEY":   e2eKey,
-		"ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1",
-		"AUTH_RATE_LIMITS": "off", "SHUTDOWN_TIMEOUT": "2s",
-	}))
-	testenv.Must(t, err, "auth config")
-	s.auth = startService(t, "auth", func(ctx context.Context, o daemon.Options) error { return authd.Run(ctx, acfg, o) })
-
-	ccfg, err := customerd.LoadConfig(config.FromMap(map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-		"MONGODB_URI": uri, "CUSTOMER_DB": testenv.DBName(t), "REDIS_URL": s.redis.URL,
-		"JWT_SIGNING_KEY": e2eKey, "AUTH_URL": s.auth.url, "SHUTDOWN_TIMEOUT": "2s",
-	}))
-	testenv.Must(t, err, "customer config")
-	s.customer = startService(t, "customer", func(ctx context.Context, o daemon.Options) error { return customerd.Run(ctx, ccfg, o) })
-
-	startBFF := func(name string, extra map[string]string) *service {
-		env := map[string]string{
-			"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-			"MONGODB_URI": uri, "BFF_DB": testenv.DBName(t),
-			"JWT_SIGNING_KEY": e2eKey, "AUTH_URL": s.auth.url, "CUSTOMER_URL": s.customer.url,
-			"SHUTDOWN_TIMEOUT": "2s",
-		}
-		maps.Copy(env, extra)
-		cfg, err := bffd.LoadConfig(config.FromMap(env))
-		testenv.Must(t, err, "%s config", name)
-		return startService(t, name, func(ctx context.Context, o daemon.Options) error { return bffd.Run(ctx, cfg, o) })
-	}
-	env := map[string]string{"REDIS_URL": s.redis.URL}
+	// The BFFs run with their default timeouts and reconciler interval.
+	env := map[string]string{"AUTH_TIMEOUT": "", "CUSTOMER_TIMEOUT": "", "RECONCILE_INTERVAL": "", "SHUTDOWN_TIMEOUT": "2s"}
 	maps.Copy(env, bffEnv)
-	s.bff = startBFF("bff", env)
+	sys := systest.Start(t, systest.Options{Redis: true, ServiceEnv: map[string]map[string]string{"bff": env}})
+	s := &e2eStack{redis: sys.Redis, auth: sys.Service("auth"), customer: sys.Service("customer"), bff: sys.Service("bff")}
 	if withOriginBFF {
-		s.origin = startBFF("bff-origin", nil)
+		s.origin = sys.AddReplica("bff", systest.ReplicaOptions{Env: map[string]string{"REDIS_URL": ""}})
 	}
 	// The cache's invalidations only work once the BFF listens to the feed.
-	eventually(t, "the BFF to subscribe to the change feed", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF to subscribe to the change feed", func() bool {
 		return s.readyDetails(t)["invalidation_subscribed"] == true
-	})
+	}))
 	return s
 }
 
@@ -149,11 +64,11 @@ func newE2EStack(t *testing.T, bffEnv map[string]string, withOriginBFF bool) *e2
 // answer 200 whatever Redis does.
 func (s *e2eStack) readyDetails(t testing.TB) map[string]any {
 	t.Helper()
-	a := do(t, http.MethodGet, s.bff.url+"/readyz", "", nil)
-	if a.status != http.StatusOK {
+	a := do(t, http.MethodGet, s.bff.URL+"/readyz", "", nil)
+	if a.Status != http.StatusOK {
 		t.Fatalf("/readyz: %s", a)
 	}
-	d, _ := a.obj(t)["details"].(map[string]any)
+	d, _ := a.Map(t)["details"].(map[string]any)
 	return d
 }
 
@@ -177,11 +92,11 @@ func (s *e2eStack) newUser(t testing.TB, city string) user {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	email := "cache-" + hex.EncodeToString(rnd[:]) + "@example.com"
-	a := do(t, http.MethodPost, s.auth.url+"/api/auth/register/", "", map[string]any{
+	a := do(t, http.MethodPost, s.auth.URL+"/api/auth/register/", "", map[string]any{
 		"email": email, "first_name": "Ada", "last_name": "Lovelace", "phone_number": "+15555550100",
 		"password1": e2ePassword, "password2": e2ePassword,
 	})
-	if a.status != http.StatusCreated {
+	if a.Status != http.StatusCreated {
 		t.Fatalf("register: %s", a)
 	}
 	var reg struct {
@@ -190,12 +105,12 @@ func (s *e2eStack) newUser(t testing.TB, city string) user {
 			Access string `json:"access"`
 		} `json:"tokens"`
 	}
-	testenv.Must(t, json.Unmarshal(a.raw, &reg), "register answer")
+	testenv.Must(t, json.Unmarshal(a.Body, &reg), "register answer")
 	u := user{id: reg.ID, access: reg.Tokens.Access, email: email}
-	p := do(t, http.MethodPost, s.customer.url+"/api/v1/customers/profile/create/", u.access, map[string]any{
+	p := do(t, http.MethodPost, s.customer.URL+"/api/v1/customers/profile/create/", u.access, map[string]any{
 		"street_address": "742 Evergreen Terrace", "city": city, "state": "OR", "postal_code": "97403",
 	})
-	if p.status != http.StatusCreated {
+	if p.Status != http.StatusCreated {
 		t.Fatalf("profile create: %s", p)
 	}
 	return u
@@ -206,8 +121,8 @@ func me(t testing.TB, base string, u user) (answer, meView) {
 	t.Helper()
 	a := do(t, http.MethodGet, base+"/api/bff/me/", u.access, nil)
 	var v meView
-	if a.status == http.StatusOK {
-		testenv.Must(t, json.Unmarshal(a.raw, &v), "view %s", a.raw)
+	if a.Status == http.StatusOK {
+		testenv.Must(t, json.Unmarshal(a.Body, &v), "view %s", a.Body)
 	}
 	return a, v
 }
@@ -224,27 +139,13 @@ type meView struct {
 	} `json:"profile"`
 }
 
+// answer is an answer and how long it took.
 type answer struct {
-	status  int
-	header  http.Header
-	raw     []byte
+	testenv.Answer
 	elapsed time.Duration
 }
 
-func (a answer) String() string { return fmt.Sprintf("%d %s", a.status, a.raw) }
-
-func (a answer) cache() string { return a.header.Get("X-Cache") }
-
-func (a answer) obj(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.raw, &m); err != nil {
-		t.Fatalf("not a JSON object: %s", a)
-	}
-	return m
-}
-
-var e2eClient = &http.Client{Timeout: 30 * time.Second}
+func (a answer) cache() string { return a.Header.Get("X-Cache") }
 
 // apiDocs holds every exchange of these tests to the OpenAPI document of the
 // service that answered it.
@@ -254,29 +155,17 @@ var apiDocs = apitest.Docs{
 	apitest.MustLoad("customer", customerhttp.OpenAPI()),
 }
 
+// do sends a request with the bearer token ("" none), checked against the
+// documents, and times it.
 func do(t testing.TB, method, url, token string, body any) answer {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		testenv.Must(t, err, "encode")
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, r)
-	testenv.Must(t, err, "request")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var header map[string]string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		header = testenv.Bearer(token)
 	}
 	start := time.Now()
-	resp, err := apiDocs.Client(t, e2eClient).Do(req)
-	testenv.Must(t, err, "%s %s", method, url)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	testenv.Must(t, err, "read")
-	return answer{status: resp.StatusCode, header: resp.Header, raw: raw, elapsed: time.Since(start)}
+	a := testenv.Call(t, apiDocs.Client(t, testenv.DefaultClient), method, url, body, header)
+	return answer{Answer: a, elapsed: time.Since(start)}
 }
 
 func TestE2EMissHitAndInvalidation(t *testing.T) {
@@ -287,67 +176,67 @@ func TestE2EMissHitAndInvalidation(t *testing.T) {
 	ada := s.newUser(t, "Springfield")
 	bob := s.newUser(t, "Ogdenville")
 
-	first, v := me(t, s.bff.url, ada)
-	if first.status != http.StatusOK || first.cache() != "MISS" {
+	first, v := me(t, s.bff.URL, ada)
+	if first.Status != http.StatusOK || first.cache() != "MISS" {
 		t.Fatalf("first GET: %s X-Cache=%q, want 200 MISS", first, first.cache())
 	}
 	if v.User.ID != ada.id || v.Profile == nil || v.Profile.City != "Springfield" || v.Profile.UserID != ada.id {
-		t.Fatalf("view %s", first.raw)
+		t.Fatalf("view %s", first.Body)
 	}
-	second, _ := me(t, s.bff.url, ada)
-	if second.status != http.StatusOK || second.cache() != "HIT" || !bytes.Equal(second.raw, first.raw) {
+	second, _ := me(t, s.bff.URL, ada)
+	if second.Status != http.StatusOK || second.cache() != "HIT" || !bytes.Equal(second.Body, first.Body) {
 		t.Fatalf("second GET: %s X-Cache=%q, want the same body as a HIT", second, second.cache())
 	}
 	// Another user gets their own view, never Ada's.
-	if a, bv := me(t, s.bff.url, bob); a.cache() != "MISS" || bv.User.ID != bob.id || bv.Profile.City != "Ogdenville" {
+	if a, bv := me(t, s.bff.URL, bob); a.cache() != "MISS" || bv.User.ID != bob.id || bv.Profile.City != "Ogdenville" {
 		t.Fatalf("Bob's first GET: %s", a)
 	}
 
 	t.Run("direct PATCH at the customer service", func(t *testing.T) {
-		p := do(t, http.MethodPatch, s.customer.url+"/api/v1/customers/profile/update/", ada.access, map[string]any{"city": "Shelbyville"})
-		if p.status != http.StatusOK {
+		p := do(t, http.MethodPatch, s.customer.URL+"/api/v1/customers/profile/update/", ada.access, map[string]any{"city": "Shelbyville"})
+		if p.Status != http.StatusOK {
 			t.Fatalf("PATCH at the customer service: %s", p)
 		}
-		eventually(t, "the BFF to serve the new city", func() bool {
-			_, v := me(t, s.bff.url, ada)
+		testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF to serve the new city", func() bool {
+			_, v := me(t, s.bff.URL, ada)
 			return v.Profile != nil && v.Profile.City == "Shelbyville"
-		})
-		if a, v := me(t, s.bff.url, ada); a.cache() != "HIT" || v.Profile.City != "Shelbyville" {
+		}))
+		if a, v := me(t, s.bff.URL, ada); a.cache() != "HIT" || v.Profile.City != "Shelbyville" {
 			t.Fatalf("then: %s X-Cache=%q", a, a.cache())
 		}
 	})
 
 	t.Run("direct PATCH at the auth service", func(t *testing.T) {
-		p := do(t, http.MethodPatch, s.auth.url+"/api/auth/profile/update/", ada.access, map[string]any{"first_name": "Augusta"})
-		if p.status != http.StatusOK {
+		p := do(t, http.MethodPatch, s.auth.URL+"/api/auth/profile/update/", ada.access, map[string]any{"first_name": "Augusta"})
+		if p.Status != http.StatusOK {
 			t.Fatalf("PATCH at the auth service: %s", p)
 		}
-		eventually(t, "the BFF to serve the new first name", func() bool {
-			_, v := me(t, s.bff.url, ada)
+		testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF to serve the new first name", func() bool {
+			_, v := me(t, s.bff.URL, ada)
 			return v.User.FirstName == "Augusta"
-		})
+		}))
 	})
 
 	t.Run("PATCH through the BFF", func(t *testing.T) {
-		p := do(t, http.MethodPatch, s.bff.url+"/api/bff/me/", ada.access, map[string]any{"city": "Capital City"})
-		if p.status != http.StatusOK || !strings.Contains(string(p.raw), "Capital City") {
+		p := do(t, http.MethodPatch, s.bff.URL+"/api/bff/me/", ada.access, map[string]any{"city": "Capital City"})
+		if p.Status != http.StatusOK || !strings.Contains(string(p.Body), "Capital City") {
 			t.Fatalf("PATCH /api/bff/me/: %s", p)
 		}
 		// The BFF evicted the view itself: no wait for the feed.
-		if a, v := me(t, s.bff.url, ada); v.Profile == nil || v.Profile.City != "Capital City" {
+		if a, v := me(t, s.bff.URL, ada); v.Profile == nil || v.Profile.City != "Capital City" {
 			t.Fatalf("GET after the PATCH: %s", a)
 		}
 	})
 
 	// Bob's view was not touched by Ada's changes.
-	if a, bv := me(t, s.bff.url, bob); a.cache() != "HIT" || bv.User.ID != bob.id {
+	if a, bv := me(t, s.bff.URL, bob); a.cache() != "HIT" || bv.User.ID != bob.id {
 		t.Fatalf("Bob after Ada's changes: %s X-Cache=%q", a, a.cache())
 	}
 
 	// The cache and breaker metrics are on the metrics listener.
-	m := do(t, http.MethodGet, s.bff.metrics+"/metrics", "", nil)
+	m := do(t, http.MethodGet, s.bff.MetricsURL+"/metrics", "", nil)
 	for _, want := range []string{`bff_cache_requests_total{`, `result="hit"`, `result="miss"`, `bff_breaker_state{`, `breaker="redis"`, `bff_cache_change_messages_total{`} {
-		if !strings.Contains(string(m.raw), want) {
+		if !strings.Contains(string(m.Body), want) {
 			t.Fatalf("/metrics has no %s", want)
 		}
 	}
@@ -365,10 +254,10 @@ func TestE2ERedisOutage(t *testing.T) {
 	const redisTimeout = 50 * time.Millisecond
 	s := newE2EStack(t, map[string]string{"REDIS_TIMEOUT": redisTimeout.String()}, true)
 	ada := s.newUser(t, "Springfield")
-	eventually(t, "a HIT", func() bool {
-		a, _ := me(t, s.bff.url, ada)
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("a HIT", func() bool {
+		a, _ := me(t, s.bff.URL, ada)
 		return a.cache() == "HIT"
-	})
+	}))
 
 	// Background traffic runs through the whole outage: Redis goes away
 	// under it, not between requests.
@@ -384,8 +273,8 @@ func TestE2ERedisOutage(t *testing.T) {
 					return
 				default:
 				}
-				a := do(t, http.MethodGet, s.bff.url+"/api/bff/me/", ada.access, nil)
-				if c := a.cache(); a.status != http.StatusOK || (c != "HIT" && c != "MISS" && c != "BYPASS") {
+				a := do(t, http.MethodGet, s.bff.URL+"/api/bff/me/", ada.access, nil)
+				if c := a.cache(); a.Status != http.StatusOK || (c != "HIT" && c != "MISS" && c != "BYPASS") {
 					trafficDone <- fmt.Errorf("background request: %s X-Cache=%q", a, c)
 					return
 				}
@@ -393,7 +282,7 @@ func TestE2ERedisOutage(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, "background traffic", func() bool { return served.Load() > 5 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("background traffic", func() bool { return served.Load() > 5 }))
 	s.redis.Stop()
 	var (
 		cachedMax, originMax time.Duration
@@ -403,13 +292,13 @@ func TestE2ERedisOutage(t *testing.T) {
 	for i := range rounds {
 		// The origin path is measured interleaved with the cached BFF's
 		// requests, under the same load.
-		o, ov := me(t, s.origin.url, ada)
-		if o.status != http.StatusOK || ov.User.ID != ada.id {
+		o, ov := me(t, s.origin.URL, ada)
+		if o.Status != http.StatusOK || ov.User.ID != ada.id {
 			t.Fatalf("origin BFF, request %d: %s", i, o)
 		}
 		originMax = max(originMax, o.elapsed)
-		a, v := me(t, s.bff.url, ada)
-		if a.status != http.StatusOK || a.cache() != "BYPASS" || v.User.ID != ada.id || v.Profile == nil || v.Profile.City != "Springfield" {
+		a, v := me(t, s.bff.URL, ada)
+		if a.Status != http.StatusOK || a.cache() != "BYPASS" || v.User.ID != ada.id || v.Profile == nil || v.Profile.City != "Springfield" {
 			t.Fatalf("request %d with Redis down: %s X-Cache=%q, want 200 BYPASS with the view", i, a, a.cache())
 		}
 		bypasses.Add(1)
@@ -431,21 +320,21 @@ func TestE2ERedisOutage(t *testing.T) {
 	if state := s.redisBreaker(t); state != "open" && state != "half-open" {
 		t.Fatalf("redis breaker %q during the outage, want open", state)
 	}
-	m := do(t, http.MethodGet, s.bff.metrics+"/metrics", "", nil)
-	if !strings.Contains(string(m.raw), `bff_breaker_transitions_total{`) || !strings.Contains(string(m.raw), `to="open"`) {
+	m := do(t, http.MethodGet, s.bff.MetricsURL+"/metrics", "", nil)
+	if !strings.Contains(string(m.Body), `bff_breaker_transitions_total{`) || !strings.Contains(string(m.Body), `to="open"`) {
 		t.Fatal("/metrics does not show the breaker opening")
 	}
 
 	testenv.Must(t, s.redis.Start(context.Background()), "restart Redis")
-	eventually(t, "HITs to return after Redis is back", func() bool {
-		a, _ := me(t, s.bff.url, ada)
-		if a.status != http.StatusOK {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("HITs to return after Redis is back", func() bool {
+		a, _ := me(t, s.bff.URL, ada)
+		if a.Status != http.StatusOK {
 			t.Fatalf("after the restart: %s", a)
 		}
 		return a.cache() == "HIT"
-	})
-	eventually(t, "the breaker to close", func() bool { return s.redisBreaker(t) == "closed" })
-	eventually(t, "the BFF to resubscribe to the change feed", func() bool {
+	}))
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the breaker to close", func() bool { return s.redisBreaker(t) == "closed" }))
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the BFF to resubscribe to the change feed", func() bool {
 		return s.readyDetails(t)["invalidation_subscribed"] == true
-	})
+	}))
 }

@@ -23,9 +23,10 @@ import (
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/redisconn"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
 // fakeOrigin is a hand-written fake of the origin views: its body names the
 // user and a version the test can change, and it counts its loads.
@@ -153,19 +154,6 @@ func (e *env) counter(t testing.TB, name, key, value string) int64 {
 		}
 	}
 	return n
-}
-
-// eventually polls cond (bounded) and fails the test with what when it
-// never holds.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // stallProxy forwards TCP to a target and can stall: while stalled it

@@ -44,7 +44,7 @@ func subscribed(t *testing.T, rdb redis.UniversalClient, inv rediscache.Invalida
 	sub, err := rediscache.NewSubscriber(rdb, inv, o)
 	testenv.Must(t, err, "subscriber")
 	stop := runSubscriber(t, sub)
-	eventually(t, "the subscription", sub.Subscribed)
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the subscription", sub.Subscribed))
 	return sub, stop
 }
 
@@ -92,17 +92,17 @@ func TestChangeMessagesEvictTheView(t *testing.T) {
 		}
 		e.origin.version.Add(1)
 		pub.Publish(ctx, tc.channel, tc.msg)
-		eventually(t, tc.channel+" to evict the view", func() bool {
+		testenv.Eventually(t, 10*time.Second, testenv.Holds(tc.channel+" to evict the view", func() bool {
 			n, err := e.rdb.Exists(ctx, viewKey(userA)).Result()
 			return err == nil && n == 0
-		})
+		}))
 		if _, status := e.view(t, userB); status != bff.CacheHit {
 			t.Fatalf("%s evicted another user's view", tc.channel)
 		}
 	}
-	eventually(t, "the messages to be counted", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the messages to be counted", func() bool {
 		return e.counter(t, "bff.cache.change_messages", "result", "invalidated") == 2
-	})
+	}))
 }
 
 func TestMalformedMessagesAreIgnored(t *testing.T) {
@@ -118,13 +118,13 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 	}
 	// A good message after them arrives, and only it is acted on.
 	changefeed.NewPublisher(e.rdb, nil).Publish(ctx, changefeed.UserChanged, changefeed.Message{UserID: userB, Op: "delete"})
-	eventually(t, "the good message", func() bool { return len(inv.got()) == 1 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the good message", func() bool { return len(inv.got()) == 1 }))
 	if got := inv.got(); got[0] != userB {
 		t.Fatalf("invalidated %v", got)
 	}
-	eventually(t, "the malformed messages to be counted", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the malformed messages to be counted", func() bool {
 		return e.counter(t, "bff.cache.change_messages", "result", "malformed") == 4
-	})
+	}))
 }
 
 func TestSubscriberSurvivesRedisRestarts(t *testing.T) {
@@ -137,13 +137,13 @@ func TestSubscriberSurvivesRedisRestarts(t *testing.T) {
 	pub := changefeed.NewPublisher(e.rdb, nil)
 	for round := range 2 {
 		e.redis.Stop()
-		eventually(t, "the subscriber to notice the outage", func() bool { return !sub.Subscribed() })
+		testenv.Eventually(t, 10*time.Second, testenv.Holds("the subscriber to notice the outage", func() bool { return !sub.Subscribed() }))
 		if err := e.redis.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the resubscription", func() bool { return sub.Subscribed() && sub.Subscriptions() == int64(round+2) })
+		testenv.Eventually(t, 10*time.Second, testenv.Holds("the resubscription", func() bool { return sub.Subscribed() && sub.Subscriptions() == int64(round+2) }))
 		pub.Publish(ctx, changefeed.CustomerChanged, changefeed.Message{UserID: userA, Op: "update"})
-		eventually(t, "a message after the restart", func() bool { return len(inv.got()) == round+1 })
+		testenv.Eventually(t, 10*time.Second, testenv.Holds("a message after the restart", func() bool { return len(inv.got()) == round+1 }))
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v", err)
@@ -167,9 +167,9 @@ func TestSubscriberStartsWhileRedisIsDown(t *testing.T) {
 	if err := e.redis.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the first subscription", sub.Subscribed)
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the first subscription", sub.Subscribed))
 	changefeed.NewPublisher(e.rdb, nil).Publish(context.Background(), changefeed.UserChanged, changefeed.Message{UserID: userA, Op: "update"})
-	eventually(t, "the message", func() bool { return len(inv.got()) == 1 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the message", func() bool { return len(inv.got()) == 1 }))
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -190,11 +190,11 @@ func TestSubscriberPingsASilentConnection(t *testing.T) {
 	// A connection that stops answering (a partition: no reset, no EOF) is
 	// detected by the unanswered ping and replaced once traffic flows again.
 	proxy.stalled.Store(true)
-	eventually(t, "the dead connection to be noticed", func() bool { return !sub.Subscribed() })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the dead connection to be noticed", func() bool { return !sub.Subscribed() }))
 	proxy.stalled.Store(false)
-	eventually(t, "the resubscription", func() bool { return sub.Subscribed() && sub.Subscriptions() >= 2 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the resubscription", func() bool { return sub.Subscribed() && sub.Subscriptions() >= 2 }))
 	changefeed.NewPublisher(e.rdb, nil).Publish(context.Background(), changefeed.UserChanged, changefeed.Message{UserID: userB, Op: "update"})
-	eventually(t, "a message on the new connection", func() bool { return len(inv.got()) >= 1 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("a message on the new connection", func() bool { return len(inv.got()) >= 1 }))
 }
 
 func TestNewSubscriberValidates(t *testing.T) {
@@ -224,7 +224,7 @@ func TestChangeMessagesContinueTheWritersTrace(t *testing.T) {
 	pub.Publish(context.Background(), changefeed.UserChanged, changefeed.Message{UserID: userB, Op: "update"})
 
 	var process, untraced, invalidate sdktrace.ReadOnlySpan
-	eventually(t, "the spans of both messages", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the spans of both messages", func() bool {
 		process, untraced, invalidate = nil, nil, nil
 		for _, s := range e.spans.Ended() {
 			switch s.Name() {
@@ -240,7 +240,7 @@ func TestChangeMessagesContinueTheWritersTrace(t *testing.T) {
 			}
 		}
 		return process != nil && untraced != nil && invalidate != nil
-	})
+	}))
 	want := write.SpanContext()
 	if process.Parent().TraceID() != want.TraceID() || process.Parent().SpanID() != want.SpanID() || !process.Parent().IsRemote() {
 		t.Fatalf("the message's span has parent %v, want the writer's span %v", process.Parent(), want)
