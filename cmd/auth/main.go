@@ -22,16 +22,19 @@ func main() {
 	// go-redis, the OpenTelemetry SDK and the log package log through a
 	// process-wide logger: JSON lines like ours (see logging.RouteLibraryLogs).
 	level, _ := os.LookupEnv("LOG_LEVEL")
-	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), "auth"))
+	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), authd.ServiceName))
 	if err := run(ctx, os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "auth:", err)
 		os.Exit(1)
 	}
 }
 
+// run loads the configuration and runs the service. The logger is built
+// first, at the configured LOG_LEVEL, so that an invalid configuration is
+// logged like everything else before run returns it.
 func run(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
 	level, _ := lookup("LOG_LEVEL")
-	log := logging.New(stdout, logging.ParseLevel(level), "auth")
+	log := logging.New(stdout, logging.ParseLevel(level), authd.ServiceName)
 	cfg, err := authd.LoadConfig(lookup)
 	if err != nil {
 		log.Error("invalid configuration", "error", err.Error())

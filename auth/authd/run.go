@@ -1,0 +1,181 @@
+package authd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/auth/httpapi"
+	authmongo "github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/auth/password"
+	"github.com/acme/customer-platform/auth/ratelimit"
+	"github.com/acme/customer-platform/auth/token"
+	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/daemon"
+	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/redisconn"
+	"github.com/acme/customer-platform/internal/web"
+)
+
+// ServiceName names the service in logs, traces and metrics.
+const ServiceName = "auth"
+
+// Run serves the auth service until ctx is cancelled, then drains in-flight
+// requests for up to cfg.ShutdownTimeout and stops the blacklist sweep.
+func Run(ctx context.Context, cfg Config, o daemon.Options) error {
+	log := o.Log()
+	log.Info("starting", "version", daemon.Version(), "config", cfg)
+
+	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
+	if err != nil {
+		return err
+	}
+	defer tel.Close(ctx, log)
+
+	mc, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), ServiceName, tel.Tracer)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = mc.Disconnect(dctx)
+	}()
+	store := authmongo.New(mc.Database(cfg.DB))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer}); err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+
+	argon, err := password.New(cfg.Argon2, cfg.HashConcurrency)
+	if err != nil {
+		return err
+	}
+	hasher, err := instrumentHasher(argon, tel.Tracer, tel.Meter)
+	if err != nil {
+		return err
+	}
+	issuer, err := token.New(token.Config{
+		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, ServiceTokenTTL: cfg.ServiceTokenTTL,
+	})
+	if err != nil {
+		return err
+	}
+	rules, err := auth.NewPasswordRules()
+	if err != nil {
+		return err
+	}
+	limits, err := ratelimit.ParseRules(cfg.RateLimits)
+	if err != nil {
+		return err
+	}
+	var backend ratelimit.Backend = ratelimit.NewMemory(nil)
+	if rdb != nil {
+		backend = ratelimit.NewRedis(rdb)
+	}
+	clients, err := auth.ParseClients(cfg.ServiceClients.Reveal())
+	if err != nil {
+		return err
+	}
+	svc, err := auth.NewService(auth.Deps{
+		Store: store, Hasher: hasher, Tokens: issuer, Rules: rules,
+		Limiter:   ratelimit.New(limits, backend),
+		Publisher: publisher{changefeed.NewPublisher(rdb, log)},
+		Clients:   clients,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("auth service configured", "rate_limits", limits.String(), "service_clients", clients.Len(), "redis", rdb != nil)
+
+	if cfg.BootstrapAdminEmail != "" {
+		created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword.Reveal())
+		if err != nil {
+			return err
+		}
+		_, domain, _ := strings.Cut(contract.NormalizeEmail(cfg.BootstrapAdminEmail), "@")
+		log.Info("bootstrap admin", "email_domain", domain, "created", created)
+	}
+
+	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
+		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+	})
+	if err != nil {
+		return err
+	}
+	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	httpapi.Routes(engine, httpapi.Deps{
+		Service: svc, Verifier: verifier,
+		Checks: []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}, Details: redisDetails(rdb),
+	})
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { sweepBlacklist(runCtx, svc, cfg.BlacklistSweep, log) })
+	defer wg.Wait()
+	defer cancel()
+
+	api := &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}
+	return daemon.Serve(ctx, o, api, cfg.MetricsAddr, tel.Metrics)
+}
+
+// redisDetails reports Redis in /readyz without failing readiness: rate
+// limiting fails open and the change feed is best effort.
+func redisDetails(rdb *redis.Client) func() map[string]any {
+	if rdb == nil {
+		return nil
+	}
+	return func() map[string]any {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		state := "ok"
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			state = "unavailable"
+		}
+		return map[string]any{"redis": state}
+	}
+}
+
+// sweepBlacklist removes expired refresh-token blacklist entries every
+// interval (FerretDB has no TTL indexes).
+func sweepBlacklist(ctx context.Context, svc *auth.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := svc.SweepBlacklist(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("refresh blacklist sweep failed", "error", err.Error())
+				}
+				continue
+			}
+			if n > 0 {
+				log.Info("refresh blacklist swept", "deleted", n)
+			}
+		}
+	}
+}
