@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// Error codes of the BFF's own answers. The HTTP adapter maps each code to
-// one status in one table.
-// The status of registration_failed and partial_update follows their Cause:
-// 400 when a service rejected the data, else 503.
+// Error codes of the BFF's own answers. The HTTP adapter's responder maps
+// each code to one status; the status of registration_failed and
+// partial_update follows their Cause: the refusal's status when a service
+// refused (400 when it rejected the data), else 503.
 const (
 	CodeInvalid            = "invalid"                // 400, Fields
-	CodeRegistrationFailed = "registration_failed"    // 503, or 400 (see above)
+	CodeRegistrationFailed = "registration_failed"    // 503, or the refusal's status (see above)
 	CodeKeyReused          = "idempotency_key_reused" // 422: same key, another body
 	CodeKeyInFlight        = "idempotency_key_in_use" // 409: same key, first request still running
 	CodePartialUpdate      = "partial_update"         // the failing side's status
