@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
@@ -74,7 +75,7 @@ func newHitBench(b *testing.B) *hitBench {
 	hb := &hitBench{engine: e}
 	for i := range 64 {
 		id := "00000000-0000-4000-8000-" + strconv.FormatInt(100000000000+int64(i), 10)
-		p, err := iss.Pair(auth.User{ID: id, Email: "u" + strconv.Itoa(i) + "@example.com", Role: auth.RoleCustomer}, time.Now())
+		p, err := iss.Pair(auth.User{ID: id, Email: "u" + strconv.Itoa(i) + "@example.com", Role: contract.RoleCustomer}, time.Now())
 		testenv.Must(b, err, "token")
 		body, status, err := cache.View(ctx, id, p.Access)
 		if err != nil || status != bff.CacheMiss {
