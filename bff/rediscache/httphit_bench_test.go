@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
-	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
@@ -20,6 +19,7 @@ import (
 	"github.com/acme/customer-platform/bff/httpapi"
 	"github.com/acme/customer-platform/bff/rediscache"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/redisconn"
 	"github.com/acme/customer-platform/internal/telemetry"
 	"github.com/acme/customer-platform/internal/testenv"
