@@ -3,13 +3,13 @@ package auth
 import "github.com/acme/customer-platform/internal/contract"
 
 // Aliases of package contract kept only while packages outside the auth
-// service still name them here; they go once those callers use contract.
-const (
-	// Deprecated: use contract.RoleCustomer.
-	RoleCustomer = contract.RoleCustomer
-	// Deprecated: use contract.RoleService.
-	RoleService = contract.RoleService
-)
+// service (bff/rediscache's benchmark, cmd/migrate's end-to-end test) still
+// name them here; they go once those callers use contract.
+
+// RoleCustomer is contract.RoleCustomer.
+//
+// Deprecated: use contract.RoleCustomer.
+const RoleCustomer = contract.RoleCustomer
 
 // NormalizeEmail is contract.NormalizeEmail.
 //
