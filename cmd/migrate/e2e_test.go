@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -19,56 +17,22 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/acme/customer-platform/auth"
-	"github.com/acme/customer-platform/auth/authd"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
-	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/customer/legacy"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/config"
-	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
 const (
-	testKey      = "migrate-e2e-signing-key-0123456789abcdef"
-	clientID     = "migrate"
-	clientSecret = "migrate-e2e-secret"
+	clientID     = systest.MigrateClientID
+	clientSecret = systest.MigrateClientSecret
 )
-
-// serve runs a service's Run on port 0 and returns its API base URL.
-func serve(t *testing.T, name string, run func(ctx context.Context, o daemon.Options) error) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan daemon.Addrs, 1)
-	done := make(chan error, 1)
-	o := daemon.Options{
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Lookup: config.FromMap(nil),
-		Ready:  func(a daemon.Addrs) { ready <- a },
-	}
-	go func() { done <- run(ctx, o) }()
-	select {
-	case a := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s stopped with an error: %v", name, err)
-			}
-		})
-		return "http://" + a.API.String()
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s did not start: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatalf("%s did not start within 60s", name)
-	}
-	return ""
-}
 
 // system is a running auth and customer service on fresh databases.
 type system struct {
@@ -82,23 +46,10 @@ type system struct {
 
 func startSystem(t *testing.T) *system {
 	t.Helper()
-	s := &system{mongoURI: testenv.MongoURI(t), customerDB: testenv.DBName(t), authDB: testenv.DBName(t)}
-	acfg, err := authd.LoadConfig(config.FromMap(map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-		"MONGODB_URI": s.mongoURI, "AUTH_DB": s.authDB, "JWT_SIGNING_KEY": testKey,
-		"ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1", "AUTH_RATE_LIMITS": "off",
-		"AUTH_SERVICE_CLIENTS": clientID + ":" + clientSecret, "SHUTDOWN_TIMEOUT": "2s",
-		"SERVICE_TOKEN_TTL": "10m",
-	}))
-	testenv.Must(t, err, "auth config")
-	s.authURL = serve(t, "auth", func(ctx context.Context, o daemon.Options) error { return authd.Run(ctx, acfg, o) })
-	ccfg, err := customerd.LoadConfig(config.FromMap(map[string]string{
-		"HTTP_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
-		"MONGODB_URI": s.mongoURI, "CUSTOMER_DB": s.customerDB, "JWT_SIGNING_KEY": testKey,
-		"AUTH_URL": s.authURL, "SHUTDOWN_TIMEOUT": "2s",
-	}))
-	testenv.Must(t, err, "customer config")
-	s.customerURL = serve(t, "customer", func(ctx context.Context, o daemon.Options) error { return customerd.Run(ctx, ccfg, o) })
+	sys := systest.Start(t, systest.Options{Services: []string{"auth", "customer"},
+		ServiceEnv: map[string]map[string]string{"auth": {"SERVICE_TOKEN_TTL": "10m"}}})
+	s := &system{authURL: sys.URL("auth"), customerURL: sys.URL("customer"),
+		mongoURI: sys.MongoURI, customerDB: sys.DBName("customer"), authDB: sys.DBName("auth")}
 	s.auth = authclient.New(authclient.Options{BaseURL: s.authURL, Timeout: 10 * time.Second})
 	s.tokens = authclient.NewServiceTokens(s.auth, clientID, clientSecret)
 	return s
@@ -515,19 +466,15 @@ func TestMigrationEndToEnd(t *testing.T) {
 	}
 
 	// The customer service serves the migrated profiles.
-	req, _ := http.NewRequest(http.MethodGet, sys.customerURL+"/api/v1/customers/?page_size=5&city=Portland", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	testenv.Must(t, err, "list customers")
+	list := testenv.Call(t, nil, http.MethodGet, sys.customerURL+"/api/v1/customers/?page_size=5&city=Portland", nil, testenv.Bearer(tok))
 	var page struct {
 		Count   int              `json:"count"`
 		Results []map[string]any `json:"results"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&page)
-	resp.Body.Close()
+	_ = json.Unmarshal(list.Body, &page)
 	portland, _ := store.Count(ctx, customer.Filter{City: "Portland"})
-	if resp.StatusCode != http.StatusOK || page.Count != portland || page.Count == 0 || page.Results[0]["city"] != "Portland" {
-		t.Errorf("customer service list: %d, %+v (store has %d in Portland)", resp.StatusCode, page, portland)
+	if list.Status != http.StatusOK || page.Count != portland || page.Count == 0 || page.Results[0]["city"] != "Portland" {
+		t.Errorf("customer service list: %d, %+v (store has %d in Portland)", list.Status, page, portland)
 	}
 
 	// Verify notices a profile changed behind its back.
