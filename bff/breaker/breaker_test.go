@@ -1,7 +1,6 @@
 package breaker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/acme/customer-platform/bff/breaker"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 var (
@@ -25,33 +25,15 @@ var (
 	errNotFound = errors.New("not found") // stands in for redis.Nil or an upstream's 404
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	reg    *breaker.Registry
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 	reader *sdkmetric.ManualReader
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, reader: sdkmetric.NewManualReader()}
+	h := &harness{logs: &testenv.LogBuffer{}, reader: sdkmetric.NewManualReader()}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	reg, err := breaker.NewRegistry(slog.New(slog.NewJSONHandler(h.logs, nil)), mp)

@@ -1,15 +1,12 @@
 package logging
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,37 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	redislogging "github.com/redis/go-redis/v9/logging"
 	"go.opentelemetry.io/otel"
+
+	"github.com/acme/customer-platform/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the libraries' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("not a JSON line: %q", l)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // The process-wide loggers of go-redis, the OpenTelemetry SDK and the log
 // package write JSON lines through the service's logger. (They are global:
@@ -62,7 +31,7 @@ func TestRouteLibraryLogs(t *testing.T) {
 		otel.SetLogger(stdr.New(log.New(os.Stderr, "", log.LstdFlags|log.Lshortfile)))
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Print(err) }))
 	})
-	var buf syncBuffer
+	var buf testenv.LogBuffer
 	RouteLibraryLogs(New(&buf, slog.LevelDebug, "svc"))
 
 	// A Redis that is not there: go-redis logs the failed dial.
@@ -77,7 +46,7 @@ func TestRouteLibraryLogs(t *testing.T) {
 	log.Print("a line from the log package")
 
 	var redisLine, otelLine, stdLine map[string]any
-	for _, l := range buf.lines(t) {
+	for _, l := range buf.Lines(t) {
 		if l["service"] != "svc" {
 			t.Errorf("line without the service: %v", l)
 		}
@@ -103,11 +72,11 @@ func TestRouteLibraryLogs(t *testing.T) {
 
 func TestRedisLoggerLevels(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testenv.LogBuffer
 	l := RedisLogger(New(&buf, slog.LevelInfo, "svc"))
 	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, errors.New("refused"))
 	l.Printf(context.Background(), "redis: %v channel is full for %s (message is dropped)\n", "PubSub(ch)", time.Minute)
-	lines := buf.lines(t)
+	lines := buf.Lines(t)
 	if len(lines) != 1 || lines[0]["level"] != "WARN" || lines[0]["msg"] != "PubSub(ch) channel is full for 1m0s (message is dropped)" ||
 		lines[0]["component"] != "go-redis" {
 		t.Fatalf("at info level, only the dropped message: %v", lines)
