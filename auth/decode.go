@@ -20,6 +20,13 @@ import (
 // messages for its field). A body that decodes is returned with a nil
 // error; its rules are checked by the input's Check, and by the Service
 // method, which applies them after its rate limits.
+//
+// Among the rules: a NUL character in any text member (names, email,
+// phone number, passwords, client credentials, a refresh token) is refused
+// with MsgNullCharacters, as Django REST framework's CharField refuses it,
+// field by field; so a NUL is never stored nor signed into a token, and
+// the BFF, which decodes and checks with these, answers as the auth
+// service does.
 
 // readOnlyUserFields are the members of the user JSON a body never sets.
 var readOnlyUserFields = []string{

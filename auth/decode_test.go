@@ -169,3 +169,88 @@ func TestDecodeCreateUserServiceTokenAndRefresh(t *testing.T) {
 	_, err = auth.DecodeRefresh(body(t, `{"refresh": null}`))
 	wantFields(t, err, map[string][]string{"refresh": {auth.MsgNull}})
 }
+
+// TestNullCharactersAreRefused: Django REST framework's CharField refuses a
+// NUL (ProhibitNullCharactersValidator) in every text member the auth
+// service's serializers read, field by field, with its own message; the BFF,
+// which decodes and checks with these decoders, gets the same answer.
+func TestNullCharactersAreRefused(t *testing.T) {
+	t.Parallel()
+	r := rules(t)
+	const pw = "Tr1cky-Wombat-Lantern"
+	nul := []string{auth.MsgNullCharacters}
+	// decodeAndCheck decodes a body and checks its rules, as the BFF does.
+	register := func(b map[string]json.RawMessage) error {
+		in, err := auth.DecodeRegister(b, r)
+		if err != nil {
+			return err
+		}
+		return in.Check(r)
+	}
+	update := func(b map[string]json.RawMessage) error {
+		in, err := auth.DecodeProfileUpdate(b, nil)
+		if err != nil {
+			return err
+		}
+		return in.Check()
+	}
+	login := func(b map[string]json.RawMessage) error {
+		in, err := auth.DecodeLogin(b)
+		if err != nil {
+			return err
+		}
+		return in.Check()
+	}
+	create := func(b map[string]json.RawMessage) error {
+		in, err := auth.DecodeCreateUser(b, r)
+		if err != nil {
+			return err
+		}
+		f := auth.Fields{}
+		in.Validate(r, f)
+		return f.Err()
+	}
+	reg := func(field, value string) string {
+		m := map[string]string{"email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
+			"phone_number": "+1 555 0100", "password1": pw, "password2": pw}
+		m[field] = value
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name   string
+		decode func(map[string]json.RawMessage) error
+		body   string
+		want   map[string][]string
+	}{
+		{"register email", register, reg("email", "ann\x00@example.com"), map[string][]string{"email": nul}},
+		{"register first name", register, reg("first_name", "An\x00n"), map[string][]string{"first_name": nul}},
+		{"register last name", register, reg("last_name", "\x00"), map[string][]string{"last_name": nul}},
+		{"register phone", register, reg("phone_number", "555\x000100"), map[string][]string{"phone_number": nul}},
+		{"register password1", register, reg("password1", pw+"\x00"), map[string][]string{"password1": nul}},
+		{"register password2", register, reg("password2", pw+"\x00"), map[string][]string{"password2": nul}},
+		{"register, every field at once", register,
+			`{"email": "a\u0000@example.com", "first_name": "\u0000", "last_name": "L\u0000", "phone_number": "\u0000",
+			"password1": "\u0000` + pw + `", "password2": "\u0000` + pw + `"}`,
+			map[string][]string{"email": nul, "first_name": nul, "last_name": nul, "phone_number": nul, "password1": nul, "password2": nul}},
+		{"register, with a type error elsewhere (the decoder's own refusal)", register,
+			`{"email": 42, "first_name": "A\u0000", "last_name": "Lee", "password1": "` + pw + `", "password2": "` + pw + `"}`,
+			map[string][]string{"email": {auth.MsgNotString}, "first_name": nul}},
+		{"too long and a NUL: both, as Django's validators run in turn", register,
+			reg("last_name", strings.Repeat("x", auth.MaxNameLength)+"\x00"),
+			map[string][]string{"last_name": {"Ensure this field has no more than 150 characters.", auth.MsgNullCharacters}}},
+		{"profile update", update, `{"first_name": "Bo\u0000", "last_name": "Lee", "email": "\u0000b@example.com", "phone_number": "1\u0000"}`,
+			map[string][]string{"first_name": nul, "email": nul, "phone_number": nul}},
+		{"profile update, with an unknown member", update, `{"last_name": "\u0000", "nick": "x"}`,
+			map[string][]string{"last_name": nul, "nick": {auth.MsgUnknownField}}},
+		{"login", login, `{"email": "a\u0000@example.com", "password": "p\u0000w"}`,
+			map[string][]string{"email": nul, "password": nul}},
+		{"staff creation", create, `{"email": "c@example.com", "first_name": "\u0000", "last_name": "L", "phone_number": "", "password": "` + pw + `\u0000"}`,
+			map[string][]string{"first_name": nul, "password": nul}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			wantFields(t, tc.decode(body(t, tc.body)), tc.want)
+		})
+	}
+}

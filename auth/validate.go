@@ -46,6 +46,9 @@ const (
 	MsgPasswordMatch = "The two password fields didn’t match."
 	MsgReadOnly      = "This field is read-only."
 	MsgUnknownField  = "Unknown field."
+	// MsgNullCharacters is Django's ProhibitNullCharactersValidator's
+	// message, which every CharField of Django REST framework applies.
+	MsgNullCharacters = "Null characters are not allowed."
 )
 
 func msgMaxLength(n int) string {
@@ -92,8 +95,10 @@ type CreateUserInput struct {
 	Password                                *string
 }
 
-// cleanText trims a text field like DRF's CharField and checks presence and
-// length; it returns the cleaned value.
+// cleanText trims a text field like DRF's CharField and checks presence,
+// length and (ProhibitNullCharactersValidator) NUL characters, with the
+// messages in the order of CharField's validators; it returns the cleaned
+// value.
 func cleanText(f Fields, name string, v *string, required, allowBlank bool, max int) string {
 	if v == nil {
 		if required {
@@ -110,6 +115,9 @@ func cleanText(f Fields, name string, v *string, required, allowBlank bool, max 
 	}
 	if utf8.RuneCountInString(s) > max {
 		f.Add(name, msgMaxLength(max))
+	}
+	if strings.ContainsRune(s, 0) {
+		f.Add(name, MsgNullCharacters)
 	}
 	return s
 }
@@ -301,7 +309,8 @@ func refreshToken(f Fields, v *string) string {
 	return cleanText(f, FieldRefresh, v, true, false, MaxRefreshTokenLength)
 }
 
-// password checks presence and the byte bound; passwords are not trimmed.
+// password checks presence, the byte bound and NUL characters (a password
+// is a CharField too); passwords are not trimmed.
 func password(f Fields, name string, v *string, required bool) string {
 	if v == nil {
 		if required {
@@ -313,8 +322,16 @@ func password(f Fields, name string, v *string, required bool) string {
 		f.Add(name, MsgBlank)
 		return ""
 	}
+	ok := true
 	if len(*v) > MaxPasswordBytes {
 		f.Add(name, msgMaxLength(MaxPasswordBytes))
+		ok = false
+	}
+	if strings.ContainsRune(*v, 0) {
+		f.Add(name, MsgNullCharacters)
+		ok = false
+	}
+	if !ok {
 		return ""
 	}
 	return *v
