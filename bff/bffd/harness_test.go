@@ -139,28 +139,19 @@ func (b *bffServer) register(body any, header map[string]string) testenv.Answer 
 // users lists the auth users with email.
 func (s *stack) users(t testing.TB, email string) []bson.M {
 	t.Helper()
-	return find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{{Key: "email", Value: strings.ToLower(email)}})
+	return testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{{Key: "email", Value: strings.ToLower(email)}})
 }
 
 // profiles lists the customer profiles of userID.
 func (s *stack) profiles(t testing.TB, userID string) []bson.M {
 	t.Helper()
-	return find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{{Key: "user_id", Value: userID}})
+	return testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{{Key: "user_id", Value: userID}})
 }
 
 // sagas lists the BFF's saga records.
 func (s *stack) sagas(t testing.TB) []bson.M {
 	t.Helper()
-	return find(t, s.bffDB.Collection(bffmongo.SagasCollection), bson.D{})
-}
-
-func find(t testing.TB, c *mongo.Collection, filter bson.D) []bson.M {
-	t.Helper()
-	cur, err := c.Find(context.Background(), filter)
-	testenv.Must(t, err, "find in %s", c.Name())
-	var out []bson.M
-	testenv.Must(t, cur.All(context.Background(), &out), "read %s", c.Name())
-	return out
+	return testenv.Find(t, s.bffDB.Collection(bffmongo.SagasCollection), bson.D{})
 }
 
 // sagaStates counts the BFF's sagas by state.

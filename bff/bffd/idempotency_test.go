@@ -38,7 +38,7 @@ func TestIdempotentRetries(t *testing.T) {
 			t.Fatal("the retry created something")
 		}
 		// The stored answer holds tokens: it is not readable in the database.
-		recs := find(t, s.bffDB.Collection(bffmongo.KeysCollection), bson.D{})
+		recs := testenv.Find(t, s.bffDB.Collection(bffmongo.KeysCollection), bson.D{})
 		if len(recs) != 1 {
 			t.Fatalf("%d idempotency records", len(recs))
 		}

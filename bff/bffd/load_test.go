@@ -68,8 +68,8 @@ func TestRegisterLoadWithRandomFailures(t *testing.T) {
 	}
 	testenv.Eventually(t, 60*time.Second, testenv.Holds("every saga settles", func() bool { return s.settled(t) }))
 
-	users := find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
-	profiles := find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
+	users := testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
+	profiles := testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
 	profilesOf := map[string]int{}
 	for _, p := range profiles {
 		profilesOf[p["user_id"].(string)]++

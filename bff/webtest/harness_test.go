@@ -54,22 +54,13 @@ func startStack(t *testing.T) *stack {
 // users counts the auth users with email.
 func (s *stack) users(t *testing.T, email string) []bson.M {
 	t.Helper()
-	return find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{{Key: "email", Value: strings.ToLower(email)}})
+	return testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{{Key: "email", Value: strings.ToLower(email)}})
 }
 
 // profiles lists the customer profiles of a user.
 func (s *stack) profiles(t *testing.T, userID string) []bson.M {
 	t.Helper()
-	return find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{{Key: "user_id", Value: userID}})
-}
-
-func find(t *testing.T, c *mongo.Collection, filter bson.D) []bson.M {
-	t.Helper()
-	cur, err := c.Find(context.Background(), filter)
-	testenv.Must(t, err, "find in %s", c.Name())
-	var out []bson.M
-	testenv.Must(t, cur.All(context.Background(), &out), "read %s", c.Name())
-	return out
+	return testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{{Key: "user_id", Value: userID}})
 }
 
 // register calls the API directly and returns the status and the body.

@@ -200,12 +200,10 @@ func scrape(t *testing.T, svc *systest.Instance) string {
 	return string(a.Body)
 }
 
-// sample is the value of the one sample of name carrying every label in
-// labels, 0 if there is none.
-func sample(t *testing.T, text, name string, labels ...string) float64 {
+// samples are the lines of the samples of name carrying every label in
+// labels, and their values.
+func samples(t *testing.T, text, name string, labels ...string) (lines []string, values []float64) {
 	t.Helper()
-	var found []string
-	var v float64
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 next:
@@ -219,13 +217,23 @@ next:
 				continue next
 			}
 		}
-		found = append(found, line)
 		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 		testenv.Must(t, err, "sample %q", line)
-		v = f
+		lines, values = append(lines, line), append(values, f)
 	}
+	return lines, values
+}
+
+// sample is the value of the one sample of name carrying every label in
+// labels, 0 if there is none.
+func sample(t *testing.T, text, name string, labels ...string) float64 {
+	t.Helper()
+	found, values := samples(t, text, name, labels...)
 	if len(found) > 1 {
 		t.Fatalf("%s %v matches %d samples:\n%s", name, labels, len(found), strings.Join(found, "\n"))
 	}
-	return v
+	if len(values) == 0 {
+		return 0
+	}
+	return values[0]
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,23 +13,10 @@ import (
 // total sums the samples of name carrying every label in labels.
 func total(t *testing.T, text, name string, labels ...string) float64 {
 	t.Helper()
+	_, values := samples(t, text, name, labels...)
 	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-next:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		for _, l := range labels {
-			if !strings.Contains(line, l) {
-				continue next
-			}
-		}
-		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		testenv.Must(t, err, "sample %q", line)
-		sum += f
+	for _, v := range values {
+		sum += v
 	}
 	return sum
 }

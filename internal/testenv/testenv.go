@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/acme/customer-platform/internal/embedded"
@@ -114,4 +115,16 @@ func MongoClient(t testing.TB) *mongo.Client {
 	t.Helper()
 	MongoURI(t)
 	return shared.client
+}
+
+// Find returns the documents of c matching filter; an error fails the test.
+func Find(t testing.TB, c *mongo.Collection, filter any) []bson.M {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cur, err := c.Find(ctx, filter)
+	Must(t, err, "find in %s", c.Name())
+	var out []bson.M
+	Must(t, cur.All(ctx, &out), "read %s", c.Name())
+	return out
 }
