@@ -22,6 +22,10 @@ type User struct {
 	PhoneNumber string
 	Role        string // a user role of package contract
 	DateJoined  time.Time
+	// RegistrationKey is the Idempotency-Key its registration was sent with
+	// ("" when none): the registering service's proof that the user is the
+	// one its own call created. Only staff and services see it.
+	RegistrationKey string
 	// PasswordHash is the encoded password hash (Argon2id, or Django's
 	// pbkdf2_sha256 for imported users). A value starting with "!" (Django's
 	// convention) or an empty one is an unusable password: nothing matches it.

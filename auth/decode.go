@@ -124,10 +124,19 @@ func (d *decoder) err(validate func(Fields)) error {
 // to the customer service). rules are the password rules the refusal of an
 // undecodable body reports with.
 func DecodeRegister(body map[string]json.RawMessage, rules *PasswordRules) (RegisterInput, error) {
+	return DecodeRegisterWithKey(body, nil, rules)
+}
+
+// DecodeRegisterWithKey is DecodeRegister for the auth service's own
+// register endpoint: key is its Idempotency-Key header (nil: not sent),
+// which becomes the input's RegistrationKey; a refused body reports a
+// malformed key with its other problems.
+func DecodeRegisterWithKey(body map[string]json.RawMessage, key *string, rules *PasswordRules) (RegisterInput, error) {
 	d := newDecoder(body)
 	in := RegisterInput{
 		Email: d.str(FieldEmail), FirstName: d.str(FieldFirstName), LastName: d.str(FieldLastName),
 		PhoneNumber: d.str(FieldPhoneNumber), Password1: d.str(FieldPassword1), Password2: d.str(FieldPassword2),
+		RegistrationKey: key,
 	}
 	return in, d.err(func(f Fields) { in.Validate(rules, f) })
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/contract"
 )
 
@@ -252,5 +253,52 @@ func TestNullCharactersAreRefused(t *testing.T) {
 			t.Parallel()
 			wantFields(t, tc.decode(body(t, tc.body)), tc.want)
 		})
+	}
+}
+
+// TestRegistrationKey: the Idempotency-Key of a registration is checked as
+// the customer service and the BFF check theirs, with their message, and
+// becomes the user's registration key.
+func TestRegistrationKey(t *testing.T) {
+	t.Parallel()
+	if auth.MsgIdempotencyKey != customer.MsgIdempotency {
+		t.Fatalf("auth says %q of a bad Idempotency-Key, the customer service %q", auth.MsgIdempotencyKey, customer.MsgIdempotency)
+	}
+	r := rules(t)
+	good := body(t, goodRegistration+`}`)
+	for _, k := range []string{"", " ", "a b", "tab\tkey", "ключ", "nul\x00", "del\x7f", strings.Repeat("k", 256), "a, b"} {
+		in, err := auth.DecodeRegisterWithKey(good, &k, r)
+		if err != nil {
+			t.Fatalf("%q: a decodable body was refused: %v", k, err)
+		}
+		wantFields(t, in.Check(r), map[string][]string{auth.FieldIdempotencyKey: {auth.MsgIdempotencyKey}})
+		if auth.ValidRegistrationKey(k) {
+			t.Errorf("%q is valid", k)
+		}
+	}
+	// With the body's other problems, at once.
+	bad := "bad key"
+	_, err := auth.DecodeRegisterWithKey(body(t, `{"email": 5, "first_name": "Ann", "last_name": "Lee", "password1": "Tr1cky-Wombat-Lantern", "password2": "Tr1cky-Wombat-Lantern"}`), &bad, r)
+	wantFields(t, err, map[string][]string{"email": {auth.MsgNotString}, auth.FieldIdempotencyKey: {auth.MsgIdempotencyKey}})
+
+	for _, k := range []string{"k", "saga-7d0c1f9a-3b2e-4f61-9a8e-2c4b5d6e7f80", strings.Repeat("~", 255), "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"} {
+		in, err := auth.DecodeRegisterWithKey(good, &k, r)
+		if err != nil || in.RegistrationKey == nil || *in.RegistrationKey != k {
+			t.Fatalf("%q: decoded %+v, %v", k, in, err)
+		}
+		f := auth.Fields{}
+		u, _ := in.Validate(r, f)
+		if len(f) != 0 || u.RegistrationKey != k {
+			t.Fatalf("%q: validated %+v, %v", k, u, f)
+		}
+	}
+	// Without a key (and through DecodeRegister, which the BFF calls) the
+	// user has none.
+	in, err := auth.DecodeRegister(good, r)
+	if err != nil || in.RegistrationKey != nil {
+		t.Fatalf("decoded %+v, %v", in, err)
+	}
+	if u, _ := in.Validate(r, auth.Fields{}); u.RegistrationKey != "" {
+		t.Fatalf("a registration without a key has key %q", u.RegistrationKey)
 	}
 }

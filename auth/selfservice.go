@@ -14,7 +14,11 @@ type RegisterResult struct {
 	Tokens TokenPair
 }
 
-// Register creates a customer account and issues its tokens.
+// Register creates a customer account and issues its tokens. A
+// registration key (the Idempotency-Key header) is stored with the user as
+// a proof of authorship that staff and services read back; it does not
+// make a second registration of the email succeed: with the same key or
+// another, a taken email is the validation error MsgEmailTaken.
 func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr string) (RegisterResult, error) {
 	if err := s.limit(ctx, BucketRegister, clientAddr); err != nil {
 		return RegisterResult{}, err

@@ -379,3 +379,41 @@ func TestServiceTokenCredentials(t *testing.T) {
 		t.Fatalf("bad: %v", err)
 	}
 }
+
+// TestRegistrationKeyStoredAndNotReplayed: the key is stored with the user
+// and read back by staff; a second registration of the email, with the same
+// key or another, is the email error and changes nothing.
+func TestRegistrationKeyStoredAndNotReplayed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	in := validRegistration("k@example.com")
+	in.RegistrationKey = ptr("saga-1")
+	res, err := f.svc.Register(ctx, in, "10.0.0.1")
+	if err != nil || res.User.RegistrationKey != "saga-1" {
+		t.Fatalf("register: %+v, %v", res.User, err)
+	}
+	svc := auth.Principal{UserID: "bff", Role: contract.RoleService}
+	if u, err := f.svc.GetUser(ctx, svc, res.User.ID); err != nil || u.RegistrationKey != "saga-1" {
+		t.Fatalf("GetUser: %+v, %v", u, err)
+	}
+	for _, key := range []*string{ptr("saga-1"), ptr("saga-2"), nil} {
+		again := validRegistration("K@example.com")
+		again.RegistrationKey = key
+		_, err := f.svc.Register(ctx, again, "10.0.0.1")
+		if ve, ok := errors.AsType[*contract.ValidationError](err); !ok || len(ve.Fields) != 1 || ve.Fields["email"][0] != auth.MsgEmailTaken {
+			t.Fatalf("second registration with key %v: %v", key, err)
+		}
+	}
+	if users, err := f.svc.FindByEmail(ctx, svc, ptr("k@example.com")); err != nil || len(users) != 1 || users[0].ID != res.User.ID || users[0].RegistrationKey != "saga-1" {
+		t.Fatalf("FindByEmail after the second registrations: %+v, %v", users, err)
+	}
+	if len(f.store.users) != 1 {
+		t.Fatalf("%d users stored", len(f.store.users))
+	}
+	in = validRegistration("bad-key@example.com")
+	in.RegistrationKey = ptr("")
+	if _, err := f.svc.Register(ctx, in, "10.0.0.1"); err == nil || len(f.store.users) != 1 {
+		t.Fatalf("an empty key: %v, %d users", err, len(f.store.users))
+	}
+}

@@ -25,6 +25,13 @@ const (
 	FieldRefresh      = "refresh"
 	FieldClientID     = "client_id"
 	FieldClientSecret = "client_secret"
+	// FieldRegistrationKey is the member of the user JSON, as staff and
+	// services read it, that carries the user's registration key.
+	FieldRegistrationKey = "registration_key"
+	// FieldIdempotencyKey names the Idempotency-Key header of a
+	// registration in a validation error, as the customer service and the
+	// BFF name theirs.
+	FieldIdempotencyKey = "Idempotency-Key"
 )
 
 // Field limits of the user model (Django's AbstractUser and EmailField).
@@ -32,6 +39,9 @@ const (
 	MaxEmailLength = 254
 	MaxNameLength  = 150
 	MaxPhoneLength = 20
+	// MaxRegistrationKeyLength bounds a registration's Idempotency-Key (the
+	// customer service's and the BFF's bound).
+	MaxRegistrationKeyLength = 255
 )
 
 // Django REST framework's messages.
@@ -49,6 +59,9 @@ const (
 	// MsgNullCharacters is Django's ProhibitNullCharactersValidator's
 	// message, which every CharField of Django REST framework applies.
 	MsgNullCharacters = "Null characters are not allowed."
+	// MsgIdempotencyKey is the customer service's and the BFF's message for
+	// a malformed Idempotency-Key header.
+	MsgIdempotencyKey = "Idempotency-Key must be 1 to 255 visible ASCII characters."
 )
 
 func msgMaxLength(n int) string {
@@ -69,11 +82,30 @@ func (f Fields) Err() error {
 	return &contract.ValidationError{Fields: f}
 }
 
-// RegisterInput is the body of POST /api/auth/register/. A nil field was not
-// sent.
+// RegisterInput is the body of POST /api/auth/register/ and its
+// Idempotency-Key header. A nil field was not sent.
 type RegisterInput struct {
 	Email, FirstName, LastName, PhoneNumber *string
 	Password1, Password2                    *string
+	// RegistrationKey is the Idempotency-Key header, stored with the user
+	// as its RegistrationKey; several header lines come joined by ", "
+	// (and are refused).
+	RegistrationKey *string
+}
+
+// ValidRegistrationKey reports whether k is an acceptable registration
+// key: 1 to 255 visible ASCII characters, as the customer service and the
+// BFF accept an Idempotency-Key.
+func ValidRegistrationKey(k string) bool {
+	if k == "" || len(k) > MaxRegistrationKeyLength {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // ProfileUpdate is the body of PATCH /api/auth/profile/update/: only the
@@ -170,7 +202,8 @@ func cleanPhone(f Fields, name string, v *string) string {
 }
 
 // Validate checks a registration and returns the cleaned user (without id,
-// role, date or hash) and the password; the problems are in f. Uniqueness of
+// role, date or hash; with its registration key when one was sent) and the
+// password; the problems are in f. Uniqueness of
 // the email is the store's to check.
 func (in RegisterInput) Validate(rules *PasswordRules, f Fields) (User, string) {
 	u := User{
@@ -178,6 +211,13 @@ func (in RegisterInput) Validate(rules *PasswordRules, f Fields) (User, string) 
 		FirstName:   cleanText(f, FieldFirstName, in.FirstName, true, false, MaxNameLength),
 		LastName:    cleanText(f, FieldLastName, in.LastName, true, false, MaxNameLength),
 		PhoneNumber: cleanPhone(f, FieldPhoneNumber, in.PhoneNumber),
+	}
+	if in.RegistrationKey != nil {
+		if ValidRegistrationKey(*in.RegistrationKey) {
+			u.RegistrationKey = *in.RegistrationKey
+		} else {
+			f.Add(FieldIdempotencyKey, MsgIdempotencyKey)
+		}
 	}
 	p1 := password(f, FieldPassword1, in.Password1, true)
 	p2 := password(f, FieldPassword2, in.Password2, true)

@@ -24,6 +24,22 @@ func toUserJSON(u auth.User) userJSON {
 	}
 }
 
+// staffUserJSON is the user JSON as staff and services read it (the user
+// lookups): with the registration key, null when the user has none. The
+// user never sees it in their own answers.
+type staffUserJSON struct {
+	userJSON
+	RegistrationKey *string `json:"registration_key"`
+}
+
+func toStaffUserJSON(u auth.User) staffUserJSON {
+	out := staffUserJSON{userJSON: toUserJSON(u)}
+	if u.RegistrationKey != "" {
+		out.RegistrationKey = &u.RegistrationKey
+	}
+	return out
+}
+
 type tokensJSON struct {
 	Access  string `json:"access"`
 	Refresh string `json:"refresh,omitempty"`
@@ -39,15 +55,16 @@ func toUserWithTokens(r auth.RegisterResult) userWithTokensJSON {
 	return userWithTokensJSON{userJSON: toUserJSON(r.User), Tokens: tokensJSON{Access: r.Tokens.Access, Refresh: r.Tokens.Refresh}}
 }
 
+// userListJSON is the answer of the lookup by email (staff and services).
 type userListJSON struct {
-	Count   int        `json:"count"`
-	Results []userJSON `json:"results"`
+	Count   int             `json:"count"`
+	Results []staffUserJSON `json:"results"`
 }
 
 func toUserList(users []auth.User) userListJSON {
-	out := userListJSON{Count: len(users), Results: make([]userJSON, 0, len(users))}
+	out := userListJSON{Count: len(users), Results: make([]staffUserJSON, 0, len(users))}
 	for _, u := range users {
-		out.Results = append(out.Results, toUserJSON(u))
+		out.Results = append(out.Results, toStaffUserJSON(u))
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,13 +26,29 @@ func noContent(c *gin.Context, status int) {
 	c.Writer.WriteHeaderNow()
 }
 
+// IdempotencyKeyHeader is the header of a registration whose value is
+// stored with the user as its registration key.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// registrationKey is the Idempotency-Key of a request, nil when it has
+// none; several header lines are joined as one value (which the rules
+// refuse, as the space is not a visible character).
+func registrationKey(h http.Header) *string {
+	vs := h.Values(IdempotencyKeyHeader)
+	if len(vs) == 0 {
+		return nil
+	}
+	k := strings.Join(vs, ", ")
+	return &k
+}
+
 func handleRegister(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
 		body, err := web.ReadObject(c, false)
 		if err != nil {
 			return err
 		}
-		in, err := auth.DecodeRegister(body, s.Rules())
+		in, err := auth.DecodeRegisterWithKey(body, registrationKey(c.Request.Header), s.Rules())
 		if err != nil {
 			return err
 		}
@@ -176,7 +193,7 @@ func handleGetUser(s *auth.Service) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toUserJSON(u))
+		c.JSON(http.StatusOK, toStaffUserJSON(u))
 		return nil
 	})
 }

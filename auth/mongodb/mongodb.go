@@ -10,6 +10,7 @@
 //	  user_role:    string, customer | employee | admin
 //	  date_joined:  date
 //	  password:     string, the encoded hash ($argon2id$..., Django's pbkdf2_sha256$..., or "!..." unusable)
+//	  registration_key: string, the Idempotency-Key of the registration that created the user; absent when none
 //	}
 //	refresh_blacklist: {
 //	  _id:            string, the refresh token's jti (the unique key: inserting it is the atomic "use")
@@ -86,12 +87,16 @@ type userDoc struct {
 	Role        string    `bson:"user_role"`
 	DateJoined  time.Time `bson:"date_joined"`
 	Password    string    `bson:"password"`
+	// RegistrationKey is absent from the documents of users registered
+	// without a key (and of every user stored before it existed).
+	RegistrationKey string `bson:"registration_key,omitempty"`
 }
 
 func toDoc(u auth.User) userDoc {
 	return userDoc{
 		ID: u.ID, Email: contract.NormalizeEmail(u.Email), FirstName: u.FirstName, LastName: u.LastName,
 		PhoneNumber: u.PhoneNumber, Role: u.Role, DateJoined: u.DateJoined.UTC(), Password: u.PasswordHash,
+		RegistrationKey: u.RegistrationKey,
 	}
 }
 
@@ -99,6 +104,7 @@ func (d userDoc) user() auth.User {
 	return auth.User{
 		ID: d.ID, Email: d.Email, FirstName: d.FirstName, LastName: d.LastName,
 		PhoneNumber: d.PhoneNumber, Role: d.Role, DateJoined: d.DateJoined.UTC(), PasswordHash: d.Password,
+		RegistrationKey: d.RegistrationKey,
 	}
 }
 

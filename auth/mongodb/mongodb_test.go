@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
+
 	"github.com/acme/customer-platform/auth"
 	"github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/internal/contract"
@@ -75,6 +77,41 @@ func TestUsers(t *testing.T) {
 	}
 	if _, err := s.UserByID(ctx, u.ID); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("deleted user: %v", err)
+	}
+}
+
+// TestRegistrationKey: a user's registration key is stored as
+// registration_key and read back; a user without one has no member.
+func TestRegistrationKey(t *testing.T) {
+	t.Parallel()
+	_, db := testenv.Mongo(t)
+	s := mongodb.New(db)
+	ctx := context.Background()
+	testenv.Must(t, s.EnsureIndexes(ctx), "indexes")
+	k := user("keyed@example.com")
+	k.RegistrationKey = "saga-7d0c1f9a"
+	plain := user("plain@example.com")
+	testenv.Must(t, s.CreateUser(ctx, k), "create keyed")
+	testenv.Must(t, s.CreateUser(ctx, plain), "create plain")
+	if got, err := s.UserByEmail(ctx, "keyed@example.com"); err != nil || got != k {
+		t.Fatalf("UserByEmail = %+v, %v; want %+v", got, err, k)
+	}
+	if got, err := s.UserByID(ctx, plain.ID); err != nil || got != plain {
+		t.Fatalf("UserByID = %+v, %v; want %+v", got, err, plain)
+	}
+	name := "Renamed"
+	if got, err := s.UpdateUser(ctx, k.ID, auth.ProfileUpdate{FirstName: &name}); err != nil || got.RegistrationKey != k.RegistrationKey {
+		t.Fatalf("a profile update lost the key: %+v, %v", got, err)
+	}
+	var doc bson.M
+	testenv.Must(t, db.Collection(mongodb.UsersCollection).FindOne(ctx, bson.D{{Key: "_id", Value: k.ID}}).Decode(&doc), "raw keyed")
+	if doc["registration_key"] != "saga-7d0c1f9a" {
+		t.Fatalf("stored document %v", doc)
+	}
+	doc = nil
+	testenv.Must(t, db.Collection(mongodb.UsersCollection).FindOne(ctx, bson.D{{Key: "_id", Value: plain.ID}}).Decode(&doc), "raw plain")
+	if _, ok := doc["registration_key"]; ok {
+		t.Fatalf("a user without a key stored one: %v", doc)
 	}
 }
 
