@@ -3,6 +3,7 @@ package authclient
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -23,6 +24,14 @@ type User struct {
 	PhoneNumber string    `json:"phone_number"`
 	UserRole    string    `json:"user_role"`
 	DateJoined  time.Time `json:"date_joined"`
+	// RegistrationKey is the Idempotency-Key the user's registration was
+	// sent with (RegisterRequest.RegistrationKey), as the user lookups
+	// (GetUser, FindUserByEmail) return it to staff and services: proof
+	// that the user is the one that registration created. "" when the
+	// user has none (null), and always "" from the company's Django auth
+	// service, which does not return the member (an extension of the
+	// contract), and in the user's own answers (register, login, profile).
+	RegistrationKey string `json:"registration_key"`
 }
 
 // UnmarshalJSON accepts the id as a string or a number (a Django service with
@@ -52,6 +61,9 @@ func rawID(r json.RawMessage) string {
 	}
 	return ""
 }
+
+// IdempotencyKeyHeader carries RegisterRequest.RegistrationKey.
+const IdempotencyKeyHeader = "Idempotency-Key"
 
 // MaxResponseBytes bounds how much of an upstream answer is read.
 const MaxResponseBytes = upstream.MaxResponseBytes
@@ -95,9 +107,10 @@ type call struct {
 	path       string
 	query      url.Values
 	token      string // bearer token, optional
-	body       any    // JSON-encoded when non-nil
-	out        any    // decoded from a 2xx answer when non-nil
-	idempotent bool   // may be retried on network errors and 5xx
+	header     map[string]string
+	body       any  // JSON-encoded when non-nil
+	out        any  // decoded from a 2xx answer when non-nil
+	idempotent bool // may be retried on network errors and 5xx
 	// goneOnRetry, for a DELETE, recognises the answer of a retry whose
 	// earlier attempt already did the work (the thing is gone): success.
 	goneOnRetry func(*Error) bool
@@ -107,9 +120,12 @@ type call struct {
 // backoff on unavailability; failures are *Error values. A context made by
 // WithClientAddr sends the end user's address as X-Forwarded-For.
 func (cl *Client) do(ctx context.Context, c call) error {
-	var header map[string]string
+	header := maps.Clone(c.header)
 	if addr := clientAddr(ctx); addr != "" {
-		header = map[string]string{"X-Forwarded-For": addr}
+		if header == nil {
+			header = map[string]string{}
+		}
+		header["X-Forwarded-For"] = addr
 	}
 	return cl.up.Do(ctx, upstream.Call{
 		Method: c.method, Path: c.path, Query: c.query, Token: c.token, Header: header,

@@ -36,7 +36,8 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// RegisterRequest is the body of POST /api/auth/register/.
+// RegisterRequest is the body of POST /api/auth/register/ and its
+// Idempotency-Key header.
 type RegisterRequest struct {
 	Email       string `json:"email"`
 	FirstName   string `json:"first_name"`
@@ -44,6 +45,13 @@ type RegisterRequest struct {
 	PhoneNumber string `json:"phone_number"`
 	Password1   string `json:"password1"`
 	Password2   string `json:"password2"`
+	// RegistrationKey, when not "", is sent as the Idempotency-Key header
+	// (never in the body): 1 to 255 visible ASCII characters, stored with
+	// the user, and returned by the user lookups as User.RegistrationKey.
+	// It proves authorship only; a second Register of the email, with the
+	// same key or another, still fails with "user with this email already
+	// exists.". The company's Django auth service ignores the header.
+	RegistrationKey string `json:"-"`
 }
 
 // ProfileUpdate is the body of PATCH /api/auth/profile/update/: only the
@@ -74,10 +82,16 @@ type ServiceToken struct {
 }
 
 // Register creates a customer account. Never retried: a second attempt
-// after an unknown outcome would answer "email exists".
+// after an unknown outcome would answer "email exists" (with or without a
+// registration key); look the user up instead, and compare its
+// RegistrationKey with the one sent.
 func (cl *Client) Register(ctx context.Context, r RegisterRequest) (*Session, error) {
 	var s Session
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/register/", body: r, out: &s}); err != nil {
+	var header map[string]string
+	if r.RegistrationKey != "" {
+		header = map[string]string{IdempotencyKeyHeader: r.RegistrationKey}
+	}
+	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/register/", header: header, body: r, out: &s}); err != nil {
 		return nil, err
 	}
 	return &s, nil
