@@ -20,8 +20,6 @@ func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
 const (
-	e2eKey     = systest.SigningKey
-	bffSecret  = systest.BFFClientSecret
 	adminEmail = "admin@example.com"
 	adminPass  = "Correct-Horse-Battery-9"
 	userPass   = "Tr1cky-Wombat-Lantern"
@@ -57,7 +55,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 	base := startAuth(t, nil)
 	cl := authclient.New(authclient.Options{BaseURL: base, Timeout: 5 * time.Second, Transport: apiDocs.Transport(t, nil)})
 	ctx := context.Background()
-	v := of(authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(e2eKey)})).must(t)
+	v := of(authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(systest.SigningKey)})).must(t)
 
 	reg := of(cl.Register(ctx, authclient.RegisterRequest{Email: "Mia@Example.com", FirstName: "Mia", LastName: "Wong", PhoneNumber: "555 0199", Password1: userPass, Password2: userPass})).must(t)
 	if reg.User.Email != "mia@example.com" || reg.User.UserRole != "customer" || reg.User.DateJoined.IsZero() || reg.Tokens.Access == "" || reg.Tokens.Refresh == "" {
@@ -103,7 +101,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 	}
 
 	// Service account: cached token, staff endpoints.
-	st := authclient.NewServiceTokens(cl, "bff", bffSecret)
+	st := authclient.NewServiceTokens(cl, "bff", systest.BFFClientSecret)
 	svc := of(st.Token(ctx)).must(t)
 	if again := of(st.Token(ctx)).must(t); again != svc {
 		t.Fatal("service token not cached")
@@ -111,7 +109,7 @@ func TestAgainstTheAuthService(t *testing.T) {
 	if c := of(v.Verify(svc)).must(t); c.Role != "service" || c.UserID != "bff" {
 		t.Fatalf("service claims %+v", c)
 	}
-	raw := of(cl.ServiceToken(ctx, "bff", bffSecret)).must(t)
+	raw := of(cl.ServiceToken(ctx, "bff", systest.BFFClientSecret)).must(t)
 	if time.Until(raw.ExpiresAt) < 4*time.Minute || time.Until(raw.ExpiresAt) > 5*time.Minute+time.Second {
 		t.Fatalf("service token expiry %v", raw.ExpiresAt)
 	}

@@ -22,12 +22,7 @@ func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 // apiDocs holds every exchange of these tests to the service's OpenAPI document.
 var apiDocs = apitest.Docs{apitest.MustLoad("auth", httpapi.OpenAPI())}
 
-const (
-	testKey       = systest.SigningKey
-	serviceID     = systest.BFFClientID
-	serviceSecret = systest.BFFClientSecret
-	goodPassword  = "Tr1cky-Wombat-Lantern"
-)
+const goodPassword = "Tr1cky-Wombat-Lantern"
 
 // server is a running auth service.
 type server struct {
@@ -62,7 +57,7 @@ func replica(t *testing.T, in *systest.Instance) *server {
 	t.Helper()
 	cfg, err := authd.LoadConfig(config.FromMap(in.Env))
 	testenv.Must(t, err, "load config")
-	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(testKey), Issuer: cfg.Issuer, Audience: cfg.Audience})
+	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: []byte(systest.SigningKey), Issuer: cfg.Issuer, Audience: cfg.Audience})
 	testenv.Must(t, err, "verifier")
 	return &server{t: t, base: in.URL, metrics: in.MetricsURL, logs: in.Logs, cfg: cfg, verifier: v}
 }
@@ -150,7 +145,7 @@ func (s *server) login(email, pw string) answer {
 
 func (s *server) serviceToken() string {
 	s.t.Helper()
-	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": serviceID, "client_secret": serviceSecret})
+	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": systest.BFFClientID, "client_secret": systest.BFFClientSecret})
 	if a.Status != http.StatusOK {
 		s.t.Fatalf("service token: %d %s", a.Status, a.Body)
 	}

@@ -143,7 +143,7 @@ func TestStaffAndServiceEndpoints(t *testing.T) {
 
 func TestServiceToken(t *testing.T) {
 	t.Parallel()
-	s := start(t, map[string]string{"AUTH_SERVICE_CLIENTS": "bff:" + serviceSecret + ",migrate:other-secret"})
+	s := start(t, map[string]string{"AUTH_SERVICE_CLIENTS": "bff:" + systest.BFFClientSecret + ",migrate:other-secret"})
 	a := s.post("/api/auth/token/service/", "", map[string]any{"client_id": "migrate", "client_secret": "other-secret"})
 	if a.Status != http.StatusOK {
 		t.Fatalf("service token: %d %s", a.Status, a.Body)
@@ -158,8 +158,8 @@ func TestServiceToken(t *testing.T) {
 	}
 	for _, body := range []map[string]any{
 		{"client_id": "bff", "client_secret": "other-secret"},
-		{"client_id": "nobody", "client_secret": serviceSecret},
-		{"client_id": "bff", "client_secret": serviceSecret + "x"},
+		{"client_id": "nobody", "client_secret": systest.BFFClientSecret},
+		{"client_id": "bff", "client_secret": systest.BFFClientSecret + "x"},
 	} {
 		wantDetail(t, s.post("/api/auth/token/service/", "", body), http.StatusUnauthorized, "authentication_failed", "Invalid client credentials.")
 	}

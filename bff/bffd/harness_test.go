@@ -30,12 +30,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
-const (
-	testKey       = systest.SigningKey
-	serviceID     = systest.BFFClientID
-	serviceSecret = systest.BFFClientSecret
-	testPassword  = "Tr1cky-Wombat-Lantern"
-)
+const testPassword = "Tr1cky-Wombat-Lantern"
 
 // stack is the auth and customer services, the BFF reaching each through a
 // fault proxy, and the databases of the three services; the BFFs are

@@ -29,11 +29,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(systest.Main(m)) }
 
-const (
-	clientID     = systest.MigrateClientID
-	clientSecret = systest.MigrateClientSecret
-)
-
 // system is a running auth and customer service on fresh databases.
 type system struct {
 	authURL, customerURL string
@@ -51,14 +46,14 @@ func startSystem(t *testing.T) *system {
 	s := &system{authURL: sys.URL("auth"), customerURL: sys.URL("customer"),
 		mongoURI: sys.MongoURI, customerDB: sys.DBName("customer"), authDB: sys.DBName("auth")}
 	s.auth = authclient.New(authclient.Options{BaseURL: s.authURL, Timeout: 10 * time.Second})
-	s.tokens = authclient.NewServiceTokens(s.auth, clientID, clientSecret)
+	s.tokens = authclient.NewServiceTokens(s.auth, systest.MigrateClientID, systest.MigrateClientSecret)
 	return s
 }
 
 func (s *system) env() map[string]string {
 	return map[string]string{
 		"MONGODB_URI": s.mongoURI, "CUSTOMER_DB": s.customerDB, "AUTH_URL": s.authURL,
-		"MIGRATE_CLIENT_ID": clientID, "MIGRATE_CLIENT_SECRET": clientSecret,
+		"MIGRATE_CLIENT_ID": systest.MigrateClientID, "MIGRATE_CLIENT_SECRET": systest.MigrateClientSecret,
 		"MIGRATE_BATCH_SIZE": strconv.Itoa(s.batch), "MIGRATE_LOOKUPS": "8", "LOG_LEVEL": "warn",
 	}
 }
