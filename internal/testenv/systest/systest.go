@@ -76,7 +76,8 @@ var testDefaults = map[string]map[string]string{
 }
 
 // Link is a fault proxy between a caller and a callee: the caller's
-// variable naming the callee's URL points at the proxy.
+// variable naming the callee's URL points at the proxy, which forwards to
+// the callee's first replica.
 type Link struct {
 	From, To string
 	// Record keeps the header of every request through the proxy
