@@ -16,6 +16,13 @@ var (
 	ErrForbidden           = errors.New("permission denied")
 	ErrInvalidPage         = errors.New("invalid page")
 	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
+	// ErrUserNotFound: the auth service says the user does not exist (a
+	// deleted account whose token is still valid). Users returns it.
+	ErrUserNotFound = errors.New("user not found")
+	// ErrUserUnconfirmed: the auth service could not be asked whether the
+	// user exists (unreachable, too slow, an unexpected answer), so no
+	// profile was created.
+	ErrUserUnconfirmed = errors.New("the auth service could not confirm the user")
 )
 
 // FieldErrors maps a field name to its problems: the contract's 400 body.
@@ -62,6 +69,12 @@ const (
 // MsgMaxLength is the message for a string longer than n characters.
 func MsgMaxLength(n int) string {
 	return fmt.Sprintf("Ensure this field has no more than %d characters.", n)
+}
+
+// MsgNoSuchUser is the message for a user_id the auth service does not
+// know, worded as Django REST framework's PrimaryKeyRelatedField words it.
+func MsgNoSuchUser(id string) string {
+	return fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", id)
 }
 
 // MsgChoice is the message for a value outside a field's choices.

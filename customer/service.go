@@ -131,10 +131,26 @@ func (s *Service) CreateFor(ctx context.Context, a Actor, userID string, ch Chan
 		return CustomerWithUserData{}, err
 	}
 	c.UserID = normalizeUUID(userID)
-	return s.create(ctx, a, c)
+	cw, err := s.create(ctx, a, c)
+	if errors.Is(err, ErrUserNotFound) && c.UserID != a.UserID {
+		return CustomerWithUserData{}, FieldErrors{FieldUserID: {MsgNoSuchUser(userID)}}.Err()
+	}
+	return cw, err
 }
 
+// create stores a new profile once the auth service has confirmed that its
+// user exists: a token outlives its account by minutes, and a profile
+// created for a deleted user would stay forever. The user data of the
+// answer comes from that same call. Without a confirmation nothing is
+// stored: ErrUserNotFound when the auth service says the user is gone,
+// ErrUserUnconfirmed when it could not be asked (the caller may retry; the
+// BFF's registration compensates). A user deleted between the check and
+// the insert is the deletion cascade's to remove (docs/design.md).
 func (s *Service) create(ctx context.Context, a Actor, c Customer) (CustomerWithUserData, error) {
+	u, err := s.confirmUser(ctx, a, c.UserID)
+	if err != nil {
+		return CustomerWithUserData{}, err
+	}
 	now := s.clock()
 	c.ID = s.newID()
 	c.CustomerSince, c.CreatedAt, c.UpdatedAt = now, now, now
@@ -142,7 +158,7 @@ func (s *Service) create(ctx context.Context, a Actor, c Customer) (CustomerWith
 		return CustomerWithUserData{}, err
 	}
 	s.publish(ctx, c, OpCreate)
-	return s.withUser(ctx, a, c), nil
+	return CustomerWithUserData{Customer: c, User: s.userData(a, c, u)}, nil
 }
 
 // own reads the caller's own profile.

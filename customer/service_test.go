@@ -3,8 +3,10 @@ package customer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -420,7 +422,7 @@ func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
 	}
 	store := newMemStore()
 	employee := actorOf(contract.RoleEmployee)
-	seed := NewService(store, nil, nil, Options{})
+	seed := NewService(store, okUsers(), nil, Options{})
 	for range 10 {
 		if _, err := seed.CreateFor(ctx, employee, contract.NewID(), validChanges()); err != nil {
 			t.Fatal(err)
@@ -438,5 +440,142 @@ func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
 	}
 	if withDeadline.Load() != calls.Load() {
 		t.Fatalf("%d of %d fetches had a deadline", withDeadline.Load(), calls.Load())
+	}
+}
+
+// TestCreateOnlyForExistingUsers: a profile is created only for a user the
+// auth service confirms. A user it says is gone gets no profile (the owner
+// ErrUserNotFound, staff a user_id field error); a directory that cannot
+// answer gets none either (ErrUserUnconfirmed), and nothing is published.
+// The one directory call also gives the answer its user data.
+func TestCreateOnlyForExistingUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gone := func(context.Context) (User, error) { return User{}, fmt.Errorf("auth says: %w", ErrUserNotFound) }
+	down := func(context.Context) (User, error) { return User{}, errors.New("connection refused") }
+	hang := func(ctx context.Context) (User, error) {
+		<-ctx.Done()
+		return User{}, ctx.Err()
+	}
+	cases := []struct {
+		name   string
+		role   string
+		self   bool                                // staff creating their own profile
+		answer func(context.Context) (User, error) // the directory's answer
+		nilDir bool                                // no directory at all
+		want   func(error) bool
+	}{
+		{name: "owner, user deleted", role: contract.RoleCustomer, answer: gone, want: is(ErrUserNotFound)},
+		{name: "owner, auth down", role: contract.RoleCustomer, answer: down, want: is(ErrUserUnconfirmed)},
+		{name: "owner, auth hangs", role: contract.RoleCustomer, answer: hang, want: is(ErrUserUnconfirmed)},
+		{name: "owner, no directory", role: contract.RoleCustomer, nilDir: true, want: is(ErrUserUnconfirmed)},
+		{name: "staff, user deleted", role: contract.RoleEmployee, answer: gone, want: fieldError(FieldUserID)},
+		{name: "staff, auth down", role: contract.RoleAdmin, answer: down, want: is(ErrUserUnconfirmed)},
+		{name: "staff, own profile, user deleted", role: contract.RoleEmployee, self: true, answer: gone, want: is(ErrUserNotFound)},
+		{name: "staff, no directory", role: contract.RoleAdmin, nilDir: true, want: is(ErrUserUnconfirmed)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store, pub := newMemStore(), &pubRecorder{}
+			var users Users
+			if !tc.nilDir {
+				users = &fakeUsers{
+					me:   func(ctx context.Context, _ string) (User, error) { return tc.answer(ctx) },
+					user: func(ctx context.Context, _, _ string) (User, error) { return tc.answer(ctx) },
+				}
+			}
+			s := NewService(store, users, pub, Options{UserTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			a := actorOf(tc.role)
+			var err error
+			if a.IsStaff() {
+				target := contract.NewID()
+				if tc.self {
+					target = a.UserID
+				}
+				_, err = s.CreateFor(ctx, a, target, validChanges())
+			} else {
+				_, err = s.CreateOwn(ctx, a, validChanges())
+			}
+			if !tc.want(err) {
+				t.Fatalf("err = %v", err)
+			}
+			if n := len(store.byID); n != 0 || len(pub.ops) != 0 {
+				t.Fatalf("%d profiles stored, published %v", n, pub.ops)
+			}
+		})
+	}
+}
+
+// TestCreateAsksTheDirectoryOnce: a create asks the auth service once, with
+// the caller's token, about the profile's user, before anything is stored;
+// the answer's user data comes from that one call. Invalid input asks
+// nothing.
+func TestCreateAsksTheDirectoryOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newMemStore()
+	type ask struct{ method, token, id string }
+	var mu sync.Mutex
+	var asked []ask
+	stored := func() int {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.byID)
+	}
+	users := &fakeUsers{
+		me: func(_ context.Context, token string) (User, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, ask{"me", token, ""})
+			if stored() != 0 {
+				t.Error("the directory was asked after the insert")
+			}
+			return User{PhoneNumber: "me-phone"}, nil
+		},
+		user: func(_ context.Context, token, id string) (User, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, ask{"user", token, id})
+			if stored() != 1 {
+				t.Error("the directory was asked after the insert")
+			}
+			return User{ID: id, Email: "u@example.com", FirstName: "U", LastName: "Ser", PhoneNumber: "user-phone"}, nil
+		},
+	}
+	s := NewService(store, users, nil, Options{Logger: slog.New(slog.DiscardHandler)})
+	owner, employee := actorOf(contract.RoleCustomer), actorOf(contract.RoleEmployee)
+
+	if _, err := s.CreateOwn(ctx, owner, Changes{City: ptr("X")}); !fieldError(FieldStreetAddress)(err) {
+		t.Fatalf("invalid create: %v", err)
+	}
+	if _, err := s.CreateFor(ctx, employee, "not-a-uuid", validChanges()); !fieldError(FieldUserID)(err) {
+		t.Fatalf("invalid user_id: %v", err)
+	}
+	if len(asked) != 0 {
+		t.Fatalf("invalid input asked the directory: %v", asked)
+	}
+
+	cw, err := s.CreateOwn(ctx, owner, validChanges())
+	if err != nil || *cw.User.PhoneNumber != "me-phone" || *cw.User.Email != owner.Email {
+		t.Fatalf("own create: %+v %v", cw.User, err)
+	}
+	target := strings.ToUpper(contract.NewID())
+	cw, err = s.CreateFor(ctx, employee, target, validChanges())
+	if err != nil || *cw.User.Email != "u@example.com" || *cw.User.PhoneNumber != "user-phone" {
+		t.Fatalf("staff create: %+v %v", cw.User, err)
+	}
+	want := []ask{{"me", owner.Token, ""}, {"user", employee.Token, strings.ToLower(target)}}
+	if !slices.Equal(asked, want) {
+		t.Fatalf("asked %v, want %v", asked, want)
+	}
+}
+
+func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
+
+func fieldError(field string) func(error) bool {
+	return func(err error) bool {
+		ve, ok := errors.AsType[*contract.ValidationError](err)
+		return ok && len(ve.Fields[field]) > 0
 	}
 }

@@ -72,7 +72,10 @@ type User struct {
 }
 
 // Users is the user directory (the auth service). Both calls forward the
-// caller's bearer token.
+// caller's bearer token. Both return an error matching ErrUserNotFound only
+// when the auth service says the user does not exist (a deleted account's
+// token stays valid for minutes); any other error means no answer either
+// way.
 type Users interface {
 	// Me returns the token's own user.
 	Me(ctx context.Context, token string) (User, error)

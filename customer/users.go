@@ -2,8 +2,55 @@ package customer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 )
+
+// confirmUser asks the auth service for the user of a new profile, with
+// the caller's token: the caller's own account (GET /api/auth/profile/
+// answers user_not_found once it is deleted), or for staff creating
+// someone else's profile that user by id (404 once deleted). It returns
+// ErrUserNotFound when the auth service says the user does not exist and
+// ErrUserUnconfirmed when it gave no answer either way.
+func (s *Service) confirmUser(ctx context.Context, a Actor, userID string) (User, error) {
+	if s.users == nil {
+		return User{}, fmt.Errorf("%w: no user directory", ErrUserUnconfirmed)
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	var (
+		u   User
+		err error
+	)
+	if userID == a.UserID {
+		u, err = s.users.Me(ctx, a.Token)
+	} else {
+		u, err = s.users.User(ctx, a.Token, userID)
+	}
+	switch {
+	case err == nil:
+		return u, nil
+	case errors.Is(err, ErrUserNotFound):
+		s.log.InfoContext(ctx, "no profile for a user the auth service does not know", "user_id", userID)
+		return User{}, err
+	default:
+		s.log.WarnContext(ctx, "user not confirmed, no profile created", "user_id", userID, "error", err.Error())
+		return User{}, fmt.Errorf("%w: %w", ErrUserUnconfirmed, err)
+	}
+}
+
+// userData is the user data of c that the caller may see, from u, the
+// auth service's answer about c's user.
+func (s *Service) userData(a Actor, c Customer, u User) UserData {
+	if a.owns(c) {
+		return ownerData(a, &u)
+	}
+	return UserData{Email: &u.Email, FirstName: &u.FirstName, LastName: &u.LastName, PhoneNumber: &u.PhoneNumber}
+}
 
 // withUser merges the user data the caller may see into c: the owner's
 // email and names come from their own token and the phone number from the
@@ -88,7 +135,7 @@ func (s *Service) withUsers(ctx context.Context, a Actor, cs []Customer) []Custo
 			continue
 		}
 		if u, ok := users[c.UserID]; ok {
-			out[i].User = UserData{Email: &u.Email, FirstName: &u.FirstName, LastName: &u.LastName, PhoneNumber: &u.PhoneNumber}
+			out[i].User = s.userData(a, c, u)
 		}
 	}
 	return out
