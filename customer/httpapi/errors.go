@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"errors"
+	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,7 +19,15 @@ var errorTable = []web.Mapping{
 	{Err: customer.ErrForbidden, Answer: web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
 	{Err: customer.ErrInvalidPage, Answer: web.Error{Code: web.CodeNotFound, Detail: "Invalid page."}},
 	{Err: customer.ErrIdempotencyMismatch, Answer: web.Error{Code: web.CodeUnprocessable, Detail: "This Idempotency-Key was already used with a different request body."}},
+	// A valid token whose user the auth service says is gone: answered as
+	// the auth service (and simplejwt) answers that token.
+	{Err: customer.ErrUserNotFound, Answer: web.Error{Code: CodeUserNotFound, Detail: "User not found", Status: http.StatusUnauthorized}},
+	{Err: customer.ErrUserUnconfirmed, Answer: web.Error{Code: web.CodeUpstream, Detail: "The auth service could not confirm the user, so no profile was created. Try again shortly.", RetryAfter: time.Second}},
 }
+
+// CodeUserNotFound is the code of the 401 to a token whose user no longer
+// exists, the auth service's own.
+const CodeUserNotFound = "user_not_found"
 
 // responder is the service's one error path: validation errors are the
 // field -> messages 400, the table maps the sentinel errors, anything else

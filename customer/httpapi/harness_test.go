@@ -85,17 +85,22 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	_, db := testenv.Mongo(t)
-	store, err := customermongo.New(context.Background(), db)
-	testenv.Must(t, err, "store")
-	users := &fakeUsers{
+	return newHarnessWith(t, &fakeUsers{
 		me: func(_ context.Context, token string) (customer.User, error) {
 			return customer.User{PhoneNumber: "+1 555 0000"}, nil
 		},
 		user: func(_ context.Context, _, id string) (customer.User, error) {
 			return customer.User{ID: id, Email: "user-" + id[:8] + "@example.com", FirstName: "First", LastName: "Last", PhoneNumber: "+1 555 1111"}, nil
 		},
-	}
+	})
+}
+
+// newHarnessWith is the API on a real store with the user directory given.
+func newHarnessWith(t *testing.T, users customer.Users) *harness {
+	t.Helper()
+	_, db := testenv.Mongo(t)
+	store, err := customermongo.New(context.Background(), db)
+	testenv.Must(t, err, "store")
 	pub := &recorder{}
 	svc := customer.NewService(store, users, pub, customer.Options{Logger: quiet})
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
