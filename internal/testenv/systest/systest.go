@@ -252,7 +252,7 @@ func (s *System) stopAll() {
 	}
 	if s.t.Failed() {
 		for _, in := range s.order {
-			s.t.Logf("the end of %s's log:\n%s", in, in.Logs.Tail(40))
+			s.t.Logf("the end of %s's log:\n%s", in, in.Logs.Tail(20))
 		}
 	}
 }
