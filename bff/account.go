@@ -126,7 +126,7 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, token string) (_ De
 		CreatedAt:      now, UpdatedAt: now,
 	}
 	var out Deletion
-	held, err := s.withLease(ctx, id, func() error {
+	held, err := s.withLease(ctx, id, func(ctx context.Context) error {
 		if err := s.sagas.CreateSaga(ctx, sg); err != nil {
 			return storeDown(err)
 		}

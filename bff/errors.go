@@ -14,13 +14,16 @@ import (
 // partial_update follows their Cause: the refusal's status when a service
 // refused (400 when it rejected the data), else 503.
 const (
-	CodeInvalid            = "invalid"                // 400, Fields
-	CodeRegistrationFailed = "registration_failed"    // 503, or the refusal's status (see above)
-	CodeKeyReused          = "idempotency_key_reused" // 422: same key, another body
-	CodeKeyInFlight        = "idempotency_key_in_use" // 409: same key, first request still running
-	CodePartialUpdate      = "partial_update"         // the failing side's status
-	CodeDeletionPending    = "deletion_pending"       // 202: the saga finishes the deletion
-	CodeStoreUnavailable   = "service_unavailable"    // 503: the BFF's own database is down
+	CodeInvalid            = "invalid"             // 400, Fields
+	CodeRegistrationFailed = "registration_failed" // 503, or the refusal's status (see above)
+	// CodeRegistrationPending: the registration's outcome is not settled
+	// yet (the BFF finishes or undoes it); retry with the same key.
+	CodeRegistrationPending = "registration_pending"   // 503
+	CodeKeyReused           = "idempotency_key_reused" // 422: same key, another body
+	CodeKeyInFlight         = "idempotency_key_in_use" // 409: same key, first request still running
+	CodePartialUpdate       = "partial_update"         // the failing side's status
+	CodeDeletionPending     = "deletion_pending"       // 202: the saga finishes the deletion
+	CodeStoreUnavailable    = "service_unavailable"    // 503: the BFF's own database is down
 )
 
 // Error is an answer of the BFF a client may see: a validation error
@@ -135,6 +138,49 @@ func upstreamOf(service string, err error) *UpstreamError {
 // the call had no effect and repeating it would not help.
 func (e *UpstreamError) definitive() bool {
 	return e.Kind != ErrUpstreamUnavailable
+}
+
+// CodeUserNotFound is the auth service's code of an answer saying the
+// user does not exist (a 401 to a valid token of a deleted user).
+const CodeUserNotFound = "user_not_found"
+
+// userGone reports whether a delete of a user failed because the user is
+// already gone: an explicit "user not found" (401 user_not_found to the
+// user's own token, 404 to the service account), never any other 401 (an
+// expired or rejected token says nothing about the user).
+func userGone(err error) bool {
+	ue, ok := errors.AsType[*UpstreamError](err)
+	if !ok {
+		return false
+	}
+	return errors.Is(ue, ErrUpstreamNotFound) ||
+		errors.Is(ue, ErrUpstreamUnauthorized) && ue.Code == CodeUserNotFound
+}
+
+// Final reports whether err (nil: success) is the final outcome of a
+// registration, the same for any retry of the same request: success, the
+// BFF's or a service's refusal of the data (400), or a registration undone
+// because the customer service refused its data. A throttled, rejected
+// or unavailable call, and anything pending, is not final.
+func Final(err error) bool {
+	if err == nil {
+		return true
+	}
+	if be, ok := errors.AsType[*Error](err); ok {
+		switch be.Code {
+		case CodeInvalid:
+			return true
+		case CodeRegistrationFailed:
+			if be.Extra["compensated"] != true || be.Extra["pending"] == true {
+				return false
+			}
+			ue, ok := errors.AsType[*UpstreamError](be.Cause)
+			return ok && errors.Is(ue, ErrUpstreamInvalid)
+		}
+		return false
+	}
+	ue, ok := errors.AsType[*UpstreamError](err)
+	return ok && errors.Is(ue, ErrUpstreamInvalid)
 }
 
 // harmless reports whether the call certainly had no effect.

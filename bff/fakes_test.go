@@ -18,6 +18,7 @@ import (
 type fakeAuth struct {
 	mu         sync.Mutex
 	register   func(AuthRegistration) (AuthUser, TokenPair, error)
+	keys       []string // the RegistrationKey of each register call
 	deleteSelf func(token string) error
 	update     func(fields map[string]json.RawMessage) (AuthUser, error)
 	calls      []string
@@ -33,6 +34,9 @@ func (f *fakeAuth) record(c string) {
 
 func (f *fakeAuth) Register(_ context.Context, in AuthRegistration) (AuthUser, TokenPair, error) {
 	f.record("register")
+	f.mu.Lock()
+	f.keys = append(f.keys, in.RegistrationKey)
+	f.mu.Unlock()
 	return f.register(in)
 }
 
@@ -167,6 +171,12 @@ type memStore struct {
 	leases map[string]lease
 	keys   map[string]IdempotencyRecord
 	down   bool // every call fails
+	// hang makes every call wait for its context's end (a hung database).
+	hang bool
+	// failTransition, when set, may fail a transition before it is applied.
+	failTransition func(ch SagaChange) error
+	// failCompleteKey fails CompleteKey.
+	failCompleteKey bool
 }
 
 type lease struct {
@@ -186,8 +196,13 @@ func newMemStore() *memStore {
 	return &memStore{sagas: map[string]Saga{}, leases: map[string]lease{}, keys: map[string]IdempotencyRecord{}}
 }
 
-func (m *memStore) lock() error {
+func (m *memStore) lockCtx(ctx context.Context) error {
 	m.mu.Lock()
+	if m.hang {
+		m.mu.Unlock()
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if m.down {
 		m.mu.Unlock()
 		return errDown
@@ -195,8 +210,8 @@ func (m *memStore) lock() error {
 	return nil
 }
 
-func (m *memStore) CreateSaga(_ context.Context, s *Saga) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) CreateSaga(ctx context.Context, s *Saga) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -207,8 +222,8 @@ func (m *memStore) CreateSaga(_ context.Context, s *Saga) error {
 	return nil
 }
 
-func (m *memStore) GetSaga(_ context.Context, id string) (*Saga, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) GetSaga(ctx context.Context, id string) (*Saga, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
@@ -219,22 +234,28 @@ func (m *memStore) GetSaga(_ context.Context, id string) (*Saga, error) {
 	return &s, nil
 }
 
-func (m *memStore) TransitionSaga(_ context.Context, id, from string, ch SagaChange) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) TransitionSaga(ctx context.Context, id string, version int, ch SagaChange) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
+	if m.failTransition != nil {
+		if err := m.failTransition(ch); err != nil {
+			return err
+		}
+	}
 	s, ok := m.sagas[id]
-	if !ok || s.State != from {
+	if !ok || s.Version != version {
 		return ErrStateChanged
 	}
 	ch.apply(&s)
+	s.Version++
 	m.sagas[id] = s
 	return nil
 }
 
-func (m *memStore) DueSagas(_ context.Context, now time.Time, limit int) ([]*Saga, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) DueSagas(ctx context.Context, now time.Time, limit int) ([]*Saga, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
@@ -247,8 +268,8 @@ func (m *memStore) DueSagas(_ context.Context, now time.Time, limit int) ([]*Sag
 	return out, nil
 }
 
-func (m *memStore) SagasWithUser(_ context.Context, userID string) ([]string, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) SagasWithUser(ctx context.Context, userID string) ([]string, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
@@ -261,22 +282,28 @@ func (m *memStore) SagasWithUser(_ context.Context, userID string) ([]string, er
 	return ids, nil
 }
 
-func (m *memStore) CountOpen(context.Context) (int64, error) {
-	if err := m.lock(); err != nil {
-		return 0, err
+func (m *memStore) Stats(ctx context.Context) (SagaStats, error) {
+	if err := m.lockCtx(ctx); err != nil {
+		return SagaStats{}, err
 	}
 	defer m.mu.Unlock()
-	var n int64
+	var st SagaStats
 	for _, s := range m.sagas {
-		if !Terminal(s.State) {
-			n++
+		switch {
+		case s.State == StateNeedsAttention:
+			st.NeedsAttention++
+		case !Terminal(s.State):
+			st.Open++
+			if st.OldestOpen.IsZero() || s.CreatedAt.Before(st.OldestOpen) {
+				st.OldestOpen = s.CreatedAt
+			}
 		}
 	}
-	return n, nil
+	return st, nil
 }
 
-func (m *memStore) SweepSagas(_ context.Context, before time.Time) (int64, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) SweepSagas(ctx context.Context, before time.Time) (int64, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return 0, err
 	}
 	defer m.mu.Unlock()
@@ -290,8 +317,8 @@ func (m *memStore) SweepSagas(_ context.Context, before time.Time) (int64, error
 	return n, nil
 }
 
-func (m *memStore) AcquireLease(_ context.Context, id, owner string, now, expires time.Time) (bool, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return false, err
 	}
 	defer m.mu.Unlock()
@@ -302,8 +329,8 @@ func (m *memStore) AcquireLease(_ context.Context, id, owner string, now, expire
 	return true, nil
 }
 
-func (m *memStore) ReleaseLease(_ context.Context, id, owner string) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) ReleaseLease(ctx context.Context, id, owner string) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -313,8 +340,23 @@ func (m *memStore) ReleaseLease(_ context.Context, id, owner string) error {
 	return nil
 }
 
-func (m *memStore) InsertKey(_ context.Context, r *IdempotencyRecord) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) SweepLeases(ctx context.Context, before time.Time) (int64, error) {
+	if err := m.lockCtx(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	var n int64
+	for id, l := range m.leases {
+		if l.expires.Before(before) {
+			delete(m.leases, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memStore) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -325,8 +367,8 @@ func (m *memStore) InsertKey(_ context.Context, r *IdempotencyRecord) error {
 	return nil
 }
 
-func (m *memStore) GetKey(_ context.Context, keyID string) (*IdempotencyRecord, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) GetKey(ctx context.Context, keyID string) (*IdempotencyRecord, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
@@ -337,11 +379,14 @@ func (m *memStore) GetKey(_ context.Context, keyID string) (*IdempotencyRecord, 
 	return &r, nil
 }
 
-func (m *memStore) CompleteKey(_ context.Context, keyID, owner string, status int, answer []byte) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
+	if m.failCompleteKey {
+		return errDown
+	}
 	r, ok := m.keys[keyID]
 	if !ok || r.Owner != owner || r.State != KeyInFlight {
 		return ErrKeyChanged
@@ -351,8 +396,8 @@ func (m *memStore) CompleteKey(_ context.Context, keyID, owner string, status in
 	return nil
 }
 
-func (m *memStore) DeleteKey(_ context.Context, keyID, owner string) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) DeleteKey(ctx context.Context, keyID, owner string) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -362,8 +407,8 @@ func (m *memStore) DeleteKey(_ context.Context, keyID, owner string) error {
 	return nil
 }
 
-func (m *memStore) DeleteExpiredKey(_ context.Context, keyID string, now time.Time) error {
-	if err := m.lock(); err != nil {
+func (m *memStore) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
+	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -373,8 +418,8 @@ func (m *memStore) DeleteExpiredKey(_ context.Context, keyID string, now time.Ti
 	return nil
 }
 
-func (m *memStore) SweepKeys(_ context.Context, now time.Time) (int64, error) {
-	if err := m.lock(); err != nil {
+func (m *memStore) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
+	if err := m.lockCtx(ctx); err != nil {
 		return 0, err
 	}
 	defer m.mu.Unlock()

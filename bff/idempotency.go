@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -82,9 +83,11 @@ type Replay struct {
 }
 
 // BeginIdempotent claims key for a request with fingerprint fp. It returns
-// a claim to run the request under, or the stored answer of the first
-// request with this key, or an error: 422 (another body), 409 (the first
-// request is still running), 503 (the store is down).
+// a claim to run the request under, or the answer to send (the stored
+// final answer of the first request with this key, or the outcome its
+// saga reached without one), or an error: 422 (another body), 409 (the
+// first request's saga is not settled yet, with a Retry-After saying when
+// it may be), 503 (the store is down, or the saga waits for an operator).
 func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprint) (*KeyClaim, *Replay, error) {
 	keyID := KeyID(key)
 	check := s.secrets.CheckOf(fp)
@@ -126,39 +129,103 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 			}
 			return nil, &Replay{Status: status, Body: body}, nil
 		}
-		if now.Before(old.LeaseExpiresAt) {
-			return nil, nil, inFlight(old.LeaseExpiresAt.Sub(now))
+		replay, rerun, err := s.resolveInFlight(ctx, old, fp, now)
+		if err != nil || replay != nil {
+			return nil, replay, err
 		}
-		// The first request's lease expired (it crashed, or its saga is
-		// pending): run again only once nothing of it can still change.
-		terminal, err := s.sagaTerminal(ctx, old.SagaID)
-		if err != nil {
-			return nil, nil, storeDown(err)
-		}
-		if !terminal {
-			return nil, nil, inFlight(s.retryBase)
-		}
-		if err := s.keys.DeleteKey(ctx, keyID, old.Owner); err != nil {
-			return nil, nil, storeDown(err)
+		if rerun {
+			if err := s.keys.DeleteKey(ctx, keyID, old.Owner); err != nil {
+				return nil, nil, storeDown(err)
+			}
 		}
 	}
 	return nil, nil, inFlight(time.Second)
 }
 
-// CompleteIdempotent records the answer of a claimed request: a status
-// below 500 is stored (sealed) and replayed to retries; a 5xx answer is
-// forgotten when its saga is terminal (a retry runs again), and left in
-// flight while its saga is pending (a retry gets 409 until it is resolved).
-func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status int, body []byte) {
-	ctx, cancel := context.WithTimeout(detach(ctx), 5*time.Second)
-	defer cancel()
-	if status < 500 {
+// resolveInFlight answers a retry whose first request left no final
+// answer (it is still running, crashed, or answered something that was
+// not final) from the state of its saga:
+//   - completed: the 201 (the sealed answer the saga recorded, else the
+//     SignInRequired answer), stored as the key's final answer;
+//   - nothing was left (never written after its lease, failed,
+//     compensated, or verifying: its user is deleted): rerun;
+//   - needs_attention: 503, an operator settles it;
+//   - otherwise: 409 with a Retry-After until the saga's next attempt.
+func (s *Service) resolveInFlight(ctx context.Context, old *IdempotencyRecord, fp Fingerprint, now time.Time) (_ *Replay, rerun bool, _ error) {
+	sg, err := s.sagas.GetSaga(ctx, old.SagaID)
+	switch {
+	case errors.Is(err, ErrSagaNotFound):
+		if now.Before(old.LeaseExpiresAt) {
+			return nil, false, inFlight(old.LeaseExpiresAt.Sub(now))
+		}
+		return nil, true, nil
+	case err != nil:
+		return nil, false, storeDown(err)
+	}
+	switch sg.State {
+	case StateCompleted:
+		sealed := sg.AnswerSealed
+		status, body, err := s.secrets.OpenAnswer(fp, old.KeyID, sealed)
+		if len(sealed) == 0 || err != nil {
+			status, body = http201, SignInRequired(sg)
+			if sealed, err = s.secrets.SealAnswer(fp, old.KeyID, status, body); err != nil {
+				sealed = nil
+			}
+		}
+		if sealed != nil {
+			if err := s.keys.CompleteKey(ctx, old.KeyID, old.Owner, status, sealed); err != nil && !errors.Is(err, ErrKeyChanged) {
+				s.log.WarnContext(ctx, "idempotency: settled answer not stored", "error", err.Error())
+			}
+		}
+		return &Replay{Status: status, Body: body}, false, nil
+	case StateFailed, StateCompensated, StateVerifying:
+		return nil, true, nil
+	case StateNeedsAttention:
+		return nil, false, &Error{
+			Code: CodeRegistrationPending,
+			Detail: "The registration could not be settled automatically and is being looked at by the operators. " +
+				"Please contact support or try to sign in later.",
+			Extra: map[string]any{"compensated": false, "pending": true},
+		}
+	}
+	// Honest: the saga's next attempt, or the end of the first request's
+	// lease (a crashed attempt blocks the saga until then), whichever is
+	// later, and a reconciler pass.
+	at := sg.NextAttemptAt
+	if old.LeaseExpiresAt.After(at) {
+		at = old.LeaseExpiresAt
+	}
+	return nil, false, inFlight(max(at.Sub(now), 0) + s.retryBase)
+}
+
+// SignInRequired is the 201 of a registration completed without its first
+// request's answer (the reconciler finished it, or the answer was lost):
+// the ids, no tokens, and sign_in_required: the frontend signs the user in.
+func SignInRequired(sg *Saga) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"user":             map[string]string{"id": sg.UserID},
+		"profile":          map[string]string{"id": sg.CustomerID, "user_id": sg.UserID},
+		"tokens":           nil,
+		"sign_in_required": true,
+	})
+	return b
+}
+
+// CompleteIdempotent records the answer of a claimed request. A final
+// answer (Final: a 201 or a refusal of the data) is stored, sealed, and
+// replayed to retries. Any other answer (a 5xx, a 429, a pending
+// registration) is not: when its saga left nothing behind the key is
+// released (a retry runs again), otherwise the record stays in flight and
+// a retry is answered from the saga (BeginIdempotent).
+func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status int, body []byte, final bool) {
+	ctx = detach(ctx)
+	if final {
 		sealed, err := s.secrets.SealAnswer(c.fp, c.KeyID, status, body)
 		if err == nil {
 			err = s.keys.CompleteKey(ctx, c.KeyID, c.Owner, status, sealed)
 		}
 		if err != nil {
-			s.log.WarnContext(ctx, "idempotency: answer not stored; a retry will get 409 until the lease expires", "error", err.Error())
+			s.log.WarnContext(ctx, "idempotency: answer not stored; a retry is answered from the saga", "error", err.Error())
 		}
 		return
 	}
@@ -171,7 +238,8 @@ func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status in
 	}
 }
 
-// sagaTerminal reports whether the saga is finished or was never written.
+// sagaTerminal reports whether the saga left nothing behind: it failed,
+// was compensated, or was never written.
 func (s *Service) sagaTerminal(ctx context.Context, id string) (bool, error) {
 	sg, err := s.sagas.GetSaga(ctx, id)
 	if errors.Is(err, ErrSagaNotFound) {
@@ -180,14 +248,18 @@ func (s *Service) sagaTerminal(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return Terminal(sg.State), nil
+	return sg.State == StateFailed || sg.State == StateCompensated, nil
 }
+
+// maxRetryAfter bounds a 409's Retry-After (the longest backoff, and a
+// margin).
+const maxRetryAfter = maxBackoff + time.Minute
 
 func inFlight(retry time.Duration) *Error {
 	return &Error{
 		Code:       CodeKeyInFlight,
 		Detail:     "A request with this Idempotency-Key is still being processed. Retry later.",
-		RetryAfter: min(max(retry, time.Second), 30*time.Second),
+		RetryAfter: min(max(retry, time.Second), maxRetryAfter),
 	}
 }
 

@@ -105,7 +105,7 @@ func TestIdempotencyFlow(t *testing.T) {
 	if _, _, err := h.svc.BeginIdempotent(ctx, "k", fingerprint(t, `{"email":"x@b.co"}`)); codeOf(err) != CodeKeyReused {
 		t.Fatalf("other body: %v", err)
 	}
-	h.svc.CompleteIdempotent(ctx, claim, 201, []byte(`{"ok":true}`))
+	h.svc.CompleteIdempotent(ctx, claim, 201, []byte(`{"ok":true}`), true)
 	_, replay, err = h.svc.BeginIdempotent(ctx, "k", fp)
 	if err != nil || replay == nil || replay.Status != 201 || string(replay.Body) != `{"ok":true}` {
 		t.Fatalf("replay: %+v %v", replay, err)
@@ -125,7 +125,7 @@ func TestIdempotency5xxAndCrashedRequests(t *testing.T) {
 
 	// A 5xx whose saga is terminal (or never written) releases the key.
 	claim, _, _ := h.svc.BeginIdempotent(ctx, "k1", fp)
-	h.svc.CompleteIdempotent(ctx, claim, 503, []byte(`{}`))
+	h.svc.CompleteIdempotent(ctx, claim, 503, []byte(`{}`), false)
 	if c, _, err := h.svc.BeginIdempotent(ctx, "k1", fp); err != nil || c == nil {
 		t.Fatalf("after a 5xx with nothing pending: %v", err)
 	}
@@ -134,12 +134,12 @@ func TestIdempotency5xxAndCrashedRequests(t *testing.T) {
 	// expired and the saga settled.
 	claim, _, _ = h.svc.BeginIdempotent(ctx, "k2", fp)
 	_ = h.store.CreateSaga(ctx, &Saga{ID: claim.SagaID, Kind: KindRegister, State: StateCompensating})
-	h.svc.CompleteIdempotent(ctx, claim, 503, []byte(`{}`))
+	h.svc.CompleteIdempotent(ctx, claim, 503, []byte(`{}`), false)
 	h.clock.advance(h.svc.leaseTTL + time.Second)
 	if _, _, err := h.svc.BeginIdempotent(ctx, "k2", fp); codeOf(err) != CodeKeyInFlight {
 		t.Fatalf("pending saga: %v", err)
 	}
-	_ = h.store.TransitionSaga(ctx, claim.SagaID, StateCompensating, SagaChange{State: StateCompensated})
+	_ = h.store.TransitionSaga(ctx, claim.SagaID, 0, SagaChange{State: StateCompensated})
 	if c, _, err := h.svc.BeginIdempotent(ctx, "k2", fp); err != nil || c == nil {
 		t.Fatalf("settled saga: %v", err)
 	}

@@ -16,6 +16,11 @@ type AuthUser struct {
 	PhoneNumber string    `json:"phone_number"`
 	UserRole    string    `json:"user_role"`
 	DateJoined  time.Time `json:"date_joined"`
+	// RegistrationKey is the Idempotency-Key the user was registered with,
+	// as the auth service's user lookups report it: the BFF sends its saga
+	// id, so a saga can prove it created a user. "" when the auth service
+	// does not report it (unknown, never "not ours"). Never sent to clients.
+	RegistrationKey string `json:"-"`
 }
 
 // TokenPair is the access and refresh token the auth service issues.
@@ -40,6 +45,9 @@ type AuthRegistration struct {
 	PhoneNumber string `json:"phone_number"`
 	Password1   string `json:"password1"`
 	Password2   string `json:"password2"`
+	// RegistrationKey is sent as the register call's Idempotency-Key header
+	// (the saga id); the auth service stores it with the user.
+	RegistrationKey string `json:"-"`
 }
 
 // Auth is what the BFF needs of the auth service on behalf of a user.
@@ -55,8 +63,11 @@ type Auth interface {
 // AuthAdmin is what the BFF does with its service account. It is nil when
 // no service client is configured.
 type AuthAdmin interface {
-	// FindUserByEmail returns the user with that email, or nil when none.
+	// FindUserByEmail returns the user with that email (with its
+	// RegistrationKey when the auth service reports it), or nil when none.
 	FindUserByEmail(ctx context.Context, email string) (*AuthUser, error)
+	// DeleteUser deletes the user; an UpstreamError of kind
+	// ErrUpstreamNotFound when there is no such user.
 	DeleteUser(ctx context.Context, id string) error
 }
 
@@ -83,15 +94,19 @@ type SagaStore interface {
 	CreateSaga(ctx context.Context, s *Saga) error
 	// GetSaga returns ErrSagaNotFound when there is no such saga.
 	GetSaga(ctx context.Context, id string) (*Saga, error)
-	// TransitionSaga applies ch to the saga if it is in state from, and
-	// returns ErrStateChanged otherwise.
-	TransitionSaga(ctx context.Context, id, from string, ch SagaChange) error
+	// TransitionSaga applies ch to the saga if it is at version (and moves
+	// it to version+1), and returns ErrStateChanged otherwise: of several
+	// writers at one version exactly one wins (a fence, see the package
+	// documentation). Any other error leaves the outcome unknown: read the
+	// saga back.
+	TransitionSaga(ctx context.Context, id string, version int, ch SagaChange) error
 	// DueSagas lists up to limit non-terminal sagas whose next attempt is due.
 	DueSagas(ctx context.Context, now time.Time, limit int) ([]*Saga, error)
 	// SagasWithUser lists the ids of the sagas that record userID.
 	SagasWithUser(ctx context.Context, userID string) ([]string, error)
-	// CountOpen counts the non-terminal sagas (the reconciler's backlog).
-	CountOpen(ctx context.Context) (int64, error)
+	// Stats counts the open sagas and those that need attention, and
+	// finds the oldest open one.
+	Stats(ctx context.Context) (SagaStats, error)
 	// SweepSagas deletes the sagas in one of SweptStates last changed
 	// before before, and returns how many.
 	SweepSagas(ctx context.Context, before time.Time) (int64, error)
@@ -105,6 +120,16 @@ type LeaseStore interface {
 	AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error)
 	// ReleaseLease deletes owner's lease of id (none: no error).
 	ReleaseLease(ctx context.Context, id, owner string) error
+	// SweepLeases deletes the leases that expired before before (orphaned
+	// by a crash or a failed release) and returns how many.
+	SweepLeases(ctx context.Context, before time.Time) (int64, error)
+}
+
+// SagaStats is what the reconciler reports about the saga records.
+type SagaStats struct {
+	Open           int64     // not finished
+	NeedsAttention int64     // parked for an operator
+	OldestOpen     time.Time // created_at of the oldest open saga; zero when none
 }
 
 // Telemetry records what the sagas do; bffd implements it with
@@ -117,7 +142,17 @@ type Telemetry interface {
 	Traceparent(ctx context.Context) string
 	// Outcome counts a finished (or left pending) saga by kind and outcome.
 	Outcome(ctx context.Context, kind, outcome string)
+	// Attempt counts one reconciler attempt at a saga by kind and result
+	// (AttemptAdvanced, AttemptRetry, AttemptFailed).
+	Attempt(ctx context.Context, kind, result string)
 }
+
+// Results counted by Telemetry.Attempt.
+const (
+	AttemptAdvanced = "advanced" // the saga moved to a later state
+	AttemptRetry    = "retry"    // nothing could be done now; retried later
+	AttemptFailed   = "error"    // the attempt failed (the store, a crash)
+)
 
 // Outcomes counted by Telemetry.Outcome.
 const (
@@ -143,3 +178,6 @@ func (NopTelemetry) Traceparent(context.Context) string { return "" }
 
 // Outcome does nothing.
 func (NopTelemetry) Outcome(context.Context, string, string) {}
+
+// Attempt does nothing.
+func (NopTelemetry) Attempt(context.Context, string, string) {}

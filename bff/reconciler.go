@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -21,7 +20,9 @@ type Reconciler struct {
 	retention time.Duration // of finished sagas; 0 keeps them
 	batch     int
 	backlog   atomic.Int64
-	lastSweep time.Time // of expired keys and old sagas; only Pass touches it
+	attention atomic.Int64
+	oldest    atomic.Int64 // unix nanoseconds of the oldest open saga; 0: none
+	lastSweep time.Time    // of expired keys and old sagas; only Pass touches it
 }
 
 // sweepEvery is how often expired idempotency keys and finished sagas past
@@ -40,6 +41,30 @@ func (s *Service) NewReconciler(interval, retention time.Duration) *Reconciler {
 
 // Backlog is the number of open sagas seen by the last pass.
 func (rc *Reconciler) Backlog() int64 { return rc.backlog.Load() }
+
+// NeedsAttention is the number of sagas parked for an operator, as seen by
+// the last pass.
+func (rc *Reconciler) NeedsAttention() int64 { return rc.attention.Load() }
+
+// OldestOpenAge is how old the oldest open saga was at the last pass (0:
+// none). A saga settles within MaxUnresolved(interval) of a crash while the
+// services are up; an age well above that is a stuck saga.
+func (rc *Reconciler) OldestOpenAge() time.Duration {
+	n := rc.oldest.Load()
+	if n == 0 {
+		return 0
+	}
+	return max(rc.s.now().Sub(time.Unix(0, n)), 0)
+}
+
+// MaxUnresolved is the longest a registration stays unresolved after a
+// crash of the replica running it, while the services and the store
+// answer: the dead attempt's lease, then the next pass of a reconciler
+// (interval + 20 % jitter), then one attempt. After it a retry with the
+// same Idempotency-Key gets the final outcome.
+func (s *Service) MaxUnresolved(interval time.Duration) time.Duration {
+	return s.leaseTTL + interval*6/5 + s.attemptBudget()
+}
 
 // Run passes until ctx is cancelled.
 func (rc *Reconciler) Run(ctx context.Context) {
@@ -76,16 +101,32 @@ func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		held, err := s.withLease(ctx, sg.ID, func() error { return rc.work(ctx, sg.ID) })
-		if err != nil {
+		var moved bool
+		held, err := s.withLease(ctx, sg.ID, func(ctx context.Context) error {
+			var err error
+			moved, err = rc.work(ctx, sg.ID)
+			return err
+		})
+		switch {
+		case err != nil:
 			errs = append(errs, err)
-		}
-		if held && err == nil {
+			s.tel.Attempt(ctx, sg.Kind, AttemptFailed)
+		case !held:
+		case moved:
 			advanced++
+			s.tel.Attempt(ctx, sg.Kind, AttemptAdvanced)
+		default:
+			s.tel.Attempt(ctx, sg.Kind, AttemptRetry)
 		}
 	}
-	if n, err := s.sagas.CountOpen(ctx); err == nil {
-		rc.backlog.Store(n)
+	if st, err := s.sagas.Stats(ctx); err == nil {
+		rc.backlog.Store(st.Open)
+		rc.attention.Store(st.NeedsAttention)
+		var oldest int64
+		if !st.OldestOpen.IsZero() {
+			oldest = st.OldestOpen.UnixNano()
+		}
+		rc.oldest.Store(oldest)
 	}
 	return advanced, errors.Join(errs...)
 }
@@ -94,6 +135,13 @@ func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 // are logged: the next sweep tries again.
 func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	s := rc.s
+	// Leases orphaned by a crash (between the lease and the saga record)
+	// or by a failed release; a clock skew's margin past their expiry.
+	if n, err := s.leases.SweepLeases(ctx, now.Add(-clockSkew)); err != nil {
+		s.log.WarnContext(ctx, "lease sweep failed", "error", err.Error())
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "expired saga leases removed", "count", n)
+	}
 	if n, err := s.keys.SweepKeys(ctx, now); err != nil {
 		s.log.WarnContext(ctx, "idempotency key sweep failed", "error", err.Error())
 	} else if n > 0 {
@@ -109,16 +157,18 @@ func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	}
 }
 
-// work advances one saga under its lease, as far as it can go now.
-func (rc *Reconciler) work(ctx context.Context, id string) (err error) {
+// work advances one saga under its lease, as far as it can go now, and
+// reports whether it moved to another state.
+func (rc *Reconciler) work(ctx context.Context, id string) (moved bool, err error) {
 	s := rc.s
 	sg, err := s.sagas.GetSaga(ctx, id) // fresh, under the lease
 	if err != nil {
-		return err
+		return false, err
 	}
 	if Terminal(sg.State) || sg.NextAttemptAt.After(s.now()) {
-		return nil
+		return false, nil
 	}
+	first := sg.State
 	ctx, end := s.tel.Start(ctx, "bff.reconcile."+sg.Kind, sg.Traceparent,
 		slog.String("saga.id", sg.ID), slog.String("saga.state", sg.State), slog.Int("saga.attempts", sg.Attempts))
 	defer func() { end(err) }()
@@ -137,10 +187,12 @@ func (rc *Reconciler) work(ctx context.Context, id string) (err error) {
 			break
 		}
 	}
-	return err
+	return sg.State != first, err
 }
 
-// reconcileRegister takes one step of a register saga.
+// reconcileRegister takes one step of a register saga. No 201 was
+// answered for an open saga (a 201 needs the completed record), so going
+// back is allowed; an unknown answer never leads to a deletion.
 func (r *run) reconcileRegister(ctx context.Context) error {
 	switch r.saga.State {
 	case StateStarted:
@@ -149,18 +201,21 @@ func (r *run) reconcileRegister(ctx context.Context) error {
 		// The BFF stopped between the user and the profile (or could not
 		// record the end). Its client got no 201: finish with what exists.
 		exists, id, known := r.checkProfile(ctx)
-		if known && exists {
+		switch {
+		case known && exists:
 			return r.finish(ctx, StateCompleted, SagaChange{CustomerID: id}, OutcomeCompleted)
+		case known:
+			return r.transition(ctx, StateCompensating, SagaChange{LastError: "profile not created"})
+		case !r.canAsk():
+			return r.attention(ctx, "profile cannot be checked: token expired and no service client")
 		}
-		return r.transition(ctx, StateCompensating, SagaChange{LastError: "profile not created"})
+		r.retryLater(ctx, "profile check failed")
+		return nil
 	case StateCompensating:
+		// Going back is decided: delete the user, then verify that no
+		// profile appeared (a create still in flight), which removes it.
 		if !r.canAct() {
 			return r.attention(ctx, "user cannot be deleted: token expired and no service client")
-		}
-		exists, id, known := r.checkProfile(ctx)
-		if known && exists {
-			// A create landed after all: the registration is whole.
-			return r.finish(ctx, StateCompleted, SagaChange{CustomerID: id}, OutcomeCompleted)
 		}
 		if !r.deleteUser(ctx) {
 			r.retryLater(ctx, "compensation: user not deleted")
@@ -173,6 +228,12 @@ func (r *run) reconcileRegister(ctx context.Context) error {
 	return nil
 }
 
+// canAsk reports whether the customer service can be asked about the
+// saga's user: with a valid own token or the service account.
+func (r *run) canAsk() bool {
+	return r.ownToken() != "" || (r.s.customersAdmin != nil && r.saga.UserID != "")
+}
+
 // canAct reports whether the saga's user can still be acted on: with a
 // valid own token or the service account.
 func (r *run) canAct() bool { return r.ownToken() != "" || r.s.authAdmin != nil }
@@ -182,9 +243,8 @@ func (r *run) canAct() bool { return r.ownToken() != "" || r.s.authAdmin != nil 
 func (r *run) verify(ctx context.Context) error {
 	exists, id, known := r.checkProfile(ctx)
 	if !known {
-		if r.ownToken() == "" && r.s.customersAdmin == nil {
-			r.log.WarnContext(ctx, "saga: compensation not verified: token expired and no service client", "saga_id", r.saga.ID)
-			return r.finish(ctx, StateCompensated, SagaChange{LastError: "not verified"}, OutcomeCompensated)
+		if !r.canAsk() {
+			return r.attention(ctx, "compensation not verified: token expired and no service client")
 		}
 		r.retryLater(ctx, "verify: customer service did not answer")
 		return nil
@@ -200,7 +260,12 @@ func (r *run) verify(ctx context.Context) error {
 }
 
 // resolveStarted settles a saga whose register call never reported back.
-// It deletes a user only when it can prove the user came from this saga.
+// The register call carried the saga id as its Idempotency-Key, and the
+// auth service reports it with the user: the saga adopts (and may undo)
+// only a user that carries its own id. A user with another key is
+// someone else's, and the email can hold one user only, so this saga
+// created nothing. A user without a key (an auth service that does not
+// store it) cannot be told apart: the saga is parked, nothing is deleted.
 func (r *run) resolveStarted(ctx context.Context) error {
 	now := r.s.now()
 	if ready := r.saga.CreatedAt.Add(r.s.authGrace()); now.Before(ready) {
@@ -218,41 +283,15 @@ func (r *run) resolveStarted(ctx context.Context) error {
 		r.retryLater(ctx, "lookup by email failed")
 		return nil
 	}
-	if u == nil {
-		return r.finish(ctx, StateFailed, SagaChange{LastError: "no user was created"}, OutcomeFailed)
-	}
-	// A user with that email exists. Is it ours?
-	var exists bool
-	if r.s.customersAdmin != nil {
-		var id string
-		var cerr error
-		exists, id, cerr = r.s.customersAdmin.ProfileExistsFor(ctx, u.ID)
-		if cerr != nil {
-			r.retryLater(ctx, "profile check failed")
-			return nil
-		}
-		if exists {
-			// It has a profile: whoever created it, that registration is whole.
-			return r.finish(ctx, StateCompleted, SagaChange{CustomerID: id}, OutcomeCompleted)
-		}
-	}
-	others, err := r.s.sagas.SagasWithUser(ctx, u.ID)
-	if err != nil {
-		r.retryLater(ctx, "saga lookup failed")
-		return nil
-	}
-	others = slices.DeleteFunc(others, func(id string) bool { return id == r.saga.ID })
 	switch {
-	case len(others) > 0:
-		return r.attention(ctx, "the user is recorded by another saga")
-	case u.DateJoined.Before(r.saga.CreatedAt.Add(-clockSkew)):
-		return r.attention(ctx, "the user predates the saga")
-	case u.DateJoined.After(r.saga.CreatedAt.Add(r.s.authTimeout + clockSkew)):
-		return r.attention(ctx, "the user joined after the saga's register call")
-	case r.s.customersAdmin == nil:
-		return r.attention(ctx, "no service client to check the user's profile")
+	case u == nil:
+		return r.finish(ctx, StateFailed, SagaChange{LastError: "no user was created"}, OutcomeFailed)
+	case u.RegistrationKey == "":
+		return r.attention(ctx, "a user with the email exists and the auth service does not say which registration created it")
+	case u.RegistrationKey != r.saga.ID:
+		return r.finish(ctx, StateFailed, SagaChange{LastError: "the email belongs to another registration's user"}, OutcomeFailed)
 	}
-	// Joined during our register call, no profile, no other saga: ours.
+	// Ours. Record it; the next step finishes (a profile exists) or undoes it.
 	return r.transition(ctx, StateUserCreated, SagaChange{UserID: u.ID})
 }
 

@@ -14,7 +14,7 @@ func parkStarted(t *testing.T, h *harness) {
 	h.auth.register = func(AuthRegistration) (AuthUser, TokenPair, error) {
 		return AuthUser{}, TokenPair{}, upstream(ServiceAuth, ErrUpstreamUnavailable, false, 0)
 	}
-	if _, err := h.svc.Register(context.Background(), validRegistration, "", ""); err == nil {
+	if _, err := h.svc.Register(context.Background(), validRegistration, nil); err == nil {
 		t.Fatal("want a pending registration")
 	}
 	h.clock.advance(h.svc.authGrace() + time.Second)
@@ -27,50 +27,64 @@ func pass(t *testing.T, h *harness) {
 	}
 }
 
+// Scenario 2 of issue 14: a saga only ever undoes a user it can prove it
+// created (the auth service reports the saga id it was registered with);
+// a user without that proof is never deleted, however well its
+// date_joined fits the saga's window.
 func TestReconcilerResolvesStartedSagas(t *testing.T) {
 	t.Parallel()
 	sagaStart := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	inWindow := sagaStart.Add(200 * time.Millisecond)
+	const ours = "<the saga's id>"
 	for _, tc := range []struct {
 		name       string
 		user       *AuthUser
 		hasProfile bool
-		otherSaga  bool
 		want       string
 		deletes    bool
 	}{
 		{name: "no user was created", want: StateFailed},
-		{name: "the user is ours: compensated", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(200 * time.Millisecond)}, want: StateVerifying, deletes: true},
-		{name: "the user has a profile: done, nothing deleted", user: &AuthUser{ID: "u1", DateJoined: sagaStart}, hasProfile: true, want: StateCompleted},
-		{name: "the user predates the saga", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(-time.Hour)}, want: StateNeedsAttention},
-		{name: "the user joined long after", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(time.Hour)}, want: StateNeedsAttention},
-		{name: "another saga records the user", user: &AuthUser{ID: "u1", DateJoined: sagaStart}, otherSaga: true, want: StateNeedsAttention},
+		{name: "the user is ours: compensated", user: &AuthUser{ID: "u1", DateJoined: inWindow, RegistrationKey: ours}, want: StateVerifying, deletes: true},
+		{name: "the user is ours and has a profile: done, nothing deleted", user: &AuthUser{ID: "u1", DateJoined: inWindow, RegistrationKey: ours}, hasProfile: true, want: StateCompleted},
+		{name: "another registration's user inside the window: ours created nothing", user: &AuthUser{ID: "u1", DateJoined: inWindow, RegistrationKey: "saga-b"}, want: StateFailed},
+		{name: "another registration's whole account: ours created nothing", user: &AuthUser{ID: "u1", DateJoined: inWindow, RegistrationKey: "saga-b"}, hasProfile: true, want: StateFailed},
+		{name: "a user without a key inside the window (staff, a Django auth service): parked", user: &AuthUser{ID: "u1", DateJoined: inWindow}, want: StateNeedsAttention},
+		{name: "a user without a key that has a profile: parked", user: &AuthUser{ID: "u1", DateJoined: inWindow}, hasProfile: true, want: StateNeedsAttention},
+		{name: "a user without a key that predates the saga: parked", user: &AuthUser{ID: "u1", DateJoined: sagaStart.Add(-time.Hour)}, want: StateNeedsAttention},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, true)
-			if tc.otherSaga {
-				_ = h.store.CreateSaga(context.Background(), &Saga{ID: "other", Kind: KindRegister, State: StateCompleted, UserID: "u1"})
-			}
 			parkStarted(t, h)
+			sagaID := h.store.only(t).ID
+			if keys := h.auth.keys; len(keys) != 1 || keys[0] != sagaID {
+				t.Fatalf("register calls carried the keys %q, want the saga id %q", keys, sagaID)
+			}
 			h.authAdmin.find = func(email string) (*AuthUser, error) {
 				if email != "ada@example.com" {
 					t.Errorf("looked up %q, want the saga's normalised email", email)
 				}
-				return tc.user, nil
+				if tc.user == nil {
+					return nil, nil
+				}
+				u := *tc.user
+				if u.RegistrationKey == ours {
+					u.RegistrationKey = sagaID
+				}
+				return &u, nil
 			}
 			h.custAdmin.exists = func(string) (bool, string, error) { return tc.hasProfile, "c9", nil }
 			pass(t, h)
-			var sg *Saga
-			for id, s := range h.store.sagas {
-				if id != "other" {
-					sg = &s
-				}
-			}
+			pass(t, h)
+			sg := h.store.only(t)
 			if sg.State != tc.want {
 				t.Fatalf("state %s (%s), want %s", sg.State, sg.LastError, tc.want)
 			}
-			if deleted := len(h.authAdmin.deleted) > 0; deleted != tc.deletes {
+			if deleted := len(h.authAdmin.deleted) > 0 || h.auth.count("delete_self") > 0; deleted != tc.deletes {
 				t.Fatalf("user deleted: %v, want %v", deleted, tc.deletes)
+			}
+			if len(h.custAdmin.deleted) > 0 {
+				t.Fatal("a profile was deleted")
 			}
 		})
 	}
@@ -95,7 +109,7 @@ func TestReconcilerFinishesACrashedRegistration(t *testing.T) {
 		}
 		return nil
 	}
-	_, _ = h.svc.Register(context.Background(), validRegistration, "", "")
+	_, _ = h.svc.Register(context.Background(), validRegistration, nil)
 	h.svc.afterStep = nil
 
 	pass(t, h) // the crashed worker's lease still holds it
@@ -129,7 +143,7 @@ func TestReconcilerBacksOff(t *testing.T) {
 	}
 	failing := func(string) error { return upstream(ServiceAuth, ErrUpstreamUnavailable, true, 0) }
 	h.auth.deleteSelf, h.authAdmin.del = failing, failing
-	_, _ = h.svc.Register(context.Background(), validRegistration, "", "")
+	_, _ = h.svc.Register(context.Background(), validRegistration, nil)
 	rc := h.svc.NewReconciler(time.Second, 0)
 	var last time.Time
 	for i := range 4 {

@@ -33,13 +33,18 @@ func (r Registered) MarshalJSON() ([]byte, error) {
 }
 
 // Register runs the registration saga (see the package documentation).
-// sagaID is the id chosen by the idempotency claim ("" for a new one) and
-// keyID the claimed key's id ("" without a key). The caller's cancellation
-// does not stop a saga half way: each step is bounded by its own timeout.
-func (s *Service) Register(ctx context.Context, reg Registration, sagaID, keyID string) (_ *Registered, err error) {
+// claim is the request's hold on its Idempotency-Key (nil without a key):
+// the saga runs under the id it chose. The caller's cancellation does not
+// stop a saga half way: the attempt is bounded by its lease
+// (attemptBudget), each call by its own timeout.
+//
+// A *Registered (201) is returned only once the saga is recorded
+// completed: a 201 is never undone.
+func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClaim) (_ *Registered, err error) {
 	ctx = detach(ctx)
-	if sagaID == "" {
-		sagaID = contract.NewID()
+	sagaID, keyID := contract.NewID(), ""
+	if claim != nil {
+		sagaID, keyID = claim.SagaID, claim.KeyID
 	}
 	ctx, end := s.tel.Start(ctx, "bff.register", "", slog.String("saga.id", sagaID))
 	defer func() { end(err) }()
@@ -55,11 +60,11 @@ func (s *Service) Register(ctx context.Context, reg Registration, sagaID, keyID 
 		CreatedAt:        now, UpdatedAt: now,
 	}
 	var out *Registered
-	held, err := s.withLease(ctx, sagaID, func() error {
+	held, err := s.withLease(ctx, sagaID, func(ctx context.Context) error {
 		if err := s.sagas.CreateSaga(ctx, sg); err != nil {
 			return storeDown(err)
 		}
-		r := &run{s: s, saga: sg, log: s.log}
+		r := &run{s: s, saga: sg, claim: claim, log: s.log}
 		var err error
 		out, err = r.register(ctx, reg)
 		return err
@@ -79,8 +84,10 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 	if err := r.after(ctx, "saga_created"); err != nil {
 		return nil, err
 	}
+	in := reg.Auth
+	in.RegistrationKey = r.saga.ID // the proof that this saga created the user
 	sctx, end := r.s.tel.Start(ctx, "bff.register.auth_register", "")
-	user, tokens, err := r.s.auth.Register(sctx, reg.Auth)
+	user, tokens, err := r.s.auth.Register(sctx, in)
 	end(err)
 	if err != nil {
 		return nil, r.authFailed(ctx, err)
@@ -91,13 +98,14 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 		TokenSealed:    r.s.secrets.Seal(r.saga.ID, sealToken, []byte(tokens.Access)),
 		TokenExpiresAt: tokenExpiry(tokens.Access, r.s.now()),
 	}
-	if err := r.transition(ctx, StateUserCreated, ch); err != nil {
+	if err := r.commit(ctx, StateUserCreated, ch); err != nil {
 		// The saga cannot record the user: undo it now, while we hold its
-		// token. If that fails too, the reconciler finds the user by email.
+		// token (it is ours: we got it from our own call). If that fails
+		// too, the reconciler finds the user by email and its key.
 		r.log.ErrorContext(ctx, "saga: user created but not recorded; removing it", "saga_id", r.saga.ID, "error", err.Error())
 		r.saga.UserID = user.ID
 		if r.deleteUser(ctx) {
-			r.s.tel.Outcome(ctx, KindRegister, OutcomeCompensated)
+			r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
 			return nil, registrationFailed(storeDown(err), true)
 		}
 		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
@@ -132,8 +140,9 @@ func (r *run) authFailed(ctx context.Context, err error) error {
 		Code: CodeRegistrationFailed,
 		Detail: "The registration could not be completed: the auth service did not answer. " +
 			"Anything it may have created is removed automatically; please try again in a minute.",
-		Extra: map[string]any{"compensated": false, "pending": true},
-		Cause: ue,
+		Extra:      map[string]any{"compensated": false, "pending": true},
+		RetryAfter: r.s.authGrace(),
+		Cause:      ue,
 	}
 }
 
@@ -149,6 +158,9 @@ func (r *run) createProfile(ctx context.Context, user AuthUser, tokens TokenPair
 		prof, err := r.s.customers.CreateProfile(sctx, tokens.Access, fields)
 		end(err)
 		if err == nil {
+			if err := r.after(ctx, "profile_created"); err != nil {
+				return nil, err
+			}
 			return r.complete(ctx, user, tokens, prof)
 		}
 		ue := upstreamOf(ServiceCustomer, err)
@@ -164,24 +176,42 @@ func (r *run) createProfile(ctx context.Context, user AuthUser, tokens TokenPair
 		if attempt > 1 || !retryable {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(r.s.profileRetryDelay):
+		}
 	}
 	return r.compensateLive(ctx, user, tokens, last, ambiguous)
 }
 
-// complete records the created profile.
+// complete records the registration as completed and only then answers
+// 201: a registration answered 201 is recorded completed, and completed is
+// final. When the record cannot be written the answer is 503 pending; the
+// reconciler finds the profile and completes the record (a retry with the
+// same key then gets the 201).
 func (r *run) complete(ctx context.Context, user AuthUser, tokens TokenPair, prof CustomerProfile) (*Registered, error) {
-	if err := r.after(ctx, "profile_created"); err != nil {
-		return nil, err
+	res := &Registered{User: user, Profile: prof.Raw, Tokens: tokens}
+	ch := SagaChange{CustomerID: prof.ID}
+	if r.claim != nil {
+		if body, err := json.Marshal(res); err == nil {
+			ch.AnswerSealed, _ = r.s.secrets.SealAnswer(r.claim.fp, r.claim.KeyID, http201, body)
+		}
 	}
-	if err := r.transition(ctx, StateCompleted, SagaChange{CustomerID: prof.ID}); err != nil {
-		// The registration is whole; the reconciler finds the profile and
-		// completes the record.
-		r.log.WarnContext(ctx, "saga: completion not recorded", "saga_id", r.saga.ID, "error", err.Error())
+	if err := r.commit(ctx, StateCompleted, ch); err != nil {
+		r.log.WarnContext(ctx, "saga: completion not recorded; the reconciler completes it", "saga_id", r.saga.ID, "error", err.Error())
+		if !errors.Is(err, ErrStateChanged) {
+			r.retryLater(ctx, "completion not recorded")
+		}
+		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
+		return nil, registrationPending(err)
 	}
 	r.s.tel.Outcome(ctx, KindRegister, OutcomeCompleted)
-	return &Registered{User: user, Profile: prof.Raw, Tokens: tokens}, nil
+	return res, nil
 }
+
+// http201 is the status of a completed registration (bff does not import
+// net/http).
+const http201 = 201
 
 // finishForward completes a registration whose profile turned out to exist.
 func (r *run) finishForward(ctx context.Context, user AuthUser, tokens TokenPair) (*Registered, error) {
@@ -189,27 +219,36 @@ func (r *run) finishForward(ctx context.Context, user AuthUser, tokens TokenPair
 	if err != nil {
 		r.log.WarnContext(ctx, "saga: profile exists but could not be read back", "saga_id", r.saga.ID, "error", err.Error())
 	}
-	if err := r.transition(ctx, StateCompleted, SagaChange{CustomerID: prof.ID}); err != nil {
-		r.log.WarnContext(ctx, "saga: completion not recorded", "saga_id", r.saga.ID, "error", err.Error())
-	}
-	r.s.tel.Outcome(ctx, KindRegister, OutcomeCompleted)
-	return &Registered{User: user, Profile: prof.Raw, Tokens: tokens}, nil
+	return r.complete(ctx, user, tokens, prof)
 }
 
 // compensateLive undoes the user after the profile could not be created:
-// check before deleting, then delete (own token, then service token).
+// check before deleting (when the create may have landed), record the
+// decision (compensating), then delete (own token, then service token).
+// When the check cannot answer nothing is deleted: the saga stays
+// user_created and the reconciler tries again.
 func (r *run) compensateLive(ctx context.Context, user AuthUser, tokens TokenPair, cause *UpstreamError, ambiguous bool) (_ *Registered, err error) {
 	ctx, end := r.s.tel.Start(ctx, "bff.register.compensate", "", slog.Bool("ambiguous", ambiguous))
 	defer func() { end(err) }()
-	if terr := r.transition(ctx, StateCompensating, SagaChange{LastError: "customer: " + cause.Kind.Error()}); terr != nil {
-		// Go on: undoing the user matters more than the record, and the
-		// reconciler repeats whatever is left.
-		r.log.WarnContext(ctx, "saga: compensation not recorded", "saga_id", r.saga.ID, "error", terr.Error())
-	}
 	if ambiguous {
-		if exists, _, known := r.checkProfile(ctx); known && exists {
+		exists, _, known := r.checkProfile(ctx)
+		switch {
+		case known && exists:
 			return r.finishForward(ctx, user, tokens)
+		case !known:
+			r.retryLater(ctx, "customer: "+cause.Kind.Error()+"; profile check failed")
+			r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
+			return nil, registrationPending(cause)
 		}
+	}
+	if terr := r.commit(ctx, StateCompensating, SagaChange{LastError: "customer: " + cause.Kind.Error()}); terr != nil {
+		// Undo only what is recorded as undone: the reconciler decides.
+		r.log.WarnContext(ctx, "saga: compensation not recorded; left to the reconciler", "saga_id", r.saga.ID, "error", terr.Error())
+		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
+		return nil, registrationFailed(cause, false)
+	}
+	if err := r.after(ctx, "compensating"); err != nil {
+		return nil, err
 	}
 	if !r.deleteUser(ctx) {
 		r.retryLater(ctx, "compensation: user not deleted")
@@ -238,6 +277,20 @@ func (r *run) finishCompensation(ctx context.Context, verify bool) {
 	}
 	if err != nil {
 		r.log.WarnContext(ctx, "saga: compensation result not recorded", "saga_id", r.saga.ID, "error", err.Error())
+	}
+}
+
+// registrationPending is the answer of a registration whose outcome is not
+// settled: the BFF finishes or undoes it; a retry with the same key learns
+// which.
+func registrationPending(cause error) *Error {
+	return &Error{
+		Code: CodeRegistrationPending,
+		Detail: "The registration is not settled yet: it is completed or undone automatically. " +
+			"Retry with the same Idempotency-Key to learn the outcome.",
+		Extra:      map[string]any{"compensated": false, "pending": true},
+		RetryAfter: 5 * time.Second,
+		Cause:      cause,
 	}
 }
 
@@ -288,14 +341,16 @@ func (r *run) deleteUser(ctx context.Context) bool {
 	defer func() { end(err) }()
 	if tok := r.ownToken(); tok != "" {
 		err = r.s.auth.DeleteSelf(ctx, tok)
-		// 401 with a token that has not expired: its user no longer exists.
-		if err == nil || errors.Is(err, ErrUpstreamNotFound) || errors.Is(err, ErrUpstreamUnauthorized) {
+		// Only an explicit "user not found" means gone: a rejected token
+		// (expired, a rotated key, a skewed clock) falls back to the
+		// service account.
+		if err == nil || userGone(err) {
 			return true
 		}
 	}
 	if r.s.authAdmin != nil && r.saga.UserID != "" {
 		err = r.s.authAdmin.DeleteUser(ctx, r.saga.UserID)
-		if err == nil || errors.Is(err, ErrUpstreamNotFound) {
+		if err == nil || userGone(err) {
 			return true
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Saga kinds.
@@ -58,12 +60,19 @@ type Saga struct {
 	TokenSealed      []byte    // the user's access token, sealed; wiped when terminal
 	TokenExpiresAt   time.Time // when that token stops working
 	IdempotencyKeyID string
-	Attempts         int
-	NextAttemptAt    time.Time
-	LastError        string // a short classification, never upstream text
-	Traceparent      string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// AnswerSealed is the 201 answered to a request with an
+	// Idempotency-Key, sealed as the idempotency record's answer (under the
+	// request's fingerprint): written with the completed transition, so a
+	// retry gets it even when the record could not be completed.
+	AnswerSealed []byte
+	// Version counts the saga's transitions: each is fenced on it.
+	Version       int
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string // a short classification, never upstream text
+	Traceparent   string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // SagaChange is one guarded transition: the new state and the fields it
@@ -76,10 +85,18 @@ type SagaChange struct {
 	TokenSealed    []byte
 	TokenExpiresAt time.Time
 	WipeSecrets    bool // remove the sealed email and token
-	Attempts       int  // set when SetAttempts
+	AnswerSealed   []byte
+	Attempts       int // set when SetAttempts
 	SetAttempts    bool
 	NextAttemptAt  time.Time
 	LastError      string
+}
+
+// ApplyChange mirrors a transition on a saga read before it (for stores
+// that roll a transition forward): ch applied and the version counted.
+func ApplyChange(s *Saga, ch SagaChange) {
+	ch.apply(s)
+	s.Version++
 }
 
 // apply mirrors a successful transition on the in-memory saga.
@@ -98,6 +115,9 @@ func (ch SagaChange) apply(s *Saga) {
 	}
 	if ch.WipeSecrets {
 		s.TokenSealed, s.EmailSealed = nil, nil
+	}
+	if ch.AnswerSealed != nil {
+		s.AnswerSealed = ch.AnswerSealed
 	}
 	if ch.SetAttempts {
 		s.Attempts = ch.Attempts
@@ -122,24 +142,54 @@ func (e *errCrashed) Unwrap() error { return e.err }
 type run struct {
 	s     *Service
 	saga  *Saga
-	token string // the user's access token, when known (never stored plain)
+	claim *KeyClaim // the live request's Idempotency-Key, when any
+	token string    // the user's access token, when known (never stored plain)
 	log   *slog.Logger
 }
 
-// transition moves the saga from its current state to to, guarded by the
-// current state.
+// transition moves the saga from its current state to to, fenced on its
+// version: a worker that lost its lease (someone took the saga over) loses.
 func (r *run) transition(ctx context.Context, to string, ch SagaChange) error {
 	ch.State = to
 	ch.At = r.s.now()
 	if Terminal(to) {
 		ch.WipeSecrets = true
 	}
-	if err := r.s.sagas.TransitionSaga(ctx, r.saga.ID, r.saga.State, ch); err != nil {
+	if err := r.s.sagas.TransitionSaga(ctx, r.saga.ID, r.saga.Version, ch); err != nil {
 		return fmt.Errorf("saga %s: %s -> %s: %w", r.saga.ID, r.saga.State, to, err)
 	}
 	r.log.InfoContext(ctx, "saga transition", "saga_id", r.saga.ID, "kind", r.saga.Kind, "from", r.saga.State, "to", to)
 	ch.apply(r.saga)
+	r.saga.Version++
 	return nil
+}
+
+// commit is a transition whose outcome must be known before anything
+// depends on it (an answer of 201, a deletion): when the write fails it
+// reads the saga back (the write may have landed) and tries again, a few
+// times. It returns nil only when the saga is in state to.
+func (r *run) commit(ctx context.Context, to string, ch SagaChange) error {
+	var err error
+	for range 3 {
+		if err = r.transition(ctx, to, ch); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		sg, gerr := r.s.sagas.GetSaga(ctx, r.saga.ID)
+		switch {
+		case gerr != nil:
+			continue
+		case sg.State == to && sg.Version == r.saga.Version+1:
+			// It landed (ours, or an equal decision by whoever took over).
+			*r.saga = *sg
+			return nil
+		case sg.Version != r.saga.Version:
+			return fmt.Errorf("saga %s: %w", r.saga.ID, ErrStateChanged)
+		}
+	}
+	return err
 }
 
 // retryLater records a failed attempt and schedules the next one with
@@ -200,21 +250,33 @@ func (s *Service) backoff(n int) time.Duration {
 const maxBackoff = 5 * time.Minute
 
 // withLease runs fn while holding the saga's lease. It returns false
-// (and does not run fn) when someone else holds it.
-func (s *Service) withLease(ctx context.Context, id string, fn func() error) (bool, error) {
+// (and does not run fn) when someone else holds it. The lease belongs to
+// this one attempt (its own random owner id), and fn's context ends
+// before the lease does (attemptBudget): once another worker may take the
+// saga over, this attempt makes no more calls.
+func (s *Service) withLease(ctx context.Context, id string, fn func(ctx context.Context) error) (bool, error) {
+	owner := contract.NewID()
 	now := s.now()
-	ok, err := s.leases.AcquireLease(ctx, id, s.owner, now, now.Add(s.leaseTTL))
+	ok, err := s.leases.AcquireLease(ctx, id, owner, now, now.Add(s.leaseTTL))
 	if err != nil || !ok {
 		return false, err
 	}
-	err = fn()
+	actx, cancel := context.WithTimeout(ctx, s.attemptBudget())
+	err = fn(actx)
+	cancel()
 	if _, crashed := errors.AsType[*errCrashed](err); crashed {
 		return true, err
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if rerr := s.leases.ReleaseLease(rctx, id, s.owner); rerr != nil {
-		s.log.WarnContext(ctx, "saga lease not released (it expires by itself)", "saga_id", id, "error", rerr.Error())
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.storeTimeout)
+	defer rcancel()
+	if rerr := s.leases.ReleaseLease(rctx, id, owner); rerr != nil {
+		s.log.WarnContext(ctx, "saga lease not released (it expires by itself and is swept)", "saga_id", id, "error", rerr.Error())
 	}
 	return true, err
+}
+
+// attemptBudget is how long one attempt at a saga may run: its lease, less
+// a margin for the clocks of the replicas.
+func (s *Service) attemptBudget() time.Duration {
+	return s.leaseTTL - min(2*clockSkew, s.leaseTTL/4)
 }

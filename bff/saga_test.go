@@ -12,7 +12,7 @@ import (
 func TestRegisterCompletes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
-	res, err := h.svc.Register(context.Background(), validRegistration, "", "")
+	res, err := h.svc.Register(context.Background(), validRegistration, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestRegisterAuthFailures(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, true)
 			h.auth.register = func(AuthRegistration) (AuthUser, TokenPair, error) { return AuthUser{}, TokenPair{}, tc.err }
-			_, err := h.svc.Register(context.Background(), validRegistration, "", "")
+			_, err := h.svc.Register(context.Background(), validRegistration, nil)
 			if tc.pending {
 				var be *Error
 				if !errors.As(err, &be) || be.Code != CodeRegistrationFailed || be.Extra["pending"] != true {
@@ -126,7 +126,7 @@ func TestRegisterProfileFailures(t *testing.T) {
 				h.auth.deleteSelf = func(string) error { return upstream(ServiceAuth, ErrUpstreamUnavailable, true, 0) }
 				h.authAdmin.del = func(string) error { return upstream(ServiceAuth, ErrUpstreamUnavailable, true, 0) }
 			}
-			res, err := h.svc.Register(context.Background(), validRegistration, "", "")
+			res, err := h.svc.Register(context.Background(), validRegistration, nil)
 			sg := h.store.only(t)
 			if sg.State != tc.wantState {
 				t.Fatalf("saga state %s, want %s", sg.State, tc.wantState)
@@ -161,7 +161,7 @@ func TestRegisterStoreDownCreatesNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
 	h.store.down = true
-	_, err := h.svc.Register(context.Background(), validRegistration, "", "")
+	_, err := h.svc.Register(context.Background(), validRegistration, nil)
 	var be *Error
 	if !errors.As(err, &be) || be.Code != CodeStoreUnavailable {
 		t.Fatalf("error: %v", err)
@@ -180,7 +180,7 @@ func TestAfterStepStopsLikeACrash(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := h.svc.Register(context.Background(), validRegistration, "", ""); err == nil {
+	if _, err := h.svc.Register(context.Background(), validRegistration, nil); err == nil {
 		t.Fatal("want the hook's error")
 	}
 	if sg := h.store.only(t); sg.State != StateUserCreated || h.customers.creates != 0 {

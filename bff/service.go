@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Options are the Service's dependencies and settings.
@@ -28,14 +26,15 @@ type Options struct {
 	Telemetry Telemetry    // nil: NopTelemetry
 	Logger    *slog.Logger // nil: slog.Default
 
-	// Owner names this replica in leases (default: a random id).
-	Owner string
 	// AuthTimeout and CustomerTimeout are the upstream call timeouts; they
 	// set how long a saga in doubt is left alone before it is resolved.
 	AuthTimeout     time.Duration
 	CustomerTimeout time.Duration
+	// StoreTimeout bounds every call to the BFF's own store (default 2s).
+	StoreTimeout time.Duration
 	// LeaseTTL bounds how long a crashed worker's lease blocks its saga
-	// (default: long enough for every step of a registration).
+	// (default: DefaultLeaseTTL). An attempt at a saga stops making calls
+	// a margin before its lease expires.
 	LeaseTTL time.Duration
 	// RetryBase is the first backoff delay of a failed saga step (default 1s).
 	RetryBase time.Duration
@@ -60,13 +59,15 @@ type Service struct {
 	secrets        *Secrets
 	tel            Telemetry
 	log            *slog.Logger
-	owner          string
 	authTimeout    time.Duration
 	customerTO     time.Duration
+	storeTimeout   time.Duration
 	leaseTTL       time.Duration
 	retryBase      time.Duration
-	now            func() time.Time
-	afterStep      func(ctx context.Context, step string) error
+	// profileRetryDelay is the pause before the second profile create.
+	profileRetryDelay time.Duration
+	now               func() time.Time
+	afterStep         func(ctx context.Context, step string) error
 }
 
 // NewService checks the options and returns the service.
@@ -77,9 +78,10 @@ func NewService(o Options) (*Service, error) {
 	s := &Service{
 		auth: o.Auth, authAdmin: o.AuthAdmin, customers: o.Customers, customersAdmin: o.CustomersAdmin,
 		views: o.Views, sagas: o.Sagas, leases: o.Leases, keys: o.Keys, secrets: o.Secrets,
-		tel: o.Telemetry, log: o.Logger, owner: o.Owner,
-		authTimeout: o.AuthTimeout, customerTO: o.CustomerTimeout, leaseTTL: o.LeaseTTL,
+		tel: o.Telemetry, log: o.Logger,
+		authTimeout: o.AuthTimeout, customerTO: o.CustomerTimeout, storeTimeout: o.StoreTimeout, leaseTTL: o.LeaseTTL,
 		retryBase: o.RetryBase, now: o.Now, afterStep: o.AfterStep,
+		profileRetryDelay: 100 * time.Millisecond,
 	}
 	if s.tel == nil {
 		s.tel = NopTelemetry{}
@@ -87,9 +89,11 @@ func NewService(o Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.owner == "" {
-		s.owner = contract.NewID()
+	if s.storeTimeout <= 0 {
+		s.storeTimeout = DefaultStoreTimeout
 	}
+	b := bounded{sagas: o.Sagas, leases: o.Leases, keys: o.Keys, timeout: s.storeTimeout}
+	s.sagas, s.leases, s.keys = b, b, b
 	if s.authTimeout <= 0 {
 		s.authTimeout = 3 * time.Second
 	}
@@ -97,7 +101,7 @@ func NewService(o Options) (*Service, error) {
 		s.customerTO = 3 * time.Second
 	}
 	if s.leaseTTL <= 0 {
-		s.leaseTTL = DefaultLeaseTTL(s.authTimeout, s.customerTO)
+		s.leaseTTL = DefaultLeaseTTL(s.authTimeout, s.customerTO, s.storeTimeout)
 	}
 	if s.retryBase <= 0 {
 		s.retryBase = time.Second
@@ -108,11 +112,17 @@ func NewService(o Options) (*Service, error) {
 	return s, nil
 }
 
-// DefaultLeaseTTL is long enough for every call of a registration: the
-// register call, two profile-create attempts, the check, the profile fetch
-// and two deletes, each bounded by its timeout, plus a margin.
-func DefaultLeaseTTL(authTimeout, customerTimeout time.Duration) time.Duration {
-	return 3*authTimeout + 4*customerTimeout + 5*time.Second
+// DefaultStoreTimeout bounds each call to the BFF's store by default.
+const DefaultStoreTimeout = 2 * time.Second
+
+// DefaultLeaseTTL is long enough for the upstream calls of a registration
+// (the register call, two profile-create attempts, the check, the profile
+// fetch and two deletes, each bounded by its timeout), two store calls at
+// their bound, plus a margin. Whatever the TTL, an attempt stops before
+// its lease expires (the calls it makes then fail, and the saga is left
+// for the reconciler, as after a crash).
+func DefaultLeaseTTL(authTimeout, customerTimeout, storeTimeout time.Duration) time.Duration {
+	return 3*authTimeout + 4*customerTimeout + 2*storeTimeout + 5*time.Second
 }
 
 // authGrace is how long a saga whose register call may still be running

@@ -67,9 +67,13 @@ type authService struct {
 
 var _ bff.Auth = (*authService)(nil)
 
+// toUser converts the client's user. RegistrationKey is the key the user
+// lookups report: "" from the company's Django auth service (it does not
+// store it), and then the reconciler cannot prove a user its own and
+// parks a saga in doubt (needs_attention) instead of deleting anything.
 func toUser(u *authclient.User) bff.AuthUser {
 	return bff.AuthUser{ID: u.ID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
-		PhoneNumber: u.PhoneNumber, UserRole: u.UserRole, DateJoined: u.DateJoined}
+		PhoneNumber: u.PhoneNumber, UserRole: u.UserRole, DateJoined: u.DateJoined, RegistrationKey: u.RegistrationKey}
 }
 
 func (a *authService) session(s *authclient.Session, err error) (bff.AuthUser, bff.TokenPair, error) {
@@ -84,6 +88,7 @@ func (a *authService) Register(ctx context.Context, in bff.AuthRegistration) (bf
 		return a.c.Register(ctx, authclient.RegisterRequest{
 			Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, PhoneNumber: in.PhoneNumber,
 			Password1: in.Password1, Password2: in.Password2,
+			RegistrationKey: in.RegistrationKey, // the saga id: proof of authorship
 		})
 	}))
 }
@@ -121,7 +126,8 @@ func (a *authService) DeleteSelf(ctx context.Context, token string) error {
 	return fromAuth(a.br.Do(ctx, func(ctx context.Context) error { return a.c.DeleteSelf(ctx, token) }))
 }
 
-// CurrentUser is the view loader's user source.
+// CurrentUser is the view loader's user source: the user JSON of the
+// contract (bff.AuthUser's members), never the registration key.
 func (a *authService) CurrentUser(ctx context.Context, token string) (json.RawMessage, error) {
 	u, err := breaker.Call(ctx, a.br, func(ctx context.Context) (*authclient.User, error) {
 		return a.c.Profile(ctx, token)
@@ -129,7 +135,7 @@ func (a *authService) CurrentUser(ctx context.Context, token string) (json.RawMe
 	if err != nil {
 		return nil, fromAuth(err)
 	}
-	return json.Marshal(u)
+	return json.Marshal(toUser(u))
 }
 
 // authAdmin is bff.AuthAdmin over authclient with the service token.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/httpapi"
 	"github.com/acme/customer-platform/internal/config"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	AuthTimeout       time.Duration `json:"auth_timeout"`
 	CustomerTimeout   time.Duration `json:"customer_timeout"`
 	RedisTimeout      time.Duration `json:"redis_timeout"`
+	// StoreTimeout bounds every call to the BFF's MongoDB (sagas, leases,
+	// idempotency keys).
+	StoreTimeout      time.Duration `json:"store_timeout"`
 	ReconcileInterval time.Duration `json:"reconcile_interval"`
 	// SagaLeaseTTL bounds how long a crashed replica's lease blocks its
 	// saga; 0: derived from the timeouts (bff.DefaultLeaseTTL).
@@ -84,6 +88,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		AuthTimeout:       r.Duration("AUTH_TIMEOUT", 3*time.Second),
 		CustomerTimeout:   r.Duration("CUSTOMER_TIMEOUT", 3*time.Second),
 		RedisTimeout:      r.Duration("REDIS_TIMEOUT", 50*time.Millisecond),
+		StoreTimeout:      r.Duration("STORE_TIMEOUT", bff.DefaultStoreTimeout),
 		ReconcileInterval: r.Duration("RECONCILE_INTERVAL", 5*time.Second),
 		SagaLeaseTTL:      r.Duration("SAGA_LEASE_TTL", 0),
 		SagaRetention:     r.Duration("SAGA_RETENTION", 30*24*time.Hour),
@@ -104,6 +109,8 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r.Check(c.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
 	r.Check(c.CustomerTimeout > 0, "CUSTOMER_TIMEOUT", "must be positive")
 	r.Check(c.RedisTimeout > 0, "REDIS_TIMEOUT", "must be positive")
+	r.Check(c.StoreTimeout > 0, "STORE_TIMEOUT", "must be positive")
+	r.Check(c.SagaLeaseTTL == 0 || c.SagaLeaseTTL >= 2*time.Second, "SAGA_LEASE_TTL", "must be 0 (derived) or at least 2s")
 	r.Check(c.ReconcileInterval > 0, "RECONCILE_INTERVAL", "must be positive")
 	r.Check(c.SagaRetention >= 0, "SAGA_RETENTION", "must not be negative (0 keeps finished sagas)")
 	r.Check(c.CacheTTL > 0, "CACHE_TTL", "must be positive")

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		Auth: authSvc, Customers: custSvc,
 		Sagas: store, Leases: store, Keys: store,
 		Logger:      log,
-		AuthTimeout: cfg.AuthTimeout, CustomerTimeout: cfg.CustomerTimeout, LeaseTTL: cfg.SagaLeaseTTL,
+		AuthTimeout: cfg.AuthTimeout, CustomerTimeout: cfg.CustomerTimeout, StoreTimeout: cfg.StoreTimeout, LeaseTTL: cfg.SagaLeaseTTL,
 		RetryBase: min(cfg.ReconcileInterval, 5*time.Second),
 		AfterStep: cfg.afterStep,
 	}
@@ -144,7 +144,22 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		}
 		return 0
 	}
-	if opts.Telemetry, err = newSagaTelemetry(tel.Tracer, tel.Meter, backlog); err != nil {
+	gauges := reconcilerGauges{
+		backlog: backlog,
+		needsAttention: func() int64 {
+			if r := rec.Load(); r != nil {
+				return r.NeedsAttention()
+			}
+			return 0
+		},
+		oldestOpenAge: func() time.Duration {
+			if r := rec.Load(); r != nil {
+				return r.OldestOpenAge()
+			}
+			return 0
+		},
+	}
+	if opts.Telemetry, err = newSagaTelemetry(tel.Tracer, tel.Meter, gauges); err != nil {
 		return err
 	}
 	svc, err := bff.NewService(opts)
@@ -182,6 +197,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 				"breakers":           breakers.States(),
 				"service_client":     cfg.hasServiceClient(),
 				"reconciler_backlog": backlog(),
+				"needs_attention":    gauges.needsAttention(),
 				"cache":              "off",
 			}
 			if subscriber != nil {

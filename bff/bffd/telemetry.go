@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -17,31 +18,54 @@ import (
 const instrumentation = "github.com/acme/customer-platform/bff"
 
 // sagaTelemetry implements bff.Telemetry with OpenTelemetry: spans of the
-// saga steps, the bff.saga.outcomes counter and the bff.reconciler.backlog
-// gauge.
+// saga steps, the bff.saga.outcomes and bff.reconciler.attempts counters,
+// and the reconciler's gauges (bff.reconciler.backlog,
+// bff.saga.needs_attention, bff.reconciler.oldest_open_age).
 type sagaTelemetry struct {
 	tracer   trace.Tracer
 	outcomes metric.Int64Counter
+	attempts metric.Int64Counter
+}
+
+// reconcilerGauges are what the reconciler's last pass saw.
+type reconcilerGauges struct {
+	backlog        func() int64
+	needsAttention func() int64
+	oldestOpenAge  func() time.Duration
 }
 
 var _ bff.Telemetry = (*sagaTelemetry)(nil)
 
-func newSagaTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, backlog func() int64) (*sagaTelemetry, error) {
+func newSagaTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, g reconcilerGauges) (*sagaTelemetry, error) {
 	m := mp.Meter(instrumentation)
 	outcomes, err := m.Int64Counter("bff.saga.outcomes",
 		metric.WithDescription("Sagas by kind (register, delete_account) and outcome (completed, compensated, pending, failed, needs_attention)."))
 	if err != nil {
 		return nil, fmt.Errorf("saga metrics: %w", err)
 	}
-	if _, err := m.Int64ObservableGauge("bff.reconciler.backlog",
-		metric.WithDescription("Sagas not yet finished, as seen by the reconciler's last pass."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(backlog())
-			return nil
-		})); err != nil {
+	attempts, err := m.Int64Counter("bff.reconciler.attempts",
+		metric.WithDescription("Reconciler attempts at a saga by kind and result (advanced, retry, error)."))
+	if err != nil {
 		return nil, fmt.Errorf("saga metrics: %w", err)
 	}
-	return &sagaTelemetry{tracer: tp.Tracer(instrumentation), outcomes: outcomes}, nil
+	for _, gauge := range []struct {
+		name, desc, unit string
+		value            func() int64
+	}{
+		{"bff.reconciler.backlog", "Sagas not yet finished, as seen by the reconciler's last pass.", "{saga}", g.backlog},
+		{"bff.saga.needs_attention", "Sagas parked for an operator (state needs_attention), as seen by the reconciler's last pass.", "{saga}", g.needsAttention},
+		{"bff.reconciler.oldest_open_age", "Age of the oldest saga not yet finished, as seen by the reconciler's last pass (0: none).", "s",
+			func() int64 { return int64(g.oldestOpenAge() / time.Second) }},
+	} {
+		if _, err := m.Int64ObservableGauge(gauge.name, metric.WithDescription(gauge.desc), metric.WithUnit(gauge.unit),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(gauge.value())
+				return nil
+			})); err != nil {
+			return nil, fmt.Errorf("saga metrics: %w", err)
+		}
+	}
+	return &sagaTelemetry{tracer: tp.Tracer(instrumentation), outcomes: outcomes, attempts: attempts}, nil
 }
 
 func (t *sagaTelemetry) Start(ctx context.Context, name, link string, attrs ...slog.Attr) (context.Context, func(error)) {
@@ -70,6 +94,10 @@ func (t *sagaTelemetry) Traceparent(ctx context.Context) string {
 
 func (t *sagaTelemetry) Outcome(ctx context.Context, kind, outcome string) {
 	t.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("saga.kind", kind), attribute.String("outcome", outcome)))
+}
+
+func (t *sagaTelemetry) Attempt(ctx context.Context, kind, result string) {
+	t.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("saga.kind", kind), attribute.String("result", result)))
 }
 
 func otelAttrs(as []slog.Attr) []attribute.KeyValue {

@@ -85,7 +85,7 @@ func fromError(be *bff.Error) *web.Error {
 		status = http.StatusUnprocessableEntity
 	case bff.CodeKeyInFlight:
 		status = http.StatusConflict
-	case bff.CodeStoreUnavailable:
+	case bff.CodeStoreUnavailable, bff.CodeRegistrationPending:
 		status = http.StatusServiceUnavailable
 	case bff.CodeRegistrationFailed, bff.CodePartialUpdate:
 		status = http.StatusServiceUnavailable

@@ -54,14 +54,12 @@ func handleRegister(s *bff.Service, v *bff.Validator, resp web.Responder) web.Ha
 				return nil
 			}
 		}
-		var sagaID, keyID string
+		res, regErr := s.Register(ctx, reg, claim)
+		status, body, err := encodeAnswer(c, resp, http.StatusCreated, res, regErr)
 		if claim != nil {
-			sagaID, keyID = claim.SagaID, claim.KeyID
-		}
-		res, err := s.Register(ctx, reg, sagaID, keyID)
-		status, body, err := encodeAnswer(c, resp, http.StatusCreated, res, err)
-		if claim != nil {
-			s.CompleteIdempotent(ctx, claim, status, body)
+			// Only a final outcome is kept for retries; anything else is
+			// answered from the saga when the client asks again.
+			s.CompleteIdempotent(ctx, claim, status, body, status < 500 && bff.Final(regErr))
 		}
 		if err != nil {
 			return err

@@ -64,3 +64,16 @@ func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
 	}
 	return nil
 }
+
+// SweepLeases deletes the leases that expired before before: orphaned by a
+// crash between the lease and the saga record, or by a failed release.
+// FerretDB resolves the filter to _ids first and deletes those; a lease
+// inserted meanwhile by a takeover has a new _id (and a later expiry), so
+// it is never swept.
+func (s *Store) SweepLeases(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.leases.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}})
+	if err != nil {
+		return 0, fmt.Errorf("bff store: sweep leases: %w", err)
+	}
+	return res.DeletedCount, nil
+}

@@ -5,12 +5,17 @@
 //
 //	sagas             {_id [string, saga id], kind, state, user_id, customer_id,
 //	                   email_hash [hex HMAC], email_sealed [binary], token_sealed [binary],
-//	                   token_expires_at [date], idempotency_key_id, attempts [int32],
+//	                   token_expires_at [date], idempotency_key_id, answer_sealed [binary,
+//	                   AES-GCM under the request's fingerprint], version [int32], attempts [int32],
 //	                   next_attempt_at [date], last_error, traceparent,
 //	                   created_at [date], updated_at [date]}
 //	                  indexes: {state, next_attempt_at}, {user_id}, {state, updated_at}
-//	saga_leases       {_id [string, random per lease], saga_id [unique], owner,
-//	                   expires_at [date]}
+//	saga_fences       {_id [string, "<saga id>/<version>"], saga_id, version [int32],
+//	                   change [the transition: state, at, and the fields it sets]}
+//	                  indexes: {saga_id}
+//	saga_leases       {_id [string, random per lease], saga_id [unique], owner
+//	                   [random per attempt], expires_at [date]}
+//	                  indexes: {saga_id} unique, {expires_at}
 //	idempotency_keys  {_id [string, the owner: random per claim], owner [the same, for
 //	                   the previous release], key_id [unique, hex SHA-256 of the key],
 //	                   check, state,
@@ -18,10 +23,12 @@
 //	                   answer [binary, AES-GCM], created_at [date], expires_at [date]}
 //	                  indexes: {key_id} unique, {expires_at}
 //
-// Everything contended is an insert with a unique _id (a lease, a key);
-// updates are guarded by the expected state and done only by the holder of
-// the saga's lease (or the key's owner), so they hold on FerretDB, whose
-// updates of one document are not atomic. Expiry is an application sweep
+// Everything contended is an insert with a unique _id (a lease, a key, a
+// saga's next fence); a saga's transition is the insert of its fence,
+// "<saga id>/<version+1>", then the update of the saga by _id, so of two
+// workers at one version (one whose lease expired and the one that took
+// over) exactly one wins, on FerretDB, whose updates of one document are
+// not atomic, as on MongoDB. Expiry is an application sweep
 // (FerretDB has no TTL indexes).
 package mongodb
 
@@ -40,6 +47,7 @@ import (
 // Collection names.
 const (
 	SagasCollection  = "sagas"
+	FencesCollection = "saga_fences"
 	LeasesCollection = "saga_leases"
 	KeysCollection   = "idempotency_keys"
 )
@@ -47,11 +55,12 @@ const (
 // Store implements bff.SagaStore, bff.LeaseStore and bff.IdempotencyStore.
 type Store struct {
 	sagas  *mongo.Collection
+	fences *mongo.Collection
 	leases *mongo.Collection
 	keys   *mongo.Collection
-	// guardByRead makes a saga transition read the state by _id and
-	// write by _id (FerretDB) instead of one update filtered by _id and
-	// state (MongoDB); see mongodb.IsFerretDB.
+	// guardByRead: the store is FerretDB, where a transition's update is
+	// by _id alone (the fence is the guard); MongoDB's is also filtered by
+	// the version. See mongodb.IsFerretDB.
 	guardByRead bool
 }
 
@@ -69,6 +78,7 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	}
 	s := &Store{
 		sagas:       db.Collection(SagasCollection),
+		fences:      db.Collection(FencesCollection),
 		leases:      db.Collection(LeasesCollection),
 		keys:        db.Collection(KeysCollection),
 		guardByRead: ferret,
@@ -83,7 +93,9 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
 		{s.sagas, bson.D{{Key: "user_id", Value: 1}}, false},
 		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "updated_at", Value: 1}}, false},
+		{s.fences, bson.D{{Key: "saga_id", Value: 1}}, false},
 		{s.leases, bson.D{{Key: "saga_id", Value: 1}}, true},
+		{s.leases, bson.D{{Key: "expires_at", Value: 1}}, false},
 		{s.keys, bson.D{{Key: "key_id", Value: 1}}, true},
 		{s.keys, bson.D{{Key: "expires_at", Value: 1}}, false},
 	} {

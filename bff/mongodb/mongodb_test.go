@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
+
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/internal/testenv"
 )
@@ -126,37 +128,129 @@ func testSagaTransitions(t *testing.T, s *Store) {
 	}
 	ch := bff.SagaChange{State: bff.StateUserCreated, At: now, UserID: "u1", TokenSealed: []byte("sealed-token"),
 		TokenExpiresAt: now.Add(time.Minute), Attempts: 2, SetAttempts: true, LastError: "x"}
-	testenv.Must(t, s.TransitionSaga(ctx, "s1", bff.StateStarted, ch), "transition")
-	// The guard: a second worker that still believes the saga is started loses.
-	if err := s.TransitionSaga(ctx, "s1", bff.StateStarted, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
+	testenv.Must(t, s.TransitionSaga(ctx, "s1", 0, ch), "transition")
+	// The fence: a second worker that still holds version 0 loses.
+	if err := s.TransitionSaga(ctx, "s1", 0, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
 		t.Fatalf("stale transition: %v", err)
 	}
-	if err := s.TransitionSaga(ctx, "nope", bff.StateStarted, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
+	if err := s.TransitionSaga(ctx, "nope", 0, bff.SagaChange{State: bff.StateFailed, At: now}); !errors.Is(err, bff.ErrStateChanged) {
 		t.Fatalf("transition of a missing saga: %v", err)
 	}
 	got, err := s.GetSaga(ctx, "s1")
 	testenv.Must(t, err, "get")
-	if got.State != bff.StateUserCreated || got.UserID != "u1" || string(got.TokenSealed) != "sealed-token" ||
+	if got.State != bff.StateUserCreated || got.Version != 1 || got.UserID != "u1" || string(got.TokenSealed) != "sealed-token" ||
 		got.Attempts != 2 || got.LastError != "x" || string(got.EmailSealed) != "sealed-email" || got.Traceparent != sg.Traceparent {
 		t.Fatalf("after transition: %+v", got)
 	}
 	if ids, _ := s.SagasWithUser(ctx, "u1"); len(ids) != 1 || ids[0] != "s1" {
 		t.Fatalf("sagas with user: %v", ids)
 	}
-	if n, _ := s.CountOpen(ctx); n != 1 {
-		t.Fatalf("open: %d", n)
+	if st, _ := s.Stats(ctx); st.Open != 1 || !st.OldestOpen.Equal(now) {
+		t.Fatalf("stats: %+v", st)
 	}
-	// A terminal transition wipes the sealed secrets.
-	testenv.Must(t, s.TransitionSaga(ctx, "s1", bff.StateUserCreated, bff.SagaChange{State: bff.StateCompleted, At: now, CustomerID: "c1", WipeSecrets: true}), "complete")
+	// A terminal transition wipes the sealed secrets and keeps the answer.
+	testenv.Must(t, s.TransitionSaga(ctx, "s1", 1, bff.SagaChange{State: bff.StateCompleted, At: now, CustomerID: "c1", WipeSecrets: true, AnswerSealed: []byte("answer")}), "complete")
 	got, _ = s.GetSaga(ctx, "s1")
-	if got.State != bff.StateCompleted || got.CustomerID != "c1" || got.EmailSealed != nil || got.TokenSealed != nil {
+	if got.State != bff.StateCompleted || got.Version != 2 || got.CustomerID != "c1" || got.EmailSealed != nil || got.TokenSealed != nil || string(got.AnswerSealed) != "answer" {
 		t.Fatalf("after completion: %+v", got)
 	}
-	if n, _ := s.CountOpen(ctx); n != 0 {
-		t.Fatalf("open after completion: %d", n)
+	if st, _ := s.Stats(ctx); st.Open != 0 || !st.OldestOpen.IsZero() {
+		t.Fatalf("stats after completion: %+v", st)
 	}
 	if due, _ := s.DueSagas(ctx, now.Add(time.Hour), 10); len(due) != 0 {
 		t.Fatalf("a completed saga is due: %v", due)
+	}
+}
+
+// Issue 14, scenario 5: of many workers that read one version of a saga
+// (one whose lease expired and those that took over), exactly one moves
+// it; on the embedded FerretDB, whose read-then-write transitions let two
+// win before.
+func TestTransitionHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	testenv.Must(t, s.CreateSaga(ctx, &bff.Saga{ID: "s", Kind: bff.KindRegister, State: bff.StateUserCreated, CreatedAt: now, UpdatedAt: now}), "create")
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		won []string
+	)
+	for i := range 20 {
+		wg.Go(func() {
+			to := bff.StateCompleted
+			if i%2 == 1 {
+				to = bff.StateCompensating
+			}
+			err := s.TransitionSaga(ctx, "s", 0, bff.SagaChange{State: to, At: now, LastError: fmt.Sprint(i)})
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, fmt.Sprint(i))
+				mu.Unlock()
+			case !errors.Is(err, bff.ErrStateChanged):
+				t.Errorf("transition: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetSaga(ctx, "s")
+	testenv.Must(t, err, "get")
+	if len(won) != 1 || got.LastError != won[0] || got.Version != 1 {
+		t.Fatalf("winners %v, saga %+v", won, got)
+	}
+}
+
+// A writer that dies between its fence and the saga's update: the next
+// read rolls the transition forward, and a writer at the old version loses.
+func TestTransitionRolledForward(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	testenv.Must(t, s.CreateSaga(ctx, &bff.Saga{ID: "s", Kind: bff.KindRegister, State: bff.StateUserCreated, EmailSealed: []byte("e"), CreatedAt: now, UpdatedAt: now}), "create")
+	ch := bff.SagaChange{State: bff.StateCompleted, At: now, CustomerID: "c1", WipeSecrets: true}
+	_, err := s.fences.InsertOne(ctx, fenceDoc{ID: fenceID("s", 1), SagaID: "s", Version: 1, Change: toChangeDoc(ch)})
+	testenv.Must(t, err, "fence only")
+	got, err := s.GetSaga(ctx, "s")
+	testenv.Must(t, err, "get")
+	if got.State != bff.StateCompleted || got.Version != 1 || got.CustomerID != "c1" || got.EmailSealed != nil || !got.NextAttemptAt.IsZero() {
+		t.Fatalf("not rolled forward: %+v", got)
+	}
+	if err := s.TransitionSaga(ctx, "s", 0, bff.SagaChange{State: bff.StateCompensating, At: now}); !errors.Is(err, bff.ErrStateChanged) {
+		t.Fatalf("stale writer: %v", err)
+	}
+	// The document itself was rolled forward too.
+	var d sagaDoc
+	testenv.Must(t, s.sagas.FindOne(ctx, bson.D{{Key: "_id", Value: "s"}}).Decode(&d), "raw")
+	if d.State != bff.StateCompleted || d.Version != 1 {
+		t.Fatalf("document: %+v", d)
+	}
+}
+
+// Issue 14, scenario 7: leases orphaned by a crash (no saga was ever
+// written) or by a failed release are swept once expired; live ones stay.
+func TestSweepLeases(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for id, exp := range map[string]time.Time{"orphan": now.Add(-time.Minute), "unreleased": now.Add(-time.Second), "live": now.Add(time.Minute)} {
+		ok, err := s.AcquireLease(ctx, id, "o-"+id, now.Add(-2*time.Minute), exp)
+		if !ok || err != nil {
+			t.Fatalf("acquire %s: %v %v", id, ok, err)
+		}
+	}
+	n, err := s.SweepLeases(ctx, now)
+	if err != nil || n != 2 {
+		t.Fatalf("swept %d (%v), want 2", n, err)
+	}
+	if ok, _ := s.AcquireLease(ctx, "live", "other", now, now.Add(time.Minute)); ok {
+		t.Fatal("the live lease was swept")
+	}
+	if ok, _ := s.AcquireLease(ctx, "orphan", "other", now, now.Add(time.Minute)); !ok {
+		t.Fatal("the orphaned lease is still there")
 	}
 }
 
@@ -290,6 +384,6 @@ func BenchmarkTransitionUpdate(b *testing.B) {
 		TokenSealed: make([]byte, 300), TokenExpiresAt: now.Add(time.Minute), NextAttemptAt: now.Add(time.Second)}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = TransitionUpdate(ch)
+		_ = TransitionUpdate(ch, 1)
 	}
 }
