@@ -201,11 +201,21 @@ func (w *world) deleteUser(id string) {
 
 // The ports over the world.
 
-type worldAuth struct{ w *world }
+type worldAuth struct {
+	w *world
+	p *plan // the replica's faults and crash point; nil: the world's
+}
+
+func (a worldAuth) plan() *plan {
+	if a.p != nil {
+		return a.p
+	}
+	return a.w.p
+}
 
 func (a worldAuth) Register(_ context.Context, in AuthRegistration) (u AuthUser, tp TokenPair, err error) {
 	w := a.w
-	err = w.p.call(ServiceAuth, "auth register", func() error {
+	err = a.plan().call(ServiceAuth, "auth register", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		email := strings.ToLower(in.Email)
@@ -235,7 +245,7 @@ func (a worldAuth) UpdateProfile(context.Context, string, map[string]json.RawMes
 
 func (a worldAuth) DeleteSelf(_ context.Context, token string) error {
 	w := a.w
-	return w.p.call(ServiceAuth, "auth delete self", func() error {
+	return a.plan().call(ServiceAuth, "auth delete self", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		uid, err := w.owner(ServiceAuth, token)
@@ -252,7 +262,7 @@ func (a worldAuth) DeleteSelf(_ context.Context, token string) error {
 
 func (a worldAuth) FindUserByEmail(_ context.Context, email string) (found *AuthUser, err error) {
 	w := a.w
-	err = w.p.call(ServiceAuth, "auth find user", func() error {
+	err = a.plan().call(ServiceAuth, "auth find user", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if id, ok := w.byEmail[strings.ToLower(email)]; ok {
@@ -269,7 +279,7 @@ func (a worldAuth) FindUserByEmail(_ context.Context, email string) (found *Auth
 
 func (a worldAuth) DeleteUser(_ context.Context, id string) error {
 	w := a.w
-	return w.p.call(ServiceAuth, "auth delete user", func() error {
+	return a.plan().call(ServiceAuth, "auth delete user", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if _, ok := w.users[id]; !ok {
@@ -280,11 +290,21 @@ func (a worldAuth) DeleteUser(_ context.Context, id string) error {
 	})
 }
 
-type worldCustomers struct{ w *world }
+type worldCustomers struct {
+	w *world
+	p *plan
+}
+
+func (c worldCustomers) plan() *plan {
+	if c.p != nil {
+		return c.p
+	}
+	return c.w.p
+}
 
 func (c worldCustomers) CreateProfile(_ context.Context, token string, _ map[string]json.RawMessage) (p CustomerProfile, err error) {
 	w := c.w
-	err = w.p.call(ServiceCustomer, "customer create", func() error {
+	err = c.plan().call(ServiceCustomer, "customer create", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		uid, err := w.owner(ServiceCustomer, token)
@@ -306,7 +326,7 @@ func (c worldCustomers) CreateProfile(_ context.Context, token string, _ map[str
 
 func (c worldCustomers) Profile(_ context.Context, token string) (p CustomerProfile, err error) {
 	w := c.w
-	err = w.p.call(ServiceCustomer, "customer profile", func() error {
+	err = c.plan().call(ServiceCustomer, "customer profile", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		uid, err := w.owner(ServiceCustomer, token)
@@ -331,7 +351,7 @@ func (c worldCustomers) UpdateProfile(context.Context, string, map[string]json.R
 
 func (c worldCustomers) DeleteProfile(_ context.Context, token string) error {
 	w := c.w
-	return w.p.call(ServiceCustomer, "customer delete", func() error {
+	return c.plan().call(ServiceCustomer, "customer delete", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		uid, err := w.owner(ServiceCustomer, token)
@@ -348,7 +368,7 @@ func (c worldCustomers) DeleteProfile(_ context.Context, token string) error {
 
 func (c worldCustomers) ProfileExists(_ context.Context, token string) (exists bool, id string, err error) {
 	w := c.w
-	err = w.p.call(ServiceCustomer, "customer check", func() error {
+	err = c.plan().call(ServiceCustomer, "customer check", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		uid, err := w.owner(ServiceCustomer, token)
@@ -363,7 +383,7 @@ func (c worldCustomers) ProfileExists(_ context.Context, token string) (exists b
 
 func (c worldCustomers) ProfileExistsFor(_ context.Context, uid string) (exists bool, id string, err error) {
 	w := c.w
-	err = w.p.call(ServiceCustomer, "customer check for", func() error {
+	err = c.plan().call(ServiceCustomer, "customer check for", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		id, exists = w.profiles[uid]
@@ -374,7 +394,7 @@ func (c worldCustomers) ProfileExistsFor(_ context.Context, uid string) (exists 
 
 func (c worldCustomers) DeleteCustomer(_ context.Context, id string) error {
 	w := c.w
-	return w.p.call(ServiceCustomer, "customer delete by id", func() error {
+	return c.plan().call(ServiceCustomer, "customer delete by id", func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for uid, cid := range w.profiles {
@@ -480,7 +500,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 func (fc *faultCase) boot() {
 	st := crashStore{memStore: fc.store, p: fc.p}
 	svc, err := NewService(Options{
-		Auth: worldAuth{fc.w}, AuthAdmin: worldAuth{fc.w}, Customers: worldCustomers{fc.w}, CustomersAdmin: worldCustomers{fc.w},
+		Auth: worldAuth{w: fc.w}, AuthAdmin: worldAuth{w: fc.w}, Customers: worldCustomers{w: fc.w}, CustomersAdmin: worldCustomers{w: fc.w},
 		Sagas: st, Leases: st, Keys: st, Secrets: fc.secrets, Logger: discard, Now: fc.clock.now,
 		AuthTimeout: time.Second, CustomerTimeout: time.Second, RetryBase: suiteInterval,
 	})
@@ -544,8 +564,9 @@ func (fc *faultCase) states() []string {
 // checkWorld is the invariants over the services' state: no orphan user
 // (a user without a profile), no ghost profile (a profile without its
 // user), at most one of each per email (the model keys them so).
-func (fc *faultCase) checkWorld() []string {
-	w := fc.w
+func (fc *faultCase) checkWorld() []string { return fc.w.invariants() }
+
+func (w *world) invariants() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var bad []string
