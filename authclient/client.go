@@ -31,7 +31,9 @@ type User struct {
 	// user has none (null), and always "" from the company's Django auth
 	// service, which does not return the member (an extension of the
 	// contract), and in the user's own answers (register, login, profile).
-	RegistrationKey string `json:"registration_key"`
+	// Omitted when "" as the client encodes a user, so a user of the
+	// user's own answers encodes as the contract's user JSON.
+	RegistrationKey string `json:"registration_key,omitempty"`
 }
 
 // UnmarshalJSON accepts the id as a string or a number (a Django service with

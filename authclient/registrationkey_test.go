@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +133,20 @@ func TestRegistrationKeyAgainstTheAuthService(t *testing.T) {
 		t.Fatalf("a malformed key: %v", e.Fields)
 	}
 	asError(t, firstErr(cl.FindUserByEmail(ctx, svc, "bad@example.com")), authclient.ErrNotFound)
+}
+
+// TestUserEncodesAsTheContractsUserJSON: a user without a key (every
+// answer a user sees of themselves) encodes without registration_key, as
+// the BFF passes it on; a key encodes as the lookups carry it.
+func TestUserEncodesAsTheContractsUserJSON(t *testing.T) {
+	t.Parallel()
+	raw, err := json.Marshal(authclient.User{ID: "u1", Email: "a@example.com"})
+	if err != nil || strings.Contains(string(raw), "registration_key") {
+		t.Fatalf("a user without a key encodes as %s, %v", raw, err)
+	}
+	raw, _ = json.Marshal(authclient.User{ID: "u1", RegistrationKey: "saga-42"})
+	var back authclient.User
+	if err := json.Unmarshal(raw, &back); err != nil || back.RegistrationKey != "saga-42" {
+		t.Fatalf("round trip of %s: %+v, %v", raw, back, err)
+	}
 }
