@@ -287,7 +287,9 @@ func (r *run) resolveStarted(ctx context.Context) error {
 	case u == nil:
 		return r.finish(ctx, StateFailed, SagaChange{LastError: "no user was created"}, OutcomeFailed)
 	case u.RegistrationKey == "":
-		return r.attention(ctx, "a user with the email exists and the auth service does not say which registration created it")
+		// Parked with the user's id, for the operator to look at.
+		r.saga.UserID = u.ID
+		return r.attentionWith(ctx, "a user with the email exists and the auth service does not say which registration created it", SagaChange{UserID: u.ID})
 	case u.RegistrationKey != r.saga.ID:
 		return r.finish(ctx, StateFailed, SagaChange{LastError: "the email belongs to another registration's user"}, OutcomeFailed)
 	}
@@ -310,6 +312,12 @@ func (r *run) finish(ctx context.Context, to string, ch SagaChange, outcome stri
 // attention parks a saga the reconciler cannot settle safely: nothing is
 // deleted, an operator looks at it (log line and metric).
 func (r *run) attention(ctx context.Context, why string) error {
+	return r.attentionWith(ctx, why, SagaChange{})
+}
+
+// attentionWith parks the saga with ch's fields recorded too.
+func (r *run) attentionWith(ctx context.Context, why string, ch SagaChange) error {
 	r.log.ErrorContext(ctx, "saga needs attention", "saga_id", r.saga.ID, "kind", r.saga.Kind, "state", r.saga.State, "user_id", r.saga.UserID, "reason", why)
-	return r.finish(ctx, StateNeedsAttention, SagaChange{LastError: why}, OutcomeNeedsAttention)
+	ch.LastError = why
+	return r.finish(ctx, StateNeedsAttention, ch, OutcomeNeedsAttention)
 }

@@ -86,6 +86,9 @@ func TestReconcilerResolvesStartedSagas(t *testing.T) {
 			if len(h.custAdmin.deleted) > 0 {
 				t.Fatal("a profile was deleted")
 			}
+			if sg.State == StateNeedsAttention && sg.UserID != "u1" {
+				t.Fatalf("parked without the user's id (%q): the operator cannot find it", sg.UserID)
+			}
 		})
 	}
 }
