@@ -129,8 +129,10 @@ func (p *plan) write(what string, fn func() error) error {
 
 // world models the auth and customer services faithfully: users by id and
 // email (with the registration key), access tokens (five minutes), and
-// profiles by user id. The customer service, as today's, creates a profile
-// for any valid token (issue 14, scenario 8 is not in the BFF).
+// profiles by user id. The customer service confirms the token's user
+// before creating a profile (issue 14, scenario 8): a deleted user's
+// token gets 401 user_not_found. (The model is sequential: the real
+// service's check-to-insert race is not in it.)
 type world struct {
 	mu       sync.Mutex
 	p        *plan
@@ -310,6 +312,11 @@ func (c worldCustomers) CreateProfile(_ context.Context, token string, _ map[str
 		uid, err := w.owner(ServiceCustomer, token)
 		if err != nil {
 			return err
+		}
+		// As the customer service does: the user is confirmed at the auth
+		// service before the insert (a deleted user's token creates nothing).
+		if _, ok := w.users[uid]; !ok {
+			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamUnauthorized, Status: 401, Code: CodeUserNotFound}
 		}
 		if _, ok := w.profiles[uid]; ok {
 			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamConflict, Status: 409}
