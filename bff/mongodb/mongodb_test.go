@@ -202,6 +202,25 @@ func TestTransitionHasOneWinner(t *testing.T) {
 	}
 }
 
+// A saga written by the previous release (no version) moves on, with
+// either guard.
+func TestTransitionOfAnUnversionedSaga(t *testing.T) {
+	t.Parallel()
+	for _, byRead := range []bool{true, false} {
+		s := newStore(t)
+		s.guardByRead = byRead
+		ctx := context.Background()
+		_, err := s.sagas.InsertOne(ctx, bson.D{{Key: "_id", Value: "old"}, {Key: "kind", Value: bff.KindRegister}, {Key: "state", Value: bff.StateUserCreated}})
+		testenv.Must(t, err, "insert")
+		testenv.Must(t, s.TransitionSaga(ctx, "old", 0, bff.SagaChange{State: bff.StateCompleted, At: time.Now()}), "transition")
+		var d sagaDoc
+		testenv.Must(t, s.sagas.FindOne(ctx, bson.D{{Key: "_id", Value: "old"}}).Decode(&d), "raw")
+		if d.State != bff.StateCompleted || d.Version != 1 {
+			t.Fatalf("guardByRead=%v: document %+v", byRead, d)
+		}
+	}
+}
+
 // A writer that dies between its fence and the saga's update: the next
 // read rolls the transition forward, and a writer at the old version loses.
 func TestTransitionRolledForward(t *testing.T) {

@@ -212,7 +212,9 @@ func (s *Store) TransitionSaga(ctx context.Context, id string, version int, ch b
 func (s *Store) applyChange(ctx context.Context, id string, version int, ch bff.SagaChange) (matched bool, _ error) {
 	filter := bson.D{{Key: "_id", Value: id}}
 	if !s.guardByRead {
-		filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$lt", Value: int32(version)}}})
+		// $not $gte, not $lt: a saga written by the previous release has no
+		// version, and only this form matches a missing field.
+		filter = append(filter, bson.E{Key: "version", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: int32(version)}}}}})
 	}
 	res, err := s.sagas.UpdateOne(ctx, filter, TransitionUpdate(ch, version))
 	if err != nil {
