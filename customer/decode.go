@@ -275,7 +275,7 @@ func decodePreferences(raw json.RawMessage) (map[string]bool, []string) {
 	prefs := make(map[string]bool, len(members))
 	var msgs []string
 	for k, v := range members {
-		if !ValidPreferenceKey(k) {
+		if !validPreferenceKey(k) {
 			msgs = append(msgs, "Invalid key "+strconv.Quote(echoedName(k))+": keys are letters, digits and underscores, starting with a letter.")
 			continue
 		}

@@ -40,11 +40,6 @@ func (fe FieldErrors) Err() error {
 	return &contract.ValidationError{Fields: fe}
 }
 
-// ValidationError is the contract's validation error.
-//
-// Deprecated: use contract.ValidationError (this is the same type).
-type ValidationError = contract.ValidationError
-
 // Validation messages, worded as Django REST framework words them.
 const (
 	MsgRequired     = "This field is required."

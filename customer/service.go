@@ -82,11 +82,6 @@ func NewService(store Store, users Users, pub Publisher, o Options) *Service {
 	return s
 }
 
-// NewUUID returns a random (version 4) UUID.
-//
-// Deprecated: use contract.NewID.
-func NewUUID() string { return contract.NewID() }
-
 // clock returns the current time in UTC at the database's precision.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 

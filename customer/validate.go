@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Field names of the contract's customer JSON; validation errors are keyed by them.
@@ -243,11 +241,9 @@ func msgTooManyPreferences() string {
 	return "Ensure this object has no more than " + strconv.Itoa(MaxPreferences) + " keys."
 }
 
-// ValidPreferenceKey reports whether k may be a notification_preferences key;
+// validPreferenceKey reports whether k may be a notification_preferences key;
 // DecodeProfile checks the keys before decoding their values.
-//
-// Deprecated: decode bodies with DecodeProfile, which checks the keys.
-func ValidPreferenceKey(k string) bool {
+func validPreferenceKey(k string) bool {
 	return len(k) <= MaxPreferenceKeyLen && preferenceKey.MatchString(k)
 }
 
@@ -351,11 +347,6 @@ func ValidateUpdate(current Customer, ch Changes, full bool) (Changes, error) {
 	}
 	return ch, nil
 }
-
-// ValidUUID reports whether s is a UUID in its canonical textual form.
-//
-// Deprecated: use contract.ValidID.
-func ValidUUID(s string) bool { return contract.ValidID(s) }
 
 // ValidIdempotencyKey reports whether k is an acceptable Idempotency-Key.
 func ValidIdempotencyKey(k string) bool {

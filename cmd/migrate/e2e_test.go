@@ -23,6 +23,7 @@ import (
 	"github.com/acme/customer-platform/customer/legacy"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -74,7 +75,7 @@ func (s *system) seedUsers(t *testing.T, emails []string) map[string]string {
 	store := authmongo.New(client.Database(s.authDB))
 	ids := make(map[string]string, len(emails))
 	for _, e := range emails {
-		u := auth.User{ID: customer.NewUUID(), Email: auth.NormalizeEmail(e), FirstName: "F", LastName: "L",
+		u := auth.User{ID: contract.NewID(), Email: contract.NormalizeEmail(e), FirstName: "F", LastName: "L",
 			Role: "customer", DateJoined: time.Now().UTC().Truncate(time.Millisecond), PasswordHash: auth.UnusablePasswordPrefix + "seeded"}
 		testenv.Must(t, store.CreateUser(context.Background(), u), "seed user %s", e)
 		ids[u.Email] = u.ID
@@ -289,7 +290,7 @@ func TestMigrationEndToEnd(t *testing.T) {
 	store, err := custmongo.New(ctx, client.Database(sys.customerDB))
 	testenv.Must(t, err, "store")
 	before := customer.Customer{
-		ID: customer.NewUUID(), UserID: userIDs["already@example.com"],
+		ID: contract.NewID(), UserID: userIDs["already@example.com"],
 		Address:                 customer.Address{StreetAddress: "1 First St", City: "Salem", State: "OR", PostalCode: "97301", Country: "USA"},
 		PreferredContactMethod:  "sms",
 		NotificationPreferences: customer.DefaultNotificationPreferences(),
@@ -448,7 +449,7 @@ func TestMigrationEndToEnd(t *testing.T) {
 			got.EmergencyContact.Name != f["emergency_contact_name"] || got.EmergencyContact.Phone != f["emergency_contact_phone"] ||
 			got.EmergencyContact.Relationship != f["emergency_contact_relationship"] || got.IsVerified != f["is_verified"] ||
 			!got.CustomerSince.Equal(since) || got.PreferredContactMethod != "email" || !got.NotificationPreferences["email"] ||
-			!customer.ValidUUID(got.ID) || got.CreatedAt.IsZero() {
+			!contract.ValidID(got.ID) || got.CreatedAt.IsZero() {
 			t.Errorf("record %d: profile %+v\nplanned %+v\nlegacy %v", i+1, got, a, f)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/customer-platform/customer"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func TestImportProfiles(t *testing.T) {
 
 	// A profile the user made before the migration.
 	existing := customer.Customer{
-		ID: customer.NewUUID(), UserID: customer.NewUUID(),
+		ID: contract.NewID(), UserID: contract.NewID(),
 		Address:                customer.Address{StreetAddress: "old", City: "Old", PostalCode: "00001", Country: "USA"},
 		PreferredContactMethod: "sms", NotificationPreferences: map[string]bool{"email": false},
 		CustomerSince: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), CreatedAt: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC),
@@ -46,7 +47,7 @@ func TestImportProfiles(t *testing.T) {
 	ps := make([]customer.Customer, 0, n+2)
 	for i := range n {
 		ps = append(ps, customer.Customer{
-			UserID:                  customer.NewUUID(),
+			UserID:                  contract.NewID(),
 			Address:                 customer.Address{StreetAddress: fmt.Sprintf("%d Main St", i), City: "Portland", State: "OR", PostalCode: "97201", Country: "USA"},
 			CompanyName:             fmt.Sprintf("Co %d", i),
 			EmergencyContact:        customer.EmergencyContact{Name: "E", Phone: "555-0100", Relationship: "friend"},
@@ -91,13 +92,13 @@ func TestImportProfiles(t *testing.T) {
 	if c, _ := store.Count(ctx, customer.Filter{}); c != n+1 {
 		t.Fatalf("%d profiles, want %d", c, n+1)
 	}
-	got, err := store.ProfilesByUserIDs(ctx, []string{ps[0].UserID, ps[1].UserID, existing.UserID, customer.NewUUID()})
+	got, err := store.ProfilesByUserIDs(ctx, []string{ps[0].UserID, ps[1].UserID, existing.UserID, contract.NewID()})
 	testenv.Must(t, err, "read")
 	if len(got) != 3 {
 		t.Fatalf("%d profiles read", len(got))
 	}
 	p0 := got[ps[0].UserID]
-	if p0.City != "Salem" || p0.CompanyName != "Co 0" || !p0.IsVerified || !customer.ValidUUID(p0.ID) ||
+	if p0.City != "Salem" || p0.CompanyName != "Co 0" || !p0.IsVerified || !contract.ValidID(p0.ID) ||
 		!p0.CustomerSince.Equal(ps[0].CustomerSince) || !p0.CreatedAt.Equal(t0) || !p0.UpdatedAt.Equal(t0.Add(time.Hour)) ||
 		p0.EmergencyContact.Relationship != "friend" || !p0.NotificationPreferences["email"] {
 		t.Errorf("imported profile %+v", p0)

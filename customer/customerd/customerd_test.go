@@ -18,12 +18,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/customer/httpapi"
 	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
@@ -127,7 +127,7 @@ func token(t *testing.T, id, role string) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"token_type": "access", "exp": time.Now().Add(5 * time.Minute).Unix(), "iat": time.Now().Unix(),
-		"jti": customer.NewUUID(), "user_id": id, "email": role + "@example.com", "first_name": "Token", "last_name": role, "user_role": role,
+		"jti": contract.NewID(), "user_id": id, "email": role + "@example.com", "first_name": "Token", "last_name": role, "user_role": role,
 	}).SignedString([]byte(signingKey))
 	testenv.Must(t, err, "sign")
 	return s
@@ -172,10 +172,10 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("readyz: %d %v", code, body)
 	}
 
-	userID := customer.NewUUID()
+	userID := contract.NewID()
 	owner := token(t, userID, "customer")
-	employee := token(t, customer.NewUUID(), "employee")
-	admin := token(t, customer.NewUUID(), "admin")
+	employee := token(t, contract.NewID(), "employee")
+	admin := token(t, contract.NewID(), "admin")
 
 	code, body, hdr := call(t, "POST", base+"profile/create/", owner, map[string]any{"street_address": "1 Main St", "city": "Springfield", "postal_code": "62701"}, "X-Request-ID", "req-123")
 	if code != 201 || hdr.Get("X-Request-ID") != "req-123" {
@@ -250,7 +250,7 @@ func TestRunEndToEnd(t *testing.T) {
 
 	// Redis down: writes still succeed and readiness holds, reporting it.
 	rd.Stop()
-	owner2 := token(t, customer.NewUUID(), "customer")
+	owner2 := token(t, contract.NewID(), "customer")
 	if code, body, _ := call(t, "POST", base+"profile/create/", owner2, map[string]any{"street_address": "2 Main St", "city": "Springfield", "postal_code": "62701"}); code != 201 {
 		t.Fatalf("create with redis down: %d %v", code, body)
 	}
