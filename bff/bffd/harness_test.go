@@ -23,7 +23,6 @@ import (
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/faultproxy"
-	systemstack "github.com/acme/customer-platform/internal/stack"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -92,7 +91,7 @@ func (s *stack) startBFF(env map[string]string, afterStep func(ctx context.Conte
 }
 
 // withAfterStep is the BFF's Run with the saga runner's test hook.
-func withAfterStep(afterStep func(ctx context.Context, step string) error) systemstack.RunFunc {
+func withAfterStep(afterStep func(ctx context.Context, step string) error) daemon.RunFunc {
 	return func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
 		cfg, err := bffd.LoadConfig(lookup)
 		if err != nil {

@@ -1,43 +1,20 @@
-// Command customer runs the customer service.
+// Command customer runs the customer service (customer profiles, service
+// history); its configuration is customer/customerd.Config.
 package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
-	"github.com/acme/customer-platform/internal/logging"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// go-redis, the OpenTelemetry SDK and the log package log through a
-	// process-wide logger: JSON lines like ours (see logging.RouteLibraryLogs).
-	level, _ := os.LookupEnv("LOG_LEVEL")
-	logging.RouteLibraryLogs(logging.New(os.Stdout, logging.ParseLevel(level), customerd.ServiceName))
-	if err := run(ctx, os.LookupEnv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "customer:", err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main(customerd.ServiceName, run) }
 
-// run loads the configuration and runs the service. The logger is built
-// first, at the configured LOG_LEVEL, so that an invalid configuration is
-// logged like everything else before run returns it.
+// run runs the service with the configuration lookup gives, logging to
+// stdout; an invalid configuration is logged, then returned.
 func run(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
-	level, _ := lookup("LOG_LEVEL")
-	log := logging.New(stdout, logging.ParseLevel(level), customerd.ServiceName)
-	cfg, err := customerd.LoadConfig(lookup)
-	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		return err
-	}
-	return customerd.Run(ctx, cfg, daemon.Options{Logger: log, Lookup: lookup})
+	return daemon.RunLogged(ctx, customerd.ServiceName, lookup, stdout, daemon.Runner(customerd.LoadConfig, customerd.Run))
 }

@@ -8,18 +8,13 @@
 package stack
 
 import (
-	"context"
 	"strings"
 
 	"github.com/acme/customer-platform/auth/authd"
 	"github.com/acme/customer-platform/bff/bffd"
 	"github.com/acme/customer-platform/customer/customerd"
-	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 )
-
-// RunFunc loads a service's config from lookup and runs it until ctx ends.
-type RunFunc func(ctx context.Context, lookup config.Lookup, o daemon.Options) error
 
 // Service is one of the services of the system.
 type Service struct {
@@ -34,36 +29,18 @@ type Service struct {
 	URLVar string
 	// Cmd is the package of its binary, relative to the module root.
 	Cmd string
-	Run RunFunc
+	Run daemon.RunFunc
 }
 
 // Services lists the services in start order: each one's callees before it.
 func Services() []Service {
 	return []Service{
 		{Name: "auth", Offset: 1, DBVar: "AUTH_DB", URLVar: "AUTH_URL", Cmd: "./cmd/auth",
-			Run: func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-				cfg, err := authd.LoadConfig(lookup)
-				if err != nil {
-					return err
-				}
-				return authd.Run(ctx, cfg, o)
-			}},
+			Run: daemon.Runner(authd.LoadConfig, authd.Run)},
 		{Name: "customer", Offset: 2, DBVar: "CUSTOMER_DB", URLVar: "CUSTOMER_URL", Cmd: "./cmd/customer",
-			Run: func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-				cfg, err := customerd.LoadConfig(lookup)
-				if err != nil {
-					return err
-				}
-				return customerd.Run(ctx, cfg, o)
-			}},
+			Run: daemon.Runner(customerd.LoadConfig, customerd.Run)},
 		{Name: "bff", Offset: 0, DBVar: "BFF_DB", Cmd: "./cmd/bff",
-			Run: func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-				cfg, err := bffd.LoadConfig(lookup)
-				if err != nil {
-					return err
-				}
-				return bffd.Run(ctx, cfg, o)
-			}},
+			Run: daemon.Runner(bffd.LoadConfig, bffd.Run)},
 	}
 }
 

@@ -108,7 +108,7 @@ type Options struct {
 	// Spans gives each in-process replica an in-memory span exporter.
 	Spans bool
 	// Run replaces a service's Run in process (to set a test hook).
-	Run map[string]stack.RunFunc
+	Run map[string]daemon.RunFunc
 	// LogLevel of the services' logs (zero: info).
 	LogLevel slog.Level
 	// StartTimeout bounds each replica's start (default 60s).
@@ -262,7 +262,7 @@ type ReplicaOptions struct {
 	// Env is set over the service's environment ("" unsets a variable).
 	Env map[string]string
 	// Run replaces the service's Run (in process).
-	Run stack.RunFunc
+	Run daemon.RunFunc
 	// Spans gives the replica an in-memory span exporter (in process).
 	Spans bool
 }
@@ -357,7 +357,7 @@ type Instance struct {
 
 	sys  *System
 	svc  stack.Service
-	run  stack.RunFunc // nil: the service's (or Options.Run's)
+	run  daemon.RunFunc // nil: the service's (or Options.Run's)
 	mu   sync.Mutex
 	stop func() error // nil when not running
 	proc *os.Process  // the child process, when there is one

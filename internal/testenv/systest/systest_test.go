@@ -114,7 +114,7 @@ func TestServiceThatFailsToStart(t *testing.T) {
 		t.Fatalf("a service without its signing key: %v", err)
 	}
 	boom := func(context.Context, config.Lookup, daemon.Options) error { return errors.New("boom") }
-	if _, err := start(t, Options{Services: []string{"customer"}, Run: map[string]stack.RunFunc{"customer": boom}}); err == nil || !strings.Contains(err.Error(), "boom") {
+	if _, err := start(t, Options{Services: []string{"customer"}, Run: map[string]daemon.RunFunc{"customer": boom}}); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("a Run that fails: %v", err)
 	}
 	if _, err := start(t, Options{Services: []string{"billing"}}); err == nil || !strings.Contains(err.Error(), "billing") {
