@@ -74,3 +74,14 @@ type serviceTokenJSON struct {
 	TokenType string `json:"token_type"`
 	ExpiresIn int64  `json:"expires_in"`
 }
+
+func toTokensJSON(p auth.TokenPair) tokensJSON {
+	return tokensJSON{Access: p.Access, Refresh: p.Refresh}
+}
+
+func toServiceTokenJSON(t auth.ServiceToken) serviceTokenJSON {
+	return serviceTokenJSON{
+		Access: t.Access, TokenType: "Bearer",
+		ExpiresIn: int64(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
+	}
+}

@@ -1,9 +1,9 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,6 +26,31 @@ func noContent(c *gin.Context, status int) {
 	c.Writer.WriteHeaderNow()
 }
 
+// decodeBody reads the request's JSON object (allowEmpty: an empty body is
+// the empty object) and decodes it with decode. With a refused body it
+// returns what decode made of it and the error.
+func decodeBody[T any](c *gin.Context, allowEmpty bool, decode func(map[string]json.RawMessage) (T, error)) (T, error) {
+	body, err := web.ReadObject(c, allowEmpty)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(body)
+}
+
+// reply returns the end of a handler that answers what a service call
+// returns: its error, or status with the result encoded by encode. Use it
+// as reply(c, status, encode)(s.Call(...)).
+func reply[T, J any](c *gin.Context, status int, encode func(T) J) func(T, error) error {
+	return func(v T, err error) error {
+		if err != nil {
+			return err
+		}
+		c.JSON(status, encode(v))
+		return nil
+	}
+}
+
 // IdempotencyKeyHeader is the header of a registration whose value is
 // stored with the user as its registration key.
 const IdempotencyKeyHeader = "Idempotency-Key"
@@ -44,80 +69,43 @@ func registrationKey(h http.Header) *string {
 
 func handleRegister(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		body, err := web.ReadObject(c, false)
+		in, err := decodeBody(c, false, func(body map[string]json.RawMessage) (auth.RegisterInput, error) {
+			return auth.DecodeRegisterWithKey(body, registrationKey(c.Request.Header), s.Rules())
+		})
 		if err != nil {
 			return err
 		}
-		in, err := auth.DecodeRegisterWithKey(body, registrationKey(c.Request.Header), s.Rules())
-		if err != nil {
-			return err
-		}
-		res, err := s.Register(c.Request.Context(), in, c.ClientIP())
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusCreated, toUserWithTokens(res))
-		return nil
+		return reply(c, http.StatusCreated, toUserWithTokens)(s.Register(c.Request.Context(), in, c.ClientIP()))
 	})
 }
 
 func handleLogin(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		body, err := web.ReadObject(c, false)
+		in, err := decodeBody(c, false, auth.DecodeLogin)
 		if err != nil {
 			return err
 		}
-		in, err := auth.DecodeLogin(body)
-		if err != nil {
-			return err
-		}
-		res, err := s.Login(c.Request.Context(), in, c.ClientIP())
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, toUserWithTokens(res))
-		return nil
+		return reply(c, http.StatusOK, toUserWithTokens)(s.Login(c.Request.Context(), in, c.ClientIP()))
 	})
 }
 
 func handleRefresh(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		body, err := web.ReadObject(c, false)
+		refresh, err := decodeBody(c, false, auth.DecodeRefresh)
 		if err != nil {
 			return err
 		}
-		refresh, err := auth.DecodeRefresh(body)
-		if err != nil {
-			return err
-		}
-		pair, err := s.Refresh(c.Request.Context(), refresh)
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, tokensJSON{Access: pair.Access, Refresh: pair.Refresh})
-		return nil
+		return reply(c, http.StatusOK, toTokensJSON)(s.Refresh(c.Request.Context(), refresh))
 	})
 }
 
 func handleServiceToken(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		body, err := web.ReadObject(c, false)
+		in, err := decodeBody(c, false, auth.DecodeServiceToken)
 		if err != nil {
 			return err
 		}
-		in, err := auth.DecodeServiceToken(body)
-		if err != nil {
-			return err
-		}
-		t, err := s.ServiceToken(c.Request.Context(), in, c.ClientIP())
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, serviceTokenJSON{
-			Access: t.Access, TokenType: "Bearer",
-			ExpiresIn: int64(time.Until(t.ExpiresAt).Round(time.Second) / time.Second),
-		})
-		return nil
+		return reply(c, http.StatusOK, toServiceTokenJSON)(s.ServiceToken(c.Request.Context(), in, c.ClientIP()))
 	})
 }
 
@@ -127,11 +115,7 @@ func handleLogout(s *auth.Service) gin.HandlerFunc {
 		if p.IsService() {
 			return auth.ErrForbidden
 		}
-		body, err := web.ReadObject(c, false)
-		if err != nil {
-			return err
-		}
-		refresh, err := auth.DecodeRefresh(body)
+		refresh, err := decodeBody(c, false, auth.DecodeRefresh)
 		if err != nil {
 			return err
 		}
@@ -145,12 +129,7 @@ func handleLogout(s *auth.Service) gin.HandlerFunc {
 
 func handleProfile(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		u, err := s.Profile(c.Request.Context(), caller(c))
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, toUserJSON(u))
-		return nil
+		return reply(c, http.StatusOK, toUserJSON)(s.Profile(c.Request.Context(), caller(c)))
 	})
 }
 
@@ -160,20 +139,13 @@ func handleUpdateProfile(s *auth.Service) gin.HandlerFunc {
 		if p.IsService() {
 			return auth.ErrForbidden
 		}
-		body, err := web.ReadObject(c, true)
+		in, err := decodeBody(c, true, func(body map[string]json.RawMessage) (auth.ProfileUpdate, error) {
+			return auth.DecodeProfileUpdate(body, nil)
+		})
 		if err != nil {
 			return err
 		}
-		in, err := auth.DecodeProfileUpdate(body, nil)
-		if err != nil {
-			return err
-		}
-		u, err := s.UpdateProfile(c.Request.Context(), p, in)
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, toUserJSON(u))
-		return nil
+		return reply(c, http.StatusOK, toUserJSON)(s.UpdateProfile(c.Request.Context(), p, in))
 	})
 }
 
@@ -189,12 +161,7 @@ func handleDeleteSelf(s *auth.Service) gin.HandlerFunc {
 
 func handleGetUser(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		u, err := s.GetUser(c.Request.Context(), caller(c), c.Param("id"))
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, toStaffUserJSON(u))
-		return nil
+		return reply(c, http.StatusOK, toStaffUserJSON)(s.GetUser(c.Request.Context(), caller(c), c.Param("id")))
 	})
 }
 
@@ -204,12 +171,7 @@ func handleFindUsers(s *auth.Service) gin.HandlerFunc {
 		if v, ok := c.GetQuery("email"); ok {
 			email = &v
 		}
-		users, err := s.FindByEmail(c.Request.Context(), caller(c), email)
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusOK, toUserList(users))
-		return nil
+		return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c), email))
 	})
 }
 
@@ -228,12 +190,7 @@ func handleCreateUser(s *auth.Service) gin.HandlerFunc {
 			}
 			return err
 		}
-		u, err := s.CreateUser(c.Request.Context(), p, in)
-		if err != nil {
-			return err
-		}
-		c.JSON(http.StatusCreated, toUserJSON(u))
-		return nil
+		return reply(c, http.StatusCreated, toUserJSON)(s.CreateUser(c.Request.Context(), p, in))
 	})
 }
 
