@@ -8,10 +8,6 @@ import (
 	"net/url"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/acme/customer-platform/internal/upstream"
 )
 
@@ -70,16 +66,10 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 // MaxResponseBytes bounds how much of an upstream answer is read.
 const MaxResponseBytes = upstream.MaxResponseBytes
 
-// Options configures a Client.
-type Options struct {
-	BaseURL        string        // e.g. http://127.0.0.1:8001
-	Timeout        time.Duration // per call, unless the caller's context is shorter (default 5s)
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
-	Propagator     propagation.TextMapPropagator
-	// Transport is the base transport (default: a tuned clone of http.DefaultTransport).
-	Transport http.RoundTripper
-}
+// Options configures a Client: the auth service's base URL (e.g.
+// http://127.0.0.1:8001), the per-call timeout (default 5s), telemetry and
+// the base transport.
+type Options = upstream.Options
 
 // Client is a typed client of the auth service's contract.
 type Client struct {
@@ -89,18 +79,7 @@ type Client struct {
 // New returns a client whose calls are traced by an otelhttp transport that
 // propagates the W3C trace context.
 func New(o Options) *Client {
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	return &Client{up: upstream.New(upstream.Options{
-		Service:        "auth",
-		BaseURL:        o.BaseURL,
-		Timeout:        o.Timeout,
-		TracerProvider: o.TracerProvider,
-		MeterProvider:  o.MeterProvider,
-		Propagator:     o.Propagator,
-		Transport:      o.Transport,
-	})}
+	return &Client{up: upstream.New("auth", o, 5*time.Second)}
 }
 
 // call describes one request to the auth service.

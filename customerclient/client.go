@@ -19,26 +19,16 @@ import (
 	"net/url"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // MaxResponseBytes bounds how much of an answer is read.
 const MaxResponseBytes = upstream.MaxResponseBytes
 
-// Options configures a Client.
-type Options struct {
-	BaseURL        string        // e.g. http://127.0.0.1:8002
-	Timeout        time.Duration // per call (default 3s)
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
-	Propagator     propagation.TextMapPropagator
-	// Transport is the base transport (default: a tuned clone of http.DefaultTransport).
-	Transport http.RoundTripper
-}
+// Options configures a Client: the customer service's base URL (e.g.
+// http://127.0.0.1:8002), the per-call timeout (default 3s), telemetry and
+// the base transport.
+type Options = upstream.Options
 
 // Client is a typed client of the customer service.
 type Client struct {
@@ -47,18 +37,7 @@ type Client struct {
 
 // New returns a client.
 func New(o Options) *Client {
-	if o.Timeout <= 0 {
-		o.Timeout = 3 * time.Second
-	}
-	return &Client{up: upstream.New(upstream.Options{
-		Service:        "customer",
-		BaseURL:        o.BaseURL,
-		Timeout:        o.Timeout,
-		TracerProvider: o.TracerProvider,
-		MeterProvider:  o.MeterProvider,
-		Propagator:     o.Propagator,
-		Transport:      o.Transport,
-	})}
+	return &Client{up: upstream.New("customer", o, 3*time.Second)}
 }
 
 // Profile is a customer profile: its ids and the JSON as answered.

@@ -20,7 +20,7 @@ func TestErrorLeavesOutTheQuery(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	c := New(Options{Service: "auth", BaseURL: "http://" + addr, Timeout: time.Second})
+	c := New("auth", Options{BaseURL: "http://" + addr, Timeout: time.Second}, time.Second)
 	err = c.Do(context.Background(), Call{Method: http.MethodGet, Path: "/api/auth/users/",
 		Query: url.Values{"email": {"someone@example.com"}}})
 	if !errors.Is(err, ErrUnavailable) {

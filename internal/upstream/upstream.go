@@ -27,13 +27,11 @@ import (
 // MaxResponseBytes bounds how much of an answer is read.
 const MaxResponseBytes = 1 << 20
 
-// Options configures a Client.
+// Options configures a typed client of one service (authclient.Options,
+// customerclient.Options).
 type Options struct {
-	// Service names the upstream ("auth", "customer"): span names, the
-	// upstream attribute of the outbound metrics, error messages.
-	Service        string
 	BaseURL        string        // e.g. http://127.0.0.1:8001
-	Timeout        time.Duration // per call, unless the caller's context is shorter
+	Timeout        time.Duration // per call, unless the caller's context is shorter (default: the client's)
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
@@ -49,8 +47,15 @@ type Client struct {
 	http    *http.Client
 }
 
-// New returns a client; Timeout must be positive.
-func New(o Options) *Client {
+// New returns a client of service, which names the upstream ("auth",
+// "customer") in span names, the upstream attribute of the outbound metrics
+// and error messages. Its calls are traced by an otelhttp transport that
+// propagates the trace context; a Timeout that is not positive is
+// defaultTimeout.
+func New(service string, o Options, defaultTimeout time.Duration) *Client {
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
 	base := o.Transport
 	if base == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -59,7 +64,6 @@ func New(o Options) *Client {
 		t.IdleConnTimeout = 90 * time.Second
 		base = t
 	}
-	service := o.Service
 	topts := []otelhttp.Option{
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return service + " " + r.Method }),
 	}

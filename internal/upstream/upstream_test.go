@@ -23,7 +23,7 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	c := New(Options{Service: "svc", BaseURL: srv.URL, Timeout: 5 * time.Second})
+	c := New("svc", Options{BaseURL: srv.URL, Timeout: 5 * time.Second}, time.Second)
 
 	err := c.Do(context.Background(), Call{Method: http.MethodGet, Path: "/x", Idempotent: true})
 	if !errors.Is(err, ErrUnavailable) || hits.Load() != maxAttempts {
@@ -44,7 +44,7 @@ func TestRefusedConnectionIsNotSent(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	c := New(Options{Service: "svc", BaseURL: "http://" + addr, Timeout: 2 * time.Second})
+	c := New("svc", Options{BaseURL: "http://" + addr, Timeout: 2 * time.Second}, time.Second)
 	err = c.Do(context.Background(), Call{Method: http.MethodPost, Path: "/x"})
 	e, ok := errors.AsType[*Error](err)
 	if !ok || !e.NotSent || !errors.Is(err, ErrUnavailable) || e.Service != "svc" {
@@ -60,7 +60,7 @@ func TestOutboundDurationByUpstream(t *testing.T) {
 	defer srv.Close()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	c := New(Options{Service: "customer", BaseURL: srv.URL, Timeout: time.Second, MeterProvider: mp})
+	c := New("customer", Options{BaseURL: srv.URL, Timeout: time.Second, MeterProvider: mp}, time.Second)
 	var out map[string]bool
 	if err := c.Do(context.Background(), Call{Method: http.MethodGet, Path: "/x", Out: &out}); err != nil || !out["ok"] {
 		t.Fatalf("call: %v %v", err, out)
@@ -83,4 +83,14 @@ func TestOutboundDurationByUpstream(t *testing.T) {
 		}
 	}
 	t.Fatalf("no http.client.request.duration point with upstream=customer in %+v", rm)
+}
+
+func TestNewDefaultsTheTimeout(t *testing.T) {
+	t.Parallel()
+	if c := New("svc", Options{}, 3*time.Second); c.timeout != 3*time.Second {
+		t.Errorf("timeout %s, want the default 3s", c.timeout)
+	}
+	if c := New("svc", Options{Timeout: time.Second}, 3*time.Second); c.timeout != time.Second {
+		t.Errorf("timeout %s, want the configured 1s", c.timeout)
+	}
 }
