@@ -34,14 +34,17 @@ const (
 	fault401                           // the token was rejected: nothing happened
 	faultTimeoutAfter                  // the service acted, the answer came too late
 	faultDropAfter                     // the service acted, the connection was cut before the answer
+	faultReplayed                      // the service acted, the call was replayed (a transport, a proxy) and the replay's answer came back
 	numFaultKinds
 )
 
 func (k faultKind) String() string {
-	return [...]string{"refused", "5xx", "429", "401", "timeout-after-act", "dropped-after-act"}[k]
+	return [...]string{"refused", "5xx", "429", "401", "timeout-after-act", "dropped-after-act", "replayed-after-act"}[k]
 }
 
-func (k faultKind) acts() bool { return k == faultTimeoutAfter || k == faultDropAfter }
+func (k faultKind) acts() bool {
+	return k == faultTimeoutAfter || k == faultDropAfter || k == faultReplayed
+}
 
 func (k faultKind) err(service string) error {
 	switch k {
@@ -97,6 +100,9 @@ func (p *plan) call(service, what string, act func() error) error {
 	switch {
 	case n != p.faultAt:
 		err = act()
+	case p.fault == faultReplayed:
+		_ = act()
+		err = act() // the replay's answer is the one the caller gets
 	case p.fault.acts():
 		_ = act()
 		err = p.fault.err(service)

@@ -120,7 +120,7 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 // authFailed ends or parks the saga after a failed register call.
 func (r *run) authFailed(ctx context.Context, err error) error {
 	ue := upstreamOf(ServiceAuth, err)
-	if ue.harmless() {
+	if ue.harmless() && !r.mayBeOurs(ctx, ue) {
 		// Refused, or never sent: nothing was created.
 		if terr := r.transition(ctx, StateFailed, SagaChange{LastError: "auth: " + ue.Kind.Error()}); terr != nil {
 			r.log.WarnContext(ctx, "saga: could not record failure", "saga_id", r.saga.ID, "error", terr.Error())
@@ -136,6 +136,12 @@ func (r *run) authFailed(ctx context.Context, err error) error {
 		r.log.WarnContext(ctx, "saga: could not schedule resolution", "saga_id", r.saga.ID, "error", terr.Error())
 	}
 	r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
+	if !errors.Is(ue, ErrUpstreamUnavailable) {
+		// A refusal taken as unknown (mayBeOurs) is answered as what it
+		// is to the client: not settled, not a refusal of its data.
+		// (Not wrapped: errors.Is would find the refusal's kind.)
+		ue = &UpstreamError{Service: ServiceAuth, Kind: ErrUpstreamUnavailable, Err: errors.New("taken as unknown: " + ue.Error())}
+	}
 	return &Error{
 		Code: CodeRegistrationFailed,
 		Detail: "The registration could not be completed: the auth service did not answer. " +
@@ -144,6 +150,38 @@ func (r *run) authFailed(ctx context.Context, err error) error {
 		RetryAfter: r.s.authGrace(),
 		Cause:      ue,
 	}
+}
+
+// mayBeOurs reports whether a refusal of the register call because the
+// email is taken may hide a user this saga created: a replay of the call
+// after it acted (a transport or a proxy that repeats a request whose
+// connection dropped) is answered "email exists". It asks the auth service
+// (service account): the user carries this saga's key, or carries none
+// and joined after the saga started (an auth service without keys), or
+// the lookup fails: the outcome is unknown and the reconciler resolves it.
+// Without a service client the refusal is taken as it is.
+func (r *run) mayBeOurs(ctx context.Context, ue *UpstreamError) bool {
+	if !errors.Is(ue, ErrUpstreamInvalid) || len(ue.Fields["email"]) == 0 || r.s.authAdmin == nil {
+		return false
+	}
+	email, err := r.s.secrets.Open(r.saga.ID, sealEmail, r.saga.EmailSealed)
+	if err != nil {
+		return false
+	}
+	u, err := r.s.authAdmin.FindUserByEmail(ctx, string(email))
+	switch {
+	case err != nil:
+		r.log.WarnContext(ctx, "saga: email taken, and the user could not be looked up; left to the reconciler", "saga_id", r.saga.ID)
+		return true
+	case u == nil:
+		return false
+	case u.RegistrationKey == r.saga.ID:
+		r.log.WarnContext(ctx, "saga: email taken by this saga's own user (the register call was replayed); left to the reconciler", "saga_id", r.saga.ID)
+		return true
+	case u.RegistrationKey == "" && !u.DateJoined.Before(r.saga.CreatedAt.Add(-clockSkew)):
+		return true
+	}
+	return false
 }
 
 // createProfile is the second step, with one retry when the customer
