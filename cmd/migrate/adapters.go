@@ -56,34 +56,38 @@ func (a authDirectory) withToken(ctx context.Context, fn func(token string) erro
 	}
 }
 
-func (a authDirectory) FindUserByEmail(ctx context.Context, email string) (legacy.User, bool, error) {
-	var u *authclient.User
-	err := a.withToken(ctx, func(tok string) (err error) {
-		u, err = a.client.FindUserByEmail(ctx, tok, email)
+// lookup runs one user lookup with the service token: found is false when
+// the auth service has no such user.
+func (a authDirectory) lookup(ctx context.Context, get func(token string) (*authclient.User, error)) (u *authclient.User, found bool, err error) {
+	err = a.withToken(ctx, func(tok string) (err error) {
+		u, err = get(tok)
 		return err
 	})
 	switch {
 	case errors.Is(err, authclient.ErrNotFound):
-		return legacy.User{}, false, nil
+		return nil, false, nil
 	case err != nil:
+		return nil, false, err
+	}
+	return u, true, nil
+}
+
+func (a authDirectory) FindUserByEmail(ctx context.Context, email string) (legacy.User, bool, error) {
+	u, found, err := a.lookup(ctx, func(tok string) (*authclient.User, error) {
+		return a.client.FindUserByEmail(ctx, tok, email)
+	})
+	if !found || !strings.EqualFold(strings.TrimSpace(u.Email), email) {
+		// Not found, failed, or a directory that matched loosely: not this user.
 		return legacy.User{}, false, err
-	case !strings.EqualFold(strings.TrimSpace(u.Email), email):
-		// A directory that matched loosely: not this user.
-		return legacy.User{}, false, nil
 	}
 	return legacy.User{ID: u.ID, Email: u.Email}, true, nil
 }
 
 func (a authDirectory) UserByID(ctx context.Context, id string) (legacy.User, bool, error) {
-	var u *authclient.User
-	err := a.withToken(ctx, func(tok string) (err error) {
-		u, err = a.client.GetUser(ctx, tok, id)
-		return err
+	u, found, err := a.lookup(ctx, func(tok string) (*authclient.User, error) {
+		return a.client.GetUser(ctx, tok, id)
 	})
-	switch {
-	case errors.Is(err, authclient.ErrNotFound):
-		return legacy.User{}, false, nil
-	case err != nil:
+	if !found {
 		return legacy.User{}, false, err
 	}
 	return legacy.User{ID: u.ID, Email: u.Email}, true, nil

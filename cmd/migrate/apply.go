@@ -9,28 +9,20 @@ import (
 )
 
 func (c *command) apply(ctx context.Context) error {
-	dir, err := c.directory(ctx)
+	in, err := c.open(ctx, true)
 	if err != nil {
 		return err
 	}
-	store, err := c.store(ctx)
-	if err != nil {
-		return err
-	}
-	r, in, total, err := c.openInput()
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	rw, f, err := c.newReport("apply", r.Format())
+	defer in.file.Close()
+	rw, f, err := c.newReport("apply", in.reader.Format())
 	if err != nil {
 		return err
 	}
 	var users legacy.UserCreator
 	if c.flags.create {
-		users = dir
+		users = in.dir
 	}
-	sum, runErr := legacy.Apply(ctx, r, dir, users, store, c.options(total), rw.Entry)
+	sum, runErr := legacy.Apply(ctx, in.reader, in.dir, users, in.store, c.options(in.total), rw.Entry)
 	if err := finishReport(rw, f, sum, runErr); err != nil {
 		return errors.Join(runErr, err)
 	}

@@ -98,6 +98,34 @@ func (c *command) options(total int) legacy.Options {
 	return o
 }
 
+// input is what plan, apply and verify work on: the auth service, the
+// customer store (zero for plan, which writes nothing) and the opened
+// legacy export with its record count (0 without a progress bar).
+type input struct {
+	dir    authDirectory
+	store  profileStore
+	reader *legacy.Reader
+	file   io.Closer
+	total  int
+}
+
+// open signs in to the auth service, opens the customer store when
+// withStore, then the input; the caller closes in.file.
+func (c *command) open(ctx context.Context, withStore bool) (in input, err error) {
+	if in.dir, err = c.directory(ctx); err != nil {
+		return input{}, err
+	}
+	if withStore {
+		if in.store, err = c.store(ctx); err != nil {
+			return input{}, err
+		}
+	}
+	if in.reader, in.file, in.total, err = c.openInput(); err != nil {
+		return input{}, err
+	}
+	return in, nil
+}
+
 // openInput opens the legacy export; with a progress bar, the records are
 // counted first so the bar has a total and an ETA.
 func (c *command) openInput() (*legacy.Reader, io.Closer, int, error) {

@@ -9,20 +9,16 @@ import (
 )
 
 func (c *command) plan(ctx context.Context) error {
-	dir, err := c.directory(ctx)
+	in, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}
-	r, in, total, err := c.openInput()
+	defer in.file.Close()
+	rw, f, err := c.newReport("plan", in.reader.Format())
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	rw, f, err := c.newReport("plan", r.Format())
-	if err != nil {
-		return err
-	}
-	sum, runErr := legacy.Plan(ctx, r, dir, c.options(total), rw.Entry)
+	sum, runErr := legacy.Plan(ctx, in.reader, in.dir, c.options(in.total), rw.Entry)
 	if err := finishReport(rw, f, sum, runErr); err != nil {
 		return errors.Join(runErr, err)
 	}

@@ -10,20 +10,12 @@ import (
 )
 
 func (c *command) verify(ctx context.Context) error {
-	dir, err := c.directory(ctx)
+	in, err := c.open(ctx, true)
 	if err != nil {
 		return err
 	}
-	store, err := c.store(ctx)
-	if err != nil {
-		return err
-	}
-	r, in, total, err := c.openInput()
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	v, err := legacy.Verify(ctx, r, dir, store, c.options(total))
+	defer in.file.Close()
+	v, err := legacy.Verify(ctx, in.reader, in.dir, in.store, c.options(in.total))
 	if err != nil {
 		return err
 	}
