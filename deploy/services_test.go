@@ -87,6 +87,7 @@ func services() []service {
 				"CUSTOMER_TIMEOUT":   "3s per call to the customer service",
 				"REDIS_TIMEOUT":      "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
 				"RECONCILE_INTERVAL": "5s between passes of the saga reconciler",
+				"STORE_TIMEOUT":      "2s per call to the BFF's own MongoDB (bff.DefaultStoreTimeout)",
 				"SAGA_LEASE_TTL":     "derived from the timeouts (bff.DefaultLeaseTTL)",
 				"SAGA_RETENTION":     "30 days: finished sagas are kept that long for support and audit, then deleted by the reconciler",
 				"BFF_BENCH_FLOOR":    "off: the benchmark's floor endpoint (cmd/bench) is never served by a deployment",
