@@ -32,9 +32,7 @@ const ServiceName = "auth"
 // requests for up to cfg.ShutdownTimeout and stops the blacklist sweep.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
-	log.Info("starting", "version", daemon.Version(), "config", cfg)
-
-	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
+	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
 	if err != nil {
 		return err
 	}
@@ -44,23 +42,17 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = mc.Disconnect(dctx)
-	}()
+	defer mongodb.Disconnect(ctx, mc)
 	store := authmongo.New(mc.Database(cfg.DB))
 	if err := store.EnsureIndexes(ctx); err != nil {
 		return err
 	}
 
-	var rdb *redis.Client
-	if cfg.RedisURL != "" {
-		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer}); err != nil {
-			return err
-		}
-		defer rdb.Close()
+	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
+	if err != nil {
+		return err
 	}
+	defer redisconn.Close(rdb)
 
 	argon, err := password.New(cfg.Argon2, cfg.HashConcurrency)
 	if err != nil {

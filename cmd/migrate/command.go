@@ -33,9 +33,7 @@ func (c *command) close() {
 		c.transport.CloseIdleConnections()
 	}
 	if c.client != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.client.Disconnect(ctx)
+		mongodb.Disconnect(context.Background(), c.client)
 	}
 }
 

@@ -25,9 +25,7 @@ const ServiceName = "customer"
 // in-flight requests for up to cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
-	log.Info("starting", "config", cfg)
-
-	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
+	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
 	if err != nil {
 		return err
 	}
@@ -46,23 +44,17 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = client.Disconnect(dctx)
-	}()
+	defer mongodb.Disconnect(ctx, client)
 	store, err := customermongo.New(ctx, client.Database(cfg.Database))
 	if err != nil {
 		return fmt.Errorf("customer store: %w", err)
 	}
 
-	var rdb *redis.Client
-	if cfg.RedisURL != "" {
-		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer}); err != nil {
-			return err
-		}
-		defer rdb.Close()
+	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
+	if err != nil {
+		return err
 	}
+	defer redisconn.Close(rdb)
 
 	auth := authclient.New(authclient.Options{
 		BaseURL:        cfg.AuthURL,

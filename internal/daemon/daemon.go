@@ -65,6 +65,14 @@ func (o Options) Telemetry(ctx context.Context, service, environment string) (*t
 	})
 }
 
+// Start begins a service's Run: it logs "starting" with the version and the
+// configuration (whose secrets print redacted) and sets up the service's
+// telemetry, which the caller closes.
+func (o Options) Start(ctx context.Context, service, environment string, cfg any) (*telemetry.Telemetry, error) {
+	o.Log().Info("starting", "version", Version(), "config", cfg)
+	return o.Telemetry(ctx, service, environment)
+}
+
 // Serve runs the API server (and, when metricsAddr is non-empty, a separate
 // metrics server with /metrics) until ctx is cancelled, then drains both.
 // When metricsAddr is empty, /metrics is expected on the API engine.

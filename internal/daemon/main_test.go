@@ -44,3 +44,24 @@ func TestRunnerLogsAnInvalidConfigurationAndNeverRuns(t *testing.T) {
 		t.Fatalf("Run got %v, want the loaded config", ran)
 	}
 }
+
+func TestStartLogsTheVersionAndTheConfiguration(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := RunLogged(context.Background(), "svc", config.FromMap(nil), &out, func(ctx context.Context, lookup config.Lookup, o Options) error {
+		tel, err := o.Start(ctx, "svc", "test", map[string]string{"port": "8080"})
+		if err != nil {
+			return err
+		}
+		tel.Close(ctx, o.Log())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"starting"`, `"version":"` + Version() + `"`, `"config":{"port":"8080"}`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log %q lacks %s", out.String(), want)
+		}
+	}
+}

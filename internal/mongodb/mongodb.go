@@ -42,6 +42,14 @@ func Connect(ctx context.Context, uri, appName string, tp trace.TracerProvider) 
 	return c, nil
 }
 
+// Disconnect closes c, giving it up to 5s even when ctx is cancelled (as
+// it is when a service stops).
+func Disconnect(ctx context.Context, c *mongo.Client) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = c.Disconnect(dctx)
+}
+
 // Ping is a readiness check of the client.
 func Ping(c *mongo.Client) func(ctx context.Context) error {
 	return func(ctx context.Context) error { return c.Ping(ctx, readpref.Primary()) }

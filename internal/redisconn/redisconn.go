@@ -47,6 +47,22 @@ func Open(url string, o Options) (*redis.Client, error) {
 	return c, nil
 }
 
+// OpenIfSet is Open for a service that runs without Redis when url is "":
+// it then returns a nil client.
+func OpenIfSet(url string, o Options) (*redis.Client, error) {
+	if url == "" {
+		return nil, nil
+	}
+	return Open(url, o)
+}
+
+// Close closes c, if there is one (see OpenIfSet).
+func Close(c *redis.Client) {
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
 // Ping is a readiness check of the client.
 func Ping(c *redis.Client) func(ctx context.Context) error {
 	return func(ctx context.Context) error { return c.Ping(ctx).Err() }
