@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	mongoopts "go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/internal/embedded"
+	"github.com/acme/customer-platform/internal/stack"
 )
 
 // system is the system under test.
@@ -100,63 +102,57 @@ func startSystem(ctx context.Context, o options, dir string, stderr io.Writer, p
 		return s, err
 	}
 
-	key := randomSecret(32)
-	clientSecret := randomSecret(24)
 	db := func(name string) string { return "bench_" + s.runID + "_" + name }
 	s.customerDB = db("customers")
+	// What the system gives every service (stack.Env, as cmd/stack and the
+	// system tests give it), the benchmark's settings, and the service's own.
+	wiring := stack.Wiring{
+		MongoURI:            mongoURI,
+		RedisURL:            s.redis.URL,
+		URLs:                map[string]string{},
+		SigningKey:          randomSecret(32),
+		BFFClientSecret:     randomSecret(24),
+		MigrateClientSecret: randomSecret(24),
+	}
 	common := map[string]string{
 		"HTTP_ADDR":              "127.0.0.1:0",
 		"METRICS_ADDR":           "127.0.0.1:0",
-		"MONGODB_URI":            mongoURI,
-		"JWT_SIGNING_KEY":        key,
 		"LOG_LEVEL":              "info",
 		"SHUTDOWN_TIMEOUT":       "5s",
 		"DEPLOYMENT_ENVIRONMENT": "benchmark",
 	}
-	with := func(extra map[string]string) map[string]string {
-		env := make(map[string]string, len(common)+len(extra))
-		for k, v := range common {
-			env[k] = v
-		}
-		for k, v := range extra {
-			env[k] = v
+	envOf := func(w stack.Wiring, own ...map[string]string) map[string]string {
+		env := stack.Env(w)
+		maps.Copy(env, common)
+		for _, o := range own {
+			maps.Copy(env, o)
 		}
 		return env
 	}
-	authEnv := with(map[string]string{
-		"AUTH_DB":              db("auth"),
-		"REDIS_URL":            s.redis.URL,
-		"AUTH_RATE_LIMITS":     "off",
-		"ACCESS_TOKEN_TTL":     "1h", // a slow machine's run outlasts the default 5 minutes
-		"AUTH_SERVICE_CLIENTS": "bff:" + clientSecret,
-		"ARGON2_MEMORY_KIB":    strconv.Itoa(int(o.argon2.MemoryKiB)),
-		"ARGON2_ITERATIONS":    strconv.Itoa(int(o.argon2.Iterations)),
-		"ARGON2_PARALLELISM":   strconv.Itoa(int(o.argon2.Parallelism)),
+	if s.auth, err = s.start(ctx, nameAuth, "auth", "registration's Argon2id hash; the user of every view", envOf(wiring, map[string]string{
+		"AUTH_DB":            db("auth"),
+		"AUTH_RATE_LIMITS":   "off",
+		"ACCESS_TOKEN_TTL":   "1h", // a slow machine's run outlasts the default 5 minutes
+		"ARGON2_MEMORY_KIB":  strconv.Itoa(int(o.argon2.MemoryKiB)),
+		"ARGON2_ITERATIONS":  strconv.Itoa(int(o.argon2.Iterations)),
+		"ARGON2_PARALLELISM": strconv.Itoa(int(o.argon2.Parallelism)),
 		// The baseline hashes at exactly this concurrency.
 		"PASSWORD_HASH_CONCURRENCY": strconv.Itoa(o.hashConc),
-	})
-	if s.auth, err = s.start(ctx, nameAuth, "auth", "registration's Argon2id hash; the user of every view", authEnv); err != nil {
-		return s, err
-	}
-	if s.customer, err = s.start(ctx, nameCustomer, "customer", "the profile of every view", with(map[string]string{
-		"CUSTOMER_DB": s.customerDB,
-		"REDIS_URL":   s.redis.URL,
-		"AUTH_URL":    s.auth.url(),
 	})); err != nil {
 		return s, err
 	}
-	bff := func(name, bffDB string, extra map[string]string) map[string]string {
-		env := with(map[string]string{
-			"AUTH_URL":                  s.auth.url(),
-			"CUSTOMER_URL":              s.customer.url(),
-			"BFF_DB":                    db(bffDB),
-			"BFF_SERVICE_CLIENT_ID":     "bff",
-			"BFF_SERVICE_CLIENT_SECRET": clientSecret,
-		})
-		for k, v := range extra {
-			env[k] = v
-		}
-		return env
+	wiring.URLs["auth"] = s.auth.url()
+	if s.customer, err = s.start(ctx, nameCustomer, "customer", "the profile of every view", envOf(wiring, map[string]string{
+		"CUSTOMER_DB": s.customerDB,
+	})); err != nil {
+		return s, err
+	}
+	wiring.URLs["customer"] = s.customer.url()
+	// The BFFs differ in their database and their cache's Redis ("": none).
+	bff := func(bffDB, redisURL string, own map[string]string) map[string]string {
+		w := wiring
+		w.RedisURL = redisURL
+		return envOf(w, map[string]string{"BFF_DB": db(bffDB)}, own)
 	}
 	for _, b := range []struct {
 		p         **proc
@@ -165,21 +161,19 @@ func startSystem(ctx context.Context, o options, dir string, stderr io.Writer, p
 	}{
 		// Hits (a TTL longer than the run, so no entry expires during a
 		// hit figure), the floor, registrations.
-		{&s.bff, nameBFF, "cached views, the floor, registrations", bff(nameBFF, "bff", map[string]string{
-			"REDIS_URL": s.redis.URL, "CACHE_TTL": "10m", "BFF_BENCH_FLOOR": "true",
+		{&s.bff, nameBFF, "cached views, the floor, registrations", bff("bff", s.redis.URL, map[string]string{
+			"CACHE_TTL": "10m", "BFF_BENCH_FLOOR": "true",
 		})},
 		// Misses: every entry expires a millisecond after it is written.
 		// Its own Redis database, so it never finds bff's entries (the
 		// change feed's channels are the same in every database).
-		{&s.bffMiss, nameBFFMiss, "cache misses (CACHE_TTL=1ms)", bff(nameBFFMiss, "bff_miss", map[string]string{
-			"REDIS_URL": strings.TrimSuffix(s.redis.URL, "/0") + "/1", "CACHE_TTL": "1ms",
+		{&s.bffMiss, nameBFFMiss, "cache misses (CACHE_TTL=1ms)", bff("bff_miss", strings.TrimSuffix(s.redis.URL, "/0")+"/1", map[string]string{
+			"CACHE_TTL": "1ms",
 		})},
 		// The cache bypassed on purpose: no REDIS_URL.
-		{&s.bffNoCache, nameNoCache, "the cache bypassed on purpose (no REDIS_URL)", bff(nameNoCache, "bff_nocache", nil)},
+		{&s.bffNoCache, nameNoCache, "the cache bypassed on purpose (no REDIS_URL)", bff("bff_nocache", "", nil)},
 		// Its Redis is stopped for figure 6.
-		{&s.bffDown, nameBFFDown, "its Redis stopped", bff(nameBFFDown, "bff_down", map[string]string{
-			"REDIS_URL": s.redisDown.URL,
-		})},
+		{&s.bffDown, nameBFFDown, "its Redis stopped", bff("bff_down", s.redisDown.URL, nil)},
 	} {
 		if *b.p, err = s.start(ctx, b.name, "bff", b.use, b.env); err != nil {
 			return s, err
@@ -226,8 +220,8 @@ func (s *system) watches(ctx context.Context) []cpuWatch {
 }
 
 // start launches one service and waits until it is ready.
-func (s *system) start(ctx context.Context, name, binary, role string, env map[string]string) (*proc, error) {
-	p, err := s.launcher.start(ctx, name, binary, env)
+func (s *system) start(ctx context.Context, name, service, role string, env map[string]string) (*proc, error) {
+	p, err := s.launcher.start(ctx, name, service, env)
 	if err != nil {
 		return nil, err
 	}

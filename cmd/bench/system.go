@@ -17,13 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/acme/customer-platform/auth/authd"
-	"github.com/acme/customer-platform/bff/bffd"
-	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/logging"
+	"github.com/acme/customer-platform/internal/stack"
 )
 
 // proc is a running service (or backing server) of the system under test.
@@ -39,10 +37,10 @@ type proc struct {
 // url is the proc's API base URL.
 func (p *proc) url() string { return "http://" + p.addr }
 
-// launcher starts one of the three service binaries (auth, customer, bff)
+// launcher starts name, an instance of service (one of stack.Services),
 // with an environment.
 type launcher interface {
-	start(ctx context.Context, name, binary string, env map[string]string) (*proc, error)
+	start(ctx context.Context, name, service string, env map[string]string) (*proc, error)
 	// describe says how services run, for the report.
 	describe() string
 }
@@ -59,7 +57,8 @@ type childLauncher struct {
 
 func (l childLauncher) describe() string { return "services run as child processes (go build)" }
 
-// buildBinaries builds cmd/auth, cmd/customer and cmd/bff into dir.
+// buildBinaries builds the services' commands (stack.Services) into dir,
+// each service named after its service.
 func buildBinaries(ctx context.Context, dir string, stderr io.Writer) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -72,8 +71,11 @@ func buildBinaries(ctx context.Context, dir string, stderr io.Writer) error {
 	// The flags of `go run ./cmd/bench` (none), so every package the
 	// services share with this benchmark comes from the build cache (another
 	// build configuration, such as -trimpath, would compile them again).
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", dir+string(filepath.Separator),
-		"./cmd/auth", "./cmd/customer", "./cmd/bff")
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, svc := range stack.Services() {
+		args = append(args, svc.Cmd)
+	}
+	cmd := exec.CommandContext(ctx, goTool, args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
@@ -111,13 +113,13 @@ func childEnv(env map[string]string) []string {
 	return out
 }
 
-func (l childLauncher) start(ctx context.Context, name, binary string, env map[string]string) (*proc, error) {
+func (l childLauncher) start(ctx context.Context, name, service string, env map[string]string) (*proc, error) {
 	logPath := filepath.Join(l.logDir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(l.binDir, binary))
+	cmd := exec.Command(filepath.Join(l.binDir, service))
 	cmd.Env = childEnv(env)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
@@ -220,33 +222,10 @@ type inProcessLauncher struct{ logDir string }
 
 func (l inProcessLauncher) describe() string { return "services run inside the benchmark's process" }
 
-func (l inProcessLauncher) start(ctx context.Context, name, binary string, env map[string]string) (*proc, error) {
-	runs := map[string]func(ctx context.Context, lookup config.Lookup, o daemon.Options) error{
-		"auth": func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-			cfg, err := authd.LoadConfig(lookup)
-			if err != nil {
-				return err
-			}
-			return authd.Run(ctx, cfg, o)
-		},
-		"customer": func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-			cfg, err := customerd.LoadConfig(lookup)
-			if err != nil {
-				return err
-			}
-			return customerd.Run(ctx, cfg, o)
-		},
-		"bff": func(ctx context.Context, lookup config.Lookup, o daemon.Options) error {
-			cfg, err := bffd.LoadConfig(lookup)
-			if err != nil {
-				return err
-			}
-			return bffd.Run(ctx, cfg, o)
-		},
-	}
-	run, ok := runs[binary]
+func (l inProcessLauncher) start(ctx context.Context, name, service string, env map[string]string) (*proc, error) {
+	svc, ok := stack.Lookup(service)
 	if !ok {
-		return nil, fmt.Errorf("no service %q", binary)
+		return nil, fmt.Errorf("no service %q", service)
 	}
 	logPath := filepath.Join(l.logDir, name+".log")
 	logf, err := os.Create(logPath)
@@ -259,8 +238,8 @@ func (l inProcessLauncher) start(ctx context.Context, name, binary string, env m
 	ready := make(chan daemon.Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(rctx, lookup, daemon.Options{
-			Logger: logging.New(logf, logging.ParseLevel(level), binary),
+		done <- svc.Run(rctx, lookup, daemon.Options{
+			Logger: logging.New(logf, logging.ParseLevel(level), service),
 			Lookup: lookup,
 			Ready:  func(a daemon.Addrs) { ready <- a },
 		})
