@@ -1,5 +1,5 @@
 // Package upstream is the JSON-over-HTTP client core shared by the typed
-// clients of our services (authclient, the BFF's customer client): per-call
+// clients of our services (authclient, customerclient): per-call
 // timeouts, an otelhttp transport (client spans, W3C propagation, outbound
 // call duration by upstream), bounded answers, retries with backoff for
 // idempotent calls only, and the mapping of Django REST framework error
