@@ -18,7 +18,8 @@ const (
 	KindDeleteAccount = "delete_account"
 )
 
-// Saga states. See the package documentation for the state machines.
+// Saga states; docs/design.md ("Sagas, states and leases") draws the state
+// machines.
 const (
 	StateStarted        = "started"
 	StateUserCreated    = "user_created"
@@ -48,7 +49,8 @@ const (
 )
 
 // Saga is the durable record of one multi-step operation. It never holds a
-// password or a plain token (see the package documentation).
+// password or a plain token: what it must keep of the caller is sealed
+// (docs/design.md, "Sagas, states and leases").
 type Saga struct {
 	ID               string
 	Kind             string
