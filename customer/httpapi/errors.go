@@ -1,14 +1,10 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/acme/customer-platform/customer"
-	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -30,14 +26,6 @@ var errorTable = []web.Mapping{
 const CodeUserNotFound = "user_not_found"
 
 // responder is the service's one error path: validation errors are the
-// field -> messages 400, the table maps the sentinel errors, anything else
-// is a logged 500 without its text.
-var responder = web.Responder{Table: errorTable, Translate: translate}
-
-// translate answers a validation error with its fields.
-func translate(_ *gin.Context, err error) *web.Error {
-	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
-		return web.Invalid(ve.Fields)
-	}
-	return nil
-}
+// field -> messages 400 (web.Responder's own rule), the table maps the
+// sentinel errors, anything else is a logged 500 without its text.
+var responder = web.Responder{Table: errorTable}

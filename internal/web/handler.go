@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // Handler is a route handler that writes only its success: it returns its
@@ -20,7 +22,9 @@ type Mapping struct {
 }
 
 // Responder is a service's one error path: its table of domain errors and,
-// for errors that carry data (field errors, a retry delay), Translate.
+// for errors that carry data (a retry delay, a cause), Translate. Field
+// errors (*contract.ValidationError) are the contract's 400 in every
+// service and need neither.
 type Responder struct {
 	// Table maps sentinel errors to answers; the first match wins.
 	Table []Mapping
@@ -39,7 +43,8 @@ func (r Responder) Handle(h Handler) gin.HandlerFunc {
 }
 
 // Respond writes err in the contract's shape and aborts the chain. A *Error
-// is written as it is; other errors go through Translate, then the table;
+// is written as it is, a *contract.ValidationError as the field -> messages
+// 400; other errors go through Translate, then the table;
 // what neither knows becomes, through the package's Respond, a logged 500
 // without its text.
 func (r Responder) Respond(c *gin.Context, err error) {
@@ -51,6 +56,9 @@ func (r Responder) Respond(c *gin.Context, err error) {
 func (r Responder) Answer(c *gin.Context, err error) error {
 	if _, ok := errors.AsType[*Error](err); ok {
 		return err
+	}
+	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
+		return Invalid(ve.Fields)
 	}
 	if r.Translate != nil {
 		if we := r.Translate(c, err); we != nil {

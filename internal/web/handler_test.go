@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/authclient"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 var (
@@ -46,6 +47,9 @@ func TestResponderMapsEveryKindOfError(t *testing.T) {
 		"/fields": func(*gin.Context) error {
 			return &fieldsError{map[string][]string{"city": {"This field is required."}}}
 		},
+		"/contract": func(*gin.Context) error {
+			return fmt.Errorf("create: %w", contract.FieldError("email", "Enter a valid email address."))
+		},
 		"/web": func(*gin.Context) error {
 			return &Error{Code: CodeThrottled, Detail: "slow", RetryAfter: 1100 * time.Millisecond}
 		},
@@ -65,6 +69,7 @@ func TestResponderMapsEveryKindOfError(t *testing.T) {
 		{path: "/missing", status: 404, body: map[string]any{"code": "not_found", "detail": "Not found."}},
 		{path: "/taken", status: 409, body: map[string]any{"code": "conflict", "detail": "Taken."}},
 		{path: "/fields", status: 400, body: map[string]any{"city": []any{"This field is required."}}},
+		{path: "/contract", status: 400, body: map[string]any{"email": []any{"Enter a valid email address."}}},
 		{path: "/web", status: 429, retryAfter: "2", body: map[string]any{"code": "throttled", "detail": "slow"}},
 		{path: "/deadline", status: 503, body: map[string]any{"code": "service_unavailable", "detail": "The request took too long."}},
 		{path: "/internal", status: 500, body: map[string]any{"code": "error", "detail": "A server error occurred."}},
