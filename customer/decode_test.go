@@ -1,4 +1,4 @@
-package customer
+package customer_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/customer-platform/customer"
 )
 
 // members reads a JSON object into raw members, as the HTTP adapters do.
@@ -28,8 +30,8 @@ func TestDecodeProfile(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		body string
-		o    DecodeOptions
-		want FieldErrors // nil: no problem
+		o    customer.DecodeOptions
+		want customer.FieldErrors // nil: no problem
 	}{
 		{name: "every writable field", body: `{"street_address":"1 Main St","city":"Springfield","state":"IL","postal_code":"62701",
 			"country":"USA","company_name":"Acme","business_type":"llc","tax_id":"1","emergency_contact_name":"C",
@@ -37,34 +39,34 @@ func TestDecodeProfile(t *testing.T) {
 			"notification_preferences":{"email":true,"sms":false}}`},
 		{name: "empty", body: `{}`},
 		{name: "wrong types", body: `{"street_address":1,"city":true,"postal_code":[1],"state":{"$ne":""}}`,
-			want: FieldErrors{"street_address": {MsgNotString}, "city": {MsgNotString}, "postal_code": {MsgNotString}, "state": {MsgNotString}}},
+			want: customer.FieldErrors{"street_address": {customer.MsgNotString}, "city": {customer.MsgNotString}, "postal_code": {customer.MsgNotString}, "state": {customer.MsgNotString}}},
 		{name: "nulls", body: `{"street_address":null,"notification_preferences":null}`,
-			want: FieldErrors{"street_address": {MsgNull}, "notification_preferences": {MsgNull}}},
+			want: customer.FieldErrors{"street_address": {customer.MsgNull}, "notification_preferences": {customer.MsgNull}}},
 		{name: "preferences not an object", body: `{"notification_preferences":"yes"}`,
-			want: FieldErrors{"notification_preferences": {MsgNotObject}}},
+			want: customer.FieldErrors{"notification_preferences": {customer.MsgNotObject}}},
 		{name: "every bad preference named", body: `{"notification_preferences":{"$set":true,"email":"yes"}}`,
-			want: FieldErrors{"notification_preferences": {
+			want: customer.FieldErrors{"notification_preferences": {
 				`Invalid key "$set": keys are letters, digits and underscores, starting with a letter.`,
 				`Value of "email" must be a boolean.`,
 			}}},
 		{name: "a long preference key is cut", body: `{"notification_preferences":{"` + long + `":true}}`,
-			want: FieldErrors{"notification_preferences": {`Invalid key "` + long[:64] + `...": keys are letters, digits and underscores, starting with a letter.`}}},
-		{name: "too many preferences", body: `{"notification_preferences":{` + manyPreferences(MaxPreferences+1) + `}}`,
-			want: FieldErrors{"notification_preferences": {"Ensure this object has no more than 20 keys."}}},
+			want: customer.FieldErrors{"notification_preferences": {`Invalid key "` + long[:64] + `...": keys are letters, digits and underscores, starting with a letter.`}}},
+		{name: "too many preferences", body: `{"notification_preferences":{` + manyPreferences(customer.MaxPreferences+1) + `}}`,
+			want: customer.FieldErrors{"notification_preferences": {"Ensure this object has no more than 20 keys."}}},
 		{name: "read-only members", body: `{"id":"x","is_verified":true,"user_id":"u","total_services":3,"email":"a@example.com"}`,
-			want: FieldErrors{"id": {MsgReadOnly}, "is_verified": {MsgReadOnly}, "user_id": {MsgReadOnly}, "total_services": {MsgReadOnly}, "email": {MsgReadOnly}}},
-		{name: "staff sets is_verified", body: `{"is_verified":true}`, o: DecodeOptions{Verified: true}},
-		{name: "staff sends a bad is_verified", body: `{"is_verified":"yes"}`, o: DecodeOptions{Verified: true},
-			want: FieldErrors{"is_verified": {MsgNotBool}}},
-		{name: "staff create names the user", body: `{"user_id":"6f9619ff-8b86-4011-b42d-00c04fc964ff"}`, o: DecodeOptions{UserID: true}},
+			want: customer.FieldErrors{"id": {customer.MsgReadOnly}, "is_verified": {customer.MsgReadOnly}, "user_id": {customer.MsgReadOnly}, "total_services": {customer.MsgReadOnly}, "email": {customer.MsgReadOnly}}},
+		{name: "staff sets is_verified", body: `{"is_verified":true}`, o: customer.DecodeOptions{Verified: true}},
+		{name: "staff sends a bad is_verified", body: `{"is_verified":"yes"}`, o: customer.DecodeOptions{Verified: true},
+			want: customer.FieldErrors{"is_verified": {customer.MsgNotBool}}},
+		{name: "staff create names the user", body: `{"user_id":"6f9619ff-8b86-4011-b42d-00c04fc964ff"}`, o: customer.DecodeOptions{UserID: true}},
 		{name: "unknown members, long names cut", body: `{"favourite_colour":"blue","$where":"1","` + long + `":1}`,
-			want: FieldErrors{"favourite_colour": {MsgUnknown}, "$where": {MsgUnknown}, long[:64] + "...": {MsgUnknown}}},
-		{name: "members claimed by others are skipped", body: `{"email":1,"password1":"x","city":"Salem","user_role":"admin"}`, o: DecodeOptions{Others: userField},
-			want: FieldErrors{"user_role": {MsgUnknown}}},
+			want: customer.FieldErrors{"favourite_colour": {customer.MsgUnknown}, "$where": {customer.MsgUnknown}, long[:64] + "...": {customer.MsgUnknown}}},
+		{name: "members claimed by others are skipped", body: `{"email":1,"password1":"x","city":"Salem","user_role":"admin"}`, o: customer.DecodeOptions{Others: userField},
+			want: customer.FieldErrors{"user_role": {customer.MsgUnknown}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			_, fe := DecodeProfile(members(t, c.body), c.o)
+			_, fe := customer.DecodeProfile(members(t, c.body), c.o)
 			for k, v := range fe {
 				slices.Sort(v)
 				fe[k] = v
@@ -101,8 +103,8 @@ func manyPreferences(n int) string {
 // sent is set, nothing else is.
 func TestDecodeProfileValues(t *testing.T) {
 	t.Parallel()
-	body, fe := DecodeProfile(members(t, `{"city":"Salem","state":"","notification_preferences":{"email":false},
-		"is_verified":false,"user_id":"6F9619FF-8B86-4011-B42D-00C04FC964FF"}`), DecodeOptions{Verified: true, UserID: true})
+	body, fe := customer.DecodeProfile(members(t, `{"city":"Salem","state":"","notification_preferences":{"email":false},
+		"is_verified":false,"user_id":"6F9619FF-8B86-4011-B42D-00C04FC964FF"}`), customer.DecodeOptions{Verified: true, UserID: true})
 	if len(fe) != 0 {
 		t.Fatal(fe)
 	}
@@ -111,7 +113,7 @@ func TestDecodeProfileValues(t *testing.T) {
 		len(ch.NotificationPreferences) != 1 || ch.NotificationPreferences["email"] {
 		t.Fatalf("changes %+v", ch)
 	}
-	if got := ch.Sent(); !slices.Equal(got, []string{FieldCity, FieldState, FieldNotificationPreferences, FieldIsVerified}) {
+	if got := ch.Sent(); !slices.Equal(got, []string{customer.FieldCity, customer.FieldState, customer.FieldNotificationPreferences, customer.FieldIsVerified}) {
 		t.Fatalf("sent %v", got)
 	}
 	if body.UserID != "6F9619FF-8B86-4011-B42D-00C04FC964FF" {
@@ -120,7 +122,7 @@ func TestDecodeProfileValues(t *testing.T) {
 
 	// A member with a problem is not set: validation does not report it again
 	// as missing when the caller merges only the untyped errors.
-	body, _ = DecodeProfile(members(t, `{"city":1}`), DecodeOptions{})
+	body, _ = customer.DecodeProfile(members(t, `{"city":1}`), customer.DecodeOptions{})
 	if body.Changes.City != nil {
 		t.Fatal("a bad city was decoded")
 	}
@@ -134,17 +136,17 @@ func TestDecodeRegistration(t *testing.T) {
 	obj := members(t, `{"email":"ada@example.com","first_name":"Ada","last_name":"L","phone_number":"+1 555 0100",
 		"password1":"pw","password2":"pw","street_address":"1 Main St","city":"Springfield","postal_code":"62701"}`)
 	auth := map[string]bool{"email": true, "first_name": true, "last_name": true, "phone_number": true, "password1": true, "password2": true}
-	body, fe := DecodeProfile(obj, DecodeOptions{Others: func(n string) bool { return auth[n] }})
+	body, fe := customer.DecodeProfile(obj, customer.DecodeOptions{Others: func(n string) bool { return auth[n] }})
 	if len(fe) != 0 {
 		t.Fatal(fe)
 	}
-	c, err := ValidateCreate(body.Changes)
-	if err != nil || c.City != "Springfield" || c.Country != DefaultCountry {
+	c, err := customer.ValidateCreate(body.Changes)
+	if err != nil || c.City != "Springfield" || c.Country != customer.DefaultCountry {
 		t.Fatalf("%+v %v", c, err)
 	}
 	var forwarded []string
 	for name := range obj {
-		if WritableField(name) {
+		if customer.WritableField(name) {
 			forwarded = append(forwarded, name)
 		}
 	}
@@ -157,10 +159,10 @@ func TestDecodeRegistration(t *testing.T) {
 func TestWritableField(t *testing.T) {
 	t.Parallel()
 	for name, want := range map[string]bool{
-		FieldCity: true, FieldPreferredContactMethod: true, FieldNotificationPreferences: true,
-		FieldIsVerified: false, FieldUserID: false, FieldID: false, FieldEmail: false, "password1": false, "": false,
+		customer.FieldCity: true, customer.FieldPreferredContactMethod: true, customer.FieldNotificationPreferences: true,
+		customer.FieldIsVerified: false, customer.FieldUserID: false, customer.FieldID: false, customer.FieldEmail: false, "password1": false, "": false,
 	} {
-		if WritableField(name) != want {
+		if customer.WritableField(name) != want {
 			t.Errorf("WritableField(%q) != %v", name, want)
 		}
 	}
@@ -168,13 +170,13 @@ func TestWritableField(t *testing.T) {
 
 func TestDecodeService(t *testing.T) {
 	t.Parallel()
-	in, fe := DecodeService(members(t, `{"service_type":"repair","notes":"boiler","performed_at":"2025-01-02T03:04+02:00"}`))
+	in, fe := customer.DecodeService(members(t, `{"service_type":"repair","notes":"boiler","performed_at":"2025-01-02T03:04+02:00"}`))
 	if len(fe) != 0 || in.ServiceType != "repair" || in.Notes != "boiler" || in.PerformedAt == nil ||
 		!in.PerformedAt.Equal(time.Date(2025, 1, 2, 1, 4, 0, 0, time.UTC)) || in.PerformedAt.Location() != time.UTC {
 		t.Fatalf("%+v %v", in, fe)
 	}
-	_, fe = DecodeService(members(t, `{"performed_at":"yesterday","notes":null,"count":5}`))
-	want := FieldErrors{FieldPerformedAt: {MsgInvalidDate}, FieldNotes: {MsgNull}, "count": {MsgUnknown}}
+	_, fe = customer.DecodeService(members(t, `{"performed_at":"yesterday","notes":null,"count":5}`))
+	want := customer.FieldErrors{customer.FieldPerformedAt: {customer.MsgInvalidDate}, customer.FieldNotes: {customer.MsgNull}, "count": {customer.MsgUnknown}}
 	if !maps.EqualFunc(fe, want, slices.Equal) {
 		t.Fatalf("field errors %v", fe)
 	}
@@ -182,16 +184,16 @@ func TestDecodeService(t *testing.T) {
 
 func TestDecodeCheckExists(t *testing.T) {
 	t.Parallel()
-	id, fe := DecodeCheckExists(members(t, `{"user_id":"abc"}`))
+	id, fe := customer.DecodeCheckExists(members(t, `{"user_id":"abc"}`))
 	if id != "abc" || len(fe) != 0 {
 		t.Fatalf("%q %v", id, fe)
 	}
-	id, fe = DecodeCheckExists(members(t, `{}`))
+	id, fe = customer.DecodeCheckExists(members(t, `{}`))
 	if id != "" || len(fe) != 0 {
 		t.Fatalf("%q %v", id, fe)
 	}
-	_, fe = DecodeCheckExists(members(t, `{"user_id":7,"email":"x"}`))
-	if want := (FieldErrors{FieldUserID: {MsgNotString}, "email": {MsgUnknown}}); !maps.EqualFunc(fe, want, slices.Equal) {
+	_, fe = customer.DecodeCheckExists(members(t, `{"user_id":7,"email":"x"}`))
+	if want := (customer.FieldErrors{customer.FieldUserID: {customer.MsgNotString}, "email": {customer.MsgUnknown}}); !maps.EqualFunc(fe, want, slices.Equal) {
 		t.Fatalf("field errors %v", fe)
 	}
 }
@@ -201,12 +203,12 @@ func TestDecodeString(t *testing.T) {
 	for raw, want := range map[string][2]string{
 		`"x"`:        {"x", ""},
 		` "\u00e9" `: {"é", ""},
-		`null`:       {"", MsgNull},
-		`1`:          {"", MsgNotString},
-		`{}`:         {"", MsgNotString},
-		``:           {"", MsgNotString},
+		`null`:       {"", customer.MsgNull},
+		`1`:          {"", customer.MsgNotString},
+		`{}`:         {"", customer.MsgNotString},
+		``:           {"", customer.MsgNotString},
 	} {
-		s, msg := DecodeString(json.RawMessage(raw))
+		s, msg := customer.DecodeString(json.RawMessage(raw))
 		if s != want[0] || msg != want[1] {
 			t.Errorf("DecodeString(%s) = %q, %q", raw, s, msg)
 		}

@@ -1,4 +1,4 @@
-package customer
+package customer_test
 
 import (
 	"context"
@@ -12,25 +12,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/customertest"
 	"github.com/acme/customer-platform/internal/contract"
 )
 
 // memStore is an in-memory Store for the fast tier.
 type memStore struct {
 	mu       sync.Mutex
-	byID     map[string]Customer
-	services map[string][]ServiceRecord // by customer id
-	keys     map[string]ServiceRecord   // customer id + key
-	lastList Filter
+	byID     map[string]customer.Customer
+	services map[string][]customer.ServiceRecord // by customer id
+	keys     map[string]customer.ServiceRecord   // customer id + key
+	lastList customer.Filter
 }
 
-var _ Store = (*memStore)(nil)
+var _ customer.Store = (*memStore)(nil)
 
 func newMemStore() *memStore {
-	return &memStore{byID: map[string]Customer{}, services: map[string][]ServiceRecord{}, keys: map[string]ServiceRecord{}}
+	return &memStore{byID: map[string]customer.Customer{}, services: map[string][]customer.ServiceRecord{}, keys: map[string]customer.ServiceRecord{}}
 }
 
-func (m *memStore) withFigures(c Customer) Customer {
+func (m *memStore) withFigures(c customer.Customer) customer.Customer {
 	c = c.Clone()
 	recs := m.services[c.ID]
 	c.TotalServices = len(recs)
@@ -43,29 +45,29 @@ func (m *memStore) withFigures(c Customer) Customer {
 	return c
 }
 
-func (m *memStore) Create(_ context.Context, c Customer) error {
+func (m *memStore) Create(_ context.Context, c customer.Customer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, o := range m.byID {
 		if o.UserID == c.UserID {
-			return ErrProfileExists
+			return customer.ErrProfileExists
 		}
 	}
 	m.byID[c.ID] = c.Clone()
 	return nil
 }
 
-func (m *memStore) ByID(_ context.Context, id string) (Customer, error) {
+func (m *memStore) ByID(_ context.Context, id string) (customer.Customer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.byID[id]
 	if !ok {
-		return Customer{}, ErrNotFound
+		return customer.Customer{}, customer.ErrNotFound
 	}
 	return m.withFigures(c), nil
 }
 
-func (m *memStore) ByUserID(_ context.Context, userID string) (Customer, error) {
+func (m *memStore) ByUserID(_ context.Context, userID string) (customer.Customer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, c := range m.byID {
@@ -73,17 +75,17 @@ func (m *memStore) ByUserID(_ context.Context, userID string) (Customer, error) 
 			return m.withFigures(c), nil
 		}
 	}
-	return Customer{}, ErrNotFound
+	return customer.Customer{}, customer.ErrNotFound
 }
 
-func (m *memStore) Update(ctx context.Context, id string, ch Changes, now time.Time) (Customer, error) {
+func (m *memStore) Update(ctx context.Context, id string, ch customer.Changes, now time.Time) (customer.Customer, error) {
 	m.mu.Lock()
 	c, ok := m.byID[id]
 	if !ok {
 		m.mu.Unlock()
-		return Customer{}, ErrNotFound
+		return customer.Customer{}, customer.ErrNotFound
 	}
-	ch.apply(&c)
+	customer.ApplyChanges(ch, &c)
 	c.UpdatedAt = now
 	m.byID[id] = c
 	m.mu.Unlock()
@@ -94,40 +96,40 @@ func (m *memStore) Delete(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.byID[id]; !ok {
-		return ErrNotFound
+		return customer.ErrNotFound
 	}
 	delete(m.byID, id)
 	delete(m.services, id)
 	return nil
 }
 
-func (m *memStore) match(f Filter) []Customer {
-	var out []Customer
+func (m *memStore) match(f customer.Filter) []customer.Customer {
+	var out []customer.Customer
 	for _, c := range m.byID {
 		if f.UserID != "" && c.UserID != f.UserID || f.City != "" && c.City != f.City {
 			continue
 		}
 		out = append(out, m.withFigures(c))
 	}
-	slices.SortFunc(out, func(a, b Customer) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	slices.SortFunc(out, func(a, b customer.Customer) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out
 }
 
-func (m *memStore) Count(_ context.Context, f Filter) (int, error) {
+func (m *memStore) Count(_ context.Context, f customer.Filter) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastList = f
 	return len(m.match(f)), nil
 }
 
-func (m *memStore) List(_ context.Context, f Filter, offset, limit int) ([]Customer, error) {
+func (m *memStore) List(_ context.Context, f customer.Filter, offset, limit int) ([]customer.Customer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all := m.match(f)
 	return all[min(offset, len(all)):min(offset+limit, len(all))], nil
 }
 
-func (m *memStore) AddService(_ context.Context, r ServiceRecord, key string) (ServiceRecord, bool, error) {
+func (m *memStore) AddService(_ context.Context, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.keys[r.CustomerID+"\x00"+key]; ok {
@@ -144,51 +146,27 @@ func (m *memStore) CountServices(_ context.Context, id string) (int, error) {
 	return len(m.services[id]), nil
 }
 
-func (m *memStore) Services(_ context.Context, id string, offset, limit int) ([]ServiceRecord, error) {
+func (m *memStore) Services(_ context.Context, id string, offset, limit int) ([]customer.ServiceRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all := m.services[id]
 	return all[min(offset, len(all)):min(offset+limit, len(all))], nil
 }
 
-func (m *memStore) Stats(context.Context, time.Time) (Stats, error) {
+func (m *memStore) Stats(context.Context, time.Time) (customer.Stats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{TotalCustomers: len(m.byID)}, nil
+	return customer.Stats{TotalCustomers: len(m.byID)}, nil
 }
 
-// fakeUsers is a user directory with function fields.
-type fakeUsers struct {
-	me   func(ctx context.Context, token string) (User, error)
-	user func(ctx context.Context, token, id string) (User, error)
+func actorOf(role string) customer.Actor {
+	return customer.Actor{UserID: contract.NewID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
 }
 
-var _ Users = (*fakeUsers)(nil)
-
-func (f *fakeUsers) Me(ctx context.Context, token string) (User, error) { return f.me(ctx, token) }
-func (f *fakeUsers) User(ctx context.Context, token, id string) (User, error) {
-	return f.user(ctx, token, id)
-}
-
-type pubRecorder struct {
-	mu  sync.Mutex
-	ops []string
-}
-
-func (p *pubRecorder) Publish(_ context.Context, ch Change) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ops = append(p.ops, ch.Op)
-}
-
-func actorOf(role string) Actor {
-	return Actor{UserID: contract.NewID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
-}
-
-func newTestService(store Store, users Users, pub Publisher) *Service {
+func newTestService(store customer.Store, users customer.Users, pub customer.Publisher) *customer.Service {
 	clock := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
-	return NewService(store, users, pub, Options{Now: func() time.Time {
+	return customer.NewService(store, users, pub, customer.Options{Now: func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		clock = clock.Add(time.Second)
@@ -196,24 +174,15 @@ func newTestService(store Store, users Users, pub Publisher) *Service {
 	}})
 }
 
-func okUsers() *fakeUsers {
-	return &fakeUsers{
-		me: func(context.Context, string) (User, error) { return User{PhoneNumber: "555"}, nil },
-		user: func(_ context.Context, _, id string) (User, error) {
-			return User{ID: id, Email: "e", PhoneNumber: "556"}, nil
-		},
-	}
-}
-
-func validChanges() Changes {
-	return Changes{StreetAddress: ptr("1 Main St"), City: ptr("X"), PostalCode: ptr("12345")}
+func validChanges() customer.Changes {
+	return customer.Changes{StreetAddress: ptr("1 Main St"), City: ptr("X"), PostalCode: ptr("12345")}
 }
 
 func TestServiceRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, pub := newMemStore(), &pubRecorder{}
-	s := newTestService(store, okUsers(), pub)
+	store, pub := newMemStore(), &customertest.Publisher{}
+	s := newTestService(store, customertest.KnownUsers(), pub)
 	owner, other := actorOf(contract.RoleCustomer), actorOf(contract.RoleCustomer)
 	employee, admin, service := actorOf(contract.RoleEmployee), actorOf(contract.RoleAdmin), actorOf(contract.RoleService)
 
@@ -222,45 +191,45 @@ func TestServiceRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := cw.ID
-	if _, err := s.CreateOwn(ctx, owner, validChanges()); !errors.Is(err, ErrProfileExists) {
+	if _, err := s.CreateOwn(ctx, owner, validChanges()); !errors.Is(err, customer.ErrProfileExists) {
 		t.Fatalf("second create: %v", err)
 	}
-	for _, a := range []Actor{employee, admin, service} {
-		if _, err := s.CreateOwn(ctx, a, validChanges()); !errors.Is(err, ErrForbidden) {
+	for _, a := range []customer.Actor{employee, admin, service} {
+		if _, err := s.CreateOwn(ctx, a, validChanges()); !errors.Is(err, customer.ErrForbidden) {
 			t.Errorf("%s CreateOwn: %v", a.Role, err)
 		}
 	}
-	for _, a := range []Actor{owner, other, service} {
-		if _, err := s.CreateFor(ctx, a, contract.NewID(), validChanges()); !errors.Is(err, ErrForbidden) {
+	for _, a := range []customer.Actor{owner, other, service} {
+		if _, err := s.CreateFor(ctx, a, contract.NewID(), validChanges()); !errors.Is(err, customer.ErrForbidden) {
 			t.Errorf("%s CreateFor: %v", a.Role, err)
 		}
 	}
-	if _, err := s.Get(ctx, other, id); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, other, id); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("other Get: %v", err)
 	}
-	if _, err := s.Get(ctx, owner, "not-a-uuid"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, owner, "not-a-uuid"); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("bad id: %v", err)
 	}
-	for _, a := range []Actor{owner, employee, admin, service} {
+	for _, a := range []customer.Actor{owner, employee, admin, service} {
 		if _, err := s.Get(ctx, a, id); err != nil {
 			t.Errorf("%s Get: %v", a.Role, err)
 		}
 	}
-	if err := s.Delete(ctx, employee, id); !errors.Is(err, ErrForbidden) {
+	if err := s.Delete(ctx, employee, id); !errors.Is(err, customer.ErrForbidden) {
 		t.Errorf("employee Delete: %v", err)
 	}
-	if err := s.Delete(ctx, other, id); !errors.Is(err, ErrNotFound) {
+	if err := s.Delete(ctx, other, id); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("other Delete: %v", err)
 	}
-	for _, a := range []Actor{owner, other, service} {
-		if _, err := s.Verify(ctx, a, id); !errors.Is(err, ErrForbidden) {
+	for _, a := range []customer.Actor{owner, other, service} {
+		if _, err := s.Verify(ctx, a, id); !errors.Is(err, customer.ErrForbidden) {
 			t.Errorf("%s Verify: %v", a.Role, err)
 		}
 	}
-	if _, err := s.IncrementService(ctx, owner, id, ServiceInput{}, ""); !errors.Is(err, ErrForbidden) {
+	if _, err := s.IncrementService(ctx, owner, id, customer.ServiceInput{}, ""); !errors.Is(err, customer.ErrForbidden) {
 		t.Errorf("owner IncrementService: %v", err)
 	}
-	if _, _, err := s.CheckExists(ctx, other, owner.UserID); !errors.Is(err, ErrForbidden) {
+	if _, _, err := s.CheckExists(ctx, other, owner.UserID); !errors.Is(err, customer.ErrForbidden) {
 		t.Errorf("customer checks someone else: %v", err)
 	}
 	if ok, cid, err := s.CheckExists(ctx, service, owner.UserID); err != nil || !ok || cid != id {
@@ -269,19 +238,19 @@ func TestServiceRules(t *testing.T) {
 	if ok, _, err := s.CheckExists(ctx, other, ""); err != nil || ok {
 		t.Errorf("own check without profile: %v %v", ok, err)
 	}
-	if _, err := s.Update(ctx, owner, id, Changes{IsVerified: ptr(true)}, false); err == nil {
+	if _, err := s.Update(ctx, owner, id, customer.Changes{IsVerified: ptr(true)}, false); err == nil {
 		t.Error("owner set is_verified")
 	}
-	if _, err := s.Update(ctx, service, id, Changes{IsVerified: ptr(true)}, false); err == nil {
+	if _, err := s.Update(ctx, service, id, customer.Changes{IsVerified: ptr(true)}, false); err == nil {
 		t.Error("service set is_verified")
 	}
-	if _, err := s.List(ctx, other, Filter{City: "X"}, PageRequest{Number: 1}); err != nil || store.lastList.UserID != other.UserID {
+	if _, err := s.List(ctx, other, customer.Filter{City: "X"}, customer.PageRequest{Number: 1}); err != nil || store.lastList.UserID != other.UserID {
 		t.Errorf("a customer's listing is not restricted: %+v %v", store.lastList, err)
 	}
-	if _, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1}); err != nil || store.lastList.UserID != "" {
+	if _, err := s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Number: 1}); err != nil || store.lastList.UserID != "" {
 		t.Errorf("staff listing restricted: %+v", store.lastList)
 	}
-	if st, err := s.Stats(ctx, other); !errors.Is(err, ErrNotFound) {
+	if st, err := s.Stats(ctx, other); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("self stats without profile: %+v %v", st, err)
 	}
 	if st, err := s.Stats(ctx, service); err != nil || st.All == nil {
@@ -289,13 +258,13 @@ func TestServiceRules(t *testing.T) {
 	}
 
 	// Writes publish; a retry under the same key neither counts nor publishes.
-	if _, err := s.UpdateOwn(ctx, owner, Changes{City: ptr("Y")}, false); err != nil {
+	if _, err := s.UpdateOwn(ctx, owner, customer.Changes{City: ptr("Y")}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateOwn(ctx, owner, Changes{}, false); err != nil {
+	if _, err := s.UpdateOwn(ctx, owner, customer.Changes{}, false); err != nil {
 		t.Fatal(err)
 	}
-	in := ServiceInput{ServiceType: "repair"}
+	in := customer.ServiceInput{ServiceType: "repair"}
 	first, err := s.IncrementService(ctx, employee, id, in, "k1")
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +273,7 @@ func TestServiceRules(t *testing.T) {
 	if err != nil || retry.TotalServices != 1 || first.TotalServices != 1 {
 		t.Fatalf("retry: %v %d", err, retry.TotalServices)
 	}
-	if _, err := s.IncrementService(ctx, admin, id, ServiceInput{ServiceType: "other"}, "k1"); !errors.Is(err, ErrIdempotencyMismatch) {
+	if _, err := s.IncrementService(ctx, admin, id, customer.ServiceInput{ServiceType: "other"}, "k1"); !errors.Is(err, customer.ErrIdempotencyMismatch) {
 		t.Fatalf("reused key: %v", err)
 	}
 	if _, err := s.Verify(ctx, employee, id); err != nil {
@@ -313,9 +282,9 @@ func TestServiceRules(t *testing.T) {
 	if err := s.DeleteOwn(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{OpCreate, OpUpdate, OpService, OpVerify, OpDelete}
-	if !slices.Equal(pub.ops, want) {
-		t.Fatalf("published %v, want %v", pub.ops, want)
+	want := []string{customer.OpCreate, customer.OpUpdate, customer.OpService, customer.OpVerify, customer.OpDelete}
+	if !slices.Equal(pub.Ops(), want) {
+		t.Fatalf("published %v, want %v", pub.Ops(), want)
 	}
 }
 
@@ -326,14 +295,14 @@ func TestUserDataViews(t *testing.T) {
 	var down atomic.Bool
 	var calls sync.Map
 	var inFlight, peak atomic.Int32
-	users := &fakeUsers{
-		me: func(_ context.Context, token string) (User, error) {
+	users := &customertest.Users{
+		MeFn: func(_ context.Context, token string) (customer.User, error) {
 			if down.Load() {
-				return User{}, errors.New("down")
+				return customer.User{}, errors.New("down")
 			}
-			return User{PhoneNumber: "phone-of-" + token, Email: "stale"}, nil
+			return customer.User{PhoneNumber: "phone-of-" + token, Email: "stale"}, nil
 		},
-		user: func(_ context.Context, token, id string) (User, error) {
+		UserFn: func(_ context.Context, token, id string) (customer.User, error) {
 			n := inFlight.Add(1)
 			defer inFlight.Add(-1)
 			for {
@@ -346,12 +315,12 @@ func TestUserDataViews(t *testing.T) {
 			v, _ := calls.LoadOrStore(id, new(atomic.Int32))
 			v.(*atomic.Int32).Add(1)
 			if down.Load() {
-				return User{}, errors.New("down")
+				return customer.User{}, errors.New("down")
 			}
-			return User{ID: id, Email: "e-" + id, FirstName: "F", LastName: "L", PhoneNumber: "p"}, nil
+			return customer.User{ID: id, Email: "e-" + id, FirstName: "F", LastName: "L", PhoneNumber: "p"}, nil
 		},
 	}
-	s := NewService(store, users, nil, Options{UserLookups: 4, Logger: slog.New(slog.DiscardHandler)})
+	s := customer.NewService(store, users, nil, customer.Options{UserLookups: 4, Logger: slog.New(slog.DiscardHandler)})
 	owner, employee := actorOf(contract.RoleCustomer), actorOf(contract.RoleEmployee)
 	cw, err := s.CreateOwn(ctx, owner, validChanges())
 	if err != nil {
@@ -367,7 +336,7 @@ func TestUserDataViews(t *testing.T) {
 	}
 	calls.Clear()
 	peak.Store(0)
-	p, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1, Size: 100})
+	p, err := s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Number: 1, Size: 100})
 	if err != nil || len(p.Items) != 21 {
 		t.Fatalf("list: %v %d", err, len(p.Items))
 	}
@@ -393,7 +362,7 @@ func TestUserDataViews(t *testing.T) {
 		t.Fatalf("owner view, directory down: %+v %v", cw.User, err)
 	}
 	got, err := s.Get(ctx, employee, cw.ID)
-	if err != nil || got.User != (UserData{}) {
+	if err != nil || got.User != (customer.UserData{}) {
 		t.Fatalf("staff view, directory down: %+v %v", got.User, err)
 	}
 }
@@ -416,25 +385,25 @@ func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
 			return errors.New("not cancelled")
 		}
 	}
-	users := &fakeUsers{
-		me:   func(ctx context.Context, _ string) (User, error) { return User{}, hang(ctx) },
-		user: func(ctx context.Context, _, _ string) (User, error) { return User{}, hang(ctx) },
+	users := &customertest.Users{
+		MeFn:   func(ctx context.Context, _ string) (customer.User, error) { return customer.User{}, hang(ctx) },
+		UserFn: func(ctx context.Context, _, _ string) (customer.User, error) { return customer.User{}, hang(ctx) },
 	}
 	store := newMemStore()
 	employee := actorOf(contract.RoleEmployee)
-	seed := NewService(store, okUsers(), nil, Options{})
+	seed := customer.NewService(store, customertest.KnownUsers(), nil, customer.Options{})
 	for range 10 {
 		if _, err := seed.CreateFor(ctx, employee, contract.NewID(), validChanges()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := NewService(store, users, nil, Options{UserLookups: 2, UserTimeout: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	p, err := s.List(ctx, employee, Filter{}, PageRequest{Number: 1})
+	s := customer.NewService(store, users, nil, customer.Options{UserLookups: 2, UserTimeout: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	p, err := s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Number: 1})
 	if err != nil || len(p.Items) != 10 {
 		t.Fatalf("list: %v", err)
 	}
 	for _, it := range p.Items {
-		if it.User != (UserData{}) {
+		if it.User != (customer.UserData{}) {
 			t.Fatalf("user data without a directory answer: %+v", it.User)
 		}
 	}
@@ -451,41 +420,43 @@ func TestUserTimeoutBoundsTheWholePage(t *testing.T) {
 func TestCreateOnlyForExistingUsers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	gone := func(context.Context) (User, error) { return User{}, fmt.Errorf("auth says: %w", ErrUserNotFound) }
-	down := func(context.Context) (User, error) { return User{}, errors.New("connection refused") }
-	hang := func(ctx context.Context) (User, error) {
+	gone := func(context.Context) (customer.User, error) {
+		return customer.User{}, fmt.Errorf("auth says: %w", customer.ErrUserNotFound)
+	}
+	down := func(context.Context) (customer.User, error) { return customer.User{}, errors.New("connection refused") }
+	hang := func(ctx context.Context) (customer.User, error) {
 		<-ctx.Done()
-		return User{}, ctx.Err()
+		return customer.User{}, ctx.Err()
 	}
 	cases := []struct {
 		name   string
 		role   string
-		self   bool                                // staff creating their own profile
-		answer func(context.Context) (User, error) // the directory's answer
-		nilDir bool                                // no directory at all
+		self   bool                                         // staff creating their own profile
+		answer func(context.Context) (customer.User, error) // the directory's answer
+		nilDir bool                                         // no directory at all
 		want   func(error) bool
 	}{
-		{name: "owner, user deleted", role: contract.RoleCustomer, answer: gone, want: is(ErrUserNotFound)},
-		{name: "owner, auth down", role: contract.RoleCustomer, answer: down, want: is(ErrUserUnconfirmed)},
-		{name: "owner, auth hangs", role: contract.RoleCustomer, answer: hang, want: is(ErrUserUnconfirmed)},
-		{name: "owner, no directory", role: contract.RoleCustomer, nilDir: true, want: is(ErrUserUnconfirmed)},
-		{name: "staff, user deleted", role: contract.RoleEmployee, answer: gone, want: fieldError(FieldUserID)},
-		{name: "staff, auth down", role: contract.RoleAdmin, answer: down, want: is(ErrUserUnconfirmed)},
-		{name: "staff, own profile, user deleted", role: contract.RoleEmployee, self: true, answer: gone, want: is(ErrUserNotFound)},
-		{name: "staff, no directory", role: contract.RoleAdmin, nilDir: true, want: is(ErrUserUnconfirmed)},
+		{name: "owner, user deleted", role: contract.RoleCustomer, answer: gone, want: is(customer.ErrUserNotFound)},
+		{name: "owner, auth down", role: contract.RoleCustomer, answer: down, want: is(customer.ErrUserUnconfirmed)},
+		{name: "owner, auth hangs", role: contract.RoleCustomer, answer: hang, want: is(customer.ErrUserUnconfirmed)},
+		{name: "owner, no directory", role: contract.RoleCustomer, nilDir: true, want: is(customer.ErrUserUnconfirmed)},
+		{name: "staff, user deleted", role: contract.RoleEmployee, answer: gone, want: fieldError(customer.FieldUserID)},
+		{name: "staff, auth down", role: contract.RoleAdmin, answer: down, want: is(customer.ErrUserUnconfirmed)},
+		{name: "staff, own profile, user deleted", role: contract.RoleEmployee, self: true, answer: gone, want: is(customer.ErrUserNotFound)},
+		{name: "staff, no directory", role: contract.RoleAdmin, nilDir: true, want: is(customer.ErrUserUnconfirmed)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			store, pub := newMemStore(), &pubRecorder{}
-			var users Users
+			store, pub := newMemStore(), &customertest.Publisher{}
+			var users customer.Users
 			if !tc.nilDir {
-				users = &fakeUsers{
-					me:   func(ctx context.Context, _ string) (User, error) { return tc.answer(ctx) },
-					user: func(ctx context.Context, _, _ string) (User, error) { return tc.answer(ctx) },
+				users = &customertest.Users{
+					MeFn:   func(ctx context.Context, _ string) (customer.User, error) { return tc.answer(ctx) },
+					UserFn: func(ctx context.Context, _, _ string) (customer.User, error) { return tc.answer(ctx) },
 				}
 			}
-			s := NewService(store, users, pub, Options{UserTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			s := customer.NewService(store, users, pub, customer.Options{UserTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 			a := actorOf(tc.role)
 			var err error
 			if a.IsStaff() {
@@ -500,8 +471,8 @@ func TestCreateOnlyForExistingUsers(t *testing.T) {
 			if !tc.want(err) {
 				t.Fatalf("err = %v", err)
 			}
-			if n := len(store.byID); n != 0 || len(pub.ops) != 0 {
-				t.Fatalf("%d profiles stored, published %v", n, pub.ops)
+			if n := len(store.byID); n != 0 || len(pub.Ops()) != 0 {
+				t.Fatalf("%d profiles stored, published %v", n, pub.Ops())
 			}
 		})
 	}
@@ -523,33 +494,33 @@ func TestCreateAsksTheDirectoryOnce(t *testing.T) {
 		defer store.mu.Unlock()
 		return len(store.byID)
 	}
-	users := &fakeUsers{
-		me: func(_ context.Context, token string) (User, error) {
+	users := &customertest.Users{
+		MeFn: func(_ context.Context, token string) (customer.User, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			asked = append(asked, ask{"me", token, ""})
 			if stored() != 0 {
 				t.Error("the directory was asked after the insert")
 			}
-			return User{PhoneNumber: "me-phone"}, nil
+			return customer.User{PhoneNumber: "me-phone"}, nil
 		},
-		user: func(_ context.Context, token, id string) (User, error) {
+		UserFn: func(_ context.Context, token, id string) (customer.User, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			asked = append(asked, ask{"user", token, id})
 			if stored() != 1 {
 				t.Error("the directory was asked after the insert")
 			}
-			return User{ID: id, Email: "u@example.com", FirstName: "U", LastName: "Ser", PhoneNumber: "user-phone"}, nil
+			return customer.User{ID: id, Email: "u@example.com", FirstName: "U", LastName: "Ser", PhoneNumber: "user-phone"}, nil
 		},
 	}
-	s := NewService(store, users, nil, Options{Logger: slog.New(slog.DiscardHandler)})
+	s := customer.NewService(store, users, nil, customer.Options{Logger: slog.New(slog.DiscardHandler)})
 	owner, employee := actorOf(contract.RoleCustomer), actorOf(contract.RoleEmployee)
 
-	if _, err := s.CreateOwn(ctx, owner, Changes{City: ptr("X")}); !fieldError(FieldStreetAddress)(err) {
+	if _, err := s.CreateOwn(ctx, owner, customer.Changes{City: ptr("X")}); !fieldError(customer.FieldStreetAddress)(err) {
 		t.Fatalf("invalid create: %v", err)
 	}
-	if _, err := s.CreateFor(ctx, employee, "not-a-uuid", validChanges()); !fieldError(FieldUserID)(err) {
+	if _, err := s.CreateFor(ctx, employee, "not-a-uuid", validChanges()); !fieldError(customer.FieldUserID)(err) {
 		t.Fatalf("invalid user_id: %v", err)
 	}
 	if len(asked) != 0 {

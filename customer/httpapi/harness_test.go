@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/customertest"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/apitest"
 	"github.com/acme/customer-platform/internal/contract"
@@ -39,60 +39,17 @@ var quiet = slog.New(slog.DiscardHandler)
 
 var testKey = []byte("test-signing-key-for-the-customer-api-0123456789")
 
-// fakeUsers is a user directory with function fields.
-type fakeUsers struct {
-	me   func(ctx context.Context, token string) (customer.User, error)
-	user func(ctx context.Context, token, id string) (customer.User, error)
-}
-
-var _ customer.Users = (*fakeUsers)(nil)
-
-func (f *fakeUsers) Me(ctx context.Context, token string) (customer.User, error) {
-	return f.me(ctx, token)
-}
-
-func (f *fakeUsers) User(ctx context.Context, token, id string) (customer.User, error) {
-	return f.user(ctx, token, id)
-}
-
-// recorder is a Publisher that remembers what it was told.
-type recorder struct {
-	mu      sync.Mutex
-	changes []customer.Change
-}
-
-var _ customer.Publisher = (*recorder)(nil)
-
-func (r *recorder) Publish(_ context.Context, ch customer.Change) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changes = append(r.changes, ch)
-}
-
-func (r *recorder) all() []customer.Change {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]customer.Change(nil), r.changes...)
-}
-
 // harness is the API on a real store in a fresh database.
 type harness struct {
 	t      *testing.T
 	engine *gin.Engine
 	db     *mongo.Database
-	pub    *recorder
+	pub    *customertest.Publisher
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	return newHarnessWith(t, &fakeUsers{
-		me: func(_ context.Context, token string) (customer.User, error) {
-			return customer.User{PhoneNumber: "+1 555 0000"}, nil
-		},
-		user: func(_ context.Context, _, id string) (customer.User, error) {
-			return customer.User{ID: id, Email: "user-" + id[:8] + "@example.com", FirstName: "First", LastName: "Last", PhoneNumber: "+1 555 1111"}, nil
-		},
-	})
+	return newHarnessWith(t, customertest.KnownUsers())
 }
 
 // newHarnessWith is the API on a real store with the user directory given.
@@ -101,7 +58,7 @@ func newHarnessWith(t *testing.T, users customer.Users) *harness {
 	_, db := testenv.Mongo(t)
 	store, err := customermongo.New(context.Background(), db)
 	testenv.Must(t, err, "store")
-	pub := &recorder{}
+	pub := &customertest.Publisher{}
 	svc := customer.NewService(store, users, pub, customer.Options{Logger: quiet})
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	testenv.Must(t, err, "verifier")

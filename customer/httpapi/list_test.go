@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/customertest"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
@@ -209,7 +210,7 @@ func TestPublishesEveryWrite(t *testing.T) {
 		{UserID: owner.ID, CustomerID: id, Op: "verify"},
 		{UserID: owner.ID, CustomerID: id, Op: "delete"},
 	}
-	if got := h.pub.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := h.pub.Changes(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("published %v\nwant %v", got, want)
 	}
 }
@@ -228,14 +229,14 @@ func TestUserDataMerging(t *testing.T) {
 		inFlight    atomic.Int32
 		maxInFlight atomic.Int32
 	)
-	users := &fakeUsers{
-		me: func(_ context.Context, token string) (customer.User, error) {
+	users := &customertest.Users{
+		MeFn: func(_ context.Context, token string) (customer.User, error) {
 			if down.Load() {
 				return customer.User{}, errors.New("auth service unreachable")
 			}
 			return customer.User{PhoneNumber: "+1 555 0100", Email: "stale@example.com"}, nil
 		},
-		user: func(_ context.Context, token, id string) (customer.User, error) {
+		UserFn: func(_ context.Context, token, id string) (customer.User, error) {
 			n := inFlight.Add(1)
 			defer inFlight.Add(-1)
 			for {
@@ -258,7 +259,7 @@ func TestUserDataMerging(t *testing.T) {
 	v, _ := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	e := web.NewEngine(web.EngineOptions{Service: "customer-test", Logger: quiet})
 	Routes(e, Deps{Service: svc, Verifier: v})
-	h := &harness{t: t, engine: e, db: db, pub: &recorder{}}
+	h := &harness{t: t, engine: e, db: db, pub: &customertest.Publisher{}}
 
 	owner, employee := newPerson(t, contract.RoleCustomer), newPerson(t, contract.RoleEmployee)
 	id := h.createProfile(owner, nil)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/customer/customertest"
 	customermongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/contract"
 )
@@ -50,14 +51,14 @@ func TestNoProfileForADeletedUser(t *testing.T) {
 	dir := &directory{users: map[string]bool{}}
 	tokenUser := map[string]string{} // token -> user id, for Me
 	var tmu sync.Mutex
-	h := newHarnessWith(t, &fakeUsers{
-		me: func(_ context.Context, token string) (customer.User, error) {
+	h := newHarnessWith(t, &customertest.Users{
+		MeFn: func(_ context.Context, token string) (customer.User, error) {
 			tmu.Lock()
 			id := tokenUser[token]
 			tmu.Unlock()
 			return dir.answer(id)
 		},
-		user: func(_ context.Context, _, id string) (customer.User, error) { return dir.answer(id) },
+		UserFn: func(_ context.Context, _, id string) (customer.User, error) { return dir.answer(id) },
 	})
 	person := func(role string, exists bool) person {
 		p := newPerson(t, role)
@@ -103,7 +104,7 @@ func TestNoProfileForADeletedUser(t *testing.T) {
 			t.Fatalf("%s: %s", c.what, r.Body)
 		}
 	}
-	if n, pub := profiles(), h.pub.all(); n != 0 || len(pub) != 0 {
+	if n, pub := profiles(), h.pub.Changes(); n != 0 || len(pub) != 0 {
 		t.Fatalf("%d profiles stored, %d changes published", n, len(pub))
 	}
 

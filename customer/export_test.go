@@ -1,0 +1,15 @@
+package customer
+
+// Unexported names the external tests (package customer_test) use.
+
+// ApplyChanges applies ch to c as a store does.
+func ApplyChanges(ch Changes, c *Customer) { ch.apply(c) }
+
+// ValidateService is validateService.
+var ValidateService = validateService
+
+// Fingerprint is in's idempotency fingerprint.
+func Fingerprint(in ServiceInput) string { return in.fingerprint() }
+
+// Paginate is paginate.
+func Paginate[T any](pr PageRequest, total int) (Page[T], error) { return paginate[T](pr, total) }
