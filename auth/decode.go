@@ -132,11 +132,25 @@ func DecodeRegister(body map[string]json.RawMessage, rules *PasswordRules) (Regi
 // which becomes the input's RegistrationKey; a refused body reports a
 // malformed key with its other problems.
 func DecodeRegisterWithKey(body map[string]json.RawMessage, key *string, rules *PasswordRules) (RegisterInput, error) {
+	return DecodeRegisterRequest(body, RegisterHeaders{Key: key}, rules)
+}
+
+// RegisterHeaders are the headers of the auth service's register endpoint
+// that become part of its input; nil: not sent.
+type RegisterHeaders struct {
+	Key      *string // Idempotency-Key: the input's RegistrationKey
+	Deadline *string // Registration-Deadline: the input's Deadline
+}
+
+// DecodeRegisterRequest is DecodeRegister for the auth service's own
+// register endpoint, with its headers; a refused body reports a malformed
+// header with its other problems.
+func DecodeRegisterRequest(body map[string]json.RawMessage, h RegisterHeaders, rules *PasswordRules) (RegisterInput, error) {
 	d := newDecoder(body)
 	in := RegisterInput{
 		Email: d.str(FieldEmail), FirstName: d.str(FieldFirstName), LastName: d.str(FieldLastName),
 		PhoneNumber: d.str(FieldPhoneNumber), Password1: d.str(FieldPassword1), Password2: d.str(FieldPassword2),
-		RegistrationKey: key,
+		RegistrationKey: h.Key, Deadline: h.Deadline,
 	}
 	return in, d.err(func(f Fields) { in.Validate(rules, f) })
 }

@@ -29,6 +29,9 @@ var (
 	ErrForbidden = errors.New("auth: permission denied")
 	// ErrBusy: the request gave up waiting for a password-hashing slot.
 	ErrBusy = errors.New("auth: too many password operations in progress")
+	// ErrDeadlineExceeded: a registration's deadline (Registration-Deadline)
+	// passed before its user could be inserted; nothing was created.
+	ErrDeadlineExceeded = errors.New("auth: the registration's deadline passed; no user was created")
 )
 
 // ThrottledError is a request refused by a rate limit or a login lockout.

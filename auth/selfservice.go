@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/acme/customer-platform/internal/contract"
 )
@@ -18,7 +19,11 @@ type RegisterResult struct {
 // registration key (the Idempotency-Key header) is stored with the user as
 // a proof of authorship that staff and services read back; it does not
 // make a second registration of the email succeed: with the same key or
-// another, a taken email is the validation error MsgEmailTaken.
+// another, a taken email is the validation error MsgEmailTaken. With a
+// deadline (the Registration-Deadline header) the user is inserted only
+// if the insert starts before it, else ErrDeadlineExceeded and nothing is
+// created: a caller that gave up at its deadline can trust that no user
+// appears later.
 func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr string) (RegisterResult, error) {
 	if err := s.limit(ctx, BucketRegister, clientAddr); err != nil {
 		return RegisterResult{}, err
@@ -36,9 +41,18 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr str
 	if err := f.Err(); err != nil {
 		return RegisterResult{}, err
 	}
+	deadline := in.deadline()
+	if err := s.beforeDeadline(deadline); err != nil {
+		return RegisterResult{}, err // no hash slot spent on a caller that gave up
+	}
 	hash, err := s.d.Hasher.Hash(ctx, pw)
 	if err != nil {
 		return RegisterResult{}, fmt.Errorf("hash password: %w", err)
+	}
+	// The hash is the slow step (and waits for a slot under load): the
+	// deadline is checked again after it, immediately before the insert.
+	if err := s.beforeDeadline(deadline); err != nil {
+		return RegisterResult{}, err
 	}
 	u.ID, u.Role, u.DateJoined, u.PasswordHash = contract.NewID(), contract.RoleCustomer, s.now(), hash
 	if err := s.create(ctx, u); err != nil {
@@ -49,6 +63,15 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr str
 		return RegisterResult{}, fmt.Errorf("issue tokens: %w", err)
 	}
 	return RegisterResult{User: u, Tokens: pair}, nil
+}
+
+// beforeDeadline is ErrDeadlineExceeded once deadline (zero: none) has
+// come, on the service's clock.
+func (s *Service) beforeDeadline(deadline time.Time) error {
+	if !deadline.IsZero() && !s.d.Now().Before(deadline) {
+		return ErrDeadlineExceeded
+	}
+	return nil
 }
 
 // checkEmailFree adds the "already exists" message when another user has

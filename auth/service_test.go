@@ -106,11 +106,15 @@ type fakeHasher struct {
 	mu      sync.Mutex
 	dummies int
 	err     error
+	onHash  func() // called by Hash, e.g. to let a clock run
 }
 
 var _ auth.Hasher = (*fakeHasher)(nil)
 
 func (h *fakeHasher) Hash(_ context.Context, p string) (string, error) {
+	if h.onHash != nil {
+		h.onHash()
+	}
 	if h.err != nil {
 		return "", h.err
 	}

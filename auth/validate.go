@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/acme/customer-platform/internal/contract"
@@ -32,6 +33,9 @@ const (
 	// registration in a validation error, as the customer service and the
 	// BFF name theirs.
 	FieldIdempotencyKey = "Idempotency-Key"
+	// FieldRegistrationDeadline names the Registration-Deadline header of a
+	// registration in a validation error.
+	FieldRegistrationDeadline = "Registration-Deadline"
 )
 
 // Field limits of the user model (Django's AbstractUser and EmailField).
@@ -62,6 +66,8 @@ const (
 	// MsgIdempotencyKey is the customer service's and the BFF's message for
 	// a malformed Idempotency-Key header.
 	MsgIdempotencyKey = "Idempotency-Key must be 1 to 255 visible ASCII characters."
+	// MsgRegistrationDeadline refuses a malformed Registration-Deadline.
+	MsgRegistrationDeadline = "Registration-Deadline must be an RFC 3339 timestamp, e.g. 2026-01-02T15:04:05.123Z."
 )
 
 func msgMaxLength(n int) string {
@@ -91,6 +97,28 @@ type RegisterInput struct {
 	// as its RegistrationKey; several header lines come joined by ", "
 	// (and are refused).
 	RegistrationKey *string
+	// Deadline is the Registration-Deadline header: an RFC 3339 timestamp
+	// after which the caller no longer waits for the answer; the user is
+	// not created when its insert would start at or after it (nil: no
+	// deadline). Several header lines come joined by ", " (and are refused).
+	Deadline *string
+}
+
+// parseDeadline reads a Registration-Deadline value (RFC 3339, with or
+// without a fraction, any offset).
+func parseDeadline(v string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return t, err == nil
+}
+
+// deadline is the registration's deadline; zero without one or when it is
+// malformed (Validate reports that).
+func (in RegisterInput) deadline() time.Time {
+	if in.Deadline == nil {
+		return time.Time{}
+	}
+	t, _ := parseDeadline(*in.Deadline)
+	return t
 }
 
 // ValidRegistrationKey reports whether k is an acceptable registration
@@ -217,6 +245,11 @@ func (in RegisterInput) Validate(rules *PasswordRules, f Fields) (User, string) 
 			u.RegistrationKey = *in.RegistrationKey
 		} else {
 			f.Add(FieldIdempotencyKey, MsgIdempotencyKey)
+		}
+	}
+	if in.Deadline != nil {
+		if _, ok := parseDeadline(*in.Deadline); !ok {
+			f.Add(FieldRegistrationDeadline, MsgRegistrationDeadline)
 		}
 	}
 	p1 := password(f, FieldPassword1, in.Password1, true)

@@ -24,10 +24,18 @@ var errorTable = []web.Mapping{
 	{Err: auth.ErrForbidden, Answer: web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
 	{Err: auth.ErrNotFound, Answer: web.Error{Code: web.CodeNotFound, Detail: "Not found."}},
 	{Err: auth.ErrBusy, Answer: web.Error{Code: web.CodeUnavailable, Detail: "The server is busy, try again shortly.", RetryAfter: time.Second}},
+	// A registration whose deadline passed created nothing: 503, as the
+	// service could not do it in time (not 408, which says the client was
+	// slow to send and which clients may repeat on their own).
+	{Err: auth.ErrDeadlineExceeded, Answer: web.Error{Code: CodeDeadlineExceeded, Detail: "The registration's deadline passed before the user could be created; no user was created.", Status: http.StatusServiceUnavailable}},
 	// A request whose client went away is answered like one that took too
 	// long (the platform's answer to a deadline), not as a server error.
 	{Err: context.Canceled, Answer: web.Error{Code: web.CodeUnavailable, Detail: "The request took too long."}},
 }
+
+// CodeDeadlineExceeded is the code of a registration refused because its
+// Registration-Deadline passed: no user was created.
+const CodeDeadlineExceeded = "deadline_exceeded"
 
 // responder is the service's one error path: validation errors are the
 // field -> messages 400, a throttled request a 429 with Retry-After, the

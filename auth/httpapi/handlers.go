@@ -55,22 +55,29 @@ func reply[T, J any](c *gin.Context, status int, encode func(T) J) func(T, error
 // stored with the user as its registration key.
 const IdempotencyKeyHeader = "Idempotency-Key"
 
-// registrationKey is the Idempotency-Key of a request, nil when it has
-// none; several header lines are joined as one value (which the rules
-// refuse, as the space is not a visible character).
-func registrationKey(h http.Header) *string {
-	vs := h.Values(IdempotencyKeyHeader)
+// RegistrationDeadlineHeader is the header of a registration that carries
+// its deadline (RFC 3339): the user is not created once it has passed.
+const RegistrationDeadlineHeader = "Registration-Deadline"
+
+// header is a request header's value, nil when it is absent; several
+// header lines are joined as one value (which the rules refuse: a key may
+// not hold a space, a deadline is one timestamp).
+func header(h http.Header, name string) *string {
+	vs := h.Values(name)
 	if len(vs) == 0 {
 		return nil
 	}
-	k := strings.Join(vs, ", ")
-	return &k
+	v := strings.Join(vs, ", ")
+	return &v
 }
 
 func handleRegister(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
 		in, err := decodeBody(c, false, func(body map[string]json.RawMessage) (auth.RegisterInput, error) {
-			return auth.DecodeRegisterWithKey(body, registrationKey(c.Request.Header), s.Rules())
+			return auth.DecodeRegisterRequest(body, auth.RegisterHeaders{
+				Key:      header(c.Request.Header, IdempotencyKeyHeader),
+				Deadline: header(c.Request.Header, RegistrationDeadlineHeader),
+			}, s.Rules())
 		})
 		if err != nil {
 			return err
