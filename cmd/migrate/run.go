@@ -16,7 +16,7 @@ const (
 	exitOK       = 0 // done, nothing to report
 	exitFailure  = 1 // the command failed or was interrupted
 	exitUsage    = 2 // bad arguments or configuration
-	exitProblems = 3 // verify found problems; plan --strict found problem records; apply could not write some records
+	exitProblems = 3 // verify found problems; plan --strict found problem records; apply could not write some records; reconcile found ghosts or orphans
 )
 
 const usage = `usage: migrate <command> [flags]
@@ -32,12 +32,19 @@ Moves the legacy customer records into the new profiles. In order:
                   [--accept-partial-address]
   migrate restore --in FILE --yes                 roll back: replace the customers collection with a backup
 
+Any time after, to find profiles without users (ghosts) and customer users
+without profiles (orphans), and delete the ghosts on request:
+
+  migrate reconcile [--json] [--grace 24h]        report (writes nothing)
+  migrate reconcile --repair [--batch N] [--limit N]
+
 The input is a Django dumpdata JSON export or a CSV export with a header row
 (detected from the content). Settings come from the environment: MONGODB_URI,
 CUSTOMER_DB, AUTH_URL, MIGRATE_CLIENT_ID, MIGRATE_CLIENT_SECRET (see README.md).
 
 Exit codes: 0 ok, 1 failure or interrupted, 2 usage, 3 problems found (verify;
-plan with --strict; apply with records it could not write).
+plan with --strict; apply with records it could not write; reconcile with
+ghosts or orphans found, or left after a repair).
 `
 
 // env is what the process gives the command; tests pass their own.
@@ -95,6 +102,7 @@ type flags struct {
 	input, report, out, in string
 	acceptPartial, create  bool
 	strict, yes            bool
+	rec                    reconcileFlags
 }
 
 func dispatch(ctx context.Context, cmd string, args []string, e env) error {
@@ -123,6 +131,8 @@ func dispatch(ctx context.Context, cmd string, args []string, e env) error {
 		if cmd == "plan" {
 			fs.BoolVar(&f.strict, "strict", false, "exit with 3 when any record has a problem")
 		}
+	case "reconcile":
+		f.rec.register(fs)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
@@ -147,7 +157,7 @@ func dispatch(ctx context.Context, cmd string, args []string, e env) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	needsAuth := cmd == "plan" || cmd == "apply" || cmd == "verify"
+	needsAuth := cmd == "plan" || cmd == "apply" || cmd == "verify" || cmd == "reconcile"
 	if needsAuth && cfg.ClientSecret == "" {
 		return usageError{"MIGRATE_CLIENT_SECRET is required: the secret of the auth service client " + cfg.ClientID}
 	}
@@ -164,6 +174,8 @@ func dispatch(ctx context.Context, cmd string, args []string, e env) error {
 		return c.plan(ctx)
 	case "apply":
 		return c.apply(ctx)
+	case "reconcile":
+		return c.reconcile(ctx)
 	default:
 		return c.verify(ctx)
 	}
