@@ -467,7 +467,7 @@ func findOrphans(ctx context.Context, users userLister, store profileRefs, batch
 	next, stop := iter.Pull(iter.Seq[string](profiles))
 	defer stop()
 	p, more := next()
-	var lastUser, lastProfile string
+	lastUser, lastProfile := "", p
 	rep.Orphans.Checked = true
 	err := users.EachCustomerUser(ctx, func(u authUser) error {
 		if u.ID < lastUser {
