@@ -2,8 +2,10 @@
 // clients of our services (authclient, customerclient): per-call
 // timeouts, an otelhttp transport (client spans, W3C propagation, outbound
 // call duration by upstream), bounded answers, retries with backoff for
-// idempotent calls only, and the mapping of Django REST framework error
-// answers to one *Error type whose Kind is matched with errors.Is.
+// idempotent calls only (and no replay of any other call by net/http's
+// transport, whatever transport the caller gives), and the mapping of
+// Django REST framework error answers to one *Error type whose Kind is
+// matched with errors.Is.
 package upstream
 
 import (
@@ -93,8 +95,10 @@ type Call struct {
 	Header map[string]string // extra request headers
 	Body   any               // JSON-encoded when non-nil
 	Out    any               // decoded from a 2xx answer when non-nil (an empty answer is then an error)
-	// Idempotent calls (GET, DELETE) are retried with backoff on
-	// unavailability (network errors, 5xx); others never are.
+	// Idempotent calls (GET, DELETE, a POST the service dedupes) are
+	// retried with backoff on unavailability (network errors, 5xx);
+	// others never are, neither by the client nor by net/http's transport
+	// (which would replay a POST with an Idempotency-Key header).
 	Idempotent bool
 	// GoneOnRetry, for a DELETE, recognises the answer of a retry whose
 	// earlier attempt already did the work (the thing is gone): success.
@@ -171,6 +175,19 @@ func (cl *Client) once(ctx context.Context, c Call, payload []byte) error {
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if !c.Idempotent {
+		// net/http's Transport replays a request whose reused connection
+		// closed before an answer if it deems it idempotent: a GET, HEAD,
+		// OPTIONS or TRACE, or any request with an Idempotency-Key header
+		// (the register call's registration key), when its body can be
+		// rewound with GetBody. A call the client does not mark Idempotent
+		// may not be repeated (a replayed register that already acted is
+		// answered "email exists"): without GetBody it is sent once, and
+		// the caller gets the error. Retrying is the clients' decision.
+		// (A call without a body has nothing to rewind: none of ours that
+		// is not Idempotent carries an Idempotency-Key without a body.)
+		req.GetBody = nil
 	}
 	resp, err := cl.http.Do(req)
 	if err != nil {
