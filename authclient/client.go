@@ -63,6 +63,13 @@ func rawID(r json.RawMessage) string {
 // IdempotencyKeyHeader carries RegisterRequest.RegistrationKey.
 const IdempotencyKeyHeader = "Idempotency-Key"
 
+// RegistrationDeadlineHeader carries RegisterRequest.Deadline.
+const RegistrationDeadlineHeader = "Registration-Deadline"
+
+// deadlineLayout is RFC 3339 with milliseconds, as Registration-Deadline
+// is sent.
+const deadlineLayout = "2006-01-02T15:04:05.000Z07:00"
+
 // MaxResponseBytes bounds how much of an upstream answer is read.
 const MaxResponseBytes = upstream.MaxResponseBytes
 

@@ -52,6 +52,13 @@ type RegisterRequest struct {
 	// same key or another, still fails with "user with this email already
 	// exists.". The company's Django auth service ignores the header.
 	RegistrationKey string `json:"-"`
+	// Deadline, when not zero, is sent as the Registration-Deadline header
+	// (RFC 3339 in UTC, truncated to milliseconds): the auth service does
+	// not create the user once it has passed (checked immediately before
+	// the insert) and answers an error DeadlineExceeded reports. The
+	// company's Django auth service ignores the header: against it, a user
+	// may still be created after the deadline.
+	Deadline time.Time `json:"-"`
 }
 
 // ProfileUpdate is the body of PATCH /api/auth/profile/update/: only the
@@ -81,15 +88,21 @@ type ServiceToken struct {
 	ExpiresAt time.Time
 }
 
-// Register creates a customer account. Never retried: a second attempt
-// after an unknown outcome would answer "email exists" (with or without a
-// registration key); look the user up instead, and compare its
-// RegistrationKey with the one sent.
+// Register creates a customer account. Never retried, nor replayed by the
+// transport: a second attempt after an unknown outcome would answer "email
+// exists" (with or without a registration key); look the user up instead,
+// and compare its RegistrationKey with the one sent. With a Deadline, a
+// user the auth service has not inserted by then is never created: a
+// lookup after the deadline (plus the clocks' skew) that finds no user is
+// final, against our auth service.
 func (cl *Client) Register(ctx context.Context, r RegisterRequest) (*Session, error) {
 	var s Session
-	var header map[string]string
+	header := map[string]string{}
 	if r.RegistrationKey != "" {
-		header = map[string]string{IdempotencyKeyHeader: r.RegistrationKey}
+		header[IdempotencyKeyHeader] = r.RegistrationKey
+	}
+	if !r.Deadline.IsZero() {
+		header[RegistrationDeadlineHeader] = r.Deadline.UTC().Truncate(time.Millisecond).Format(deadlineLayout)
 	}
 	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/register/", header: header, body: r, out: &s}); err != nil {
 		return nil, err
