@@ -29,7 +29,8 @@ import (
 const ServiceName = "auth"
 
 // Run serves the auth service until ctx is cancelled, then drains in-flight
-// requests for up to cfg.ShutdownTimeout and stops the blacklist sweep.
+// requests for up to cfg.ShutdownTimeout and stops the blacklist sweep and
+// the change-event relay.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
 	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
@@ -43,16 +44,31 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	defer mongodb.Disconnect(ctx, mc)
-	store := authmongo.New(mc.Database(cfg.DB))
-	if err := store.EnsureIndexes(ctx); err != nil {
+	mstore := authmongo.New(mc.Database(cfg.DB))
+	if err := mstore.EnsureIndexes(ctx); err != nil {
 		return err
 	}
+	var store auth.Store = mstore
 
 	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
 	if err != nil {
 		return err
 	}
 	defer redisconn.Close(rdb)
+
+	// With Redis, every user change and deletion is recorded in the outbox
+	// before it is made, and relayed to the change stream (internal/changefeed).
+	var relay *changefeed.Relay
+	if rdb != nil {
+		out, err := changefeed.NewOutbox(ctx, mc.Database(cfg.DB), changefeed.OutboxOptions{Logger: log, MeterProvider: tel.Meter})
+		if err != nil {
+			return err
+		}
+		if relay, err = changefeed.NewRelay(out, rdb, changefeed.RelayOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
+			return err
+		}
+		store = outboxStore{Store: store, out: out}
+	}
 
 	argon, err := password.New(cfg.Argon2, cfg.HashConcurrency)
 	if err != nil {
@@ -87,10 +103,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	}
 	svc, err := auth.NewService(auth.Deps{
 		Store: store, Hasher: hasher, Tokens: issuer, Rules: rules,
-		Limiter:   ratelimit.New(limits, backend),
-		Publisher: publisher{changefeed.NewPublisher(rdb, log)},
-		Clients:   clients,
-		Logger:    log,
+		Limiter: ratelimit.New(limits, backend),
+		Clients: clients,
+		Logger:  log,
 	})
 	if err != nil {
 		return err
@@ -124,6 +139,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { sweepBlacklist(runCtx, svc, cfg.BlacklistSweep, log) })
+	if relay != nil {
+		wg.Go(func() { relay.Run(runCtx) })
+	}
 	defer wg.Wait()
 	defer cancel()
 
@@ -132,7 +150,8 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 }
 
 // redisDetails reports Redis in /readyz without failing readiness: rate
-// limiting fails open and the change feed is best effort.
+// limiting fails open and change events wait in the outbox until Redis is
+// back.
 func redisDetails(rdb *redis.Client) func() map[string]any {
 	if rdb == nil {
 		return nil

@@ -218,36 +218,36 @@ func TestChangeFeed(t *testing.T) {
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sub := rc.Subscribe(ctx, changefeed.UserChanged)
-	defer sub.Close()
-	_, err = sub.Receive(ctx)
-	testenv.Must(t, err, "subscribe")
-	msgs := sub.Channel()
-	next := func() changefeed.Message {
+	// The events come from the outbox through the relay to the stream.
+	last := "-"
+	next := func() changefeed.Event {
 		t.Helper()
-		select {
-		case m := <-msgs:
-			d, err := changefeed.Decode(m.Payload)
-			testenv.Must(t, err, "decode %q", m.Payload)
-			return d
-		case <-ctx.Done():
-			t.Fatal("no change message")
+		for ctx.Err() == nil {
+			entries, err := rc.XRangeN(ctx, changefeed.Stream, last, "+", 1).Result()
+			if err == nil && len(entries) > 0 {
+				last = "(" + entries[0].ID
+				e, err := changefeed.Decode(entries[0].Values["event"].(string))
+				testenv.Must(t, err, "decode %v", entries[0].Values)
+				return e
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		return changefeed.Message{}
+		t.Fatal("no change event")
+		return changefeed.Event{}
 	}
 	u := s.register("jane@example.com", "Jane", "Doe")
 	s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: u.access, body: map[string]any{"last_name": "Roe"}})
-	if m := next(); m.UserID != u.id || m.Op != "update" {
+	if m := next(); m.UserID != u.id || m.Op != "update" || m.Topic != changefeed.UserChanged || !m.SpanContext().IsValid() {
 		t.Fatalf("update message: %+v", m)
 	}
 	s.do(req{method: http.MethodDelete, path: "/api/auth/profile/delete/", token: u.access})
-	if m := next(); m.UserID != u.id || m.Op != "delete" {
+	if m := next(); m.UserID != u.id || m.Op != "delete" || m.Topic != changefeed.UserDeleted {
 		t.Fatalf("self-delete message: %+v", m)
 	}
 	v := s.register("kim@example.com", "Kim", "Lee")
 	admin := toSession(t, s.login(adminEmail, adminPassword))
 	s.do(req{method: http.MethodDelete, path: "/api/auth/users/" + v.id + "/", token: admin.access})
-	if m := next(); m.UserID != v.id || m.Op != "delete" {
+	if m := next(); m.UserID != v.id || m.Op != "delete" || m.Topic != changefeed.UserDeleted {
 		t.Fatalf("staff delete message: %+v", m)
 	}
 	// /readyz reports Redis without depending on it.
@@ -256,9 +256,15 @@ func TestChangeFeed(t *testing.T) {
 	if a.Status != http.StatusOK || !strings.Contains(string(a.Body), `"redis":"unavailable"`) {
 		t.Fatalf("readyz with Redis down: %d %s", a.Status, a.Body)
 	}
-	// Writes still succeed while Redis is down (best effort).
+	// Writes still succeed while Redis is down; their events wait in the
+	// outbox and reach the stream once Redis is back (it lost its data).
 	w := s.register("lou@example.com", "Lou", "Reed")
 	if a := s.do(req{method: http.MethodPatch, path: "/api/auth/profile/update/", token: w.access, body: map[string]any{"first_name": "Louis"}}); a.Status != http.StatusOK {
 		t.Fatalf("update with Redis down: %d %s", a.Status, a.Body)
+	}
+	testenv.Must(t, r.Start(ctx), "restart Redis")
+	last = "-"
+	if m := next(); m.UserID != w.id || m.Topic != changefeed.UserChanged {
+		t.Fatalf("event of the write made while Redis was down: %+v", m)
 	}
 }

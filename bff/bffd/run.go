@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
@@ -37,12 +35,10 @@ var upstreamBreaker = breaker.Settings{
 }
 
 // Run runs the BFF until ctx is cancelled, then drains in-flight requests
-// and stops the reconciler and the cache subscriber.
+// and stops the reconciler and the change stream consumer.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
-	log.Info("starting", "version", daemon.Version(), "config", cfg)
-
-	tel, err := o.Telemetry(ctx, ServiceName, cfg.Environment)
+	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
 	if err != nil {
 		return err
 	}
@@ -52,11 +48,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = mc.Disconnect(dctx)
-	}()
+	defer mongodb.Disconnect(ctx, mc)
 	store, err := bffmongo.New(ctx, mc.Database(cfg.DB))
 	if err != nil {
 		return err
@@ -112,15 +104,13 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	var views bff.Views = bff.NewOrigin(authSvc, custSvc)
 	checks := []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}
-	var (
-		rdb        *redis.Client
-		subscriber *rediscache.Subscriber
-	)
-	if cfg.RedisURL != "" {
-		if rdb, err = redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer, Timeout: cfg.RedisTimeout}); err != nil {
-			return err
-		}
-		defer rdb.Close()
+	var subscriber *rediscache.Subscriber
+	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer, Timeout: cfg.RedisTimeout})
+	if err != nil {
+		return err
+	}
+	defer redisconn.Close(rdb)
+	if rdb != nil {
 		redisBr, err := breakers.New("redis", rediscache.BreakerSettings())
 		if err != nil {
 			return err
@@ -132,7 +122,14 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		if err != nil {
 			return err
 		}
-		if subscriber, err = rediscache.NewSubscriber(rdb, cache, rediscache.SubscriberOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
+		// The change stream is read on a client of its own, with the default
+		// command timeout: REDIS_TIMEOUT is the cache's hit-path budget.
+		feed, err := redisconn.Open(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
+		if err != nil {
+			return err
+		}
+		defer redisconn.Close(feed)
+		if subscriber, err = rediscache.NewSubscriber(feed, cache, rediscache.SubscriberOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
 			return err
 		}
 		views = cache
@@ -218,7 +215,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if subscriber != nil {
 		wg.Go(func() {
 			if err := subscriber.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
-				log.Warn("cache invalidation subscriber stopped", "error", err.Error())
+				log.Warn("change stream consumer stopped", "error", err.Error())
 			}
 		})
 	}

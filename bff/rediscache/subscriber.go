@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,202 +13,130 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/acme/customer-platform/internal/changefeed"
 )
 
-// Invalidator evicts a user's cached view; *Cache is one.
-type Invalidator interface {
-	Invalidate(ctx context.Context, userID string)
+// Group is the BFF's consumer group on the change stream: every event
+// reaches one replica of the BFF (the cache is shared by all of them).
+const Group = "bff"
+
+// Evictor evicts a user's cached view and reports whether it could; *Cache
+// is one.
+type Evictor interface {
+	Evict(ctx context.Context, userID string) error
 }
 
 // SubscriberOptions tune a Subscriber; zero values take the defaults.
 type SubscriberOptions struct {
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider
-	// TracerProvider traces the handling of each message, as a child of the
-	// write that published it (default: no tracing).
+	// TracerProvider traces the handling of each event, as a child of the
+	// relay of the write that caused it (default: no tracing).
 	TracerProvider trace.TracerProvider
-	// HealthCheck is how long the subscription may be silent before it is
-	// pinged; a ping unanswered for as long again means the connection is
-	// dead and it is replaced (default 15s).
-	HealthCheck time.Duration
-	// MinBackoff and MaxBackoff bound the wait between resubscription
-	// attempts while Redis is unreachable (defaults 100ms and 5s).
+	// Name is this replica's consumer name (default: changefeed.ConsumerName).
+	Name string
+	// ClaimIdle, MaxAttempts: see changefeed.ConsumerOptions (defaults
+	// changefeed.DefaultClaimIdle and DefaultMaxAttempts).
+	ClaimIdle   time.Duration
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the wait between attempts to reach
+	// Redis (defaults 100ms and 5s).
 	MinBackoff, MaxBackoff time.Duration
 }
 
-// Subscriber evicts cached views on the customer.changed and user.changed
-// notifications. It resubscribes by itself after Redis restarts or the
-// connection breaks; messages published while it was not subscribed are
-// lost, and the cache TTL bounds the staleness they could leave.
+// Subscriber evicts cached views on the change stream's customer.changed,
+// user.changed and user.deleted events, in the consumer group "bff"
+// (changefeed.Consumer): at least once, also for events added while no BFF
+// ran or Redis was down (they wait in the stream and the producers'
+// outboxes). An eviction that fails (Redis or its breaker) leaves the event
+// un-acked: it is retried after ClaimIdle and parked after MaxAttempts.
 type Subscriber struct {
-	rdb        redis.UniversalClient
-	inv        Invalidator
-	logger     *slog.Logger
-	health     time.Duration
-	minBackoff time.Duration
-	maxBackoff time.Duration
-	subscribed atomic.Bool
-	sessions   atomic.Int64
-	messages   metric.Int64Counter
-	tracer     trace.Tracer
+	consumer *changefeed.Consumer
+	ev       Evictor
+	logger   *slog.Logger
+	messages metric.Int64Counter
 }
 
-// Channels are the change feeds a Subscriber listens to.
-var channels = []string{changefeed.CustomerChanged, changefeed.UserChanged}
+// topics are the events that change a merged view.
+var topics = []string{changefeed.CustomerChanged, changefeed.UserChanged, changefeed.UserDeleted}
 
-// NewSubscriber returns a subscriber that invalidates through inv.
-func NewSubscriber(rdb redis.UniversalClient, inv Invalidator, o SubscriberOptions) (*Subscriber, error) {
-	if rdb == nil || inv == nil {
-		return nil, errors.New("rediscache: a Redis client and an invalidator are required")
+// NewSubscriber returns a subscriber that evicts through ev.
+func NewSubscriber(rdb redis.UniversalClient, ev Evictor, o SubscriberOptions) (*Subscriber, error) {
+	if rdb == nil || ev == nil {
+		return nil, errors.New("rediscache: a Redis client and an evictor are required")
 	}
-	s := &Subscriber{rdb: rdb, inv: inv, logger: o.Logger, health: o.HealthCheck, minBackoff: o.MinBackoff, maxBackoff: o.MaxBackoff}
+	s := &Subscriber{ev: ev, logger: o.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
-	}
-	if s.health <= 0 {
-		s.health = 15 * time.Second
-	}
-	if s.minBackoff <= 0 {
-		s.minBackoff = 100 * time.Millisecond
-	}
-	if s.maxBackoff < s.minBackoff {
-		s.maxBackoff = max(5*time.Second, s.minBackoff)
 	}
 	mp := o.MeterProvider
 	if mp == nil {
 		mp = metricnoop.NewMeterProvider()
 	}
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	s.tracer = tp.Tracer(instrumentation)
 	var err error
 	if s.messages, err = mp.Meter(instrumentation).Int64Counter("bff.cache.change_messages",
-		metric.WithDescription("Change notifications received by channel and result: invalidated or malformed.")); err != nil {
+		metric.WithDescription("Change events handled by topic (attribute channel) and result: invalidated, malformed or failed.")); err != nil {
 		return nil, fmt.Errorf("rediscache metrics: %w", err)
+	}
+	s.consumer, err = changefeed.NewConsumer(rdb, s.handle, changefeed.ConsumerOptions{
+		Group: Group, Name: o.Name, Topics: topics, MaxAttempts: o.MaxAttempts, ClaimIdle: o.ClaimIdle,
+		MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
+		Logger: s.logger, MeterProvider: o.MeterProvider, TracerProvider: o.TracerProvider,
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// Subscribed reports whether the subscription is currently established.
-func (s *Subscriber) Subscribed() bool { return s.subscribed.Load() }
+// Subscribed reports whether the subscriber is reading the stream.
+func (s *Subscriber) Subscribed() bool { return s.consumer.Reading() }
 
-// Subscriptions counts the subscriptions established so far (1 after the
-// first, more after each resubscription).
-func (s *Subscriber) Subscriptions() int64 { return s.sessions.Load() }
+// Name is the subscriber's consumer name in the group.
+func (s *Subscriber) Name() string { return s.consumer.Name() }
 
-// Run listens until ctx is cancelled, resubscribing with backoff whenever
-// the subscription is lost. It returns nil once ctx is done.
-func (s *Subscriber) Run(ctx context.Context) error {
-	backoff := s.minBackoff
-	failing := false
-	for ctx.Err() == nil {
-		established, err := s.session(ctx)
-		s.subscribed.Store(false)
-		if ctx.Err() != nil {
-			break
-		}
-		if established {
-			backoff = s.minBackoff
-		}
-		if !failing || established {
-			s.logger.WarnContext(ctx, "change feed subscription lost; resubscribing (views changed meanwhile expire with the cache TTL)",
-				"error", err.Error())
-		}
-		failing = true
-		wait := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, s.maxBackoff)
+// Run consumes until ctx is cancelled, reconnecting with backoff whenever
+// Redis fails. It returns nil once ctx is done.
+func (s *Subscriber) Run(ctx context.Context) error { return s.consumer.Run(ctx) }
+
+// handle evicts the view of the event's user.
+func (s *Subscriber) handle(ctx context.Context, e changefeed.Event) error {
+	channel := metric.WithAttributes(attribute.String("channel", e.Topic))
+	if !validID(e.UserID) {
+		s.messages.Add(ctx, 1, channel, metric.WithAttributes(attribute.String("result", "malformed")))
+		return fmt.Errorf("%w: no valid user id", changefeed.ErrReject)
 	}
-	s.logger.InfoContext(context.WithoutCancel(ctx), "change feed subscriber stopped")
+	if err := s.ev.Evict(ctx, e.UserID); err != nil {
+		s.messages.Add(ctx, 1, channel, metric.WithAttributes(attribute.String("result", "failed")))
+		return err
+	}
+	s.messages.Add(ctx, 1, channel, metric.WithAttributes(attribute.String("result", "invalidated")))
+	s.logger.DebugContext(ctx, "view invalidated by change event", "topic", e.Topic, "op", e.Op, "user_id", e.UserID, "event_id", e.ID)
 	return nil
 }
 
-// session subscribes and handles messages until the connection fails or
-// ctx is done; established reports whether the subscription was confirmed.
-func (s *Subscriber) session(ctx context.Context) (established bool, err error) {
-	ps := s.rdb.Subscribe(ctx)
-	defer ps.Close()
-	// A blocked read does not watch ctx: closing the subscription ends it.
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
-
-	if err := ps.Subscribe(ctx, channels...); err != nil {
-		return false, fmt.Errorf("subscribe: %w", err)
+// Evict is Invalidate reporting its failure (Redis unreachable, breaker
+// open), so that the change event that asked for it is retried.
+func (c *Cache) Evict(ctx context.Context, userID string) error {
+	if !validID(userID) {
+		return errors.New("rediscache: invalid user id")
 	}
-	confirmed := map[string]bool{}
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, s.health)
-		if err != nil {
-			if isTimeout(err) && !pinged {
-				if perr := ps.Ping(ctx); perr != nil {
-					return established, fmt.Errorf("ping: %w", perr)
-				}
-				pinged = true
-				continue
-			}
-			if isTimeout(err) {
-				err = errors.New("no answer to a ping")
-			}
-			return established, err
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				confirmed[m.Channel] = true
-			}
-			if !established && len(confirmed) == len(channels) {
-				established = true
-				s.subscribed.Store(true)
-				s.sessions.Add(1)
-				s.logger.InfoContext(ctx, "change feed subscribed", "channels", channels)
-			}
-		case *redis.Message:
-			s.handle(ctx, m)
-		case *redis.Pong:
-		}
-	}
-}
-
-// handle processes one message under a consumer span: a child of the write
-// that published it when the message says which (one trace then shows the
-// write and the invalidations it caused, in every BFF replica), else a
-// root. The subscription's own context is only its lifetime.
-func (s *Subscriber) handle(ctx context.Context, m *redis.Message) {
-	cm, err := changefeed.Decode(m.Payload)
-	parent := context.WithoutCancel(ctx)
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", m.Channel))}
-	if sc := cm.SpanContext(); sc.IsValid() {
-		parent = trace.ContextWithRemoteSpanContext(parent, sc)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
-	}
-	ctx, span := s.tracer.Start(parent, "process "+m.Channel, opts...)
+	c.flights.Forget(userID)
+	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
 	defer span.End()
-	if err != nil || !validID(cm.UserID) {
-		span.SetStatus(codes.Error, "malformed change notification")
-		s.messages.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", m.Channel), attribute.String("result", "malformed")))
-		s.logger.WarnContext(ctx, "malformed change notification ignored", "channel", m.Channel)
-		return
+	viewKey, genKey := c.keys(userID)
+	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.dropScript.Run(ctx, c.rdb, []string{viewKey, genKey}, c.genTTL.Milliseconds()).Err()
+	})
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "invalidation failed")
+		c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
+		return fmt.Errorf("evict the view: %w", err)
 	}
-	span.SetAttributes(attribute.String("changefeed.op", cm.Op))
-	s.inv.Invalidate(ctx, cm.UserID)
-	s.messages.Add(ctx, 1, metric.WithAttributes(attribute.String("channel", m.Channel), attribute.String("result", "invalidated")))
-	s.logger.DebugContext(ctx, "view invalidated by change notification", "channel", m.Channel, "op", cm.Op, "user_id", cm.UserID)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+	return nil
 }

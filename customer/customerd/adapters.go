@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
@@ -53,11 +54,75 @@ func toUser(au *authclient.User) customer.User {
 	return customer.User{ID: au.ID, Email: au.Email, FirstName: au.FirstName, LastName: au.LastName, PhoneNumber: au.PhoneNumber}
 }
 
-// feed publishes customer changes on the customer.changed channel.
-type feed struct{ pub *changefeed.Publisher }
+// outboxStore records a customer.changed event in the outbox before each
+// write of a profile or its service records. The event names the profile's
+// user (the BFF's views are per user): a write by profile id reads the
+// profile first, by _id.
+type outboxStore struct {
+	customer.Store
+	out *changefeed.Outbox
+}
 
-var _ customer.Publisher = feed{}
+var _ customer.Store = outboxStore{}
 
-func (f feed) Publish(ctx context.Context, ch customer.Change) {
-	f.pub.Publish(ctx, changefeed.CustomerChanged, changefeed.Message{UserID: ch.UserID, CustomerID: ch.CustomerID, Op: ch.Op})
+// refused reports a write the store certainly did not make.
+func refused(err error) bool {
+	return errors.Is(err, customer.ErrNotFound) || errors.Is(err, customer.ErrProfileExists)
+}
+
+func (s outboxStore) event(userID, customerID, op string) changefeed.Event {
+	return changefeed.Event{Topic: changefeed.CustomerChanged, UserID: userID, CustomerID: customerID, Op: op}
+}
+
+func (s outboxStore) Create(ctx context.Context, c customer.Customer) error {
+	return s.out.Record(ctx, s.event(c.UserID, c.ID, customer.OpCreate), func() (bool, error) {
+		err := s.Store.Create(ctx, c)
+		return err == nil, err
+	}, refused)
+}
+
+func (s outboxStore) Update(ctx context.Context, id string, ch customer.Changes, now time.Time) (customer.Customer, error) {
+	c, err := s.Store.ByID(ctx, id)
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	op := customer.OpUpdate // informational: consumers re-read the profile
+	if ch.IsVerified != nil {
+		op = customer.OpVerify
+	}
+	var updated customer.Customer
+	err = s.out.Record(ctx, s.event(c.UserID, id, op), func() (bool, error) {
+		var err error
+		updated, err = s.Store.Update(ctx, id, ch, now)
+		return err == nil, err
+	}, refused)
+	return updated, err
+}
+
+func (s outboxStore) Delete(ctx context.Context, id string) error {
+	c, err := s.Store.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.out.Record(ctx, s.event(c.UserID, id, customer.OpDelete), func() (bool, error) {
+		err := s.Store.Delete(ctx, id)
+		return err == nil, err
+	}, refused)
+}
+
+func (s outboxStore) AddService(ctx context.Context, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
+	c, err := s.Store.ByID(ctx, r.CustomerID)
+	if err != nil {
+		return customer.ServiceRecord{}, false, err
+	}
+	var (
+		stored  customer.ServiceRecord
+		created bool
+	)
+	err = s.out.Record(ctx, s.event(c.UserID, c.ID, customer.OpService), func() (bool, error) {
+		var err error
+		stored, created, err = s.Store.AddService(ctx, r, key)
+		return created, err // a replayed key adds nothing: no event
+	}, refused)
+	return stored, created, err
 }

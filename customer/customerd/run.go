@@ -3,6 +3,7 @@ package customerd
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,7 +23,8 @@ import (
 const ServiceName = "customer"
 
 // Run serves the customer service until ctx is cancelled, then drains
-// in-flight requests for up to cfg.ShutdownTimeout.
+// in-flight requests for up to cfg.ShutdownTimeout and stops the
+// change-event relay.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
 	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
@@ -45,16 +47,31 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	defer mongodb.Disconnect(ctx, client)
-	store, err := customermongo.New(ctx, client.Database(cfg.Database))
+	mstore, err := customermongo.New(ctx, client.Database(cfg.Database))
 	if err != nil {
 		return fmt.Errorf("customer store: %w", err)
 	}
+	var store customer.Store = mstore
 
 	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
 	if err != nil {
 		return err
 	}
 	defer redisconn.Close(rdb)
+
+	// With Redis, every profile write is recorded in the outbox before it is
+	// made, and relayed to the change stream (internal/changefeed).
+	var relay *changefeed.Relay
+	if rdb != nil {
+		out, err := changefeed.NewOutbox(ctx, client.Database(cfg.Database), changefeed.OutboxOptions{Logger: log, MeterProvider: tel.Meter})
+		if err != nil {
+			return err
+		}
+		if relay, err = changefeed.NewRelay(out, rdb, changefeed.RelayOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
+			return err
+		}
+		store = outboxStore{Store: store, out: out}
+	}
 
 	auth := authclient.New(authclient.Options{
 		BaseURL:        cfg.AuthURL,
@@ -63,7 +80,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		MeterProvider:  tel.Meter,
 		Propagator:     tel.Propagator,
 	})
-	svc := customer.NewService(store, authUsers{auth}, feed{changefeed.NewPublisher(rdb, log)}, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})
+	svc := customer.NewService(store, authUsers{auth}, nil, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})
 
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	httpapi.Routes(engine, httpapi.Deps{
@@ -73,11 +90,20 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		Details:  redisDetails(rdb),
 	})
 
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if relay != nil {
+		wg.Go(func() { relay.Run(runCtx) })
+	}
+	defer wg.Wait()
+	defer cancel()
+
 	return daemon.Serve(ctx, o, &web.Server{Addr: cfg.HTTPAddr, Handler: engine, Drain: cfg.ShutdownTimeout}, cfg.MetricsAddr, tel.Metrics)
 }
 
-// redisDetails reports Redis under the readiness details: publishing change
-// notifications is best effort, so Redis being down never fails readiness.
+// redisDetails reports Redis under the readiness details: change events
+// wait in the outbox until Redis is back, so Redis being down never fails
+// readiness.
 func redisDetails(rdb *redis.Client) func() map[string]any {
 	return func() map[string]any {
 		if rdb == nil {
