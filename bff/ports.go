@@ -48,6 +48,11 @@ type AuthRegistration struct {
 	// RegistrationKey is sent as the register call's Idempotency-Key header
 	// (the saga id); the auth service stores it with the user.
 	RegistrationKey string `json:"-"`
+	// Deadline is sent as the register call's Registration-Deadline header
+	// (the saga's start + the auth timeout): our auth service creates no
+	// user after it, so the reconciler's "no user" after the grace is
+	// final. The company's Django auth service ignores it.
+	Deadline time.Time `json:"-"`
 }
 
 // Auth is what the BFF needs of the auth service on behalf of a user.

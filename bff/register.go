@@ -86,6 +86,10 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 	}
 	in := reg.Auth
 	in.RegistrationKey = r.saga.ID // the proof that this saga created the user
+	// No user after this (our auth service checks it just before the
+	// insert): the reconciler, looking after authGrace, sees every user
+	// this call can create.
+	in.Deadline = r.saga.CreatedAt.Add(r.s.authTimeout)
 	sctx, end := r.s.tel.Start(ctx, "bff.register.auth_register", "")
 	user, tokens, err := r.s.auth.Register(sctx, in)
 	end(err)
@@ -120,8 +124,9 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 // authFailed ends or parks the saga after a failed register call.
 func (r *run) authFailed(ctx context.Context, err error) error {
 	ue := upstreamOf(ServiceAuth, err)
-	if ue.harmless() && !r.mayBeOurs(ctx, ue) {
-		// Refused, or never sent: nothing was created.
+	if (ue.harmless() || refusedLate(ue)) && !r.mayBeOurs(ctx, ue) {
+		// Refused, never sent, or refused because the deadline passed:
+		// nothing was created.
 		if terr := r.transition(ctx, StateFailed, SagaChange{LastError: "auth: " + ue.Kind.Error()}); terr != nil {
 			r.log.WarnContext(ctx, "saga: could not record failure", "saga_id", r.saga.ID, "error", terr.Error())
 		}
@@ -152,16 +157,30 @@ func (r *run) authFailed(ctx context.Context, err error) error {
 	}
 }
 
+// CodeDeadlineExceeded is the auth service's code of a register refused
+// because its Registration-Deadline passed: that call created no user.
+const CodeDeadlineExceeded = "deadline_exceeded"
+
+// refusedLate reports whether the register call was refused because its
+// deadline had passed (503 deadline_exceeded): that call created nothing.
+// Any other 5xx leaves the outcome unknown.
+func refusedLate(ue *UpstreamError) bool {
+	return ue.Service == ServiceAuth && ue.Status == 503 && ue.Code == CodeDeadlineExceeded
+}
+
 // mayBeOurs reports whether a refusal of the register call because the
-// email is taken may hide a user this saga created: a replay of the call
-// after it acted (a transport or a proxy that repeats a request whose
-// connection dropped) is answered "email exists". It asks the auth service
+// email is taken, or because its deadline passed, may hide a user this
+// saga created: a replay of the call after it acted (a proxy that repeats
+// a request whose connection dropped) is answered "email exists", and a
+// copy that came late is refused for its deadline while the first one
+// acted in time. It asks the auth service
 // (service account): the user carries this saga's key, or carries none
 // and joined after the saga started (an auth service without keys), or
 // the lookup fails: the outcome is unknown and the reconciler resolves it.
 // Without a service client the refusal is taken as it is.
 func (r *run) mayBeOurs(ctx context.Context, ue *UpstreamError) bool {
-	if !errors.Is(ue, ErrUpstreamInvalid) || len(ue.Fields["email"]) == 0 || r.s.authAdmin == nil {
+	emailTaken := errors.Is(ue, ErrUpstreamInvalid) && len(ue.Fields["email"]) > 0
+	if !emailTaken && !refusedLate(ue) || r.s.authAdmin == nil {
 		return false
 	}
 	email, err := r.s.secrets.Open(r.saga.ID, sealEmail, r.saga.EmailSealed)

@@ -125,9 +125,17 @@ func DefaultLeaseTTL(authTimeout, customerTimeout, storeTimeout time.Duration) t
 	return 3*authTimeout + 4*customerTimeout + 2*storeTimeout + 5*time.Second
 }
 
-// authGrace is how long a saga whose register call may still be running
-// at the auth service is left alone.
-func (s *Service) authGrace() time.Duration { return s.authTimeout + 2*time.Second }
+// authGrace is how long after its start a saga whose register call may
+// still be running at the auth service is left alone: past the call's
+// deadline (the start + the auth timeout, after which our auth service
+// inserts no user), the clocks' skew, and the allowance of an insert that
+// started just before the deadline. After it, a lookup that finds no user
+// is final against our auth service.
+func (s *Service) authGrace() time.Duration { return s.authTimeout + clockSkew + insertAllowance }
+
+// insertAllowance is how long an insert the auth service started before
+// the register call's deadline may take to land (a single-document write).
+const insertAllowance = time.Second
 
 // verifyGrace is how long after a compensation the reconciler checks again
 // that no profile appeared: longer than any profile create still in flight.

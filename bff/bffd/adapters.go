@@ -89,6 +89,7 @@ func (a *authService) Register(ctx context.Context, in bff.AuthRegistration) (bf
 			Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, PhoneNumber: in.PhoneNumber,
 			Password1: in.Password1, Password2: in.Password2,
 			RegistrationKey: in.RegistrationKey, // the saga id: proof of authorship
+			Deadline:        in.Deadline,        // the saga's start + the auth timeout: no user after it
 		})
 	}))
 }
