@@ -19,17 +19,18 @@
 //     atomically, and the write is a Lua script that stores the view only if
 //     the generation is still the one read before the load started.
 //   - Invalidation comes from the BFF's own writes (Invalidate) and from the
-//     customer.changed / user.changed feed (Subscriber).
+//     services' change events (customer.changed, user.changed, user.deleted),
+//     consumed from their Redis Stream by the BFF's consumer group
+//     (Subscriber, on internal/changefeed): delivered at least once, an
+//     event whose eviction failed is retried.
 //
-// Staleness bound: after the BFF's own write, none (the view is evicted
-// before the write is answered). After a write made directly at the auth or
-// customer service, a cached view is served until the service's change
-// message arrives and is applied: the publish follows the write at once, so
-// in practice milliseconds (the eviction itself is bounded by the Redis
-// timeout). If the message is lost (Redis unreachable when it was published,
-// or the subscriber reconnecting), the TTL bounds it: at most CACHE_TTL
-// +10 % (66 s with the defaults). A load that read the origins before the
-// change can never extend that window (the generation check).
+// Staleness bound: after the BFF's own write, none while Redis answers (the
+// view is evicted before the write is answered); an eviction the breaker or
+// a timeout stopped leaves the view until its TTL, at most CACHE_TTL +10 %.
+// After a write made directly at the auth or customer service, a cached view
+// is served until the service's event is relayed and handled (docs/design.md,
+// "Change delivery"). A load that read the origins before the change can
+// never extend that window (the generation check).
 package rediscache
 
 import (
@@ -354,8 +355,16 @@ func (c *Cache) store(ctx context.Context, userID, gen string, body []byte) {
 // in flight. It is detached from the caller's cancellation (a write that
 // was made must be followed by its eviction) and bounded by the timeout.
 func (c *Cache) Invalidate(ctx context.Context, userID string) {
+	if err := c.Evict(ctx, userID); err != nil {
+		c.logger.WarnContext(ctx, "cache invalidation failed; the view expires with its TTL", "error", err.Error())
+	}
+}
+
+// Evict is Invalidate reporting its failure (Redis unreachable, breaker
+// open), so that the change event that asked for it is retried.
+func (c *Cache) Evict(ctx context.Context, userID string) error {
 	if !validID(userID) {
-		return
+		return errors.New("rediscache: invalid user id")
 	}
 	c.flights.Forget(userID)
 	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
@@ -370,10 +379,10 @@ func (c *Cache) Invalidate(ctx context.Context, userID string) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "invalidation failed")
 		c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
-		c.logger.WarnContext(ctx, "cache invalidation failed; the view expires with its TTL", "error", err.Error())
-		return
+		return fmt.Errorf("evict the view: %w", err)
 	}
 	c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+	return nil
 }
 
 // encodeEntry is the stored form of a view: the owner's id, a newline, and

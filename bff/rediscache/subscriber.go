@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -113,30 +112,5 @@ func (s *Subscriber) handle(ctx context.Context, e changefeed.Event) error {
 	}
 	s.messages.Add(ctx, 1, channel, metric.WithAttributes(attribute.String("result", "invalidated")))
 	s.logger.DebugContext(ctx, "view invalidated by change event", "topic", e.Topic, "op", e.Op, "user_id", e.UserID, "event_id", e.ID)
-	return nil
-}
-
-// Evict is Invalidate reporting its failure (Redis unreachable, breaker
-// open), so that the change event that asked for it is retried.
-func (c *Cache) Evict(ctx context.Context, userID string) error {
-	if !validID(userID) {
-		return errors.New("rediscache: invalid user id")
-	}
-	c.flights.Forget(userID)
-	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
-	defer span.End()
-	viewKey, genKey := c.keys(userID)
-	err := c.breaker.Do(ctx, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		return c.dropScript.Run(ctx, c.rdb, []string{viewKey, genKey}, c.genTTL.Milliseconds()).Err()
-	})
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "invalidation failed")
-		c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
-		return fmt.Errorf("evict the view: %w", err)
-	}
-	c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
 	return nil
 }
