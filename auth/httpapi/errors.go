@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
-	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/web"
 )
 
@@ -38,17 +37,13 @@ var errorTable = []web.Mapping{
 const CodeDeadlineExceeded = "deadline_exceeded"
 
 // responder is the service's one error path: validation errors are the
-// field -> messages 400, a throttled request a 429 with Retry-After, the
-// table maps the sentinel errors, anything else is a logged 500 without its
-// text.
+// field -> messages 400 (web.Responder's own rule), a throttled request a
+// 429 with Retry-After, the table maps the sentinel errors, anything else is
+// a logged 500 without its text.
 var responder = web.Responder{Table: errorTable, Translate: translate}
 
-// translate answers the errors that carry data: field errors and a retry
-// delay.
+// translate answers the error that carries data: a retry delay.
 func translate(_ *gin.Context, err error) *web.Error {
-	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
-		return web.Invalid(ve.Fields)
-	}
 	if te, ok := errors.AsType[*auth.ThrottledError](err); ok {
 		return &web.Error{
 			Code:       web.CodeThrottled,

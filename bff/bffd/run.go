@@ -66,12 +66,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return err
 	}
-	// The transports never replay a POST (upstreamTransport): a replayed
-	// register would be answered "email exists".
-	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator,
-		Transport: upstreamTransport()})
-	cc := customerclient.New(customerclient.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator,
-		Transport: upstreamTransport()})
+	// The clients never replay a call that is not safe to repeat
+	// (internal/upstream): a replayed register would be answered "email
+	// exists".
+	ac := authclient.New(authclient.Options{BaseURL: cfg.AuthURL, Timeout: cfg.AuthTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
+	cc := customerclient.New(customerclient.Options{BaseURL: cfg.CustomerURL, Timeout: cfg.CustomerTimeout, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, Propagator: tel.Propagator})
 	authSvc := &authService{c: ac, br: authBr}
 	custSvc := &customers{c: cc, br: customerBr}
 	opts := bff.Options{
