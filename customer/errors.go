@@ -23,6 +23,9 @@ var (
 	// user exists (unreachable, too slow, an unexpected answer), so no
 	// profile was created.
 	ErrUserUnconfirmed = errors.New("the auth service could not confirm the user")
+	// ErrUserExists: an erasure was asked for a user the auth service still
+	// has (a wrong or forged user.deleted event); nothing was deleted.
+	ErrUserExists = errors.New("the user still exists at the auth service")
 )
 
 // FieldErrors maps a field name to its problems: the contract's 400 body.

@@ -3,6 +3,7 @@ package customer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -470,4 +471,63 @@ func normalizeUUID(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// EraseUser deletes the profile and service records of a user the auth
+// service deleted: the cascade of its user.deleted event. Only a service
+// (a.Token reads any user) may ask. Before deleting anything it confirms
+// with the auth service that the user is gone: only its explicit "not
+// found" counts; a user it still has gives ErrUserExists and no answer
+// ErrUserUnconfirmed (ask again later). A user without a profile (a
+// second delivery, or a user who never had one) is not looked up and
+// succeeds with erased false. A malformed id gives ErrNotFound.
+func (s *Service) EraseUser(ctx context.Context, a Actor, userID string) (erased bool, err error) {
+	if a.Role != contract.RoleService {
+		return false, ErrForbidden
+	}
+	if !contract.ValidID(userID) {
+		return false, ErrNotFound
+	}
+	userID = normalizeUUID(userID)
+	c, err := s.store.ByUserID(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := s.confirmGone(ctx, a, userID); err != nil {
+		return false, err
+	}
+	if err := s.delete(ctx, c); err != nil {
+		if errors.Is(err, ErrNotFound) { // deleted meanwhile
+			return false, nil
+		}
+		return false, err
+	}
+	s.log.InfoContext(ctx, "profile erased: its user was deleted at the auth service", "user_id", userID, "customer_id", c.ID)
+	return true, nil
+}
+
+// confirmGone asks the auth service whether a user is gone: nil only for
+// its explicit "not found".
+func (s *Service) confirmGone(ctx context.Context, a Actor, userID string) error {
+	if s.users == nil {
+		return fmt.Errorf("%w: no user directory", ErrUserUnconfirmed)
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	_, err := s.users.User(ctx, a.Token, userID)
+	switch {
+	case err == nil:
+		s.log.WarnContext(ctx, "erasure refused: the auth service still has the user", "user_id", userID)
+		return ErrUserExists
+	case errors.Is(err, ErrUserNotFound):
+		return nil
+	default:
+		return fmt.Errorf("%w: %w", ErrUserUnconfirmed, err)
+	}
 }

@@ -12,19 +12,26 @@ import (
 
 // Config is the customer service's configuration.
 type Config struct {
-	HTTPAddr        string        `json:"http_addr"`              // HTTP_ADDR, the API listener
-	MetricsAddr     string        `json:"metrics_addr"`           // METRICS_ADDR, the Prometheus /metrics listener
-	MongoURI        config.Secret `json:"mongodb_uri"`            // MONGODB_URI (may carry credentials)
-	Database        string        `json:"customer_db"`            // CUSTOMER_DB
-	JWTSigningKey   config.Secret `json:"jwt_signing_key"`        // JWT_SIGNING_KEY, required
-	JWTIssuer       string        `json:"jwt_issuer"`             // JWT_ISSUER, checked when set
-	JWTAudience     string        `json:"jwt_audience"`           // JWT_AUDIENCE, checked when set
-	AuthURL         string        `json:"auth_url"`               // AUTH_URL, the auth service
-	AuthTimeout     time.Duration `json:"auth_timeout"`           // AUTH_TIMEOUT, bounds each call to the auth service
-	RedisURL        config.Secret `json:"redis_url"`              // REDIS_URL, optional: change notifications
-	LogLevel        string        `json:"log_level"`              // LOG_LEVEL
-	ShutdownTimeout time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
-	Environment     string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
+	HTTPAddr      string        `json:"http_addr"`       // HTTP_ADDR, the API listener
+	MetricsAddr   string        `json:"metrics_addr"`    // METRICS_ADDR, the Prometheus /metrics listener
+	MongoURI      config.Secret `json:"mongodb_uri"`     // MONGODB_URI (may carry credentials)
+	Database      string        `json:"customer_db"`     // CUSTOMER_DB
+	JWTSigningKey config.Secret `json:"jwt_signing_key"` // JWT_SIGNING_KEY, required
+	JWTIssuer     string        `json:"jwt_issuer"`      // JWT_ISSUER, checked when set
+	JWTAudience   string        `json:"jwt_audience"`    // JWT_AUDIENCE, checked when set
+	AuthURL       string        `json:"auth_url"`        // AUTH_URL, the auth service
+	AuthTimeout   time.Duration `json:"auth_timeout"`    // AUTH_TIMEOUT, bounds each call to the auth service
+	RedisURL      config.Secret `json:"redis_url"`       // REDIS_URL, optional: change notifications
+	// ServiceClientID and ServiceClientSecret are CUSTOMER_SERVICE_CLIENT_ID
+	// and CUSTOMER_SERVICE_CLIENT_SECRET, the customer service's account at
+	// the auth service (AUTH_SERVICE_CLIENTS): the erasure cascade asks with
+	// it whether a deleted user is really gone. Without it (or without
+	// Redis) the cascade does not run.
+	ServiceClientID     string        `json:"service_client_id"`
+	ServiceClientSecret config.Secret `json:"service_client_secret"`
+	LogLevel            string        `json:"log_level"`              // LOG_LEVEL
+	ShutdownTimeout     time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
+	Environment         string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
 }
 
 // LoadConfig reads the configuration through lookup (nil: the process
@@ -33,23 +40,27 @@ type Config struct {
 func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
 	cfg := Config{
-		HTTPAddr:        r.String("HTTP_ADDR", ":8002"),
-		MetricsAddr:     r.String("METRICS_ADDR", ":9102"),
-		MongoURI:        r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
-		Database:        r.String("CUSTOMER_DB", "customers"),
-		JWTSigningKey:   r.Secret("JWT_SIGNING_KEY", ""),
-		JWTIssuer:       r.String("JWT_ISSUER", ""),
-		JWTAudience:     r.String("JWT_AUDIENCE", ""),
-		AuthURL:         r.URL("AUTH_URL", "http://127.0.0.1:8001"),
-		AuthTimeout:     r.Duration("AUTH_TIMEOUT", time.Second),
-		RedisURL:        r.Secret("REDIS_URL", ""),
-		LogLevel:        r.String("LOG_LEVEL", "info"),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		Environment:     r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+		HTTPAddr:            r.String("HTTP_ADDR", ":8002"),
+		MetricsAddr:         r.String("METRICS_ADDR", ":9102"),
+		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+		Database:            r.String("CUSTOMER_DB", "customers"),
+		JWTSigningKey:       r.Secret("JWT_SIGNING_KEY", ""),
+		JWTIssuer:           r.String("JWT_ISSUER", ""),
+		JWTAudience:         r.String("JWT_AUDIENCE", ""),
+		AuthURL:             r.URL("AUTH_URL", "http://127.0.0.1:8001"),
+		AuthTimeout:         r.Duration("AUTH_TIMEOUT", time.Second),
+		RedisURL:            r.Secret("REDIS_URL", ""),
+		ServiceClientID:     r.String("CUSTOMER_SERVICE_CLIENT_ID", ""),
+		ServiceClientSecret: r.Secret("CUSTOMER_SERVICE_CLIENT_SECRET", ""),
+		LogLevel:            r.String("LOG_LEVEL", "info"),
+		ShutdownTimeout:     r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		Environment:         r.String("DEPLOYMENT_ENVIRONMENT", "development"),
 	}
 	r.Check(cfg.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(cfg.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
 	r.Check(cfg.Database != "" && !strings.ContainsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
+	r.Check((cfg.ServiceClientID == "") == (cfg.ServiceClientSecret == ""), "CUSTOMER_SERVICE_CLIENT_ID",
+		"CUSTOMER_SERVICE_CLIENT_ID and CUSTOMER_SERVICE_CLIENT_SECRET go together")
 	if err := r.Err(); err != nil {
 		return Config{}, err
 	}

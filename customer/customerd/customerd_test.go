@@ -54,7 +54,11 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("bad %s not reported: %v", k, err)
 		}
 	}
-	cfg, err = customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "top-secret", "MONGODB_URI": "mongodb://u:pw@db/", "REDIS_URL": "redis://:pw@r:6379/0"}))
+	if _, err := customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "CUSTOMER_SERVICE_CLIENT_ID": "customer"})); err == nil || !strings.Contains(err.Error(), "CUSTOMER_SERVICE_CLIENT_ID") {
+		t.Fatalf("a client id without its secret: %v", err)
+	}
+	cfg, err = customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "top-secret", "MONGODB_URI": "mongodb://u:pw@db/", "REDIS_URL": "redis://:pw@r:6379/0",
+		"CUSTOMER_SERVICE_CLIENT_ID": "customer", "CUSTOMER_SERVICE_CLIENT_SECRET": "pw"}))
 	testenv.Must(t, err, "load")
 	b, _ := json.Marshal(cfg)
 	if bytes.Contains(b, []byte("top-secret")) || bytes.Contains(b, []byte("pw")) {

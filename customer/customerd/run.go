@@ -24,7 +24,7 @@ const ServiceName = "customer"
 
 // Run serves the customer service until ctx is cancelled, then drains
 // in-flight requests for up to cfg.ShutdownTimeout and stops the
-// change-event relay.
+// change-event relay and the erasure cascade.
 func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	log := o.Log()
 	tel, err := o.Start(ctx, ServiceName, cfg.Environment, cfg)
@@ -82,6 +82,23 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	})
 	svc := customer.NewService(store, authUsers{auth}, nil, customer.Options{Logger: log, UserTimeout: cfg.AuthTimeout})
 
+	// The erasure cascade: user.deleted events, in the consumer group
+	// "customer", delete the user's profile once the auth service confirms
+	// the user is gone (docs/design.md, "Cascading erasure").
+	var cascade *changefeed.Consumer
+	switch {
+	case rdb != nil && cfg.ServiceClientID != "":
+		h := erasure{svc: svc, tokens: authclient.NewServiceTokens(auth, cfg.ServiceClientID, cfg.ServiceClientSecret.Reveal()), log: log}
+		if cascade, err = changefeed.NewConsumer(rdb, h.handle, changefeed.ConsumerOptions{
+			Group: ErasureGroup, Topics: []string{changefeed.UserDeleted},
+			Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer,
+		}); err != nil {
+			return err
+		}
+	case rdb != nil:
+		log.WarnContext(ctx, "no CUSTOMER_SERVICE_CLIENT_ID: profiles of users deleted at the auth service are not erased (their events wait in the stream)")
+	}
+
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	httpapi.Routes(engine, httpapi.Deps{
 		Service:  svc,
@@ -94,6 +111,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	var wg sync.WaitGroup
 	if relay != nil {
 		wg.Go(func() { relay.Run(runCtx) })
+	}
+	if cascade != nil {
+		wg.Go(func() { _ = cascade.Run(runCtx) })
 	}
 	defer wg.Wait()
 	defer cancel()

@@ -169,17 +169,20 @@ func (s *Store) Update(ctx context.Context, id string, ch customer.Changes, now 
 	return s.ByID(ctx, id)
 }
 
-// Delete removes a profile, then its service records.
+// Delete removes a profile's service records, then the profile.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	// The records first: a delete that fails between the two leaves the
+	// profile, so a retry (the client's, or the erasure cascade's, which
+	// finds the records through the profile) removes both.
+	if _, err := s.services.DeleteMany(ctx, bson.D{{Key: "customer_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete service records: %w", err)
+	}
 	res, err := s.customers.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
 		return fmt.Errorf("delete customer: %w", err)
 	}
 	if res.DeletedCount == 0 {
 		return customer.ErrNotFound
-	}
-	if _, err := s.services.DeleteMany(ctx, bson.D{{Key: "customer_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete service records: %w", err)
 	}
 	return nil
 }
