@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/contract"
@@ -26,6 +27,9 @@ type eraser interface {
 type tokenSource interface {
 	Token(ctx context.Context) (string, error)
 	ClientID() string
+	// Invalidate drops a token the auth service refused (its key was
+	// rotated), so the next attempt fetches a new one.
+	Invalidate(token string)
 }
 
 // erasure is the handler of user.deleted: it erases the user's profile and
@@ -59,6 +63,9 @@ func (h erasure) handle(ctx context.Context, e changefeed.Event) error {
 	case errors.Is(err, customer.ErrUserExists):
 		return fmt.Errorf("%w: %w", changefeed.ErrReject, err)
 	case err != nil:
+		if errors.Is(err, authclient.ErrUnauthorized) { // the token refused
+			h.tokens.Invalidate(tok)
+		}
 		return fmt.Errorf("erase user %s: %w", e.UserID, err)
 	}
 	h.log.InfoContext(ctx, "user.deleted handled", "user_id", e.UserID, "event_id", e.ID, "profile_erased", erased)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"testing"
 
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/contract"
@@ -23,15 +25,18 @@ func (f *fakeEraser) EraseUser(ctx context.Context, a customer.Actor, userID str
 	return f.fn(ctx, a, userID)
 }
 
-// fakeTokens is a tokenSource with a function field.
+// fakeTokens is a tokenSource with a function field, remembering the
+// tokens invalidated.
 type fakeTokens struct {
-	fn func(ctx context.Context) (string, error)
+	fn          func(ctx context.Context) (string, error)
+	invalidated []string
 }
 
 var _ tokenSource = (*fakeTokens)(nil)
 
 func (f *fakeTokens) Token(ctx context.Context) (string, error) { return f.fn(ctx) }
 func (f *fakeTokens) ClientID() string                          { return "customer" }
+func (f *fakeTokens) Invalidate(tok string)                     { f.invalidated = append(f.invalidated, tok) }
 
 // TestErasureHandle: what the handler returns decides the event's fate:
 // nil acks it, ErrReject parks it at once, anything else has it delivered
@@ -49,6 +54,7 @@ func TestErasureHandle(t *testing.T) {
 		wantReject bool
 		wantErr    bool
 		wantCalled bool
+		wantDrop   bool // the service token is dropped
 	}{
 		{name: "erased", event: changefeed.Event{Topic: changefeed.UserDeleted, UserID: userID},
 			erase: func() (bool, error) { return true, nil }, wantCalled: true},
@@ -58,6 +64,11 @@ func TestErasureHandle(t *testing.T) {
 			erase: func() (bool, error) { return false, customer.ErrUserExists }, wantCalled: true, wantErr: true, wantReject: true},
 		{name: "auth unconfirmed", event: changefeed.Event{Topic: changefeed.UserDeleted, UserID: userID},
 			erase: func() (bool, error) { return false, fmt.Errorf("%w: 503", customer.ErrUserUnconfirmed) }, wantCalled: true, wantErr: true},
+		{name: "service token refused", event: changefeed.Event{Topic: changefeed.UserDeleted, UserID: userID},
+			erase: func() (bool, error) {
+				return false, fmt.Errorf("%w: %w", customer.ErrUserUnconfirmed,
+					&authclient.Error{Kind: authclient.ErrUnauthorized, Status: http.StatusUnauthorized, Code: "token_not_valid"})
+			}, wantCalled: true, wantErr: true, wantDrop: true},
 		{name: "database down", event: changefeed.Event{Topic: changefeed.UserDeleted, UserID: userID},
 			erase: func() (bool, error) { return false, errors.New("server selection timeout") }, wantCalled: true, wantErr: true},
 		{name: "no service token", event: changefeed.Event{Topic: changefeed.UserDeleted, UserID: userID},
@@ -69,6 +80,7 @@ func TestErasureHandle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			called := false
+			tokens := &fakeTokens{fn: func(context.Context) (string, error) { return "svc-token", tc.token }}
 			h := erasure{
 				svc: &fakeEraser{fn: func(_ context.Context, a customer.Actor, id string) (bool, error) {
 					called = true
@@ -77,13 +89,16 @@ func TestErasureHandle(t *testing.T) {
 					}
 					return tc.erase()
 				}},
-				tokens: &fakeTokens{fn: func(context.Context) (string, error) { return "svc-token", tc.token }},
+				tokens: tokens,
 				log:    slog.New(slog.DiscardHandler),
 			}
 			err := h.handle(context.Background(), tc.event)
 			if (err != nil) != tc.wantErr || errors.Is(err, changefeed.ErrReject) != tc.wantReject || called != tc.wantCalled {
 				t.Fatalf("err %v (reject %v), called %v; want err %v reject %v called %v",
 					err, errors.Is(err, changefeed.ErrReject), called, tc.wantErr, tc.wantReject, tc.wantCalled)
+			}
+			if dropped := len(tokens.invalidated) == 1 && tokens.invalidated[0] == "svc-token"; dropped != tc.wantDrop || len(tokens.invalidated) > 1 {
+				t.Fatalf("invalidated %v, want the token dropped: %v", tokens.invalidated, tc.wantDrop)
 			}
 		})
 	}
