@@ -35,10 +35,11 @@ const maxRoundTrips = 1
 // errProbing answers a lookup made while the breaker probes Redis.
 var errProbing = errors.New("rediscache: Redis is being probed after an outage")
 
-// lookup is one request's MGET of its view and generation keys.
+// lookup is one request's MGET of its view and generation keys and the
+// cache's epoch.
 type lookup struct {
 	ctx  context.Context // the request's: a round trip's span goes under its first lookup's
-	keys [2]string
+	keys [3]string
 	vals []any
 	err  error
 	done chan struct{}
@@ -53,8 +54,8 @@ type lookups struct {
 	inflight int
 }
 
-// get returns the values of view and gen, sharing a round trip with the
-// lookups of concurrent requests.
+// get returns the values of view, gen and the epoch, sharing a round trip
+// with the lookups of concurrent requests.
 func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // a caller that is gone costs Redis nothing
@@ -64,7 +65,7 @@ func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
 	// down it lasts the whole timeout). The request is answered from the
 	// origins at once; the probe's outcome closes or reopens the breaker.
 	probing := b.c.breaker.State(ctx) == breaker.HalfOpen
-	l := &lookup{ctx: ctx, keys: [2]string{view, gen}, done: make(chan struct{})}
+	l := &lookup{ctx: ctx, keys: [3]string{view, gen, b.c.epochKey}, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, l)
 	if b.inflight < maxRoundTrips {

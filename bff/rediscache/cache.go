@@ -2,8 +2,9 @@
 // implementation of bff.Views that decorates the origin one (cache-aside).
 //
 //   - One key per user, by the verified user id only:
-//     bff:view:v1:{<user_id>} holds "<user_id>\n<view body>" (the id is
-//     checked again on every hit), with a TTL of CACHE_TTL ±10 %.
+//     bff:view:v2:{<user_id>} (v2: the entry carries its epoch; a v1
+//     replica of a rolling deploy never reads it) holds "<user_id>\n<epoch>\n<view body>" (the
+//     id is checked again on every hit), with a TTL of CACHE_TTL ±10 %.
 //   - A miss loads from the origins once per user at a time (singleflight);
 //     the callers waiting on it get the same answer.
 //   - Every Redis call goes through the "redis" circuit breaker with its own
@@ -14,23 +15,37 @@
 //     by itself when Redis returns.
 //   - The stale-set race (a load that read the origins before an
 //     invalidation writing its result after it) is closed by a per-user
-//     generation counter bff:view:v1:{<user_id>}:gen: the lookup reads it
+//     generation counter bff:view:v2:{<user_id>}:gen: the lookup reads it
 //     together with the view, Invalidate increments it (and deletes the view)
 //     atomically, and the write is a Lua script that stores the view only if
 //     the generation is still the one read before the load started.
+//   - An eviction that cannot reach Redis is not lost: the outage rule. A
+//     hit is served only if its entry carries the current value of the
+//     shared epoch bff:view:v2:epoch (read in the same MGET as the view and
+//     its generation, so a hit still costs one round trip). Any failed
+//     Redis call of a replica (an eviction, a lookup, a write; the breaker
+//     refusing it) marks that replica: until it has moved the epoch on
+//     (INCR, past the breaker, retried every RecoveryInterval, 25 ms, from
+//     the moment it fails) it serves no hit; once it has, no replica serves
+//     a view cached before, since every entry of an older epoch is a miss.
+//     An eviction refused by an open breaker first tries Redis itself once.
 //   - Invalidation comes from the BFF's own writes (Invalidate) and from the
 //     services' change events (customer.changed, user.changed, user.deleted),
 //     consumed from their Redis Stream by the BFF's consumer group
 //     (Subscriber, on internal/changefeed): delivered at least once, an
 //     event whose eviction failed is retried.
 //
-// Staleness bound: after the BFF's own write, none while Redis answers (the
-// view is evicted before the write is answered); an eviction the breaker or
-// a timeout stopped leaves the view until its TTL, at most CACHE_TTL +10 %.
-// After a write made directly at the auth or customer service, a cached view
-// is served until the service's event is relayed and handled (docs/design.md,
+// Staleness bound (docs/design.md, "Invalidation that cannot be lost"):
+// after the BFF's own write, none: the view is evicted before the write is
+// answered or, when the eviction fails, the writer serves no hit until it
+// has moved the epoch on, which it does before anything else as soon as
+// Redis answers it (within RecoveryInterval + one round trip); a replica
+// that could reach Redis during the writer's outage serves the old view
+// until then, or until the service's change event evicts it. After a write
+// made directly at the auth or customer service, a cached view is served
+// until the service's event is relayed and handled (docs/design.md,
 // "Change delivery"). A load that read the origins before the change can
-// never extend that window (the generation check).
+// never extend that window (the generation check and the epoch tag).
 package rediscache
 
 import (
@@ -39,6 +54,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -61,7 +77,10 @@ const (
 	DefaultJitter      = 0.10
 	DefaultTimeout     = 50 * time.Millisecond
 	DefaultLoadTimeout = 10 * time.Second
-	DefaultKeyPrefix   = "bff:view:v1:"
+	DefaultKeyPrefix   = "bff:view:v2:"
+	// DefaultRecoveryInterval is how often a replica whose Redis call
+	// failed tries to move the epoch on (Options.RecoveryInterval).
+	DefaultRecoveryInterval = 25 * time.Millisecond
 )
 
 // Options tune a Cache; zero values take the defaults.
@@ -74,11 +93,14 @@ type Options struct {
 	// goes away (default 10s; the origin clients' own timeouts are shorter).
 	LoadTimeout time.Duration
 	// Breaker guards every Redis call (see BreakerSettings). Nil: unguarded.
-	Breaker        *breaker.Breaker
-	KeyPrefix      string // default DefaultKeyPrefix
-	Logger         *slog.Logger
-	MeterProvider  metric.MeterProvider
-	TracerProvider trace.TracerProvider
+	Breaker   *breaker.Breaker
+	KeyPrefix string // default DefaultKeyPrefix
+	// RecoveryInterval is how often, after a failed Redis call, the cache
+	// tries to move the shared epoch on (default DefaultRecoveryInterval).
+	RecoveryInterval time.Duration
+	Logger           *slog.Logger
+	MeterProvider    metric.MeterProvider
+	TracerProvider   trace.TracerProvider
 }
 
 // BreakerSettings are the settings of the breaker Options.Breaker should be:
@@ -103,6 +125,8 @@ type Cache struct {
 	loadTimeout time.Duration
 	genTTL      time.Duration
 	prefix      string
+	epochKey    string
+	recoverEach time.Duration
 	breaker     *breaker.Breaker
 	logger      *slog.Logger
 	tracer      trace.Tracer
@@ -111,9 +135,17 @@ type Cache struct {
 	dropScript  *redis.Script
 	lookups     lookups // batches concurrent lookups (batch.go)
 
+	// The outage rule (see the package doc): failed counts this replica's
+	// failed Redis calls; recovered is the value of failed when the epoch
+	// was last moved on after them. While they differ the replica serves
+	// no hit, and one recovery goroutine (recovering) moves the epoch on.
+	failed, recovered atomic.Uint64
+	recovering        atomic.Bool
+
 	requests      metric.Int64Counter
 	writes        metric.Int64Counter
 	invalidations metric.Int64Counter
+	recoveries    metric.Int64Counter
 }
 
 var _ bff.Views = (*Cache)(nil)
@@ -180,6 +212,11 @@ func New(rdb redis.UniversalClient, origin bff.Views, o Options) (*Cache, error)
 	if c.prefix == "" {
 		c.prefix = DefaultKeyPrefix
 	}
+	c.epochKey = c.prefix + "epoch" // no braces: never a user's key
+	c.recoverEach = o.RecoveryInterval
+	if c.recoverEach <= 0 {
+		c.recoverEach = DefaultRecoveryInterval
+	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -204,6 +241,10 @@ func New(rdb redis.UniversalClient, origin bff.Views, o Options) (*Cache, error)
 	}
 	if c.invalidations, err = m.Int64Counter("bff.cache.invalidations",
 		metric.WithDescription("Invalidations by result: ok or error.")); err != nil {
+		return nil, fmt.Errorf("rediscache metrics: %w", err)
+	}
+	if c.recoveries, err = m.Int64Counter("bff.cache.epoch_bumps",
+		metric.WithDescription("Moves of the shared cache epoch after this replica's Redis calls failed: every view cached before is then a miss.")); err != nil {
 		return nil, fmt.Errorf("rediscache metrics: %w", err)
 	}
 	return c, nil
@@ -260,42 +301,48 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 	}
 	viewKey, genKey := c.keys(userID)
 	vals, err := c.lookups.get(ctx, viewKey, genKey)
-	if err != nil || len(vals) != 2 {
+	if err != nil || len(vals) != 3 {
 		if ctx.Err() != nil {
 			return nil, bff.CacheBypass, ctx.Err()
 		}
 		// Redis is down, slow, or its breaker is open: serve from the
 		// origins without waiting on Redis again.
+		if !errors.Is(err, errProbing) {
+			c.failure() // the probe's own outcome is the round trip's
+		}
 		span.SetAttributes(attribute.String("cache.result", resultBypass))
 		if err != nil {
 			span.AddEvent("cache unavailable", trace.WithAttributes(attribute.String("error", err.Error())))
 		}
 		c.requests.Add(ctx, 1, attrsBypass)
-		body, err := c.load(ctx, span, userID, token, "", false)
+		body, err := c.load(ctx, span, userID, token, "", "", false)
 		return body, bff.CacheBypass, err
 	}
-	if s, ok := vals[0].(string); ok {
-		if body, ok := decodeEntry(userID, s); ok {
+	epoch, _ := vals[2].(string)
+	if s, ok := vals[0].(string); ok && c.failed.Load() == c.recovered.Load() {
+		if body, ok := decodeEntry(userID, epoch, s); ok {
 			span.SetAttributes(attribute.String("cache.result", resultHit))
 			c.requests.Add(ctx, 1, attrsHit)
 			return body, bff.CacheHit, nil
 		}
-		// Never serve an entry that does not name this user; the write
-		// after the load replaces it.
-		c.logger.WarnContext(ctx, "cache entry does not belong to its key; reloading", "key", viewKey)
+		// An entry of an older epoch (cached before the last outage) or
+		// while this replica has not yet moved the epoch on is a miss; one
+		// that does not name this user is never served. The write after
+		// the load replaces it.
 	}
 	gen, _ := vals[1].(string)
 	span.SetAttributes(attribute.String("cache.result", resultMiss))
 	c.requests.Add(ctx, 1, attrsMiss)
-	body, err := c.load(ctx, span, userID, token, gen, true)
+	body, err := c.load(ctx, span, userID, token, gen, epoch, true)
 	return body, bff.CacheMiss, err
 }
 
 // load runs one origin load per user at a time. The load is detached from
 // the caller's cancellation (other callers may be waiting on it) but bounded
 // by LoadTimeout; a caller that goes away stops waiting. When store is set,
-// the result is written if gen is still the user's generation.
-func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen string, store bool) ([]byte, error) {
+// the result is written, tagged with epoch, if gen is still the user's
+// generation.
+func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen, epoch string, store bool) ([]byte, error) {
 	ch := c.flights.DoChan(userID, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
@@ -304,7 +351,7 @@ func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen st
 			return nil, err
 		}
 		if store {
-			c.store(lctx, userID, gen, body)
+			c.store(lctx, userID, gen, epoch, body)
 		}
 		return body, nil
 	})
@@ -324,8 +371,10 @@ func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen st
 	}
 }
 
-// store writes a loaded view unless an invalidation came after gen was read.
-func (c *Cache) store(ctx context.Context, userID, gen string, body []byte) {
+// store writes a loaded view, tagged with the epoch read before the load,
+// unless an invalidation came after gen was read. (A write tagged with an
+// epoch that moved on meanwhile is stored but never served.)
+func (c *Cache) store(ctx context.Context, userID, gen, epoch string, body []byte) {
 	viewKey, genKey := c.keys(userID)
 	ttl := c.ttl
 	if c.jitter > 0 {
@@ -335,12 +384,13 @@ func (c *Cache) store(ctx context.Context, userID, gen string, body []byte) {
 	stored, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) (int64, error) {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		return c.setScript.Run(ctx, c.rdb, []string{viewKey, genKey}, gen, encodeEntry(userID, body), ttl.Milliseconds()).Int64()
+		return c.setScript.Run(ctx, c.rdb, []string{viewKey, genKey}, gen, encodeEntry(userID, epoch, body), ttl.Milliseconds()).Int64()
 	})
 	result := "stored"
 	switch {
 	case err != nil:
 		result = "error"
+		c.failure()
 		c.logger.DebugContext(ctx, "cache write failed", "error", err.Error())
 	case stored == 0:
 		result = "stale"
@@ -356,7 +406,7 @@ func (c *Cache) store(ctx context.Context, userID, gen string, body []byte) {
 // was made must be followed by its eviction) and bounded by the timeout.
 func (c *Cache) Invalidate(ctx context.Context, userID string) {
 	if err := c.Evict(ctx, userID); err != nil {
-		c.logger.WarnContext(ctx, "cache invalidation failed; the view expires with its TTL", "error", err.Error())
+		c.logger.WarnContext(ctx, "cache invalidation failed; no replica serves the view once the epoch has moved on", "error", err.Error())
 	}
 }
 
@@ -370,12 +420,23 @@ func (c *Cache) Evict(ctx context.Context, userID string) error {
 	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
 	defer span.End()
 	viewKey, genKey := c.keys(userID)
-	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+	drop := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 		return c.dropScript.Run(ctx, c.rdb, []string{viewKey, genKey}, c.genTTL.Milliseconds()).Err()
-	})
+	}
+	err := c.breaker.Do(ctx, drop)
+	if errors.Is(err, breaker.ErrOpen) {
+		// An open breaker may outlast the outage that opened it: an
+		// eviction is rare and matters, so it tries Redis itself once.
+		if derr := drop(ctx); derr == nil {
+			err = nil
+		}
+	}
 	if err != nil {
+		// The view stays in Redis: no replica serves it once this one
+		// has moved the epoch on (failure), and the event is retried.
+		c.failure()
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "invalidation failed")
 		c.invalidations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
@@ -385,24 +446,63 @@ func (c *Cache) Evict(ctx context.Context, userID string) error {
 	return nil
 }
 
-// encodeEntry is the stored form of a view: the owner's id, a newline, and
-// the body as served.
-func encodeEntry(userID string, body []byte) []byte {
-	b := make([]byte, 0, len(userID)+1+len(body))
+// failure records a failed Redis call: until the epoch has been moved on
+// after it, this replica serves no hit, and one goroutine tries to move it
+// on every RecoveryInterval until Redis answers.
+func (c *Cache) failure() {
+	c.failed.Add(1)
+	if c.recovering.CompareAndSwap(false, true) {
+		go c.recover()
+	}
+}
+
+// recover moves the shared epoch on (INCR, past the breaker: it is the
+// first thing this replica does when Redis answers again) until it has done
+// so after every failure recorded so far.
+func (c *Cache) recover() {
+	for {
+		seen := c.failed.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		epoch, err := c.rdb.Incr(ctx, c.epochKey).Result()
+		cancel()
+		if err == nil {
+			c.recovered.Store(seen)
+			c.recoveries.Add(context.Background(), 1)
+			c.logger.Info("Redis answers again: cache epoch moved on, views cached before are misses", "epoch", epoch)
+			c.recovering.Store(false)
+			// A failure recorded meanwhile that found the flag still set
+			// started no goroutine: this one goes on for it.
+			if c.failed.Load() == seen || !c.recovering.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
+		time.Sleep(c.recoverEach)
+	}
+}
+
+// encodeEntry is the stored form of a view: the owner's id, a newline, the
+// epoch it was loaded in, a newline, and the body as served.
+func encodeEntry(userID, epoch string, body []byte) []byte {
+	b := make([]byte, 0, len(userID)+len(epoch)+2+len(body))
 	b = append(b, userID...)
+	b = append(b, '\n')
+	b = append(b, epoch...)
 	b = append(b, '\n')
 	return append(b, body...)
 }
 
-// decodeEntry returns the body of a stored entry if it is userID's. The
-// body shares the entry's memory instead of copying it (a copy would be a
-// hit's largest allocation): it is only ever read, as View's
-// callers must (see View), and the string it comes from is immutable.
-func decodeEntry(userID, entry string) ([]byte, bool) {
-	n := len(userID)
-	if len(entry) <= n+1 || entry[n] != '\n' || entry[:n] != userID {
+// decodeEntry returns the body of a stored entry if it is userID's and of
+// the current epoch. The body shares the entry's memory instead of copying
+// it (a copy would be a hit's largest allocation): it is only ever read, as
+// View's callers must (see View), and the string it comes from is
+// immutable.
+func decodeEntry(userID, epoch, entry string) ([]byte, bool) {
+	n, m := len(userID), len(epoch)
+	if len(entry) <= n+m+2 || entry[n] != '\n' || entry[:n] != userID ||
+		entry[n+1+m] != '\n' || entry[n+1:n+1+m] != epoch {
 		return nil, false
 	}
-	body := entry[n+1:]
+	body := entry[n+m+2:]
 	return unsafe.Slice(unsafe.StringData(body), len(body)), true
 }

@@ -44,13 +44,14 @@ func TestMissThenHit(t *testing.T) {
 	if n := e.origin.loads.Load(); n != 1 {
 		t.Fatalf("origin loaded %d times, want 1", n)
 	}
-	// Stored as "<user id>\n<body>" under the user's key, with the TTL ±10 %.
+	// Stored as "<user id>\n<epoch>\n<body>" under the user's key (no
+	// epoch yet: no outage), with the TTL ±10 %.
 	ctx := context.Background()
 	stored, err := e.rdb.Get(ctx, viewKey(userA)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored != userA+"\n"+string(body) {
+	if stored != userA+"\n\n"+string(body) {
 		t.Fatalf("stored %q", stored)
 	}
 	ttl, err := e.rdb.PTTL(ctx, viewKey(userA)).Result()

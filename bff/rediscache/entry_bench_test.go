@@ -6,7 +6,10 @@ import (
 	"github.com/acme/customer-platform/bff"
 )
 
-const benchUserID = "0b6f1c2e-4f9a-4c1e-9d3b-6a2f8e7d5c41"
+const (
+	benchUserID = "0b6f1c2e-4f9a-4c1e-9d3b-6a2f8e7d5c41"
+	benchEpoch  = "42"
+)
 
 var benchBody = bff.View{
 	User:    []byte(`{"id":"` + benchUserID + `","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100","user_role":"customer","date_joined":"2024-01-02T03:04:05Z"}`),
@@ -15,21 +18,28 @@ var benchBody = bff.View{
 
 func TestEntryRoundTrip(t *testing.T) {
 	t.Parallel()
-	entry := string(encodeEntry(benchUserID, benchBody))
-	body, ok := decodeEntry(benchUserID, entry)
+	entry := string(encodeEntry(benchUserID, benchEpoch, benchBody))
+	body, ok := decodeEntry(benchUserID, benchEpoch, entry)
 	if !ok || string(body) != string(benchBody) {
 		t.Fatalf("round trip: %v %s", ok, body)
 	}
-	for _, tc := range []struct{ id, entry string }{
-		{"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", entry}, // another user's entry
-		{benchUserID, benchUserID},                      // no body
-		{benchUserID, benchUserID + "\n"},               // empty body
-		{benchUserID, string(benchBody)},                // no owner
-		{benchUserID[:10], entry},                       // a prefix of the owner is not the owner
-		{"", entry},
+	if body, ok := decodeEntry(benchUserID, "", string(encodeEntry(benchUserID, "", benchBody))); !ok || string(body) != string(benchBody) {
+		t.Fatalf("round trip without an epoch: %v %s", ok, body)
+	}
+	for _, tc := range []struct{ id, epoch, entry string }{
+		{"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", benchEpoch, entry}, // another user's entry
+		{benchUserID, benchEpoch, benchUserID},                      // no body
+		{benchUserID, benchEpoch, benchUserID + "\n42\n"},           // empty body
+		{benchUserID, benchEpoch, string(benchBody)},                // no owner
+		{benchUserID[:10], benchEpoch, entry},                       // a prefix of the owner is not the owner
+		{"", benchEpoch, entry},
+		{benchUserID, "43", entry}, // an older epoch
+		{benchUserID, "4", entry},  // a prefix of the epoch is not the epoch
+		{benchUserID, "", entry},   // an entry of an epoch the cache no longer has
+		{benchUserID, "420", entry},
 	} {
-		if _, ok := decodeEntry(tc.id, tc.entry); ok {
-			t.Fatalf("decodeEntry(%q, %.40q) accepted", tc.id, tc.entry)
+		if _, ok := decodeEntry(tc.id, tc.epoch, tc.entry); ok {
+			t.Fatalf("decodeEntry(%q, %q, %.40q) accepted", tc.id, tc.epoch, tc.entry)
 		}
 	}
 }
@@ -39,19 +49,19 @@ func BenchmarkEntryEncode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchBody)))
 	for b.Loop() {
-		_ = encodeEntry(benchUserID, benchBody)
+		_ = encodeEntry(benchUserID, benchEpoch, benchBody)
 	}
 }
 
 // BenchmarkEntryDecode is the deserialisation of a cached view: an owner
 // check and one copy of the body, which is then written as it is.
 func BenchmarkEntryDecode(b *testing.B) {
-	entry := string(encodeEntry(benchUserID, benchBody))
+	entry := string(encodeEntry(benchUserID, benchEpoch, benchBody))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchBody)))
 	var sink []byte
 	for b.Loop() {
-		body, ok := decodeEntry(benchUserID, entry)
+		body, ok := decodeEntry(benchUserID, benchEpoch, entry)
 		if !ok {
 			b.Fatal("decode failed")
 		}
