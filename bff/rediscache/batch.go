@@ -131,6 +131,9 @@ func (b *lookups) roundTrip(batch []*lookup) {
 		_, err := pipe.Exec(ctx)
 		return cmds, err
 	})
+	if err != nil {
+		c.failure() // also a half-open probe's, which no request waits for
+	}
 	for i, l := range batch {
 		switch {
 		case err != nil:

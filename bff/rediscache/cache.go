@@ -305,11 +305,9 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 		if ctx.Err() != nil {
 			return nil, bff.CacheBypass, ctx.Err()
 		}
-		// Redis is down, slow, or its breaker is open: serve from the
-		// origins without waiting on Redis again.
-		if !errors.Is(err, errProbing) {
-			c.failure() // the probe's own outcome is the round trip's
-		}
+		// Redis is down, slow, or its breaker is open (the round trip
+		// recorded the failure): serve from the origins without waiting
+		// on Redis again.
 		span.SetAttributes(attribute.String("cache.result", resultBypass))
 		if err != nil {
 			span.AddEvent("cache unavailable", trace.WithAttributes(attribute.String("error", err.Error())))
