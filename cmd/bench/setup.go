@@ -107,12 +107,13 @@ func startSystem(ctx context.Context, o options, dir string, stderr io.Writer, p
 	// What the system gives every service (stack.Env, as cmd/stack and the
 	// system tests give it), the benchmark's settings, and the service's own.
 	wiring := stack.Wiring{
-		MongoURI:            mongoURI,
-		RedisURL:            s.redis.URL,
-		URLs:                map[string]string{},
-		SigningKey:          randomSecret(32),
-		BFFClientSecret:     randomSecret(24),
-		MigrateClientSecret: randomSecret(24),
+		MongoURI:             mongoURI,
+		RedisURL:             s.redis.URL,
+		URLs:                 map[string]string{},
+		SigningKey:           randomSecret(32),
+		BFFClientSecret:      randomSecret(24),
+		MigrateClientSecret:  randomSecret(24),
+		CustomerClientSecret: randomSecret(24),
 	}
 	common := map[string]string{
 		"HTTP_ADDR":              "127.0.0.1:0",

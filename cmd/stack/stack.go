@@ -119,14 +119,15 @@ func run(ctx context.Context, args []string, getenv config.Lookup, stdout, stder
 	// them: everything else comes from the environment, exactly as each
 	// service alone would read it.
 	defaults := stack.Env(stack.Wiring{
-		MongoURI:            mongoURI,
-		RedisURL:            redisURL,
-		URLs:                map[string]string{"auth": authURL, "customer": cfg.url("customer")},
-		SigningKey:          secrets.JWTSigningKey,
-		BFFClientSecret:     secrets.BFFClientSecret,
-		MigrateClientSecret: secrets.MigrateClientSecret,
-		AdminEmail:          "admin@example.com",
-		AdminPassword:       secrets.AdminPassword,
+		MongoURI:             mongoURI,
+		RedisURL:             redisURL,
+		URLs:                 map[string]string{"auth": authURL, "customer": cfg.url("customer")},
+		SigningKey:           secrets.JWTSigningKey,
+		BFFClientSecret:      secrets.BFFClientSecret,
+		MigrateClientSecret:  secrets.MigrateClientSecret,
+		CustomerClientSecret: secrets.CustomerClientSecret,
+		AdminEmail:           "admin@example.com",
+		AdminPassword:        secrets.AdminPassword,
 	})
 	defaults["DEPLOYMENT_ENVIRONMENT"] = "development"
 	// Everything runs on loopback: auth believes the end user's address the

@@ -16,8 +16,6 @@ import (
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
-const customerClientSecret = "customer-service-secret-for-system-tests"
-
 // TestErasureCascade runs the real auth and customer services on one Redis:
 // a user deleted at the auth service by themselves and by an admin loses
 // the profile and its service records, and the deletion is announced as
@@ -32,11 +30,9 @@ func TestErasureCascade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("system test: not in the fast tier (-short)")
 	}
-	sys := systest.Start(t, systest.Options{Services: []string{"auth", "customer"}, Redis: true, ServiceEnv: map[string]map[string]string{
-		"auth": {"AUTH_SERVICE_CLIENTS": systest.BFFClientID + ":" + systest.BFFClientSecret + "," +
-			systest.MigrateClientID + ":" + systest.MigrateClientSecret + ",customer:" + customerClientSecret},
-		"customer": {"CUSTOMER_SERVICE_CLIENT_ID": "customer", "CUSTOMER_SERVICE_CLIENT_SECRET": customerClientSecret},
-	}})
+	// Every system's customer service has its service account at the auth
+	// service (systest.CustomerClientID), which the cascade asks with.
+	sys := systest.Start(t, systest.Options{Services: []string{"auth", "customer"}, Redis: true})
 	ctx := context.Background()
 	authURL, base := sys.URL("auth"), sys.URL("customer")+"/api/v1/customers/"
 	opts, err := redis.ParseURL(sys.Redis.URL)

@@ -65,8 +65,9 @@ func Names() []string {
 
 // The service clients the auth service knows.
 const (
-	BFFClientID     = "bff"
-	MigrateClientID = "migrate"
+	BFFClientID      = "bff"
+	MigrateClientID  = "migrate"
+	CustomerClientID = "customer"
 )
 
 // Wiring is what a system has to give its services.
@@ -77,10 +78,12 @@ type Wiring struct {
 	URLs map[string]string
 	// SigningKey is the JWT key the services share.
 	SigningKey string
-	// BFFClientSecret and MigrateClientSecret are the secrets of the
-	// BFF's and the migration tool's service clients.
-	BFFClientSecret     string
-	MigrateClientSecret string
+	// BFFClientSecret, MigrateClientSecret and CustomerClientSecret are the
+	// secrets of the BFF's, the migration tool's and the customer service's
+	// (its erasure cascade's) service clients.
+	BFFClientSecret      string
+	MigrateClientSecret  string
+	CustomerClientSecret string
 	// AdminEmail and AdminPassword make the auth service create an admin
 	// at start ("": none).
 	AdminEmail, AdminPassword string
@@ -91,11 +94,14 @@ type Wiring struct {
 // name, timeouts) are the caller's.
 func Env(w Wiring) map[string]string {
 	env := map[string]string{
-		"MONGODB_URI":               w.MongoURI,
-		"JWT_SIGNING_KEY":           w.SigningKey,
-		"AUTH_SERVICE_CLIENTS":      BFFClientID + ":" + w.BFFClientSecret + "," + MigrateClientID + ":" + w.MigrateClientSecret,
-		"BFF_SERVICE_CLIENT_ID":     BFFClientID,
-		"BFF_SERVICE_CLIENT_SECRET": w.BFFClientSecret,
+		"MONGODB_URI":     w.MongoURI,
+		"JWT_SIGNING_KEY": w.SigningKey,
+		"AUTH_SERVICE_CLIENTS": BFFClientID + ":" + w.BFFClientSecret + "," + MigrateClientID + ":" + w.MigrateClientSecret +
+			"," + CustomerClientID + ":" + w.CustomerClientSecret,
+		"BFF_SERVICE_CLIENT_ID":          BFFClientID,
+		"BFF_SERVICE_CLIENT_SECRET":      w.BFFClientSecret,
+		"CUSTOMER_SERVICE_CLIENT_ID":     CustomerClientID,
+		"CUSTOMER_SERVICE_CLIENT_SECRET": w.CustomerClientSecret,
 	}
 	if w.RedisURL != "" {
 		env["REDIS_URL"] = w.RedisURL

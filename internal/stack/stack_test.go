@@ -26,11 +26,12 @@ func TestServices(t *testing.T) {
 func TestEnv(t *testing.T) {
 	t.Parallel()
 	w := Wiring{MongoURI: "mongodb://m/", URLs: map[string]string{"auth": "http://a:1/", "customer": "http://c:2"},
-		SigningKey: "key", BFFClientSecret: "bs", MigrateClientSecret: "ms"}
+		SigningKey: "key", BFFClientSecret: "bs", MigrateClientSecret: "ms", CustomerClientSecret: "cs"}
 	env := Env(w)
 	want := map[string]string{
 		"MONGODB_URI": "mongodb://m/", "JWT_SIGNING_KEY": "key", "AUTH_URL": "http://a:1", "CUSTOMER_URL": "http://c:2",
-		"AUTH_SERVICE_CLIENTS": "bff:bs,migrate:ms", "BFF_SERVICE_CLIENT_ID": "bff", "BFF_SERVICE_CLIENT_SECRET": "bs",
+		"AUTH_SERVICE_CLIENTS": "bff:bs,migrate:ms,customer:cs", "BFF_SERVICE_CLIENT_ID": "bff", "BFF_SERVICE_CLIENT_SECRET": "bs",
+		"CUSTOMER_SERVICE_CLIENT_ID": "customer", "CUSTOMER_SERVICE_CLIENT_SECRET": "cs",
 	}
 	for k, v := range want {
 		if env[k] != v {

@@ -56,11 +56,13 @@ import (
 
 // The secrets a system shares among its services.
 const (
-	SigningKey          = "system-test-signing-key-shared-by-the-services-0123"
-	BFFClientID         = stack.BFFClientID
-	BFFClientSecret     = "bff-service-secret-for-system-tests"
-	MigrateClientID     = stack.MigrateClientID
-	MigrateClientSecret = "migrate-service-secret-for-system-tests"
+	SigningKey           = "system-test-signing-key-shared-by-the-services-0123"
+	BFFClientID          = stack.BFFClientID
+	BFFClientSecret      = "bff-service-secret-for-system-tests"
+	MigrateClientID      = stack.MigrateClientID
+	MigrateClientSecret  = "migrate-service-secret-for-system-tests"
+	CustomerClientID     = stack.CustomerClientID
+	CustomerClientSecret = "customer-service-secret-for-system-tests"
 )
 
 // LogsVariable, when set in the test's environment, also copies every
@@ -210,7 +212,7 @@ func (s *System) env(svc stack.Service, urls map[string]string) map[string]strin
 		env = map[string]string{}
 	}
 	w := stack.Wiring{MongoURI: s.MongoURI, URLs: urls, SigningKey: SigningKey,
-		BFFClientSecret: BFFClientSecret, MigrateClientSecret: MigrateClientSecret}
+		BFFClientSecret: BFFClientSecret, MigrateClientSecret: MigrateClientSecret, CustomerClientSecret: CustomerClientSecret}
 	if s.Redis != nil {
 		w.RedisURL = s.Redis.URL
 	}
