@@ -321,8 +321,8 @@ func TestComposeServices(t *testing.T) {
 		}
 	}
 
-	// The services share one signing key, and the BFF's service client is
-	// one auth knows.
+	// The services share one signing key, and the BFF's and the customer
+	// service's service clients are ones auth knows.
 	if envs["auth"] != nil && envs["customer"] != nil && envs["auth"]["JWT_SIGNING_KEY"] != envs["customer"]["JWT_SIGNING_KEY"] {
 		t.Error("compose.yaml: auth and customer get different JWT_SIGNING_KEYs")
 	}
@@ -333,6 +333,12 @@ func TestComposeServices(t *testing.T) {
 		pair := bff["BFF_SERVICE_CLIENT_ID"] + ":" + bff["BFF_SERVICE_CLIENT_SECRET"]
 		if !slices.Contains(strings.Split(envs["auth"]["AUTH_SERVICE_CLIENTS"], ","), pair) {
 			t.Errorf("compose.yaml: auth's AUTH_SERVICE_CLIENTS does not hold the BFF's client %q", bff["BFF_SERVICE_CLIENT_ID"])
+		}
+	}
+	if c := envs["customer"]; c != nil && envs["auth"] != nil {
+		pair := c["CUSTOMER_SERVICE_CLIENT_ID"] + ":" + c["CUSTOMER_SERVICE_CLIENT_SECRET"]
+		if !slices.Contains(strings.Split(envs["auth"]["AUTH_SERVICE_CLIENTS"], ","), pair) {
+			t.Errorf("compose.yaml: auth's AUTH_SERVICE_CLIENTS does not hold the customer service's client %q", c["CUSTOMER_SERVICE_CLIENT_ID"])
 		}
 	}
 }

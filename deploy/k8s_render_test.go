@@ -345,7 +345,8 @@ func k8sTree(t *testing.T) string {
 }
 
 // fillSecretsEnv gives every empty secret of a secrets.env.example a test
-// value; AUTH_SERVICE_CLIENTS gets the BFF's and the migrate tool's.
+// value; AUTH_SERVICE_CLIENTS gets the BFF's, the migrate tool's and the
+// customer service's.
 func fillSecretsEnv(example []byte) ([]byte, error) {
 	m, err := parseEnvFile(example)
 	if err != nil {
@@ -357,7 +358,8 @@ func fillSecretsEnv(example []byte) ([]byte, error) {
 		switch {
 		case v != "":
 		case k == "AUTH_SERVICE_CLIENTS":
-			v = "bff:" + fakeSecret("BFF_SERVICE_CLIENT_SECRET") + ",migrate:" + fakeSecret("MIGRATE_CLIENT_SECRET")
+			v = "bff:" + fakeSecret("BFF_SERVICE_CLIENT_SECRET") + ",migrate:" + fakeSecret("MIGRATE_CLIENT_SECRET") +
+				",customer:" + fakeSecret("CUSTOMER_SERVICE_CLIENT_SECRET")
 		default:
 			v = fakeSecret(k)
 		}

@@ -73,9 +73,6 @@ func services() []service {
 			},
 			Defaulted: map[string]string{
 				"AUTH_TIMEOUT": "1s per call to auth; the user fields degrade to null after it",
-				"CUSTOMER_SERVICE_CLIENT_ID": "the erasure cascade's service account is not provisioned in the deployments yet " +
-					"(docs/design.md, what remains of issue 15): without it the cascade does not run, logs so, and its group starts from the oldest retained event once it does",
-				"CUSTOMER_SERVICE_CLIENT_SECRET": "goes with CUSTOMER_SERVICE_CLIENT_ID",
 			},
 		},
 		{
