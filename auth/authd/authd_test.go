@@ -48,7 +48,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
 	s := start(t, map[string]string{"REDIS_URL": "redis://:redis-password@127.0.0.1:1/0"})
 	out := s.logs.String()
-	for _, secret := range []string{systest.SigningKey, systest.BFFClientSecret, systest.MigrateClientSecret, "redis-password"} {
+	for _, secret := range []string{systest.SigningKey, systest.BFFClientSecret, systest.MigrateClientSecret, systest.CustomerClientSecret, "redis-password"} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("the start log leaks a secret: %s", out)
 		}

@@ -29,9 +29,10 @@ type exchange struct {
 func traffic(t *testing.T, s *stack) (secrets map[string]string, ex []exchange) {
 	t.Helper()
 	secrets = map[string]string{
-		"service client secret":         systest.BFFClientSecret,
-		"migrate service client secret": systest.MigrateClientSecret,
-		"signing key":                   systest.SigningKey,
+		"service client secret":          systest.BFFClientSecret,
+		"migrate service client secret":  systest.MigrateClientSecret,
+		"customer service client secret": systest.CustomerClientSecret,
+		"signing key":                    systest.SigningKey,
 	}
 	bffURL := s.bff.URL + "/api/bff/"
 	do := func(method, route string, body any, header map[string]string) testenv.Answer {
