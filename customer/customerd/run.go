@@ -61,15 +61,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	// With Redis, every profile write is recorded in the outbox before it is
 	// made, and relayed to the change stream (internal/changefeed).
-	var relay *changefeed.Relay
-	if rdb != nil {
-		out, err := changefeed.NewOutbox(ctx, client.Database(cfg.Database), changefeed.OutboxOptions{Logger: log, MeterProvider: tel.Meter})
-		if err != nil {
-			return err
-		}
-		if relay, err = changefeed.NewRelay(out, rdb, changefeed.RelayOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer}); err != nil {
-			return err
-		}
+	out, relay, err := changefeed.OpenProducer(ctx, client.Database(cfg.Database), rdb, changefeed.ProducerOptions{Logger: log, MeterProvider: tel.Meter, TracerProvider: tel.Tracer})
+	if err != nil {
+		return err
+	}
+	if out != nil {
 		store = outboxStore{Store: store, out: out}
 	}
 

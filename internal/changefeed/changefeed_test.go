@@ -416,3 +416,25 @@ func TestMiniredisSupportsTheFeed(t *testing.T) {
 }
 
 func attributeKey(k string) attribute.Key { return attribute.Key(k) }
+
+func TestOpenProducerOnlyWithRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded FerretDB and a Redis: not in the fast tier (-short)")
+	}
+	ctx := context.Background()
+	_, db := testenv.Mongo(t)
+	var none *redis.Client // what redisconn.OpenIfSet returns without REDIS_URL
+	out, relay, err := OpenProducer(ctx, db, none, ProducerOptions{})
+	if err != nil || out != nil || relay != nil {
+		t.Fatalf("without Redis: outbox %v, relay %v, err %v; want neither and no error", out, relay, err)
+	}
+	rdb, err := redisconn.Open(testenv.Redis(t).URL, redisconn.Options{})
+	testenv.Must(t, err, "redis client")
+	t.Cleanup(func() { _ = rdb.Close() })
+	out, relay, err = OpenProducer(ctx, db, rdb, ProducerOptions{})
+	if err != nil || out == nil || relay == nil {
+		t.Fatalf("with Redis: outbox %v, relay %v, err %v; want both", out, relay, err)
+	}
+	testenv.Must(t, out.Record(ctx, Event{Topic: UserChanged, UserID: "0b3c6f1e-8d2a-4c3b-9e7f-1a2b3c4d5e6f", Op: "update"},
+		func() (bool, error) { return true, nil }, nil), "record through the opened outbox")
+}
