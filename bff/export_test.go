@@ -74,3 +74,15 @@ func NoProfileRetryDelay(s *Service) { s.profileRetryDelay = 0 }
 
 // Write runs a store write with the plan's crash points around it.
 func (p *plan) Write(what string, fn func() error) error { return p.write(what, fn) }
+
+// Clock is the settable time the in-package tests use.
+type Clock = clock
+
+// NewClock returns a clock set to t.
+func NewClock(t time.Time) *Clock { return &clock{t: t} }
+
+// Now reads the clock.
+func (c *clock) Now() time.Time { return c.now() }
+
+// Advance moves the clock on by d.
+func (c *clock) Advance(d time.Duration) { c.advance(d) }

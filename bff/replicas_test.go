@@ -21,23 +21,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // replicas is two BFF replicas (and the restart of the first) sharing one
 // real store on the embedded FerretDB and one model of the services.
 type replicas struct {
@@ -45,7 +28,7 @@ type replicas struct {
 	db      *mongo.Database
 	store   *bffmongo.Store
 	world   *bff.World
-	clock   *clock
+	clock   *bff.Clock
 	secrets *bff.Secrets
 }
 
@@ -54,10 +37,10 @@ func newReplicas(t *testing.T) *replicas {
 	_, db := testenv.Mongo(t)
 	store, err := bffmongo.New(context.Background(), db)
 	testenv.Must(t, err, "store")
-	c := &clock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	c := bff.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	secrets, err := bff.NewSecrets([]byte("0123456789abcdef0123456789abcdef"))
 	testenv.Must(t, err, "secrets")
-	return &replicas{t: t, db: db, store: store, world: bff.NewWorld(c.now), clock: c, secrets: secrets}
+	return &replicas{t: t, db: db, store: store, world: bff.NewWorld(c.Now), clock: c, secrets: secrets}
 }
 
 func (r *replicas) replica(p *bff.Plan) *bff.Service {
@@ -65,7 +48,7 @@ func (r *replicas) replica(p *bff.Plan) *bff.Service {
 	st := crashing{Store: r.store, p: p}
 	s, err := bff.NewService(bff.Options{
 		Auth: auth, AuthAdmin: authAdmin, Customers: customers, CustomersAdmin: customersAdmin,
-		Sagas: st, Leases: st, Keys: st, Secrets: r.secrets, Now: r.clock.now,
+		Sagas: st, Leases: st, Keys: st, Secrets: r.secrets, Now: r.clock.Now,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AuthTimeout: time.Second, CustomerTimeout: time.Second, RetryBase: time.Second,
 	})
@@ -141,7 +124,7 @@ func twoReplicasCase(t *testing.T, k int) (points int, bad []string) {
 			if st, err := r.store.Stats(ctx); err == nil && st.Open == 0 {
 				return
 			}
-			r.clock.advance(time.Second)
+			r.clock.Advance(time.Second)
 			var wg sync.WaitGroup
 			for _, rc := range []*bff.Reconciler{rcB, rcA} {
 				wg.Go(func() { _, _ = rc.Pass(ctx) })
@@ -158,7 +141,7 @@ func twoReplicasCase(t *testing.T, k int) (points int, bad []string) {
 		if retry != 409 && retry < 500 {
 			break
 		}
-		r.clock.advance(time.Second)
+		r.clock.Advance(time.Second)
 		settle()
 	}
 	settle()
