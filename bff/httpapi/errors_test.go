@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,33 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/web"
 )
-
-// lockedBuffer is a log destination safe for the engine's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestResponder holds the BFF's one error path to the contract: every kind
 // of error the bff package returns, its status, body and headers, and which
@@ -90,7 +71,7 @@ func TestResponder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var logs lockedBuffer
+			var logs testenv.LogBuffer
 			e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			e.GET("/x", newResponder().Handle(func(*gin.Context) error { return tc.err }))
 			w := httptest.NewRecorder()
