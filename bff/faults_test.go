@@ -187,6 +187,18 @@ func (w *world) owner(service, token string) (string, error) {
 	return t.userID, nil
 }
 
+// as runs act under the world's lock as the token's user: what a JWT
+// verifier lets through (owner).
+func (w *world) as(service, token string, act func(uid string) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	uid, err := w.owner(service, token)
+	if err != nil {
+		return err
+	}
+	return act(uid)
+}
+
 func (w *world) userJSON(u *worldUser) AuthUser {
 	out := AuthUser{ID: u.ID, Email: u.Email, DateJoined: u.Joined}
 	if !w.noKeys {
@@ -254,17 +266,13 @@ func (a worldAuth) UpdateProfile(context.Context, string, map[string]json.RawMes
 func (a worldAuth) DeleteSelf(_ context.Context, token string) error {
 	w := a.w
 	return a.plan().call(ServiceAuth, "auth delete self", func() error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		uid, err := w.owner(ServiceAuth, token)
-		if err != nil {
-			return err
-		}
-		if _, ok := w.users[uid]; !ok {
-			return &UpstreamError{Service: ServiceAuth, Kind: ErrUpstreamUnauthorized, Status: 401, Code: CodeUserNotFound}
-		}
-		w.deleteUser(uid)
-		return nil
+		return w.as(ServiceAuth, token, func(uid string) error {
+			if _, ok := w.users[uid]; !ok {
+				return &UpstreamError{Service: ServiceAuth, Kind: ErrUpstreamUnauthorized, Status: 401, Code: CodeUserNotFound}
+			}
+			w.deleteUser(uid)
+			return nil
+		})
 	})
 }
 
@@ -313,23 +321,19 @@ func (c worldCustomers) plan() *plan {
 func (c worldCustomers) CreateProfile(_ context.Context, token string, _ map[string]json.RawMessage) (p CustomerProfile, err error) {
 	w := c.w
 	err = c.plan().call(ServiceCustomer, "customer create", func() error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		uid, err := w.owner(ServiceCustomer, token)
-		if err != nil {
-			return err
-		}
-		// As the customer service does: the user is confirmed at the auth
-		// service before the insert (a deleted user's token creates nothing).
-		if _, ok := w.users[uid]; !ok {
-			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamUnauthorized, Status: 401, Code: CodeUserNotFound}
-		}
-		if _, ok := w.profiles[uid]; ok {
-			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamConflict, Status: 409}
-		}
-		w.profiles[uid] = w.id("customer-")
-		p = w.profile(uid)
-		return nil
+		return w.as(ServiceCustomer, token, func(uid string) error {
+			// As the customer service does: the user is confirmed at the auth
+			// service before the insert (a deleted user's token creates nothing).
+			if _, ok := w.users[uid]; !ok {
+				return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamUnauthorized, Status: 401, Code: CodeUserNotFound}
+			}
+			if _, ok := w.profiles[uid]; ok {
+				return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamConflict, Status: 409}
+			}
+			w.profiles[uid] = w.id("customer-")
+			p = w.profile(uid)
+			return nil
+		})
 	})
 	if err != nil {
 		return CustomerProfile{}, err
@@ -340,17 +344,13 @@ func (c worldCustomers) CreateProfile(_ context.Context, token string, _ map[str
 func (c worldCustomers) Profile(_ context.Context, token string) (p CustomerProfile, err error) {
 	w := c.w
 	err = c.plan().call(ServiceCustomer, "customer profile", func() error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		uid, err := w.owner(ServiceCustomer, token)
-		if err != nil {
-			return err
-		}
-		if _, ok := w.profiles[uid]; !ok {
-			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamNotFound, Status: 404}
-		}
-		p = w.profile(uid)
-		return nil
+		return w.as(ServiceCustomer, token, func(uid string) error {
+			if _, ok := w.profiles[uid]; !ok {
+				return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamNotFound, Status: 404}
+			}
+			p = w.profile(uid)
+			return nil
+		})
 	})
 	if err != nil {
 		return CustomerProfile{}, err
@@ -365,31 +365,23 @@ func (c worldCustomers) UpdateProfile(context.Context, string, map[string]json.R
 func (c worldCustomers) DeleteProfile(_ context.Context, token string) error {
 	w := c.w
 	return c.plan().call(ServiceCustomer, "customer delete", func() error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		uid, err := w.owner(ServiceCustomer, token)
-		if err != nil {
-			return err
-		}
-		if _, ok := w.profiles[uid]; !ok {
-			return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamNotFound, Status: 404}
-		}
-		delete(w.profiles, uid)
-		return nil
+		return w.as(ServiceCustomer, token, func(uid string) error {
+			if _, ok := w.profiles[uid]; !ok {
+				return &UpstreamError{Service: ServiceCustomer, Kind: ErrUpstreamNotFound, Status: 404}
+			}
+			delete(w.profiles, uid)
+			return nil
+		})
 	})
 }
 
 func (c worldCustomers) ProfileExists(_ context.Context, token string) (exists bool, id string, err error) {
 	w := c.w
 	err = c.plan().call(ServiceCustomer, "customer check", func() error {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		uid, err := w.owner(ServiceCustomer, token)
-		if err != nil {
-			return err
-		}
-		id, exists = w.profiles[uid]
-		return nil
+		return w.as(ServiceCustomer, token, func(uid string) error {
+			id, exists = w.profiles[uid]
+			return nil
+		})
 	})
 	return exists, id, err
 }
