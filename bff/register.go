@@ -108,12 +108,9 @@ func (r *run) register(ctx context.Context, reg Registration) (*Registered, erro
 		// too, the reconciler finds the user by email and its key.
 		r.log.ErrorContext(ctx, "saga: user created but not recorded; removing it", "saga_id", r.saga.ID, "error", err.Error())
 		r.saga.UserID = user.ID
-		if r.deleteUser(ctx) {
-			r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
-			return nil, registrationFailed(storeDown(err), true)
-		}
+		deleted := r.deleteUser(ctx)
 		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
-		return nil, registrationFailed(storeDown(err), false)
+		return nil, registrationFailed(storeDown(err), deleted)
 	}
 	if err := r.after(ctx, "user_created"); err != nil {
 		return nil, err

@@ -161,8 +161,7 @@ func (r *run) transition(ctx context.Context, to string, ch SagaChange) error {
 		return fmt.Errorf("saga %s: %s -> %s: %w", r.saga.ID, r.saga.State, to, err)
 	}
 	r.log.InfoContext(ctx, "saga transition", "saga_id", r.saga.ID, "kind", r.saga.Kind, "from", r.saga.State, "to", to)
-	ch.apply(r.saga)
-	r.saga.Version++
+	ApplyChange(r.saga, ch)
 	return nil
 }
 
