@@ -268,9 +268,8 @@ func (s *Service) withLease(ctx context.Context, id string, fn func(ctx context.
 	if _, crashed := errors.AsType[*errCrashed](err); crashed {
 		return true, err
 	}
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.storeTimeout)
-	defer rcancel()
-	if rerr := s.leases.ReleaseLease(rctx, id, owner); rerr != nil {
+	// Released even when the caller gave up; the store bounds the call.
+	if rerr := s.leases.ReleaseLease(context.WithoutCancel(ctx), id, owner); rerr != nil {
 		s.log.WarnContext(ctx, "saga lease not released (it expires by itself and is swept)", "saga_id", id, "error", rerr.Error())
 	}
 	return true, err
