@@ -62,13 +62,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/breaker"
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Defaults.
@@ -220,16 +219,8 @@ func New(rdb redis.UniversalClient, origin bff.Views, o Options) (*Cache, error)
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	c.tracer = tp.Tracer(instrumentation)
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	m := mp.Meter(instrumentation)
+	c.tracer = telemetry.Tracer(o.TracerProvider, instrumentation)
+	m := telemetry.Meter(o.MeterProvider, instrumentation)
 	var err error
 	if c.requests, err = m.Int64Counter("bff.cache.requests",
 		metric.WithDescription("Merged-view lookups by result: hit, miss or bypass.")); err != nil {

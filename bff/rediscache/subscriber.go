@@ -10,10 +10,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Group is the BFF's consumer group on the change stream: every event
@@ -69,12 +69,8 @@ func NewSubscriber(rdb redis.UniversalClient, ev Evictor, o SubscriberOptions) (
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
 	var err error
-	if s.messages, err = mp.Meter(instrumentation).Int64Counter("bff.cache.change_messages",
+	if s.messages, err = telemetry.Meter(o.MeterProvider, instrumentation).Int64Counter("bff.cache.change_messages",
 		metric.WithDescription("Change events handled by topic (attribute channel) and result: invalidated, malformed or failed.")); err != nil {
 		return nil, fmt.Errorf("rediscache metrics: %w", err)
 	}

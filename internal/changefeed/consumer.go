@@ -19,9 +19,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Handler handles one event. An error leaves the event un-acked: it is
@@ -131,16 +131,8 @@ func NewConsumer(rdb redis.UniversalClient, h Handler, o ConsumerOptions) (*Cons
 		c.log = slog.Default()
 	}
 	c.log = c.log.With("group", o.Group, "consumer", o.Name)
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	c.tracer = tp.Tracer(instrumentation)
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	m := mp.Meter(instrumentation)
+	c.tracer = telemetry.Tracer(o.TracerProvider, instrumentation)
+	m := telemetry.Meter(o.MeterProvider, instrumentation)
 	var err error
 	if c.delivered, err = m.Int64Counter("changefeed.events.delivered",
 		metric.WithDescription("Events delivered to a consumer group, by group, topic and result: handled, duplicate (handled before), ignored (another topic), failed (retried later).")); err != nil {

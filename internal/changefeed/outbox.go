@@ -11,9 +11,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Collection is the outbox collection in the producer's database.
@@ -67,12 +67,8 @@ func NewOutbox(ctx context.Context, db *mongo.Database, o OutboxOptions) (*Outbo
 	if out.now == nil {
 		out.now = time.Now
 	}
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
 	var err error
-	if out.produced, err = mp.Meter(instrumentation).Int64Counter("changefeed.events.produced",
+	if out.produced, err = telemetry.Meter(o.MeterProvider, instrumentation).Int64Counter("changefeed.events.produced",
 		metric.WithDescription("Change events recorded in the outbox, by topic.")); err != nil {
 		return nil, fmt.Errorf("changefeed metrics: %w", err)
 	}

@@ -16,9 +16,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Relay defaults.
@@ -108,16 +108,8 @@ func NewRelay(out *Outbox, rdb redis.UniversalClient, o RelayOptions) (*Relay, e
 	if r.batch <= 0 {
 		r.batch = 100
 	}
-	tp := o.TracerProvider
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	r.tracer = tp.Tracer(instrumentation)
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	m := mp.Meter(instrumentation)
+	r.tracer = telemetry.Tracer(o.TracerProvider, instrumentation)
+	m := telemetry.Meter(o.MeterProvider, instrumentation)
 	var err error
 	if r.relayed, err = m.Int64Counter("changefeed.events.relayed",
 		metric.WithDescription("Outbox events moved to the stream, by topic and result: added, or duplicate (another relay added it).")); err != nil {
