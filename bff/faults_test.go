@@ -566,12 +566,7 @@ func (fc *faultCase) states() []string {
 	return out
 }
 
-// checkWorld is the invariants over the services' state: no orphan user
-// (a user without a profile), no ghost profile (a profile without its
-// user), at most one of each per email (the model keys them so).
-func (fc *faultCase) checkWorld() []string { return fc.w.invariants() }
-
-// worldChecked is checkWorld, where a parked saga may keep the user it
+// worldChecked is the world's invariants, where a parked saga may keep the user it
 // could not prove its own (never a ghost profile).
 func (fc *faultCase) worldChecked(parked bool) []string {
 	var out []string
@@ -584,6 +579,9 @@ func (fc *faultCase) worldChecked(parked bool) []string {
 	return out
 }
 
+// invariants are the invariants over the services' state: no orphan user
+// (a user without a profile), no ghost profile (a profile without its
+// user), at most one of each per email (the model keys them so).
 func (w *world) invariants() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -654,7 +652,6 @@ func registerCase(p *plan, secrets *Secrets, reg Registration, fp Fingerprint, n
 	// The request.
 	var first answer
 	died := fc.guard(func() { first = keyed(fc.svc, key, fp, reg) })
-	crashT := fc.clock.now()
 	if first.status == 201 {
 		if uid := userIDOf(first.body); uid == "" || fc.userOf(email) != uid {
 			fail("answered 201 for user %q, which the auth service does not hold", uid)
@@ -668,7 +665,6 @@ func registerCase(p *plan, secrets *Secrets, reg Registration, fp Fingerprint, n
 	if died && p.calls <= p.faultAt && took > fc.svc.MaxUnresolved(suiteInterval)+suiteInterval {
 		fail("settled %v after the crash, more than MaxUnresolved %v", took, fc.svc.MaxUnresolved(suiteInterval))
 	}
-	_ = crashT
 	parked := fc.needsAttention()
 	bad = append(bad, fc.worldChecked(parked > 0)...)
 	if parked > 0 && !noKeys {
@@ -764,7 +760,7 @@ func deleteCase(p *plan, secrets *Secrets) []string {
 	if _, ok := fc.settle(); !ok {
 		fail("never settled: %v", fc.states())
 	}
-	bad = append(bad, fc.checkWorld()...)
+	bad = append(bad, fc.w.invariants()...)
 	if n := fc.needsAttention(); n > 0 {
 		fail("%d sagas need attention", n)
 	}
