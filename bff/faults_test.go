@@ -796,10 +796,12 @@ func enumerate(t *testing.T, name string, run func(p *plan) []string) {
 	// Discover the calls, writes and crash points of the fault-only runs,
 	// to a fixed point.
 	calls, writes, points := 0, 0, 0
+	pointsOf := map[cs]int{} // the crash points of each fault-only run
 	probe := func(c cs) {
 		p := newPlan(c)
 		_ = run(p)
 		calls, writes, points = max(calls, p.calls), max(writes, p.writes), max(points, p.points)
+		pointsOf[c] = p.points
 	}
 	faults := func() []cs {
 		out := []cs{{faultAt: -1, writeAt: -1}}
@@ -847,6 +849,13 @@ func enumerate(t *testing.T, name string, run func(p *plan) []string) {
 			for c := range next {
 				p := newPlan(c)
 				bad := run(p)
+				// A crash point its fault's run reaches must crash it: the
+				// count of cases is only worth what the cases exercise.
+				f := c
+				f.crashAt = -1
+				if c.crashAt >= 0 && c.crashAt < pointsOf[f] && p.crashedAt == "" {
+					bad = append(bad, fmt.Sprintf("crash point %d of %d not reached", c.crashAt, pointsOf[f]))
+				}
 				mu.Lock()
 				ran++
 				if p.crashedAt != "" {
