@@ -86,6 +86,18 @@ func spanContext(tp string) trace.SpanContext {
 	return trace.SpanContextFromContext(ctx)
 }
 
+// startSpan starts a span of tracer, detached from ctx's cancellation: a
+// child of the remote span sc when that is valid, else a new root.
+func startSpan(ctx context.Context, tracer trace.Tracer, sc trace.SpanContext, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	parent := context.WithoutCancel(ctx)
+	if sc.IsValid() {
+		parent = trace.ContextWithRemoteSpanContext(parent, sc)
+	} else {
+		opts = append(opts, trace.WithNewRoot())
+	}
+	return tracer.Start(parent, name, opts...)
+}
+
 // SpanContext is the remote span context of the write that caused e, or an
 // invalid one when e carries none (or a malformed one).
 func (e Event) SpanContext() trace.SpanContext { return spanContext(e.Traceparent) }

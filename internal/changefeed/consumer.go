@@ -354,18 +354,11 @@ func (c *Consumer) process(ctx context.Context, m redis.XMessage, delivery int64
 	if !sc.IsValid() {
 		sc = e.SpanContext()
 	}
-	parent := context.WithoutCancel(ctx)
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
+	hctx, span := startSpan(ctx, c.tracer, sc, "process "+e.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", Stream), attribute.String("messaging.consumer.group.name", c.o.Group),
 			attribute.String("messaging.message.id", e.ID), attribute.Int64("messaging.message.delivery_count", delivery),
-			attribute.String("changefeed.op", e.Op))}
-	if sc.IsValid() {
-		parent = trace.ContextWithRemoteSpanContext(parent, sc)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
-	}
-	hctx, span := c.tracer.Start(parent, "process "+e.Topic, opts...)
+			attribute.String("changefeed.op", e.Op)))
 	defer span.End()
 	if err := c.handle(hctx, e); err != nil {
 		span.RecordError(err)

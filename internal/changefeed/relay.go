@@ -200,17 +200,10 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 // relay adds one event to the stream under a producer span (a child of the
 // write's) and marks it relayed.
 func (r *Relay) relay(ctx context.Context, e Event) error {
-	parent := context.WithoutCancel(ctx)
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer),
+	sctx, span := startSpan(ctx, r.tracer, e.SpanContext(), "send "+e.Topic, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", Stream), attribute.String("messaging.message.id", e.ID),
-			attribute.String("changefeed.topic", e.Topic))}
-	if sc := e.SpanContext(); sc.IsValid() {
-		parent = trace.ContextWithRemoteSpanContext(parent, sc)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
-	}
-	sctx, span := r.tracer.Start(parent, "send "+e.Topic, opts...)
+			attribute.String("changefeed.topic", e.Topic)))
 	defer span.End()
 	minID := strconv.FormatInt(r.out.now().Add(-r.streamRet).UnixMilli(), 10)
 	result := "added"
