@@ -86,3 +86,12 @@ func (c *clock) Now() time.Time { return c.now() }
 
 // Advance moves the clock on by d.
 func (c *clock) Advance(d time.Duration) { c.advance(d) }
+
+// Stores is every store port in one.
+type Stores = stores
+
+// CrashStore is st with p's crash points around every write.
+func CrashStore(st Stores, p *Plan) Stores { return crashStore{stores: st, p: p} }
+
+// UserIDOf is the user id of a registration's answer.
+func UserIDOf(body []byte) string { return userIDOf(body) }

@@ -419,61 +419,68 @@ var (
 	_ CustomersAdmin = worldCustomers{}
 )
 
-// crashStore is the memStore with the crash points around every write.
+// stores is every store port in one: the memStore, or the real store.
+type stores interface {
+	SagaStore
+	LeaseStore
+	IdempotencyStore
+}
+
+// crashStore is a store with the crash points around every write.
 type crashStore struct {
-	*memStore
+	stores
 	p *plan
 }
 
 func (c crashStore) CreateSaga(ctx context.Context, s *Saga) error {
-	return c.p.write("create saga", func() error { return c.memStore.CreateSaga(ctx, s) })
+	return c.p.write("create saga", func() error { return c.stores.CreateSaga(ctx, s) })
 }
 
 func (c crashStore) TransitionSaga(ctx context.Context, id string, v int, ch SagaChange) error {
-	return c.p.write("transition to "+ch.State, func() error { return c.memStore.TransitionSaga(ctx, id, v, ch) })
+	return c.p.write("transition to "+ch.State, func() error { return c.stores.TransitionSaga(ctx, id, v, ch) })
 }
 
 func (c crashStore) SweepSagas(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := c.p.write("sweep sagas", func() (err error) { n, err = c.memStore.SweepSagas(ctx, before); return err })
+	err := c.p.write("sweep sagas", func() (err error) { n, err = c.stores.SweepSagas(ctx, before); return err })
 	return n, err
 }
 
 func (c crashStore) AcquireLease(ctx context.Context, id, owner string, now, exp time.Time) (bool, error) {
 	var ok bool
-	err := c.p.write("acquire lease", func() (err error) { ok, err = c.memStore.AcquireLease(ctx, id, owner, now, exp); return err })
+	err := c.p.write("acquire lease", func() (err error) { ok, err = c.stores.AcquireLease(ctx, id, owner, now, exp); return err })
 	return ok, err
 }
 
 func (c crashStore) ReleaseLease(ctx context.Context, id, owner string) error {
-	return c.p.write("release lease", func() error { return c.memStore.ReleaseLease(ctx, id, owner) })
+	return c.p.write("release lease", func() error { return c.stores.ReleaseLease(ctx, id, owner) })
 }
 
 func (c crashStore) SweepLeases(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := c.p.write("sweep leases", func() (err error) { n, err = c.memStore.SweepLeases(ctx, before); return err })
+	err := c.p.write("sweep leases", func() (err error) { n, err = c.stores.SweepLeases(ctx, before); return err })
 	return n, err
 }
 
 func (c crashStore) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
-	return c.p.write("insert key", func() error { return c.memStore.InsertKey(ctx, r) })
+	return c.p.write("insert key", func() error { return c.stores.InsertKey(ctx, r) })
 }
 
 func (c crashStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	return c.p.write("complete key", func() error { return c.memStore.CompleteKey(ctx, keyID, owner, status, answer) })
+	return c.p.write("complete key", func() error { return c.stores.CompleteKey(ctx, keyID, owner, status, answer) })
 }
 
 func (c crashStore) DeleteKey(ctx context.Context, keyID, owner string) error {
-	return c.p.write("delete key", func() error { return c.memStore.DeleteKey(ctx, keyID, owner) })
+	return c.p.write("delete key", func() error { return c.stores.DeleteKey(ctx, keyID, owner) })
 }
 
 func (c crashStore) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	return c.p.write("delete expired key", func() error { return c.memStore.DeleteExpiredKey(ctx, keyID, now) })
+	return c.p.write("delete expired key", func() error { return c.stores.DeleteExpiredKey(ctx, keyID, now) })
 }
 
 func (c crashStore) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := c.p.write("sweep keys", func() (err error) { n, err = c.memStore.SweepKeys(ctx, now); return err })
+	err := c.p.write("sweep keys", func() (err error) { n, err = c.stores.SweepKeys(ctx, now); return err })
 	return n, err
 }
 
@@ -503,7 +510,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // boot starts a fresh Service on the same store, as after a restart.
 func (fc *faultCase) boot() {
-	st := crashStore{memStore: fc.store, p: fc.p}
+	st := crashStore{stores: fc.store, p: fc.p}
 	svc, err := NewService(Options{
 		Auth: worldAuth{w: fc.w}, AuthAdmin: worldAuth{w: fc.w}, Customers: worldCustomers{w: fc.w}, CustomersAdmin: worldCustomers{w: fc.w},
 		Sagas: st, Leases: st, Keys: st, Secrets: fc.secrets, Logger: discard, Now: fc.clock.now,

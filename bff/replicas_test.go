@@ -2,7 +2,6 @@ package bff_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,7 +44,7 @@ func newReplicas(t *testing.T) *replicas {
 
 func (r *replicas) replica(p *bff.Plan) *bff.Service {
 	auth, authAdmin, customers, customersAdmin := r.world.Ports(p)
-	st := crashing{Store: r.store, p: p}
+	st := bff.CrashStore(r.store, p)
 	s, err := bff.NewService(bff.Options{
 		Auth: auth, AuthAdmin: authAdmin, Customers: customers, CustomersAdmin: customersAdmin,
 		Sagas: st, Leases: st, Keys: st, Secrets: r.secrets, Now: r.clock.Now,
@@ -55,42 +54,6 @@ func (r *replicas) replica(p *bff.Plan) *bff.Service {
 	testenv.Must(r.t, err, "service")
 	bff.NoProfileRetryDelay(s)
 	return s
-}
-
-// crashing is the real store with a replica's crash points around every
-// write.
-type crashing struct {
-	*bffmongo.Store
-	p *bff.Plan
-}
-
-func (c crashing) CreateSaga(ctx context.Context, s *bff.Saga) error {
-	return c.p.Write("create saga", func() error { return c.Store.CreateSaga(ctx, s) })
-}
-
-func (c crashing) TransitionSaga(ctx context.Context, id string, v int, ch bff.SagaChange) error {
-	return c.p.Write("transition to "+ch.State, func() error { return c.Store.TransitionSaga(ctx, id, v, ch) })
-}
-
-func (c crashing) AcquireLease(ctx context.Context, id, owner string, now, exp time.Time) (ok bool, err error) {
-	err = c.p.Write("acquire lease", func() (err error) { ok, err = c.Store.AcquireLease(ctx, id, owner, now, exp); return err })
-	return ok, err
-}
-
-func (c crashing) ReleaseLease(ctx context.Context, id, owner string) error {
-	return c.p.Write("release lease", func() error { return c.Store.ReleaseLease(ctx, id, owner) })
-}
-
-func (c crashing) InsertKey(ctx context.Context, rec *bff.IdempotencyRecord) error {
-	return c.p.Write("insert key", func() error { return c.Store.InsertKey(ctx, rec) })
-}
-
-func (c crashing) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	return c.p.Write("complete key", func() error { return c.Store.CompleteKey(ctx, keyID, owner, status, answer) })
-}
-
-func (c crashing) DeleteKey(ctx context.Context, keyID, owner string) error {
-	return c.p.Write("delete key", func() error { return c.Store.DeleteKey(ctx, keyID, owner) })
 }
 
 // twoReplicasCase kills replica A at crash point k (-1: never) during a
@@ -148,10 +111,10 @@ func twoReplicasCase(t *testing.T, k int) (points int, bad []string) {
 
 	bad = append(bad, r.world.Invariants()...)
 	uid, hasProfile := r.world.Holds("ada@example.com")
-	if status == 201 && (userID(body) != uid || !hasProfile) {
-		fail("A answered 201 for %q, the world holds %q (profile %v)", userID(body), uid, hasProfile)
+	if status == 201 && (bff.UserIDOf(body) != uid || !hasProfile) {
+		fail("A answered 201 for %q, the world holds %q (profile %v)", bff.UserIDOf(body), uid, hasProfile)
 	}
-	if retry != 201 || userID(retryBody) != uid || !hasProfile {
+	if retry != 201 || bff.UserIDOf(retryBody) != uid || !hasProfile {
 		fail("the retry got %d %s; the world holds %q (profile %v)", retry, retryBody, uid, hasProfile)
 	}
 	if len(r.world.Deleted()) > 1 {
@@ -182,16 +145,6 @@ func twoReplicasCase(t *testing.T, k int) (points int, bad []string) {
 		}
 	}
 	return planA.Points(), bad
-}
-
-func userID(body []byte) string {
-	var v struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	_ = json.Unmarshal(body, &v)
-	return v.User.ID
 }
 
 // Issue 14: two replicas share one store; the one running a registration
