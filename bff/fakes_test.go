@@ -248,8 +248,7 @@ func (m *memStore) TransitionSaga(ctx context.Context, id string, version int, c
 	if !ok || s.Version != version {
 		return ErrStateChanged
 	}
-	ch.apply(&s)
-	s.Version++
+	ApplyChange(&s, ch)
 	m.sagas[id] = s
 	return nil
 }
