@@ -264,7 +264,7 @@ func (s *Service) update(ctx context.Context, a Actor, c Customer, ch Changes, f
 	if ch.Empty() {
 		return s.withUser(ctx, a, c), nil
 	}
-	updated, err := s.store.Update(ctx, c.ID, ch, s.clock())
+	updated, err := s.store.Update(ctx, c, ch, s.clock())
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}
@@ -285,7 +285,7 @@ func (s *Service) Delete(ctx context.Context, a Actor, id string) error {
 }
 
 func (s *Service) delete(ctx context.Context, c Customer) error {
-	if err := s.store.Delete(ctx, c.ID); err != nil {
+	if err := s.store.Delete(ctx, c); err != nil {
 		return err
 	}
 	s.publish(ctx, c, OpDelete)
@@ -302,7 +302,7 @@ func (s *Service) Verify(ctx context.Context, a Actor, id string) (CustomerWithU
 		return CustomerWithUserData{}, err
 	}
 	yes := true
-	updated, err := s.store.Update(ctx, c.ID, Changes{IsVerified: &yes}, s.clock())
+	updated, err := s.store.Update(ctx, c, Changes{IsVerified: &yes}, s.clock())
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}
@@ -353,7 +353,7 @@ func (s *Service) IncrementService(ctx context.Context, a Actor, id string, in S
 	if key != "" {
 		storeKey = "key:" + key
 	}
-	stored, created, err := s.store.AddService(ctx, rec, storeKey)
+	stored, created, err := s.store.AddService(ctx, c, rec, storeKey)
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}

@@ -78,7 +78,8 @@ func (m *memStore) ByUserID(_ context.Context, userID string) (customer.Customer
 	return customer.Customer{}, customer.ErrNotFound
 }
 
-func (m *memStore) Update(ctx context.Context, id string, ch customer.Changes, now time.Time) (customer.Customer, error) {
+func (m *memStore) Update(ctx context.Context, cur customer.Customer, ch customer.Changes, now time.Time) (customer.Customer, error) {
+	id := cur.ID
 	m.mu.Lock()
 	c, ok := m.byID[id]
 	if !ok {
@@ -92,7 +93,8 @@ func (m *memStore) Update(ctx context.Context, id string, ch customer.Changes, n
 	return m.ByID(ctx, id)
 }
 
-func (m *memStore) Delete(_ context.Context, id string) error {
+func (m *memStore) Delete(_ context.Context, c customer.Customer) error {
+	id := c.ID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.byID[id]; !ok {
@@ -129,7 +131,7 @@ func (m *memStore) List(_ context.Context, f customer.Filter, offset, limit int)
 	return all[min(offset, len(all)):min(offset+limit, len(all))], nil
 }
 
-func (m *memStore) AddService(_ context.Context, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
+func (m *memStore) AddService(_ context.Context, _ customer.Customer, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.keys[r.CustomerID+"\x00"+key]; ok {

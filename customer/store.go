@@ -43,18 +43,23 @@ type Store interface {
 	// ByID and ByUserID read one profile.
 	ByID(ctx context.Context, id string) (Customer, error)
 	ByUserID(ctx context.Context, userID string) (Customer, error)
+	// Update, Delete and AddService write the profile c as the caller read
+	// it (c.ID selects it; a wrapper may use its UserID without reading it
+	// again).
+	//
 	// Update sets only the fields ch sends (and updated_at) and returns the
 	// profile as stored afterwards.
-	Update(ctx context.Context, id string, ch Changes, now time.Time) (Customer, error)
+	Update(ctx context.Context, c Customer, ch Changes, now time.Time) (Customer, error)
 	// Delete removes a profile and its service records.
-	Delete(ctx context.Context, id string) error
+	Delete(ctx context.Context, c Customer) error
 	// Count and List read the profiles matching f, newest first.
 	Count(ctx context.Context, f Filter) (int, error)
 	List(ctx context.Context, f Filter, offset, limit int) ([]Customer, error)
 	// AddService inserts one service record under key, unique per customer.
 	// When the customer already has a record with that key, nothing is
 	// inserted and that record is returned with created false.
-	AddService(ctx context.Context, r ServiceRecord, key string) (stored ServiceRecord, created bool, err error)
+	// r.CustomerID is c.ID.
+	AddService(ctx context.Context, c Customer, r ServiceRecord, key string) (stored ServiceRecord, created bool, err error)
 	// CountServices and Services read a customer's records, newest first.
 	CountServices(ctx context.Context, customerID string) (int, error)
 	Services(ctx context.Context, customerID string, offset, limit int) ([]ServiceRecord, error)

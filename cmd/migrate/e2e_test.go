@@ -483,7 +483,7 @@ func TestMigrationEndToEnd(t *testing.T) {
 	}
 	p, _ := store.ByUserID(ctx, victim)
 	city := "Nowhere"
-	_, err = store.Update(ctx, p.ID, customer.Changes{City: &city}, time.Now())
+	_, err = store.Update(ctx, p, customer.Changes{City: &city}, time.Now())
 	testenv.Must(t, err, "tamper")
 	code, out, _ = sys.cli(t, env{}, "verify", "--input", input)
 	if code != exitProblems || !strings.Contains(out, "profiles with other content:   1") {

@@ -56,7 +56,7 @@ func seedReconcile(t *testing.T, customers, ghosts, orphans int) *reconcileWorld
 	prof := func(userID string) string {
 		p := profile(userID, old)
 		testenv.Must(t, store.Create(ctx, p), "seed profile")
-		_, _, err := store.AddService(ctx, customer.ServiceRecord{ID: contract.NewID(), CustomerID: p.ID, ServiceType: "repair",
+		_, _, err := store.AddService(ctx, p, customer.ServiceRecord{ID: contract.NewID(), CustomerID: p.ID, ServiceType: "repair",
 			PerformedAt: old, CreatedAt: old, RecordedBy: "seed"}, contract.NewID())
 		testenv.Must(t, err, "seed service record")
 		return p.ID

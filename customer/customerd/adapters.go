@@ -56,8 +56,8 @@ func toUser(au *authclient.User) customer.User {
 
 // outboxStore records a customer.changed event in the outbox before each
 // write of a profile or its service records. The event names the profile's
-// user (the BFF's views are per user): a write by profile id reads the
-// profile first, by _id.
+// user (the BFF's views are per user), taken from the profile the service
+// read before the write: the wrapper reads nothing itself.
 type outboxStore struct {
 	customer.Store
 	out *changefeed.Outbox
@@ -81,47 +81,35 @@ func (s outboxStore) Create(ctx context.Context, c customer.Customer) error {
 	}, refused)
 }
 
-func (s outboxStore) Update(ctx context.Context, id string, ch customer.Changes, now time.Time) (customer.Customer, error) {
-	c, err := s.Store.ByID(ctx, id)
-	if err != nil {
-		return customer.Customer{}, err
-	}
+func (s outboxStore) Update(ctx context.Context, c customer.Customer, ch customer.Changes, now time.Time) (customer.Customer, error) {
 	op := customer.OpUpdate // informational: consumers re-read the profile
 	if ch.IsVerified != nil {
 		op = customer.OpVerify
 	}
 	var updated customer.Customer
-	err = s.out.Record(ctx, s.event(c.UserID, id, op), func() (bool, error) {
+	err := s.out.Record(ctx, s.event(c.UserID, c.ID, op), func() (bool, error) {
 		var err error
-		updated, err = s.Store.Update(ctx, id, ch, now)
+		updated, err = s.Store.Update(ctx, c, ch, now)
 		return err == nil, err
 	}, refused)
 	return updated, err
 }
 
-func (s outboxStore) Delete(ctx context.Context, id string) error {
-	c, err := s.Store.ByID(ctx, id)
-	if err != nil {
-		return err
-	}
-	return s.out.Record(ctx, s.event(c.UserID, id, customer.OpDelete), func() (bool, error) {
-		err := s.Store.Delete(ctx, id)
+func (s outboxStore) Delete(ctx context.Context, c customer.Customer) error {
+	return s.out.Record(ctx, s.event(c.UserID, c.ID, customer.OpDelete), func() (bool, error) {
+		err := s.Store.Delete(ctx, c)
 		return err == nil, err
 	}, refused)
 }
 
-func (s outboxStore) AddService(ctx context.Context, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
-	c, err := s.Store.ByID(ctx, r.CustomerID)
-	if err != nil {
-		return customer.ServiceRecord{}, false, err
-	}
+func (s outboxStore) AddService(ctx context.Context, c customer.Customer, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
 	var (
 		stored  customer.ServiceRecord
 		created bool
 	)
-	err = s.out.Record(ctx, s.event(c.UserID, c.ID, customer.OpService), func() (bool, error) {
+	err := s.out.Record(ctx, s.event(c.UserID, c.ID, customer.OpService), func() (bool, error) {
 		var err error
-		stored, created, err = s.Store.AddService(ctx, r, key)
+		stored, created, err = s.Store.AddService(ctx, c, r, key)
 		return created, err // a replayed key adds nothing: no event
 	}, refused)
 	return stored, created, err

@@ -158,19 +158,20 @@ func (s *Store) one(ctx context.Context, filter bson.D) (customer.Customer, erro
 
 // Update $sets the fields ch sends and updated_at, never replacing the
 // document, and returns the profile as stored afterwards.
-func (s *Store) Update(ctx context.Context, id string, ch customer.Changes, now time.Time) (customer.Customer, error) {
-	res, err := s.customers.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: setOf(ch, now)}})
+func (s *Store) Update(ctx context.Context, c customer.Customer, ch customer.Changes, now time.Time) (customer.Customer, error) {
+	res, err := s.customers.UpdateOne(ctx, bson.D{{Key: "_id", Value: c.ID}}, bson.D{{Key: "$set", Value: setOf(ch, now)}})
 	if err != nil {
 		return customer.Customer{}, fmt.Errorf("update customer: %w", err)
 	}
 	if res.MatchedCount == 0 {
 		return customer.Customer{}, customer.ErrNotFound
 	}
-	return s.ByID(ctx, id)
+	return s.ByID(ctx, c.ID)
 }
 
 // Delete removes a profile's service records, then the profile.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
+	id := c.ID
 	// The records first: a delete that fails between the two leaves the
 	// profile, so a retry (the client's, or the erasure cascade's, which
 	// finds the records through the profile) removes both.
@@ -391,7 +392,7 @@ func isNotImplemented(err error) bool {
 
 // AddService inserts a service record under key; when the customer already
 // has a record under key, that one is returned with created false.
-func (s *Store) AddService(ctx context.Context, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
+func (s *Store) AddService(ctx context.Context, _ customer.Customer, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
 	_, err := s.services.InsertOne(ctx, toServiceDoc(r, key))
 	if err == nil {
 		return r, true, nil

@@ -139,7 +139,7 @@ func TestUpdateSetsOnlyFieldsSent(t *testing.T) {
 	testenv.Must(t, s.Create(ctx, c), "create")
 
 	city, later := "Shelbyville", base.Add(time.Hour)
-	got, err := s.Update(ctx, c.ID, customer.Changes{City: &city, NotificationPreferences: map[string]bool{"sms": true}}, later)
+	got, err := s.Update(ctx, c, customer.Changes{City: &city, NotificationPreferences: map[string]bool{"sms": true}}, later)
 	testenv.Must(t, err, "update")
 	if got.City != city || got.CompanyName != "Keep Me" || got.StreetAddress != c.StreetAddress || !got.UpdatedAt.Equal(later) || !got.CreatedAt.Equal(base) {
 		t.Fatalf("after update: %+v", got)
@@ -147,7 +147,7 @@ func TestUpdateSetsOnlyFieldsSent(t *testing.T) {
 	if len(got.NotificationPreferences) != 1 || !got.NotificationPreferences["sms"] {
 		t.Fatalf("preferences: %v", got.NotificationPreferences)
 	}
-	if _, err := s.Update(ctx, contract.NewID(), customer.Changes{City: &city}, later); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.Update(ctx, customer.Customer{ID: contract.NewID()}, customer.Changes{City: &city}, later); !errors.Is(err, customer.ErrNotFound) {
 		t.Fatalf("update missing: %v", err)
 	}
 }
@@ -164,7 +164,7 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 	for i := range errs {
 		wg.Go(func() {
 			r := customer.ServiceRecord{ID: contract.NewID(), CustomerID: c.ID, PerformedAt: base.Add(time.Duration(i) * time.Minute), CreatedAt: base}
-			_, created, err := s.AddService(ctx, r, "auto:"+r.ID)
+			_, created, err := s.AddService(ctx, c, r, "auto:"+r.ID)
 			if err == nil && !created {
 				err = fmt.Errorf("record %d not created", i)
 			}
@@ -181,11 +181,11 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 	}
 
 	first := customer.ServiceRecord{ID: contract.NewID(), CustomerID: c.ID, PerformedAt: base, CreatedAt: base, RequestHash: "h1"}
-	r1, created1, err := s.AddService(ctx, first, "key:abc")
+	r1, created1, err := s.AddService(ctx, c, first, "key:abc")
 	testenv.Must(t, err, "keyed")
 	retry := first
 	retry.ID = contract.NewID()
-	r2, created2, err := s.AddService(ctx, retry, "key:abc")
+	r2, created2, err := s.AddService(ctx, c, retry, "key:abc")
 	testenv.Must(t, err, "retry")
 	if !created1 || created2 || r2.ID != r1.ID || r2.RequestHash != "h1" {
 		t.Fatalf("retry: created %v/%v ids %s/%s", created1, created2, r1.ID, r2.ID)
@@ -193,7 +193,7 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 	// The same key on another customer is another record.
 	other := profile(contract.NewID(), base)
 	testenv.Must(t, s.Create(ctx, other), "create other")
-	if _, created, err := s.AddService(ctx, customer.ServiceRecord{ID: contract.NewID(), CustomerID: other.ID, PerformedAt: base, CreatedAt: base}, "key:abc"); err != nil || !created {
+	if _, created, err := s.AddService(ctx, other, customer.ServiceRecord{ID: contract.NewID(), CustomerID: other.ID, PerformedAt: base, CreatedAt: base}, "key:abc"); err != nil || !created {
 		t.Fatalf("same key, other customer: %v created=%v", err, created)
 	}
 	if n, _ := s.CountServices(ctx, c.ID); n != 51 {
@@ -205,11 +205,11 @@ func TestServiceRecordsConcurrentAndIdempotent(t *testing.T) {
 		t.Fatalf("newest first: %+v", page)
 	}
 
-	testenv.Must(t, s.Delete(ctx, c.ID), "delete")
+	testenv.Must(t, s.Delete(ctx, c), "delete")
 	if n, _ := db.Collection(ServicesCollection).CountDocuments(ctx, bson.D{{Key: "customer_id", Value: c.ID}}); n != 0 {
 		t.Fatalf("%d service records left after delete", n)
 	}
-	if err := s.Delete(ctx, c.ID); !errors.Is(err, customer.ErrNotFound) {
+	if err := s.Delete(ctx, c); !errors.Is(err, customer.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestListFiltersSearchAndStats(t *testing.T) {
 		ids[i] = c.ID
 	}
 	for i := range 3 {
-		_, _, err := s.AddService(ctx, customer.ServiceRecord{ID: contract.NewID(), CustomerID: ids[0], PerformedAt: now, CreatedAt: now}, fmt.Sprint("auto:", i))
+		_, _, err := s.AddService(ctx, customer.Customer{ID: ids[0]}, customer.ServiceRecord{ID: contract.NewID(), CustomerID: ids[0], PerformedAt: now, CreatedAt: now}, fmt.Sprint("auto:", i))
 		testenv.Must(t, err, "service")
 	}
 	yes, no := true, false
