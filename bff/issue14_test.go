@@ -261,9 +261,13 @@ func TestScenario4OnlyFinalAnswersAreStored(t *testing.T) {
 func TestScenario5StoreCallsAreBounded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
-	h.svc.storeTimeout = 50 * time.Millisecond
-	h.svc.sagas = bounded{sagas: h.store, leases: h.store, keys: h.store, timeout: h.svc.storeTimeout}
-	h.svc.leases, h.svc.keys = h.svc.sagas.(bounded), h.svc.sagas.(bounded)
+	// The bound NewService put around the store, shortened for the test.
+	b, ok := h.svc.sagas.(bounded)
+	if !ok {
+		t.Fatalf("the service's store is %T, not bounded", h.svc.sagas)
+	}
+	b.timeout = 50 * time.Millisecond
+	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 	h.store.hang = true
 	done := make(chan error, 3)
 	go func() { _, err := h.svc.Register(context.Background(), validRegistration, nil); done <- err }()
