@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -85,6 +86,21 @@ func spanContext(tp string) trace.SpanContext {
 	ctx := traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
 	return trace.SpanContextFromContext(ctx)
 }
+
+// backoffBounds is a relay's or a consumer's MinBackoff and MaxBackoff with
+// the defaults (100ms and 5s) applied.
+func backoffBounds(lo, hi time.Duration) (time.Duration, time.Duration) {
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi < lo {
+		hi = max(5*time.Second, lo)
+	}
+	return lo, hi
+}
+
+// jitter is a random wait between d/2 and d.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // startSpan starts a span of tracer, detached from ctx's cancellation: a
 // child of the remote span sc when that is valid, else a new root.

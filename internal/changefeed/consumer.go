@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -120,12 +119,7 @@ func NewConsumer(rdb redis.UniversalClient, h Handler, o ConsumerOptions) (*Cons
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = 100 * time.Millisecond
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(5*time.Second, o.MinBackoff)
-	}
+	o.MinBackoff, o.MaxBackoff = backoffBounds(o.MinBackoff, o.MaxBackoff)
 	c := &Consumer{rdb: rdb, handle: h, o: o, log: o.Logger, attrs: metric.WithAttributes(attribute.String("group", o.Group))}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -208,7 +202,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.WarnContext(ctx, "change stream unavailable; retrying (events wait in the stream and the outboxes)", "error", err.Error())
 		}
 		failing = true
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := jitter(backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):

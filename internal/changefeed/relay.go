@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -99,12 +98,7 @@ func NewRelay(out *Outbox, rdb redis.UniversalClient, o RelayOptions) (*Relay, e
 	if r.outboxRet <= 0 {
 		r.outboxRet = DefaultOutboxRetention
 	}
-	if r.minBackoff <= 0 {
-		r.minBackoff = 100 * time.Millisecond
-	}
-	if r.maxBackoff < r.minBackoff {
-		r.maxBackoff = max(5*time.Second, r.minBackoff)
-	}
+	r.minBackoff, r.maxBackoff = backoffBounds(r.minBackoff, r.maxBackoff)
 	if r.batch <= 0 {
 		r.batch = 100
 	}
@@ -143,7 +137,7 @@ func (r *Relay) Run(ctx context.Context) {
 				r.log.WarnContext(ctx, "change events not relayed; retrying (they stay in the outbox)", "error", err.Error())
 			}
 			failing = true
-			wait = backoff/2 + rand.N(backoff/2+1)
+			wait = jitter(backoff)
 			backoff = min(2*backoff, r.maxBackoff)
 		case failing:
 			r.log.InfoContext(ctx, "change event relay recovered", "relayed", n)
