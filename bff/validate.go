@@ -45,13 +45,7 @@ func userMember(name string) bool {
 type fieldErrs map[string][]string
 
 // add records the field errors of a *contract.ValidationError in err.
-func (f fieldErrs) add(err error) {
-	if ve, ok := errors.AsType[*contract.ValidationError](err); ok {
-		for k, v := range ve.Fields {
-			f[k] = append(f[k], v...)
-		}
-	}
-}
+func (f fieldErrs) add(err error) { f.addRules(err, nil) }
 
 // addRules records what a service's rules say of the values, except for
 // fields whose member could not be decoded: the rules saw them as absent,
