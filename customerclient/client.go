@@ -65,23 +65,12 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 
 const basePath = "/api/v1/customers/"
 
-// call describes one request.
-type call struct {
-	method     string
-	path       string // below basePath
-	token      string
-	header     map[string]string
-	body       any
-	out        any
-	idempotent bool // safe to retry on unavailability
-}
-
 // CreateProfile creates the token owner's profile (201). A profile that
 // exists already is ErrConflict. Never retried: a retry is the caller's
 // decision (it is safe: the second create is a 409).
 func (c *Client) CreateProfile(ctx context.Context, token string, fields map[string]json.RawMessage) (*Profile, error) {
 	var p Profile
-	if err := c.do(ctx, call{method: http.MethodPost, path: "profile/create/", token: token, body: fields, out: &p}); err != nil {
+	if err := c.do(ctx, upstream.Call{Method: http.MethodPost, Path: "profile/create/", Token: token, Body: fields, Out: &p}); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -90,7 +79,7 @@ func (c *Client) CreateProfile(ctx context.Context, token string, fields map[str
 // Profile returns the token owner's profile; ErrNotFound when none.
 func (c *Client) Profile(ctx context.Context, token string) (*Profile, error) {
 	var p Profile
-	if err := c.do(ctx, call{method: http.MethodGet, path: "profile/", token: token, out: &p, idempotent: true}); err != nil {
+	if err := c.do(ctx, upstream.Call{Method: http.MethodGet, Path: "profile/", Token: token, Out: &p, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -99,7 +88,7 @@ func (c *Client) Profile(ctx context.Context, token string) (*Profile, error) {
 // UpdateProfile PATCHes the token owner's profile with the fields sent.
 func (c *Client) UpdateProfile(ctx context.Context, token string, fields map[string]json.RawMessage) (*Profile, error) {
 	var p Profile
-	if err := c.do(ctx, call{method: http.MethodPatch, path: "profile/update/", token: token, body: fields, out: &p}); err != nil {
+	if err := c.do(ctx, upstream.Call{Method: http.MethodPatch, Path: "profile/update/", Token: token, Body: fields, Out: &p}); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -107,7 +96,7 @@ func (c *Client) UpdateProfile(ctx context.Context, token string, fields map[str
 
 // DeleteProfile deletes the token owner's profile; ErrNotFound when none.
 func (c *Client) DeleteProfile(ctx context.Context, token string) error {
-	return c.do(ctx, call{method: http.MethodDelete, path: "profile/delete/", token: token, idempotent: true})
+	return c.do(ctx, upstream.Call{Method: http.MethodDelete, Path: "profile/delete/", Token: token, Idempotent: true})
 }
 
 // Existence is the answer of check_profile_exists.
@@ -124,7 +113,7 @@ func (c *Client) ProfileExists(ctx context.Context, token, userID string) (Exist
 		body = map[string]string{"user_id": userID}
 	}
 	var e Existence
-	err := c.do(ctx, call{method: http.MethodPost, path: "check_profile_exists/", token: token, body: body, out: &e, idempotent: true})
+	err := c.do(ctx, upstream.Call{Method: http.MethodPost, Path: "check_profile_exists/", Token: token, Body: body, Out: &e, Idempotent: true})
 	return e, err
 }
 
@@ -132,7 +121,7 @@ func (c *Client) ProfileExists(ctx context.Context, token, userID string) (Exist
 // account); ErrNotFound when there is none or the caller may not see it.
 func (c *Client) Customer(ctx context.Context, token, id string) (*Profile, error) {
 	var p Profile
-	if err := c.do(ctx, call{method: http.MethodGet, path: url.PathEscape(id) + "/", token: token, out: &p, idempotent: true}); err != nil {
+	if err := c.do(ctx, upstream.Call{Method: http.MethodGet, Path: url.PathEscape(id) + "/", Token: token, Out: &p, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -152,10 +141,10 @@ type Service struct {
 // without one it is never retried.
 func (c *Client) IncrementService(ctx context.Context, token, id, idempotencyKey string, s Service) (*Profile, error) {
 	var p Profile
-	cl := call{method: http.MethodPost, path: url.PathEscape(id) + "/increment_service/", token: token, body: s, out: &p}
+	cl := upstream.Call{Method: http.MethodPost, Path: url.PathEscape(id) + "/increment_service/", Token: token, Body: s, Out: &p}
 	if idempotencyKey != "" {
-		cl.header = map[string]string{"Idempotency-Key": idempotencyKey}
-		cl.idempotent = true
+		cl.Header = map[string]string{"Idempotency-Key": idempotencyKey}
+		cl.Idempotent = true
 	}
 	if err := c.do(ctx, cl); err != nil {
 		return nil, err
@@ -165,14 +154,12 @@ func (c *Client) IncrementService(ctx context.Context, token, id, idempotencyKey
 
 // DeleteCustomer deletes a profile by id (owner, admin or service).
 func (c *Client) DeleteCustomer(ctx context.Context, token, id string) error {
-	return c.do(ctx, call{method: http.MethodDelete, path: url.PathEscape(id) + "/", token: token, idempotent: true})
+	return c.do(ctx, upstream.Call{Method: http.MethodDelete, Path: url.PathEscape(id) + "/", Token: token, Idempotent: true})
 }
 
-// do performs cl within the per-call timeout, retrying idempotent calls
-// with backoff while the service is unavailable.
-func (c *Client) do(ctx context.Context, cl call) error {
-	return c.up.Do(ctx, upstream.Call{
-		Method: cl.method, Path: basePath + cl.path, Token: cl.token, Header: cl.header,
-		Body: cl.body, Out: cl.out, Idempotent: cl.idempotent,
-	})
+// do performs c within the per-call timeout, below basePath, retrying
+// idempotent calls with backoff while the service is unavailable.
+func (cl *Client) do(ctx context.Context, c upstream.Call) error {
+	c.Path = basePath + c.Path
+	return cl.up.Do(ctx, c)
 }
