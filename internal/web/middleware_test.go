@@ -1,13 +1,10 @@
 package web
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -18,42 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/acme/customer-platform/internal/logging"
+	"github.com/acme/customer-platform/internal/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, s := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if s == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			t.Fatalf("not JSON: %q", s)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // requestCounts returns the count of http.server.request.duration by
 // "method route status".
@@ -89,7 +52,7 @@ func TestTracingLoggingAndMetrics(t *testing.T) {
 	t.Parallel()
 	spans := tracetest.NewInMemoryExporter()
 	reader := sdkmetric.NewManualReader()
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	e := NewEngine(EngineOptions{
 		Service:        "test",
 		Logger:         logging.New(&logs, slog.LevelInfo, "test"),
@@ -127,7 +90,7 @@ func TestTracingLoggingAndMetrics(t *testing.T) {
 	}
 
 	var access, inside []map[string]any
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		switch l["msg"] {
 		case "request":
 			access = append(access, l)
