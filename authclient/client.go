@@ -89,42 +89,24 @@ func New(o Options) *Client {
 	return &Client{up: upstream.New("auth", o, 5*time.Second)}
 }
 
-// call describes one request to the auth service.
-type call struct {
-	method     string
-	path       string
-	query      url.Values
-	token      string // bearer token, optional
-	header     map[string]string
-	body       any  // JSON-encoded when non-nil
-	out        any  // decoded from a 2xx answer when non-nil
-	idempotent bool // may be retried on network errors and 5xx
-	// goneOnRetry, for a DELETE, recognises the answer of a retry whose
-	// earlier attempt already did the work (the thing is gone): success.
-	goneOnRetry func(*Error) bool
-}
-
 // do performs c with the per-call timeout, retrying idempotent calls with
 // backoff on unavailability; failures are *Error values. A context made by
 // WithClientAddr sends the end user's address as X-Forwarded-For.
-func (cl *Client) do(ctx context.Context, c call) error {
-	header := maps.Clone(c.header)
+func (cl *Client) do(ctx context.Context, c upstream.Call) error {
 	if addr := clientAddr(ctx); addr != "" {
-		if header == nil {
-			header = map[string]string{}
+		c.Header = maps.Clone(c.Header)
+		if c.Header == nil {
+			c.Header = map[string]string{}
 		}
-		header["X-Forwarded-For"] = addr
+		c.Header["X-Forwarded-For"] = addr
 	}
-	return cl.up.Do(ctx, upstream.Call{
-		Method: c.method, Path: c.path, Query: c.query, Token: c.token, Header: header,
-		Body: c.body, Out: c.out, Idempotent: c.idempotent, GoneOnRetry: c.goneOnRetry,
-	})
+	return cl.up.Do(ctx, c)
 }
 
 // Profile returns the user the access token belongs to.
 func (cl *Client) Profile(ctx context.Context, token string) (*User, error) {
 	var u User
-	if err := cl.do(ctx, call{method: http.MethodGet, path: "/api/auth/profile/", token: token, out: &u, idempotent: true}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodGet, Path: "/api/auth/profile/", Token: token, Out: &u, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -133,7 +115,7 @@ func (cl *Client) Profile(ctx context.Context, token string) (*User, error) {
 // GetUser returns a user by id; the token must be a staff or service token.
 func (cl *Client) GetUser(ctx context.Context, token, id string) (*User, error) {
 	var u User
-	if err := cl.do(ctx, call{method: http.MethodGet, path: "/api/auth/users/" + url.PathEscape(id) + "/", token: token, out: &u, idempotent: true}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodGet, Path: "/api/auth/users/" + url.PathEscape(id) + "/", Token: token, Out: &u, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	return &u, nil

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // Tokens are an access token and, when the service hands one out, a refresh
@@ -104,7 +106,7 @@ func (cl *Client) Register(ctx context.Context, r RegisterRequest) (*Session, er
 	if !r.Deadline.IsZero() {
 		header[RegistrationDeadlineHeader] = r.Deadline.UTC().Truncate(time.Millisecond).Format(deadlineLayout)
 	}
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/register/", header: header, body: r, out: &s}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/register/", Header: header, Body: r, Out: &s}); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -114,7 +116,7 @@ func (cl *Client) Register(ctx context.Context, r RegisterRequest) (*Session, er
 func (cl *Client) Login(ctx context.Context, email, password string) (*Session, error) {
 	var s Session
 	body := map[string]string{"email": email, "password": password}
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/login/", body: body, out: &s}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/login/", Body: body, Out: &s}); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -125,7 +127,7 @@ func (cl *Client) Login(ctx context.Context, email, password string) (*Session, 
 func (cl *Client) Refresh(ctx context.Context, refresh string) (*Tokens, error) {
 	var t Tokens
 	body := map[string]string{"refresh": refresh}
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/token/refresh/", body: body, out: &t}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/token/refresh/", Body: body, Out: &t}); err != nil {
 		return nil, err
 	}
 	if t.Access == "" {
@@ -137,13 +139,13 @@ func (cl *Client) Refresh(ctx context.Context, refresh string) (*Tokens, error) 
 // Logout blacklists the refresh token; access is the caller's access token.
 func (cl *Client) Logout(ctx context.Context, access, refresh string) error {
 	body := map[string]string{"refresh": refresh}
-	return cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/logout/", token: access, body: body})
+	return cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/logout/", Token: access, Body: body})
 }
 
 // UpdateProfile changes the caller's own fields and returns the user.
 func (cl *Client) UpdateProfile(ctx context.Context, token string, u ProfileUpdate) (*User, error) {
 	var out User
-	if err := cl.do(ctx, call{method: http.MethodPatch, path: "/api/auth/profile/update/", token: token, body: u, out: &out}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPatch, Path: "/api/auth/profile/update/", Token: token, Body: u, Out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -152,9 +154,9 @@ func (cl *Client) UpdateProfile(ctx context.Context, token string, u ProfileUpda
 // DeleteSelf deletes the caller's own account. Retried on unavailability; a
 // retry that finds the account gone counts as done.
 func (cl *Client) DeleteSelf(ctx context.Context, token string) error {
-	return cl.do(ctx, call{
-		method: http.MethodDelete, path: "/api/auth/profile/delete/", token: token, idempotent: true,
-		goneOnRetry: func(e *Error) bool { return e.Status == http.StatusUnauthorized && e.Code == "user_not_found" },
+	return cl.do(ctx, upstream.Call{
+		Method: http.MethodDelete, Path: "/api/auth/profile/delete/", Token: token, Idempotent: true,
+		GoneOnRetry: func(e *Error) bool { return e.Status == http.StatusUnauthorized && e.Code == "user_not_found" },
 	})
 }
 
@@ -167,7 +169,7 @@ func (cl *Client) FindUserByEmail(ctx context.Context, token, email string) (*Us
 	}
 	q := url.Values{"email": {email}}
 	op := "GET /api/auth/users/"
-	if err := cl.do(ctx, call{method: http.MethodGet, path: "/api/auth/users/", query: q, token: token, out: &out, idempotent: true}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodGet, Path: "/api/auth/users/", Query: q, Token: token, Out: &out, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	if len(out.Results) == 0 {
@@ -179,7 +181,7 @@ func (cl *Client) FindUserByEmail(ctx context.Context, token, email string) (*Us
 // CreateUser creates an account (admin or service token). Never retried.
 func (cl *Client) CreateUser(ctx context.Context, token string, r CreateUserRequest) (*User, error) {
 	var out User
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/users/", token: token, body: r, out: &out}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/users/", Token: token, Body: r, Out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -188,9 +190,9 @@ func (cl *Client) CreateUser(ctx context.Context, token string, r CreateUserRequ
 // DeleteUser deletes an account by id (admin or service token). Retried on
 // unavailability; a retry that finds it gone (404) counts as done.
 func (cl *Client) DeleteUser(ctx context.Context, token, id string) error {
-	return cl.do(ctx, call{
-		method: http.MethodDelete, path: "/api/auth/users/" + url.PathEscape(id) + "/", token: token, idempotent: true,
-		goneOnRetry: func(e *Error) bool { return e.Status == http.StatusNotFound },
+	return cl.do(ctx, upstream.Call{
+		Method: http.MethodDelete, Path: "/api/auth/users/" + url.PathEscape(id) + "/", Token: token, Idempotent: true,
+		GoneOnRetry: func(e *Error) bool { return e.Status == http.StatusNotFound },
 	})
 }
 
@@ -204,7 +206,7 @@ func (cl *Client) ServiceToken(ctx context.Context, clientID, secret string) (*S
 	const op = "POST /api/auth/token/service/"
 	body := map[string]string{"client_id": clientID, "client_secret": secret}
 	start := time.Now()
-	if err := cl.do(ctx, call{method: http.MethodPost, path: "/api/auth/token/service/", body: body, out: &out}); err != nil {
+	if err := cl.do(ctx, upstream.Call{Method: http.MethodPost, Path: "/api/auth/token/service/", Body: body, Out: &out}); err != nil {
 		return nil, err
 	}
 	if out.Access == "" {
