@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // The decoders turn a JSON object body, read as its raw members by name,
@@ -46,18 +48,6 @@ func IsProfileField(name string) bool { return slices.Contains(profileFields, na
 // with MsgReadOnly rather than MsgUnknownField.
 func IsReadOnlyUserField(name string) bool { return slices.Contains(readOnlyUserFields, name) }
 
-// MaxEchoedFieldLength bounds the name of an unknown member echoed as the
-// key of an error.
-const MaxEchoedFieldLength = 64
-
-// echoedName is an unknown member's name as an error names it.
-func echoedName(name string) string {
-	if len(name) <= MaxEchoedFieldLength {
-		return name
-	}
-	return name[:MaxEchoedFieldLength] + "..."
-}
-
 // decoder reads the string members of a body and collects what is wrong
 // with them.
 type decoder struct {
@@ -98,7 +88,7 @@ func (d *decoder) only(allowed []string, others func(string) bool) {
 		case IsReadOnlyUserField(name):
 			d.errs.Add(name, MsgReadOnly)
 		default:
-			d.errs.Add(echoedName(name), MsgUnknownField)
+			d.errs.Add(contract.EchoedName(name), MsgUnknownField)
 		}
 	}
 }
@@ -158,7 +148,7 @@ func DecodeRegisterRequest(body map[string]json.RawMessage, h RegisterHeaders, r
 // DecodeProfileUpdate decodes a profile update body (any of email,
 // first_name, last_name, phone_number). Every other member is refused
 // (read-only members of the user JSON with MsgReadOnly, the rest with
-// MsgUnknownField, a long name cut to MaxEchoedFieldLength) unless others
+// MsgUnknownField, a long name cut by contract.EchoedName) unless others
 // reports that the caller takes it (nil: the caller takes none; the BFF
 // passes the customer service's members).
 func DecodeProfileUpdate(body map[string]json.RawMessage, others func(name string) bool) (ProfileUpdate, error) {

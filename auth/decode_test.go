@@ -115,7 +115,7 @@ func TestDecodeProfileUpdate(t *testing.T) {
 		{"read-only", `{"user_role": "admin"}`, nil, map[string][]string{"user_role": {auth.MsgReadOnly}}},
 		{"password is read-only", `{"password": "x"}`, nil, map[string][]string{"password": {auth.MsgReadOnly}}},
 		{"unknown", `{"nickname": "x"}`, nil, map[string][]string{"nickname": {auth.MsgUnknownField}}},
-		{"a long unknown name is cut", `{"` + long + `": 1}`, nil, map[string][]string{long[:auth.MaxEchoedFieldLength] + "...": {auth.MsgUnknownField}}},
+		{"a long unknown name is cut", `{"` + long + `": 1}`, nil, map[string][]string{long[:contract.MaxEchoedName] + "...": {auth.MsgUnknownField}}},
 		{"members others takes are left alone", `{"city": 5, "last_name": "Lee"}`, customerField, nil},
 		{"others does not hide unknown members", `{"city": 5, "nick": ""}`, customerField, map[string][]string{"nick": {auth.MsgUnknownField}}},
 		{"wrong type, with the rules' messages for the rest", `{"last_name": 12, "first_name": ""}`, nil,

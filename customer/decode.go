@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // The decoders turn the members of a JSON request body (as read into a map
@@ -228,21 +230,9 @@ func DecodeString(raw json.RawMessage) (string, string) {
 	return s, ""
 }
 
-// maxEchoedName bounds the length, in bytes, of an unknown member's name
-// echoed in an error.
-const maxEchoedName = 64
-
 // AddUnknown records an unknown member, keyed by its name cut to 64 bytes
 // (and "..."), so a client cannot make the answer echo a huge name.
-func (fe FieldErrors) AddUnknown(name string) { fe.Add(echoedName(name), MsgUnknown) }
-
-// echoedName bounds the length of a client's name echoed in an error.
-func echoedName(name string) string {
-	if len(name) <= maxEchoedName {
-		return name
-	}
-	return name[:maxEchoedName] + "..."
-}
+func (fe FieldErrors) AddUnknown(name string) { fe.Add(contract.EchoedName(name), MsgUnknown) }
 
 // decodeBool decodes a JSON boolean.
 func decodeBool(raw json.RawMessage) (bool, string) {
@@ -276,7 +266,7 @@ func decodePreferences(raw json.RawMessage) (map[string]bool, []string) {
 	var msgs []string
 	for k, v := range members {
 		if !validPreferenceKey(k) {
-			msgs = append(msgs, "Invalid key "+strconv.Quote(echoedName(k))+": keys are letters, digits and underscores, starting with a letter.")
+			msgs = append(msgs, "Invalid key "+strconv.Quote(contract.EchoedName(k))+": keys are letters, digits and underscores, starting with a letter.")
 			continue
 		}
 		b, msg := decodeBool(v)

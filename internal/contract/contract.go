@@ -93,6 +93,20 @@ func ValidID(s string) bool {
 	return true
 }
 
+// MaxEchoedName bounds the length, in bytes, of a client's member name
+// echoed back as the key of a field error.
+const MaxEchoedName = 64
+
+// EchoedName is an unknown member's name as an error names it: cut to
+// MaxEchoedName bytes and marked "...", so a client cannot make an answer
+// echo a huge name.
+func EchoedName(name string) string {
+	if len(name) <= MaxEchoedName {
+		return name
+	}
+	return name[:MaxEchoedName] + "..."
+}
+
 // NormalizeEmail is the stored and compared form of an email: trimmed and
 // lower-cased, so emails are unique case-insensitively.
 func NormalizeEmail(email string) string {

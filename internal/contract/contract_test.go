@@ -2,6 +2,7 @@ package contract
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -61,5 +62,15 @@ func TestValidationError(t *testing.T) {
 	}
 	if NormalizeEmail("  Ada@Example.COM ") != "ada@example.com" {
 		t.Error("NormalizeEmail does not trim and lower-case")
+	}
+}
+
+func TestEchoedNameIsBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", MaxEchoedName+10)
+	for in, want := range map[string]string{"": "", "city": "city", long[:MaxEchoedName]: long[:MaxEchoedName], long: long[:MaxEchoedName] + "..."} {
+		if got := EchoedName(in); got != want {
+			t.Errorf("EchoedName(%d bytes) = %d bytes %q..., want %d bytes", len(in), len(got), got[:min(len(got), 8)], len(want))
+		}
 	}
 }
