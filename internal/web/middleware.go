@@ -47,10 +47,13 @@ type EngineOptions struct {
 	// traceparent and baggage; never the global one, which is a no-op
 	// unless someone sets it).
 	Propagator propagation.TextMapPropagator
+	// ContentSecurityPolicy of every answer (empty: APIContentSecurityPolicy,
+	// for a service that serves only JSON).
+	ContentSecurityPolicy string
 }
 
-// NewEngine returns a gin engine with the shared middleware chain: tracing
-// (otelgin, W3C propagation), request id, recovery in the contract's shape,
+// NewEngine returns a gin engine with the shared middleware chain: the
+// security headers, tracing (otelgin, W3C propagation), request id, recovery in the contract's shape,
 // the access log and request metrics, and JSON 404/405 answers.
 func NewEngine(o EngineOptions) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
@@ -72,7 +75,7 @@ func NewEngine(o EngineOptions) *gin.Engine {
 	tracing = append(tracing, otelgin.WithFilter(func(r *http.Request) bool {
 		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
 	}))
-	e.Use(requestID(o.Logger), otelgin.Middleware(o.Service, tracing...), accessLog(newHTTPMetrics(o.MeterProvider)), recovery())
+	e.Use(securityHeaders(o.ContentSecurityPolicy), requestID(o.Logger), otelgin.Middleware(o.Service, tracing...), accessLog(newHTTPMetrics(o.MeterProvider)), recovery())
 	e.NoRoute(func(c *gin.Context) { Respond(c, Errorf(CodeNotFound, "Not found.")) })
 	e.NoMethod(func(c *gin.Context) {
 		Respond(c, Errorf(CodeMethodNotAllowed, "Method %q not allowed.", c.Request.Method))
