@@ -175,6 +175,30 @@ func (r *Reader) URL(key, def string) string {
 	return strings.TrimRight(v, "/")
 }
 
+// Development is the DEPLOYMENT_ENVIRONMENT of local development and the
+// tests, where weak development secrets are allowed.
+const Development = "development"
+
+// MinSigningKey is the shortest HS256 key accepted outside development:
+// RFC 7518 §3.2 requires a key of at least the hash's size, 256 bits.
+const MinSigningKey = 32
+
+// SigningKey reads the required HS256 key of key. Outside development
+// (environment other than Development) a key shorter than MinSigningKey
+// bytes is refused, naming the variable, so a service never runs in
+// production with a key that can be guessed offline from one token.
+func (r *Reader) SigningKey(key, environment string) Secret {
+	s := r.Secret(key, "")
+	switch {
+	case s == "":
+		r.Check(false, key, "required: the HS256 key shared by the auth service and the services that verify its tokens")
+	case len(s) < MinSigningKey && environment != Development:
+		r.Check(false, key, fmt.Sprintf("too short: %d bytes, an HS256 key needs at least %d (RFC 7518 §3.2) outside DEPLOYMENT_ENVIRONMENT=%s",
+			len(s), MinSigningKey, Development))
+	}
+	return s
+}
+
 // Check records a problem found by the caller's own validation.
 func (r *Reader) Check(ok bool, key, msg string) {
 	if !ok {

@@ -54,3 +54,33 @@ func TestReader(t *testing.T) {
 		t.Errorf("Keys = %v", keys)
 	}
 }
+
+func TestSigningKey(t *testing.T) {
+	t.Parallel()
+	strong := strings.Repeat("k", MinSigningKey)
+	for name, tc := range map[string]struct {
+		key, env string
+		problem  string // "" when accepted
+	}{
+		"missing":                 {"", "production", "JWT_SIGNING_KEY: required"},
+		"missing in development":  {"", Development, "JWT_SIGNING_KEY: required"},
+		"weak in production":      {"secret", "production", "JWT_SIGNING_KEY: too short: 6 bytes"},
+		"weak in staging":         {strong[1:], "staging", "JWT_SIGNING_KEY: too short: 31 bytes"},
+		"weak in development":     {"secret", Development, ""},
+		"256 bits in production":  {strong, "production", ""},
+		"longer in production":    {strong + "more", "production", ""},
+		"padded weak, production": {"  secret  ", "production", "too short: 6 bytes"},
+	} {
+		r := New(FromMap(map[string]string{"JWT_SIGNING_KEY": tc.key}))
+		got := r.SigningKey("JWT_SIGNING_KEY", tc.env)
+		err := r.Err()
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: error %v, want one containing %q", name, err, tc.problem)
+		case tc.problem == "" && got.Reveal() != strings.TrimSpace(tc.key):
+			t.Errorf("%s: key %q", name, got.Reveal())
+		}
+	}
+}
