@@ -3,6 +3,7 @@ package changefeed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -437,4 +438,51 @@ func TestOpenProducerOnlyWithRedis(t *testing.T) {
 	}
 	testenv.Must(t, out.Record(ctx, Event{Topic: UserChanged, UserID: "0b3c6f1e-8d2a-4c3b-9e7f-1a2b3c4d5e6f", Op: "update"},
 		func() (bool, error) { return true, nil }, nil), "record through the opened outbox")
+}
+
+// The outbox holds only what is not relayed yet: a relayed event is
+// deleted (the stream holds it), and the records an earlier release marked
+// relayed and kept are removed by the first pass. So the relay's poll, a
+// scan on the embedded server, costs what the backlog is, not the history.
+func TestTheOutboxKeepsOnlyTheBacklog(t *testing.T) {
+	t.Parallel()
+	f := newFeed(t, nil)
+	ctx := context.Background()
+	coll := f.outbox.coll
+	// Written by the previous release: relayed and kept for an hour.
+	old := time.Now().UTC().Add(-time.Minute)
+	for i := range 5 {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("old-%d", i)}, {Key: "topic", Value: UserChanged},
+			{Key: "user_id", Value: "u"}, {Key: "op", Value: "update"}, {Key: "time", Value: old},
+			{Key: "ready_at", Value: old}, {Key: "relayed", Value: true}, {Key: "relayed_at", Value: old}})
+		testenv.Must(t, err, "insert an old-shape record")
+	}
+	f.write(t, "a")
+	f.write(t, "b")
+	if n, err := f.relay.Pass(ctx); err != nil || n != 2 {
+		t.Fatalf("relayed %d (%v), want 2", n, err)
+	}
+	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("the outbox holds %d records after the pass (%v), want none", n, err)
+	}
+	if n, _ := f.rdb.XLen(ctx, Stream).Result(); n != 2 {
+		t.Fatalf("the stream has %d entries, want 2", n)
+	}
+	// A record relayed but not deleted (the delete failed) is found again
+	// and added once: the stream's dedupe key says it is there.
+	f.write(t, "c")
+	var rec record
+	testenv.Must(t, coll.FindOne(ctx, bson.D{{Key: "user_id", Value: "c"}}).Decode(&rec), "find c")
+	testenv.Must(t, f.relay.relay(ctx, rec.Event), "relay c")
+	_, err := coll.InsertOne(ctx, rec)
+	testenv.Must(t, err, "put c back, as if its delete had failed")
+	if n, err := f.relay.Pass(ctx); err != nil || n != 1 {
+		t.Fatalf("second pass handled %d (%v), want 1", n, err)
+	}
+	if n, _ := f.rdb.XLen(ctx, Stream).Result(); n != 3 {
+		t.Fatalf("the stream has %d entries, want 3 (c once)", n)
+	}
+	if n, _ := coll.CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Fatalf("the outbox holds %d records, want none", n)
+	}
 }

@@ -24,15 +24,17 @@ const Collection = "outbox"
 // process died or its answer was lost). It must exceed the longest write.
 const DefaultGrace = 30 * time.Second
 
-// record is an outbox document: the event, when it may be relayed, and
-// whether it was. Only the request that inserted it updates it before
-// ready_at (to make it ready at once), and afterwards only relays mark it
-// relayed, by _id: nothing contended is read-modified-written.
+// record is an outbox document: the event and when it may be relayed.
+// Only the request that inserted it updates it before ready_at (to make it
+// ready at once), and afterwards only relays delete it, by _id, once it is
+// in the stream: nothing contended is read-modified-written, and the
+// outbox holds only the events not relayed yet. Relayed is always false
+// here; an earlier release set it (with relayed_at) and kept the record for
+// an hour, and the relay's prune deletes such records.
 type record struct {
-	Event     `bson:",inline"`
-	ReadyAt   time.Time `bson:"ready_at"`
-	Relayed   bool      `bson:"relayed"`
-	RelayedAt time.Time `bson:"relayed_at,omitempty"`
+	Event   `bson:",inline"`
+	ReadyAt time.Time `bson:"ready_at"`
+	Relayed bool      `bson:"relayed"`
 }
 
 // OutboxOptions tune an Outbox; zero values take the defaults.

@@ -20,11 +20,8 @@ import (
 	"github.com/acme/customer-platform/internal/telemetry"
 )
 
-// Relay defaults.
-const (
-	DefaultStreamRetention = 24 * time.Hour // how far back the stream reaches (MINID trimming)
-	DefaultOutboxRetention = time.Hour      // how long relayed events stay in the outbox
-)
+// DefaultStreamRetention is how far back the stream reaches (MINID trimming).
+const DefaultStreamRetention = 24 * time.Hour
 
 // addOnce adds an event to the stream unless that event id was added
 // already within the stream's retention (another relay got there first, or
@@ -50,9 +47,6 @@ type RelayOptions struct {
 	// (default DefaultStreamRetention). A consumer down for longer misses
 	// what was trimmed.
 	StreamRetention time.Duration
-	// OutboxRetention: relayed events older than this are deleted from the
-	// outbox (default DefaultOutboxRetention).
-	OutboxRetention time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts while Redis
 	// or MongoDB fail (defaults 100ms and 5s).
 	MinBackoff, MaxBackoff time.Duration
@@ -69,7 +63,6 @@ type Relay struct {
 	tracer     trace.Tracer
 	interval   time.Duration
 	streamRet  time.Duration
-	outboxRet  time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	batch      int
@@ -84,7 +77,7 @@ func NewRelay(out *Outbox, rdb redis.UniversalClient, o RelayOptions) (*Relay, e
 	if out == nil || rdb == nil {
 		return nil, errors.New("changefeed: a relay needs an outbox and a Redis client")
 	}
-	r := &Relay{out: out, rdb: rdb, log: o.Logger, interval: o.Interval, streamRet: o.StreamRetention, outboxRet: o.OutboxRetention,
+	r := &Relay{out: out, rdb: rdb, log: o.Logger, interval: o.Interval, streamRet: o.StreamRetention,
 		minBackoff: o.MinBackoff, maxBackoff: o.MaxBackoff, batch: o.Batch}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -94,9 +87,6 @@ func NewRelay(out *Outbox, rdb redis.UniversalClient, o RelayOptions) (*Relay, e
 	}
 	if r.streamRet <= 0 {
 		r.streamRet = DefaultStreamRetention
-	}
-	if r.outboxRet <= 0 {
-		r.outboxRet = DefaultOutboxRetention
 	}
 	r.minBackoff, r.maxBackoff = backoffBounds(r.minBackoff, r.maxBackoff)
 	if r.batch <= 0 {
@@ -156,7 +146,12 @@ func (r *Relay) Run(ctx context.Context) {
 }
 
 // Pass relays the ready events once (at most a batch, oldest first) and
-// returns how many it handled; it also prunes old relayed events.
+// returns how many it handled. A relayed event is deleted from the outbox
+// (the stream holds it now), so the outbox holds only the backlog and the
+// poll, which reads the whole collection on the embedded server, costs
+// what the backlog is, not the history. Once a minute (and at the first
+// pass) it also deletes the records an earlier release marked relayed and
+// kept: the migration of the old shape, idempotent.
 func (r *Relay) Pass(ctx context.Context) (int, error) {
 	now := r.out.now()
 	if now.Sub(r.lastCount) >= 10*time.Second {
@@ -166,7 +161,7 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 		}
 	}
 	if now.Sub(r.lastPrune) >= time.Minute {
-		if _, err := r.out.coll.DeleteMany(ctx, bson.D{{Key: "relayed", Value: true}, {Key: "relayed_at", Value: bson.D{{Key: "$lt", Value: now.Add(-r.outboxRet)}}}}); err != nil {
+		if _, err := r.out.coll.DeleteMany(ctx, bson.D{{Key: "relayed", Value: true}}); err != nil {
 			return 0, fmt.Errorf("prune the outbox: %w", err)
 		}
 		r.lastPrune = now
@@ -192,7 +187,10 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 }
 
 // relay adds one event to the stream under a producer span (a child of the
-// write's) and marks it relayed.
+// write's) and deletes it from the outbox, by _id. A crash or a failure
+// between the two leaves the event in the outbox: the next pass adds it
+// again, which the stream's dedupe key turns into a duplicate (at least
+// once, and once in the stream within its retention).
 func (r *Relay) relay(ctx context.Context, e Event) error {
 	sctx, span := startSpan(ctx, r.tracer, e.SpanContext(), "send "+e.Topic, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("messaging.system", "redis"), attribute.String("messaging.operation.type", "send"),
@@ -211,11 +209,10 @@ func (r *Relay) relay(ctx context.Context, e Event) error {
 		span.SetStatus(codes.Error, "not added to the stream")
 		return fmt.Errorf("add %s to the stream: %w", e.ID, err)
 	}
-	if _, err := r.out.coll.UpdateOne(sctx, bson.D{{Key: "_id", Value: e.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "relayed", Value: true}, {Key: "relayed_at", Value: r.out.now().UTC()}}}}); err != nil {
-		// Added but not marked: the next pass finds it a duplicate.
+	if _, err := r.out.coll.DeleteOne(sctx, bson.D{{Key: "_id", Value: e.ID}}); err != nil {
+		// Added but not deleted: the next pass finds it a duplicate.
 		span.RecordError(err)
-		return fmt.Errorf("mark %s relayed: %w", e.ID, err)
+		return fmt.Errorf("delete relayed %s from the outbox: %w", e.ID, err)
 	}
 	span.SetAttributes(attribute.String("changefeed.result", result))
 	r.relayed.Add(sctx, 1, metric.WithAttributes(attribute.String("topic", e.Topic), attribute.String("result", result)))
