@@ -2,7 +2,8 @@
 // a test: any subset of the services internal/stack lists, in this process
 // (through their Run) or as child processes (their cmd binary, built once
 // per test binary), N replicas of a service sharing its database, a fault
-// proxy (internal/faultproxy) between any caller and callee, the shared
+// proxy (internal/faultproxy) between any caller and callee, a round-robin
+// balancer (internal/testenv/balancer) in front of a service's replicas, the shared
 // embedded FerretDB (a fresh database per service and system) and a Redis
 // (testenv.Redis). Each replica's log goes to a testenv.LogBuffer, its
 // spans to an in-memory exporter when asked; a replica can be stopped and
@@ -52,6 +53,7 @@ import (
 	"github.com/acme/customer-platform/internal/logging"
 	"github.com/acme/customer-platform/internal/stack"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/balancer"
 )
 
 // The secrets a system shares among its services.
@@ -104,6 +106,11 @@ type Options struct {
 	Redis bool
 	// Proxies are the fault proxies to put between services.
 	Proxies []Link
+	// Balanced services get a round-robin balancer in front of their
+	// replicas (a replica added later joins it): their callers' variable
+	// naming their URL points at it, and a proxy to one of them forwards
+	// to it.
+	Balanced []string
 	// Processes runs the services as child processes of their cmd binary
 	// instead of in this process (no span exporter, no Run override).
 	Processes bool
@@ -127,6 +134,7 @@ type System struct {
 	envs      map[string]map[string]string // each service's environment
 	instances map[string][]*Instance
 	proxies   map[Link]*faultproxy.Proxy
+	balancers map[string]*balancer.Balancer
 	order     []*Instance
 }
 
@@ -149,10 +157,15 @@ func start(t testing.TB, o Options) (*System, error) {
 		o.StartTimeout = 60 * time.Second
 	}
 	s := &System{t: t, opts: o, MongoURI: testenv.MongoURI(t), dbs: map[string]string{}, envs: map[string]map[string]string{},
-		instances: map[string][]*Instance{}, proxies: map[Link]*faultproxy.Proxy{}}
+		instances: map[string][]*Instance{}, proxies: map[Link]*faultproxy.Proxy{}, balancers: map[string]*balancer.Balancer{}}
 	for _, name := range o.Services {
 		if _, ok := stack.Lookup(name); !ok {
 			return nil, fmt.Errorf("unknown service %q (known: %s)", name, strings.Join(stack.Names(), ", "))
+		}
+	}
+	for _, name := range o.Balanced {
+		if !slices.Contains(o.Services, name) {
+			return nil, fmt.Errorf("balancer in front of %s: the service is not started", name)
 		}
 	}
 	if o.Redis {
@@ -191,7 +204,17 @@ func start(t testing.TB, o Options) (*System, error) {
 				return s, err
 			}
 		}
-		if n > 0 {
+		if slices.Contains(o.Balanced, svc.Name) {
+			b, err := balancer.New()
+			if err != nil {
+				return s, err
+			}
+			s.balancers[svc.Name] = b
+			for _, in := range s.instances[svc.Name] {
+				b.Add(in.URL)
+			}
+			urls[svc.Name] = b.URL()
+		} else if n > 0 {
 			urls[svc.Name] = s.instances[svc.Name][0].URL
 		}
 	}
@@ -230,7 +253,11 @@ func (s *System) proxy(l Link) (*faultproxy.Proxy, error) {
 	if len(to) == 0 {
 		return nil, fmt.Errorf("proxy %s -> %s: %s is not started before %s", l.From, l.To, l.To, l.From)
 	}
-	p, err := faultproxy.New(strings.TrimPrefix(to[0].URL, "http://"), uint64(len(s.proxies)+1))
+	target := strings.TrimPrefix(to[0].URL, "http://")
+	if b := s.balancers[l.To]; b != nil {
+		target = b.Addr()
+	}
+	p, err := faultproxy.New(target, uint64(len(s.proxies)+1))
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +268,8 @@ func (s *System) proxy(l Link) (*faultproxy.Proxy, error) {
 	return p, nil
 }
 
-// stopAll stops the replicas, the last started first, then the proxies;
+// stopAll stops the replicas, the last started first, then the proxies
+// and balancers;
 // when the test failed, it logs the end of each replica's log.
 func (s *System) stopAll() {
 	for _, in := range slices.Backward(s.order) {
@@ -251,6 +279,9 @@ func (s *System) stopAll() {
 	}
 	for _, p := range s.proxies {
 		p.Close()
+	}
+	for _, b := range s.balancers {
+		b.Close()
 	}
 	if s.t.Failed() {
 		for _, in := range s.order {
@@ -271,8 +302,8 @@ type ReplicaOptions struct {
 
 // AddReplica starts one more replica of a service of the system (one that
 // Options.Services names, with Replicas 0 if none should start with the
-// system), on the service's database and behind its proxies. A replica
-// that does not start fails the test.
+// system), on the service's database, behind its proxies and in its
+// balancer. A replica that does not start fails the test.
 func (s *System) AddReplica(name string, o ReplicaOptions) *Instance {
 	s.t.Helper()
 	svc, ok := stack.Lookup(name)
@@ -282,6 +313,9 @@ func (s *System) AddReplica(name string, o ReplicaOptions) *Instance {
 	in, err := s.addReplica(svc, o)
 	if err != nil {
 		s.t.Fatalf("systest: %v", err)
+	}
+	if b := s.balancers[name]; b != nil {
+		b.Add(in.URL)
 	}
 	return in
 }
@@ -330,6 +364,17 @@ func (s *System) DB(name string) *mongo.Database {
 		s.t.Fatalf("systest: %s is not started", name)
 	}
 	return testenv.MongoClient(s.t).Database(s.dbs[name])
+}
+
+// Balancer is the balancer in front of the named service's replicas
+// (Options.Balanced).
+func (s *System) Balancer(name string) *balancer.Balancer {
+	s.t.Helper()
+	b := s.balancers[name]
+	if b == nil {
+		s.t.Fatalf("systest: no balancer in front of %s", name)
+	}
+	return b
 }
 
 // Proxy is the fault proxy between from and to (Options.Proxies).

@@ -209,3 +209,39 @@ func TestAddReplica(t *testing.T) {
 		t.Fatalf("the other replica does not know the user: %s", r)
 	}
 }
+
+// A balanced service's callers reach it through its balancer, which
+// spreads their calls over the replicas (one added later too) and skips a
+// replica that is down.
+func TestBalanced(t *testing.T) {
+	t.Parallel()
+	sys := Start(t, Options{Services: []string{"auth", "customer"}, Replicas: map[string]int{"auth": 2}, Balanced: []string{"auth"}})
+	b := sys.Balancer("auth")
+	if got := sys.Service("customer").Env["AUTH_URL"]; got != b.URL() {
+		t.Fatalf("the customer service calls auth at %s, the balancer is %s", got, b.URL())
+	}
+	third := sys.AddReplica("auth", ReplicaOptions{})
+	rs := sys.Replicas("auth")
+	if got := b.Backends(); len(got) != 3 || "http://"+got[2] != third.URL {
+		t.Fatalf("the balancer's backends %v, the replicas %v", got, rs)
+	}
+	tok := register(t, b.URL(), "balanced@example.com")
+	profile := sys.URL("customer") + "/api/v1/customers/profile/"
+	testenv.Call(t, nil, http.MethodPost, profile+"create/", map[string]any{"street_address": "1 Main St", "city": "Springfield", "postal_code": "62701"}, testenv.Bearer(tok))
+	if err := rs[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if a := testenv.Call(t, nil, http.MethodGet, profile, nil, testenv.Bearer(tok)); a.Status != http.StatusOK || a.Map(t)["phone_number"] != "+1 555-0100" {
+			t.Fatalf("read %d with one auth replica down: %s", i, a)
+		}
+	}
+	for _, in := range rs {
+		if s := b.Stats(in.URL); s.Served == 0 {
+			t.Errorf("%s served nothing through the balancer: %+v", in, s)
+		}
+	}
+	if s := b.Stats(rs[0].URL); s.Refused == 0 {
+		t.Errorf("the stopped replica was not skipped: %+v", s)
+	}
+}
