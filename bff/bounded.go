@@ -49,12 +49,6 @@ func (b bounded) DueSagas(ctx context.Context, now time.Time, limit int) ([]*Sag
 	return b.sagas.DueSagas(ctx, now, limit)
 }
 
-func (b bounded) SagasWithUser(ctx context.Context, userID string) ([]string, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.SagasWithUser(ctx, userID)
-}
-
 func (b bounded) Stats(ctx context.Context) (SagaStats, error) {
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()

@@ -267,20 +267,6 @@ func (m *memStore) DueSagas(ctx context.Context, now time.Time, limit int) ([]*S
 	return out, nil
 }
 
-func (m *memStore) SagasWithUser(ctx context.Context, userID string) ([]string, error) {
-	if err := m.lockCtx(ctx); err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
-	var ids []string
-	for id, s := range m.sagas {
-		if s.UserID == userID {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
-}
-
 func (m *memStore) Stats(ctx context.Context) (SagaStats, error) {
 	if err := m.lockCtx(ctx); err != nil {
 		return SagaStats{}, err

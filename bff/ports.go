@@ -105,10 +105,9 @@ type SagaStore interface {
 	// documentation). Any other error leaves the outcome unknown: read the
 	// saga back.
 	TransitionSaga(ctx context.Context, id string, version int, ch SagaChange) error
-	// DueSagas lists up to limit non-terminal sagas whose next attempt is due.
+	// DueSagas lists up to limit non-terminal sagas whose next attempt is
+	// due, oldest due first. Its cost follows the open sagas, not all of them.
 	DueSagas(ctx context.Context, now time.Time, limit int) ([]*Saga, error)
-	// SagasWithUser lists the ids of the sagas that record userID.
-	SagasWithUser(ctx context.Context, userID string) ([]string, error)
 	// Stats counts the open sagas and those that need attention, and
 	// finds the oldest open one.
 	Stats(ctx context.Context) (SagaStats, error)

@@ -83,8 +83,28 @@ func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int
 	return nil
 }
 
-// DeleteKey deletes owner's in-flight record.
+// DeleteKey deletes owner's in-flight record. On MongoDB it is one delete
+// filtered by _id and state; FerretDB gets a read by _id and a delete by
+// _id (any other filter decodes every record, and its filtered delete is a
+// read and a delete that are not atomic either): the _id is the owner, so
+// neither can touch another claim's record.
 func (s *Store) DeleteKey(ctx context.Context, keyID, owner string) error {
+	if s.guardByRead {
+		var d struct {
+			State string `bson:"state"`
+		}
+		err := s.keys.FindOne(ctx, bson.D{{Key: "_id", Value: owner}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) || err == nil && d.State != bff.KeyInFlight {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bff store: delete key: %w", err)
+		}
+		if _, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}}); err != nil {
+			return fmt.Errorf("bff store: delete key: %w", err)
+		}
+		return nil
+	}
 	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
 	if err != nil {
 		return fmt.Errorf("bff store: delete key: %w", err)

@@ -8,11 +8,12 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
-
-	"github.com/acme/customer-platform/internal/contract"
 )
 
-// leaseDoc is the stored shape of a lease.
+// leaseDoc is the stored shape of a lease. Its _id is the owner, the
+// random id of the attempt that holds it (a lease of the previous release
+// has a random _id of its own and the owner in owner), and saga_id is
+// unique: the insert is the claim.
 type leaseDoc struct {
 	ID        string    `bson:"_id"`
 	SagaID    string    `bson:"saga_id"`
@@ -25,13 +26,16 @@ type leaseDoc struct {
 // a lease that expired before now, that lease is deleted by its own _id and
 // the insert is tried once more: of several workers, exactly one wins.
 //
-// Each lease has its own random _id, and the expired one is deleted by that
-// _id only: FerretDB resolves a filtered delete to _ids and then deletes
-// those, not atomically, so a delete keyed by the saga id could remove the
-// new lease another worker has just inserted.
+// Each lease has its own _id (its owner, random per attempt), and the
+// expired one is deleted by that _id only: FerretDB resolves a filtered
+// delete to _ids and then deletes those, not atomically, so a delete keyed
+// by the saga id could remove the new lease another worker has just
+// inserted. The lookup by saga_id runs only when the lease is taken (a
+// reconciler meeting a live attempt, or a crashed one): it reads the live
+// leases, as many as attempts in flight, never the history.
 func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
 	for attempt := 0; ; attempt++ {
-		_, err := s.leases.InsertOne(ctx, leaseDoc{ID: contract.NewID(), SagaID: id, Owner: owner, ExpiresAt: expires.UTC()})
+		_, err := s.leases.InsertOne(ctx, leaseDoc{ID: owner, SagaID: id, Owner: owner, ExpiresAt: expires.UTC()})
 		switch {
 		case err == nil:
 			return true, nil
@@ -57,9 +61,11 @@ func (s *Store) AcquireLease(ctx context.Context, id, owner string, now, expires
 	}
 }
 
-// ReleaseLease deletes owner's lease of id.
+// ReleaseLease deletes owner's lease of id: by _id, the owner, so it can
+// only ever remove owner's own lease (a lease of the previous release,
+// whose _id is not its owner, is not released: it expires and is swept).
 func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
-	if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "saga_id", Value: id}, {Key: "owner", Value: owner}}); err != nil {
+	if _, err := s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}}); err != nil {
 		return fmt.Errorf("bff store: release lease: %w", err)
 	}
 	return nil

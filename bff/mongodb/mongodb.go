@@ -9,12 +9,17 @@
 //	                   AES-GCM under the request's fingerprint], version [int32], attempts [int32],
 //	                   next_attempt_at [date], last_error, traceparent,
 //	                   created_at [date], updated_at [date]}
-//	                  indexes: {state, next_attempt_at}, {user_id}, {state, updated_at}
+//	                  indexes: {state, next_attempt_at}, {state, updated_at}
+//	sagas_open        {_id [string, saga id], kind, created_at [date], next_attempt_at
+//	                   [date, a hint], parked [bool, needs attention]}: one per saga
+//	                  from its creation until it finishes; the reconciler reads only
+//	                  these (DueSagas, Stats), so a pass costs the open work, not the
+//	                  history. Backfilled at start for sagas of the previous release.
 //	saga_fences       {_id [string, "<saga id>/<version>"], saga_id, version [int32],
 //	                   change [the transition: state, at, and the fields it sets]}
 //	                  indexes: {saga_id}
-//	saga_leases       {_id [string, random per lease], saga_id [unique], owner
-//	                   [random per attempt], expires_at [date]}
+//	saga_leases       {_id [string, the owner: random per attempt], saga_id [unique],
+//	                   owner, expires_at [date]}
 //	                  indexes: {saga_id} unique, {expires_at}
 //	idempotency_keys  {_id [string, the owner: random per claim], owner [the same, for
 //	                   the previous release], key_id [unique, hex SHA-256 of the key],
@@ -47,6 +52,7 @@ import (
 // Collection names.
 const (
 	SagasCollection  = "sagas"
+	OpenCollection   = "sagas_open"
 	FencesCollection = "saga_fences"
 	LeasesCollection = "saga_leases"
 	KeysCollection   = "idempotency_keys"
@@ -55,6 +61,7 @@ const (
 // Store implements bff.SagaStore, bff.LeaseStore and bff.IdempotencyStore.
 type Store struct {
 	sagas  *mongo.Collection
+	open   *mongo.Collection
 	fences *mongo.Collection
 	leases *mongo.Collection
 	keys   *mongo.Collection
@@ -78,6 +85,7 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	}
 	s := &Store{
 		sagas:       db.Collection(SagasCollection),
+		open:        db.Collection(OpenCollection),
 		fences:      db.Collection(FencesCollection),
 		leases:      db.Collection(LeasesCollection),
 		keys:        db.Collection(KeysCollection),
@@ -91,7 +99,6 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		unique bool
 	}{
 		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "next_attempt_at", Value: 1}}, false},
-		{s.sagas, bson.D{{Key: "user_id", Value: 1}}, false},
 		{s.sagas, bson.D{{Key: "state", Value: 1}, {Key: "updated_at", Value: 1}}, false},
 		{s.fences, bson.D{{Key: "saga_id", Value: 1}}, false},
 		{s.leases, bson.D{{Key: "saga_id", Value: 1}}, true},
@@ -102,6 +109,9 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		if _, err := ix.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.unique)}); err != nil {
 			return nil, fmt.Errorf("bff store: index of %s: %w", ix.c.Name(), err)
 		}
+	}
+	if err := s.backfillMarkers(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -57,8 +58,18 @@ func (d sagaDoc) toSaga() *bff.Saga {
 	}
 }
 
-// CreateSaga inserts a new saga.
+// CreateSaga inserts a new saga: first its open marker (unless it is
+// created finished), then the saga. A crash between the two leaves a
+// marker without a saga, which DueSagas deletes once it is older than
+// orphanGrace; the other order could leave an open saga no reconciler
+// ever finds.
 func (s *Store) CreateSaga(ctx context.Context, sg *bff.Saga) error {
+	if tracked(sg.State) {
+		m := openDoc{ID: sg.ID, Kind: sg.Kind, CreatedAt: sg.CreatedAt.UTC(), NextAttemptAt: sg.NextAttemptAt.UTC(), Parked: sg.State == bff.StateNeedsAttention}
+		if _, err := s.open.InsertOne(ctx, m); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("bff store: create saga: open marker: %w", err)
+		}
+	}
 	if _, err := s.sagas.InsertOne(ctx, toSagaDoc(sg)); err != nil {
 		return fmt.Errorf("bff store: create saga: %w", err)
 	}
@@ -193,13 +204,16 @@ func (s *Store) TransitionSaga(ctx context.Context, id string, version int, ch b
 		return fmt.Errorf("bff store: transition saga: %w", err)
 	}
 	matched, err := s.applyChange(ctx, id, version+1, ch)
-	if err != nil || matched {
+	if err != nil {
 		return err
 	}
-	// Nothing matched: rolled forward by a reader already, or no such saga.
-	if n, err := s.sagas.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); err == nil && n == 0 {
-		return bff.ErrStateChanged
+	if !matched {
+		// Nothing matched: rolled forward by a reader already, or no such saga.
+		if n, err := s.sagas.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); err == nil && n == 0 {
+			return bff.ErrStateChanged
+		}
 	}
+	s.keepMarker(ctx, id, ch.State, ch.NextAttemptAt)
 	return nil
 }
 
@@ -223,71 +237,170 @@ func (s *Store) applyChange(ctx context.Context, id string, version int, ch bff.
 	return res.MatchedCount > 0, nil
 }
 
-// DueSagas lists open sagas whose next attempt is due, oldest first.
+// DueSagas lists open sagas whose next attempt is due, oldest first. It
+// reads the open markers (a collection as large as the open work, not the
+// history: a marker is deleted when its saga finishes), picks those whose
+// next attempt is due, and reads each of those sagas by _id, repairing
+// what a crash left behind: the marker of a finished saga is deleted, the
+// one of a parked saga marked parked, a stale due time brought up to date,
+// and a marker whose saga was never written (a crash between the two
+// inserts of CreateSaga) deleted once it is older than orphanGrace.
 func (s *Store) DueSagas(ctx context.Context, now time.Time, limit int) ([]*bff.Saga, error) {
-	cur, err := s.sagas.Find(ctx, bson.D{
-		{Key: "state", Value: bson.D{{Key: "$in", Value: bff.OpenStates}}},
-		{Key: "next_attempt_at", Value: bson.D{{Key: "$lte", Value: now.UTC()}}},
-	}, options.Find().SetSort(bson.D{{Key: "next_attempt_at", Value: 1}}).SetLimit(int64(limit)))
+	markers, err := s.markers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bff store: due sagas: %w", err)
 	}
-	var docs []sagaDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("bff store: due sagas: %w", err)
+	due := markers[:0]
+	for _, m := range markers {
+		if !m.Parked && !m.NextAttemptAt.After(now) {
+			due = append(due, m)
+		}
 	}
-	out := make([]*bff.Saga, len(docs))
-	for i, d := range docs {
-		out[i] = d.toSaga()
+	slices.SortFunc(due, func(a, b openDoc) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	var out []*bff.Saga
+	for _, m := range due {
+		if len(out) >= limit {
+			break
+		}
+		sg, err := s.GetSaga(ctx, m.ID)
+		switch {
+		case errors.Is(err, bff.ErrSagaNotFound):
+			if now.Sub(m.CreatedAt) > orphanGrace {
+				_, _ = s.open.DeleteOne(ctx, bson.D{{Key: "_id", Value: m.ID}})
+			}
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("bff store: due sagas: %w", err)
+		case !slices.Contains(bff.OpenStates, sg.State):
+			s.keepMarker(ctx, sg.ID, sg.State, time.Time{})
+			continue
+		case sg.NextAttemptAt.After(now):
+			s.keepMarker(ctx, sg.ID, sg.State, sg.NextAttemptAt)
+			continue
+		}
+		out = append(out, sg)
 	}
 	return out, nil
 }
 
-// SagasWithUser lists the ids of the sagas recording userID.
-func (s *Store) SagasWithUser(ctx context.Context, userID string) ([]string, error) {
-	cur, err := s.sagas.Find(ctx, bson.D{{Key: "user_id", Value: userID}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(100))
+// orphanGrace is how old a marker without its saga must be before
+// DueSagas deletes it: far longer than any insert of a saga can take (its
+// call is bounded by the store timeout), so the saga of a marker deleted
+// this way can no longer appear.
+const orphanGrace = 10 * time.Minute
+
+// openDoc is a saga's open marker: its _id is the saga's, it exists from
+// the saga's creation until the saga finishes (completed, compensated,
+// failed), and it is the reconciler's view of the open work. Parked:
+// the saga needs attention (kept for an operator, no longer worked on).
+// NextAttemptAt is a copy of the saga's, kept up to date after each
+// transition that moves it (by the lease holder, by _id): a hint that
+// DueSagas checks against the saga itself.
+type openDoc struct {
+	ID            string    `bson:"_id"`
+	Kind          string    `bson:"kind"`
+	CreatedAt     time.Time `bson:"created_at"`
+	NextAttemptAt time.Time `bson:"next_attempt_at"`
+	Parked        bool      `bson:"parked,omitempty"`
+}
+
+// tracked reports whether a saga in state has an open marker.
+func tracked(state string) bool { return !slices.Contains(bff.SweptStates, state) }
+
+// markers reads every open marker: a scan of a collection as large as
+// the open and parked sagas.
+func (s *Store) markers(ctx context.Context) ([]openDoc, error) {
+	cur, err := s.open.Find(ctx, bson.D{})
 	if err != nil {
-		return nil, fmt.Errorf("bff store: sagas with user: %w", err)
+		return nil, err
 	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
+	var docs []openDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("bff store: sagas with user: %w", err)
+		return nil, err
 	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
+	return docs, nil
+}
+
+// keepMarker brings the open marker of saga id in line with a transition
+// to state (and its next attempt, when set): deleted when the saga is
+// finished, parked when it needs attention, else its due time updated.
+// Best effort: a marker left behind is repaired by DueSagas.
+func (s *Store) keepMarker(ctx context.Context, id, state string, next time.Time) {
+	filter := bson.D{{Key: "_id", Value: id}}
+	switch {
+	case !tracked(state):
+		_, _ = s.open.DeleteOne(ctx, filter)
+	case state == bff.StateNeedsAttention:
+		_, _ = s.open.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "parked", Value: true}}}})
+	case !next.IsZero():
+		_, _ = s.open.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "next_attempt_at", Value: next.UTC()}}}})
 	}
-	return ids, nil
 }
 
 // Stats counts the open sagas and those that need attention, and finds
-// the oldest open one: three simple queries (see docs/ferretdb.md).
+// the oldest open one, from the open markers (one read of a collection as
+// large as the open work). A finished saga whose marker a crash left
+// behind counts as open until DueSagas repairs it.
 func (s *Store) Stats(ctx context.Context) (bff.SagaStats, error) {
-	open := bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bff.OpenStates}}}}
 	var st bff.SagaStats
-	var err error
-	if st.Open, err = s.sagas.CountDocuments(ctx, open); err != nil {
-		return st, fmt.Errorf("bff store: count open sagas: %w", err)
+	markers, err := s.markers(ctx)
+	if err != nil {
+		return st, fmt.Errorf("bff store: saga stats: %w", err)
 	}
-	if st.NeedsAttention, err = s.sagas.CountDocuments(ctx, bson.D{{Key: "state", Value: bff.StateNeedsAttention}}); err != nil {
-		return st, fmt.Errorf("bff store: count sagas needing attention: %w", err)
+	for _, m := range markers {
+		if m.Parked {
+			st.NeedsAttention++
+			continue
+		}
+		st.Open++
+		if st.OldestOpen.IsZero() || m.CreatedAt.Before(st.OldestOpen) {
+			st.OldestOpen = m.CreatedAt
+		}
 	}
-	if st.Open == 0 {
-		return st, nil
-	}
-	var oldest struct {
-		CreatedAt time.Time `bson:"created_at"`
-	}
-	err = s.sagas.FindOne(ctx, open, options.FindOne().SetSort(bson.D{{Key: "created_at", Value: 1}}).
-		SetProjection(bson.D{{Key: "created_at", Value: 1}})).Decode(&oldest)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return st, fmt.Errorf("bff store: oldest open saga: %w", err)
-	}
-	st.OldestOpen = oldest.CreatedAt
 	return st, nil
+}
+
+// backfillMarkers gives every open or parked saga written by the previous
+// release (which kept no markers) its marker: one read of the sagas by
+// state at start, inserts whose duplicates are ignored, so it is
+// idempotent and safe with other replicas running. A marker of a saga that
+// finished meanwhile is deleted by the next DueSagas.
+func (s *Store) backfillMarkers(ctx context.Context) error {
+	states := append(slices.Clone(bff.OpenStates), bff.StateNeedsAttention)
+	cur, err := s.sagas.Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: states}}}},
+		options.Find().SetProjection(bson.D{{Key: "kind", Value: 1}, {Key: "state", Value: 1}, {Key: "created_at", Value: 1}, {Key: "next_attempt_at", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("bff store: open markers: %w", err)
+	}
+	var docs []sagaDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("bff store: open markers: %w", err)
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	markers := make([]any, len(docs))
+	for i, d := range docs {
+		markers[i] = openDoc{ID: d.ID, Kind: d.Kind, CreatedAt: d.CreatedAt, NextAttemptAt: d.NextAttemptAt, Parked: d.State == bff.StateNeedsAttention}
+	}
+	_, err = s.open.InsertMany(ctx, markers, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && allDuplicates(bwe.WriteErrors) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("bff store: open markers: %w", err)
+	}
+	return nil
+}
+
+func allDuplicates(errs []mongo.BulkWriteError) bool {
+	for _, e := range errs {
+		if e.Code != 11000 {
+			return false
+		}
+	}
+	return true
 }
 
 // SweepSagas deletes the finished sagas last changed before before, and
