@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,10 @@ type KeyClaim struct {
 	Owner  string
 	SagaID string // the saga the request will run under this key
 	fp     Fingerprint
+	// created is the 201 the saga recorded, as sealed for this key (body
+	// and sealed answer): CompleteIdempotent stores it as it is instead of
+	// sealing the same body a second time.
+	created struct{ body, sealed []byte }
 }
 
 // Replay is a stored answer to send again.
@@ -220,7 +225,10 @@ func SignInRequired(sg *Saga) []byte {
 func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status int, body []byte, final bool) {
 	ctx = detach(ctx)
 	if final {
-		sealed, err := s.secrets.SealAnswer(c.fp, c.KeyID, status, body)
+		sealed, err := c.created.sealed, error(nil)
+		if status != http201 || sealed == nil || !bytes.Equal(body, c.created.body) {
+			sealed, err = s.secrets.SealAnswer(c.fp, c.KeyID, status, body)
+		}
 		if err == nil {
 			err = s.keys.CompleteKey(ctx, c.KeyID, c.Owner, status, sealed)
 		}

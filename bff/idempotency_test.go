@@ -192,3 +192,38 @@ func BenchmarkTransitionApply(b *testing.B) {
 		ch.apply(&s)
 	}
 }
+
+// The 201 of a registration with a key is encoded and sealed once: the
+// body answered is the one the saga recorded, and the key stores the
+// saga's sealed answer as it is.
+func TestCreatedAnswerIsSealedOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true)
+	ctx := context.Background()
+	fp := fingerprint(t, `{"email":"a@b.co"}`)
+	claim, _, err := h.svc.BeginIdempotent(ctx, "k", fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.svc.Register(ctx, validRegistration, claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, _ := h.store.GetSaga(ctx, claim.SagaID)
+	if _, recorded, err := h.svc.secrets.OpenAnswer(fp, claim.KeyID, sg.AnswerSealed); err != nil || !bytes.Equal(recorded, body) {
+		t.Fatalf("answered %s, the saga recorded %s (%v)", body, recorded, err)
+	}
+	h.svc.CompleteIdempotent(ctx, claim, 201, body, true)
+	rec, _ := h.store.GetKey(ctx, claim.KeyID)
+	if !bytes.Equal(rec.Answer, sg.AnswerSealed) {
+		t.Fatal("the key's answer was sealed a second time")
+	}
+	_, replay, err := h.svc.BeginIdempotent(ctx, "k", fp)
+	if err != nil || replay == nil || !bytes.Equal(replay.Body, body) {
+		t.Fatalf("replay %+v %v", replay, err)
+	}
+}

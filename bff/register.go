@@ -17,10 +17,16 @@ type Registered struct {
 	User    AuthUser
 	Profile json.RawMessage // nil (null) only if the profile exists but could not be read back
 	Tokens  TokenPair
+	// body is the JSON the saga recorded (sealed) as its answer: the
+	// answer is encoded once.
+	body []byte
 }
 
 // MarshalJSON writes {"user", "profile", "tokens"}.
 func (r Registered) MarshalJSON() ([]byte, error) {
+	if r.body != nil {
+		return r.body, nil
+	}
 	p := r.Profile
 	if len(p) == 0 {
 		p = json.RawMessage("null")
@@ -249,6 +255,7 @@ func (r *run) complete(ctx context.Context, user AuthUser, tokens TokenPair, pro
 	if r.claim != nil {
 		if body, err := json.Marshal(res); err == nil {
 			ch.AnswerSealed, _ = r.s.secrets.SealAnswer(r.claim.fp, r.claim.KeyID, http201, body)
+			res.body = body
 		}
 	}
 	if err := r.commit(ctx, StateCompleted, ch); err != nil {
@@ -258,6 +265,9 @@ func (r *run) complete(ctx context.Context, user AuthUser, tokens TokenPair, pro
 		}
 		r.s.tel.Outcome(ctx, KindRegister, OutcomePending)
 		return nil, registrationPending(err)
+	}
+	if r.claim != nil && ch.AnswerSealed != nil {
+		r.claim.created.body, r.claim.created.sealed = res.body, ch.AnswerSealed
 	}
 	r.s.tel.Outcome(ctx, KindRegister, OutcomeCompleted)
 	return res, nil
