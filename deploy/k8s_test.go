@@ -22,7 +22,6 @@ var (
 		"auth":     {"bff", "customer"},
 		"customer": {"bff"},
 	}
-	autoscaled = []string{"bff", "customer"}
 )
 
 const (
@@ -49,8 +48,8 @@ func TestKubernetes(t *testing.T) {
 				checkService(t, secrets, s, img, col)
 			}
 			checkCollector(t, r, col)
-			for _, name := range autoscaled {
-				checkHPA(t, r, name)
+			for _, s := range services() {
+				checkHPA(t, r, s.Name)
 			}
 			for name, allowed := range apiCallersAllowed {
 				checkNetworkPolicy(t, r, name, allowed, apiCallersNeeded[name])
@@ -294,8 +293,8 @@ func checkService(t *testing.T, r rendering, s service, img image, col collector
 		t.Errorf("%s: want lifecycle.preStop.sleep.seconds (the image has no shell for an exec hook)", where)
 	}
 	grace, ok := intAt(spec, "terminationGracePeriodSeconds")
-	if !ok || time.Duration(grace)*time.Second <= time.Duration(sleep)*time.Second+drain+telemetryFlush {
-		t.Errorf("%s: terminationGracePeriodSeconds %d, want more than preStop %ds + SHUTDOWN_TIMEOUT %s + the telemetry flush %s", where, grace, sleep, drain, telemetryFlush)
+	if tail := shutdownTail(t); !ok || time.Duration(grace)*time.Second <= time.Duration(sleep)*time.Second+drain+tail {
+		t.Errorf("%s: terminationGracePeriodSeconds %d, want more than preStop %ds + SHUTDOWN_TIMEOUT %s + closing the database client and flushing the telemetry %s", where, grace, sleep, drain, tail)
 	}
 
 	// The Go runtime's soft limit is below the container's hard one.
@@ -334,6 +333,14 @@ func checkService(t *testing.T, r rendering, s service, img image, col collector
 	replicas, _ := intAt(d, "spec", "replicas")
 	if h := findObject(r.objects, "HorizontalPodAutoscaler", s.Name); h != nil {
 		replicas, _ = intAt(h, "spec", "minReplicas")
+	}
+	if pdb != nil {
+		for _, other := range services() {
+			od := findObject(r.objects, "Deployment", other.Name)
+			if other.Name != s.Name && od != nil && selects(mapAt(pdb, "spec", "selector"), mapAt(od, "spec", "template", "metadata", "labels")) {
+				t.Errorf("%s: PodDisruptionBudget %s also selects %s's pods (one budget per service)", where, strAt(pdb, "metadata", "name"), other.Name)
+			}
+		}
 	}
 	switch {
 	case pdb == nil:
@@ -560,20 +567,67 @@ func checkCollector(t *testing.T, r rendering, col collectorConfig) {
 	}
 }
 
+// checkHPA: every service has an autoscaler that scales its Deployment on
+// CPU utilisation (which needs a CPU request), within bounds that let its
+// disruption budget drain a node in the base (two replicas at least), and
+// the Deployment leaves the replica count to it.
 func checkHPA(t *testing.T, r rendering, name string) {
 	t.Helper()
-	h := findObject(r.objects, "HorizontalPodAutoscaler", name)
+	where := r.name + ": " + name
+	var h map[string]any
+	for _, o := range r.objects {
+		if strAt(o, "kind") != "HorizontalPodAutoscaler" || strAt(o, "spec", "scaleTargetRef", "name") != name {
+			continue
+		}
+		if h != nil {
+			t.Errorf("%s: two HorizontalPodAutoscalers scale it", where)
+		}
+		h = o
+	}
 	if h == nil {
-		t.Errorf("%s: %s: no HorizontalPodAutoscaler", r.name, name)
+		t.Errorf("%s: no HorizontalPodAutoscaler scales it", where)
 		return
 	}
-	if strAt(h, "spec", "scaleTargetRef", "kind") != "Deployment" || strAt(h, "spec", "scaleTargetRef", "name") != name {
-		t.Errorf("%s: %s: the HorizontalPodAutoscaler scales %v", r.name, name, mapAt(h, "spec", "scaleTargetRef"))
+	ref := mapAt(h, "spec", "scaleTargetRef")
+	d := findObject(r.objects, "Deployment", name)
+	if strAt(ref, "kind") != "Deployment" || strAt(ref, "apiVersion") != "apps/v1" || d == nil {
+		t.Errorf("%s: the HorizontalPodAutoscaler scales %v, want the apps/v1 Deployment %s of the rendering", where, ref, name)
+		return
+	}
+	if strAt(h, "apiVersion") != "autoscaling/v2" {
+		t.Errorf("%s: HorizontalPodAutoscaler apiVersion %q, want autoscaling/v2", where, strAt(h, "apiVersion"))
 	}
 	lo, ok1 := intAt(h, "spec", "minReplicas")
 	hi, ok2 := intAt(h, "spec", "maxReplicas")
-	if !ok1 || !ok2 || lo < 1 || hi < lo || len(listAt(h, "spec", "metrics")) == 0 {
-		t.Errorf("%s: %s: HorizontalPodAutoscaler min %d max %d metrics %v", r.name, name, lo, hi, listAt(h, "spec", "metrics"))
+	switch {
+	case !ok1 || !ok2 || lo < 1 || hi < lo:
+		t.Errorf("%s: HorizontalPodAutoscaler minReplicas %d maxReplicas %d", where, lo, hi)
+	case strings.HasPrefix(r.name, "base") && lo < 2:
+		t.Errorf("%s: HorizontalPodAutoscaler minReplicas %d; the base runs at least 2, so that a node drain (one pod at a time, PodDisruptionBudget) never leaves it without a ready replica", where, lo)
+	}
+	cpu := false
+	for _, m := range listAt(h, "spec", "metrics") {
+		if strAt(m, "type") == "Resource" && strAt(m, "resource", "name") == "cpu" && strAt(m, "resource", "target", "type") == "Utilization" {
+			u, ok := intAt(m, "resource", "target", "averageUtilization")
+			if !ok || u < 30 || u > 90 {
+				t.Errorf("%s: the autoscaler's CPU target is %d %%, want 30-90 %% of the request", where, u)
+			}
+			cpu = true
+		}
+	}
+	if !cpu {
+		t.Errorf("%s: the autoscaler has no CPU utilisation target", where)
+	}
+	for _, c := range podContainers(d) {
+		if strAt(c, "resources", "requests", "cpu") == "" {
+			t.Errorf("%s: container %s has no CPU request, so the autoscaler's utilisation has no base", where, strAt(c, "name"))
+		}
+	}
+	if w, ok := intAt(h, "spec", "behavior", "scaleDown", "stabilizationWindowSeconds"); !ok || w < 60 {
+		t.Errorf("%s: the autoscaler scales down after %ds of lower load; want a stabilization window of at least 60s (the default 300s or longer)", where, w)
+	}
+	if valAt(d, "spec", "replicas") != nil {
+		t.Errorf("%s: the Deployment sets replicas (%s) although an autoscaler owns the count: every apply would reset a scaled-out Deployment", where, strAt(d, "spec", "replicas"))
 	}
 }
 

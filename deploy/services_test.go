@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/acme/customer-platform/auth/authd"
@@ -41,9 +42,56 @@ type serviceConfig struct {
 	ShutdownTimeout       time.Duration
 }
 
-// telemetryFlush is how long each service's Run flushes its telemetry after
-// the drain (authd, customerd, bffd): the grace periods must cover it too.
-const telemetryFlush = 5 * time.Second
+// shutdownTail is how long a service may take after its drain: each
+// service's Run (authd, customerd, bffd) closes its MongoDB client
+// (mongodb.Disconnect) and then flushes its telemetry (telemetry.Close),
+// each bounded by its own timeout, read here from the code. The grace
+// periods must cover the drain and both.
+func shutdownTail(t testing.TB) time.Duration {
+	t.Helper()
+	return boundOf(t, "internal/mongodb/mongodb.go", "Disconnect") + boundOf(t, "internal/telemetry/telemetry.go", "Close")
+}
+
+// boundOf returns the timeout of the context.WithTimeout(..., N*time.Second)
+// call in the function (or method) name of the repository file path.
+func boundOf(t testing.TB, path, name string) time.Duration {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(repoRoot(t), filepath.FromSlash(path)), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bound time.Duration
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != name || fd.Body == nil {
+			continue
+		}
+		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 2 || bound != 0 {
+				return true
+			}
+			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "WithTimeout" {
+				return true
+			}
+			// N * time.Second
+			if b, ok := call.Args[1].(*ast.BinaryExpr); ok && b.Op == token.MUL {
+				lit, ok1 := b.X.(*ast.BasicLit)
+				unit, ok2 := b.Y.(*ast.SelectorExpr)
+				if ok1 && ok2 && unit.Sel.Name == "Second" {
+					if n, err := strconv.Atoi(lit.Value); err == nil {
+						bound = time.Duration(n) * time.Second
+					}
+				}
+			}
+			return true
+		})
+	}
+	if bound == 0 {
+		t.Fatalf("%s: no context.WithTimeout(..., N*time.Second) in %s: the shutdown bound the grace periods cover cannot be read", path, name)
+	}
+	return bound
+}
 
 func services() []service {
 	return []service{
