@@ -50,6 +50,10 @@ type EmergencyContact struct {
 
 // Customer is a customer profile. TotalServices and LastServiceDate are
 // derived from the customer's service records whenever it is read.
+//
+// ID is ProfileID(UserID) for a profile created by this service; a profile
+// created before (or imported with an id of its own) keeps the random id its
+// clients hold.
 type Customer struct {
 	ID     string
 	UserID string
@@ -66,6 +70,12 @@ type Customer struct {
 	LastServiceDate         *time.Time
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
+	// ServiceSeries is the store's name of this profile's service history,
+	// set by the store when it reads the profile: a profile deleted and
+	// created again (under the same ProfileID) starts a new series, so a
+	// record written by a request that raced the deletion is never counted
+	// for the new profile. Not part of the contract.
+	ServiceSeries string
 }
 
 // Clone returns a copy that shares no map or pointer with c.

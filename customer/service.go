@@ -44,7 +44,7 @@ func (p Page[T]) HasPrevious() bool { return p.Number > 1 }
 // Options tune a Service; zero values take the defaults.
 type Options struct {
 	Now         func() time.Time // the clock (default time.Now)
-	NewID       func() string    // id generator (default random UUID v4)
+	NewID       func() string    // id generator of service records (default random UUID v4)
 	UserLookups int              // concurrent user fetches of a listing (default 8)
 	// UserTimeout bounds all the user fetches of one answer together
 	// (0: only the directory's own per-call bound applies).
@@ -141,14 +141,15 @@ func (s *Service) CreateFor(ctx context.Context, a Actor, userID string, ch Chan
 // stored: ErrUserNotFound when the auth service says the user is gone,
 // ErrUserUnconfirmed when it could not be asked (the caller may retry; the
 // BFF's registration compensates). A user deleted between the check and
-// the insert is the deletion cascade's to remove (docs/design.md).
+// the insert is the deletion cascade's to remove (docs/design.md). The
+// profile's id is ProfileID(user id), so a user's profile is read by id.
 func (s *Service) create(ctx context.Context, a Actor, c Customer) (CustomerWithUserData, error) {
 	u, err := s.confirmUser(ctx, a, c.UserID)
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}
 	now := s.clock()
-	c.ID = s.newID()
+	c.ID = ProfileID(c.UserID)
 	c.CustomerSince, c.CreatedAt, c.UpdatedAt = now, now, now
 	if err := s.store.Create(ctx, c); err != nil {
 		return CustomerWithUserData{}, err

@@ -45,7 +45,7 @@ type Store interface {
 	ByUserID(ctx context.Context, userID string) (Customer, error)
 	// Update, Delete and AddService write the profile c as the caller read
 	// it (c.ID selects it; a wrapper may use its UserID without reading it
-	// again).
+	// again; a store may start from its ServiceSeries and TotalServices).
 	//
 	// Update sets only the fields ch sends (and updated_at) and returns the
 	// profile as stored afterwards.
