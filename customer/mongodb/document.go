@@ -12,6 +12,7 @@ import (
 type customerDoc struct {
 	ID                           string          `bson:"_id"`
 	UserID                       string          `bson:"user_id"`
+	ServiceSeries                string          `bson:"service_series,omitempty"`
 	StreetAddress                string          `bson:"street_address"`
 	City                         string          `bson:"city"`
 	State                        string          `bson:"state"`
@@ -31,7 +32,18 @@ type customerDoc struct {
 	UpdatedAt                    time.Time       `bson:"updated_at"`
 }
 
-// serviceDoc is a document of the customer_services collection.
+// series is the name of the profile's service series: its own, else
+// (a profile stored before series existed) its _id.
+func (d customerDoc) series() string {
+	if d.ServiceSeries != "" {
+		return d.ServiceSeries
+	}
+	return d.ID
+}
+
+// serviceDoc is a service record of the previous shape (one document per
+// record with a random _id, counted by customer_id), which Upgrade
+// converts to a slot.
 type serviceDoc struct {
 	ID          string    `bson:"_id"`
 	CustomerID  string    `bson:"customer_id"`
@@ -54,6 +66,7 @@ func toCustomerDoc(c customer.Customer) customerDoc {
 	return customerDoc{
 		ID:                           c.ID,
 		UserID:                       c.UserID,
+		ServiceSeries:                c.ServiceSeries,
 		StreetAddress:                c.StreetAddress,
 		City:                         c.City,
 		State:                        c.State,
@@ -82,8 +95,9 @@ func fromCustomerDoc(d customerDoc) customer.Customer {
 		prefs = map[string]bool{}
 	}
 	return customer.Customer{
-		ID:     d.ID,
-		UserID: d.UserID,
+		ID:            d.ID,
+		UserID:        d.UserID,
+		ServiceSeries: d.series(),
 		Address: customer.Address{
 			StreetAddress: d.StreetAddress,
 			City:          d.City,
@@ -108,7 +122,9 @@ func fromCustomerDoc(d customerDoc) customer.Customer {
 	}
 }
 
-// toServiceDoc converts a service record to its document under key.
+// toServiceDoc converts a service record to its document of the previous
+// shape under key (what the previous version wrote; the tests of Upgrade
+// write it).
 func toServiceDoc(r customer.ServiceRecord, key string) serviceDoc {
 	return serviceDoc{
 		ID:          r.ID,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -48,11 +49,13 @@ func importModel(c customer.Customer, id string, now time.Time) (mongo.WriteMode
 	if err := bson.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("encode profile of %s: %w", c.UserID, err)
 	}
-	set, onInsert := bson.D{}, bson.D{}
+	set, onInsert := bson.D{}, bson.D{{Key: "service_series", Value: contract.NewID()}}
 	for _, e := range doc {
 		switch {
-		case e.Key == "_id":
+		case e.Key == "_id", e.Key == "service_series":
 			// The filter; on insert the new document takes it from there.
+			// A new profile starts a series of its own; an existing one
+			// keeps its series.
 		case insertOnly[e.Key]:
 			onInsert = append(onInsert, e)
 		default:
@@ -66,13 +69,15 @@ func importModel(c customer.Customer, id string, now time.Time) (mongo.WriteMode
 }
 
 // ImportProfiles writes legacy profiles keyed by user_id, a chunk at a
-// time: the chunk's users' existing profiles are found by user_id, then one
+// time: the chunk's users' existing profiles are found by user id (lone
+// _id lookups, a few at a time: the derived id, then the alias), then one
 // unordered bulk write upserts each profile under its id (the existing
-// one, else c.ID or a new one), setting the migrated fields and updated_at,
-// and user_id, created_at, customer_since and the contact preferences only
-// when it creates the profile. Filtering each statement on _id rather than
-// on user_id keeps the import linear on FerretDB, which uses no index but
-// _id's (a filter on user_id scans the collection for every profile).
+// one, else c.ID, else ProfileID(user id)), setting the migrated fields and
+// updated_at, and user_id, created_at, customer_since and the contact
+// preferences only when it creates the profile; a profile created under an
+// id that is not derived gets its alias. Filtering each statement on _id
+// rather than on user_id keeps the import linear on FerretDB, which uses no
+// index but _id's.
 //
 // Re-running an import writes nothing twice, and the unique index on
 // user_id keeps one profile per user: a profile created by its user
@@ -123,7 +128,7 @@ func (s *Store) importChunk(ctx context.Context, cs []customer.Customer, idx []i
 				id = cs[i].ID
 			}
 			if id == "" {
-				id = contract.NewID()
+				id = customer.ProfileID(cs[i].UserID)
 			}
 			m, err := importModel(cs[i], id, now)
 			if err != nil {
@@ -162,53 +167,67 @@ func (s *Store) importChunk(ctx context.Context, cs []customer.Customer, idx []i
 				}
 			}
 		}
+		if err := s.importAliases(ctx, cs, ok, existing, out); err != nil {
+			return err
+		}
 		idx = retry
 	}
 	return nil
 }
 
+// importAliases writes the alias of each profile of cs[ok...] that was
+// written (no error) under an id that is neither derived nor found through
+// its alias already. A crash before it leaves the profile without one; a
+// re-run of the import writes it (it finds no profile, upserts the same
+// c.ID again), and so does the next start's backfill.
+func (s *Store) importAliases(ctx context.Context, cs []customer.Customer, ok []int, existing map[string]string, out []ImportResult) error {
+	var todo []int
+	for _, i := range ok {
+		u := cs[i].UserID
+		if out[i].Err == nil && existing[u] == "" && cs[i].ID != "" && cs[i].ID != customer.ProfileID(u) {
+			todo = append(todo, i)
+		}
+	}
+	return each(ctx, len(todo), func(ctx context.Context, k int) error {
+		return s.putAlias(ctx, cs[todo[k]].UserID, cs[todo[k]].ID)
+	})
+}
+
 // profileIDs maps the given users that have a profile to its id.
 func (s *Store) profileIDs(ctx context.Context, userIDs []string) (map[string]string, error) {
-	cur, err := s.customers.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: userIDs}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "user_id", Value: 1}}))
+	ps, err := s.ProfilesByUserIDs(ctx, userIDs)
 	if err != nil {
-		return nil, fmt.Errorf("find the users' profiles: %w", err)
+		return nil, err
 	}
-	var rows []struct {
-		ID     string `bson:"_id"`
-		UserID string `bson:"user_id"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("find the users' profiles: %w", err)
-	}
-	ids := make(map[string]string, len(rows))
-	for _, r := range rows {
-		ids[r.UserID] = r.ID
+	ids := make(map[string]string, len(ps))
+	for u, p := range ps {
+		ids[u] = p.ID
 	}
 	return ids, nil
 }
 
 // ProfilesByUserIDs reads the profiles of the given users, by user id (the
-// derived service figures are not filled in).
+// derived service figures are not filled in): one resolve per user (lone
+// _id lookups), a few at a time, so the cost is per user asked about, not
+// per profile stored.
 func (s *Store) ProfilesByUserIDs(ctx context.Context, userIDs []string) (map[string]customer.Customer, error) {
 	out := make(map[string]customer.Customer, len(userIDs))
-	if len(userIDs) == 0 {
-		return out, nil
-	}
-	cur, err := s.customers.Find(ctx, bson.D{{Key: "user_id", Value: bson.D{{Key: "$in", Value: userIDs}}}})
-	if err != nil {
-		return nil, fmt.Errorf("find customers by user: %w", err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var d customerDoc
-		if err := cur.Decode(&d); err != nil {
-			return nil, fmt.Errorf("decode customer: %w", err)
+	var mu sync.Mutex
+	err := each(ctx, len(userIDs), func(ctx context.Context, i int) error {
+		d, err := s.resolve(ctx, userIDs[i])
+		if errors.Is(err, customer.ErrNotFound) {
+			return nil
 		}
+		if err != nil {
+			return fmt.Errorf("find customers by user: %w", err)
+		}
+		mu.Lock()
 		out[d.UserID] = fromCustomerDoc(d)
-	}
-	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("find customers by user: %w", err)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -247,7 +266,9 @@ func (s *Store) DuplicateUserIDs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("group customers by user: %w", err)
 	}
-	var rows []groupRow
+	var rows []struct {
+		ID string `bson:"_id"`
+	}
 	if err := cur.All(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("group customers by user: %w", err)
 	}

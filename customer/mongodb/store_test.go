@@ -295,16 +295,3 @@ func TestListFiltersSearchAndStats(t *testing.T) {
 		t.Fatalf("by country %v", st.CustomersByCountry)
 	}
 }
-
-func TestIsNotImplemented(t *testing.T) {
-	t.Parallel()
-	if isNotImplemented(errors.New("plain")) {
-		t.Fatal("a plain error is not a server answer")
-	}
-	if !isNotImplemented(mongo.CommandError{Code: 238, Message: "not implemented"}) {
-		t.Fatal("code 238")
-	}
-	if !isNotImplemented(mongo.CommandError{Code: 15952, Message: "unknown group operator"}) {
-		t.Fatal("code 15952")
-	}
-}
