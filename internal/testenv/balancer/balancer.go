@@ -44,6 +44,9 @@ type Stats struct {
 	Served  int64 // requests it answered
 	Refused int64 // connections it refused (the request went to the next backend)
 	Failed  int64 // requests it took and did not answer (answered 502)
+	// InFlight are the requests sent to it that it has not answered yet
+	// (a test kills a replica while one is in flight).
+	InFlight int64
 }
 
 // Balancer is a running round-robin balancer.
@@ -111,7 +114,8 @@ func (b *Balancer) Stats(backend string) Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s := b.stats[backend]; s != nil {
-		return Stats{Served: atomic.LoadInt64(&s.Served), Refused: atomic.LoadInt64(&s.Refused), Failed: atomic.LoadInt64(&s.Failed)}
+		return Stats{Served: atomic.LoadInt64(&s.Served), Refused: atomic.LoadInt64(&s.Refused), Failed: atomic.LoadInt64(&s.Failed),
+			InFlight: atomic.LoadInt64(&s.InFlight)}
 	}
 	return Stats{}
 }
@@ -146,9 +150,11 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	first := int(b.next.Add(1)-1) % len(backends)
 	for i := range backends {
 		backend := backends[(first+i)%len(backends)]
-		resp, err := b.transport.RoundTrip(outbound(r, backend, body))
 		st := b.statsOf(backend)
+		atomic.AddInt64(&st.InFlight, 1)
+		resp, err := b.transport.RoundTrip(outbound(r, backend, body))
 		if err != nil {
+			atomic.AddInt64(&st.InFlight, -1)
 			if refused(err) {
 				atomic.AddInt64(&st.Refused, 1)
 				continue
@@ -158,8 +164,9 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("balancer: backend %s: %v", backend, err), http.StatusBadGateway)
 			return
 		}
-		atomic.AddInt64(&st.Served, 1)
 		relay(w, resp, backend)
+		atomic.AddInt64(&st.InFlight, -1)
+		atomic.AddInt64(&st.Served, 1)
 		return
 	}
 	b.allDown.Add(1)

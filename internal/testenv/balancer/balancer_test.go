@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 // backend is a test server that counts its requests and echoes the body
@@ -90,7 +93,7 @@ func TestRoundRobin(t *testing.T) {
 	if strings.Join(names, "") != "acac" {
 		t.Fatalf("backends in turn: %v", names)
 	}
-	if s := b.Stats(a.URL); s.Served != 2 || s.Refused != 0 {
+	if s := b.Stats(a.URL); s.Served != 2 || s.Refused != 0 || s.InFlight != 0 {
 		t.Fatalf("stats of a: %+v", s)
 	}
 }
@@ -118,6 +121,33 @@ func TestSkipsARefusingBackend(t *testing.T) {
 	b.Add(c.URL)
 	if status, body, _ := send(t, http.MethodGet, b.URL()+"/x", ""); status != http.StatusOK || !strings.HasPrefix(body, "c ") {
 		t.Fatalf("after adding a backend: %d %q", status, body)
+	}
+}
+
+// A request the backend has not answered yet is in flight.
+func TestInFlight(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { <-release }))
+	t.Cleanup(slow.Close)
+	b := newBalancer(t, slow.URL)
+	answered := make(chan int)
+	go func() {
+		resp, err := http.Get(b.URL() + "/slow")
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("one request in flight", func() bool { return b.Stats(slow.URL).InFlight == 1 }))
+	close(release)
+	if status := <-answered; status != http.StatusOK {
+		t.Fatalf("answer %d", status)
+	}
+	if s := b.Stats(slow.URL); s.InFlight != 0 || s.Served != 1 {
+		t.Fatalf("after the answer: %+v", s)
 	}
 }
 
