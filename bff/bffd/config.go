@@ -68,6 +68,7 @@ type Config struct {
 // signing key, which must be given.
 func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
+	env := r.String("DEPLOYMENT_ENVIRONMENT", config.Development)
 	c := Config{
 		HTTPAddr:            r.String("HTTP_ADDR", ":8000"),
 		MetricsAddr:         r.String("METRICS_ADDR", ":9100"),
@@ -77,7 +78,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		TrustedProxies:      r.List("TRUSTED_PROXIES"),
 		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                  r.String("BFF_DB", "bff"),
-		JWTSigningKey:       r.Secret("JWT_SIGNING_KEY", ""),
+		JWTSigningKey:       r.SigningKey("JWT_SIGNING_KEY", env),
 		JWTIssuer:           r.String("JWT_ISSUER", ""),
 		JWTAudience:         r.String("JWT_AUDIENCE", ""),
 		ServiceClientID:     r.String("BFF_SERVICE_CLIENT_ID", ""),
@@ -94,7 +95,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		SagaRetention:     r.Duration("SAGA_RETENTION", 30*24*time.Hour),
 		LogLevel:          r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		Environment:       r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+		Environment:       env,
 		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
 	}
 	for _, o := range r.List("CORS_ALLOWED_ORIGINS") {
@@ -104,7 +105,6 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, origin)
 		}
 	}
-	r.Check(c.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(c.DB != "", "BFF_DB", "must not be empty")
 	r.Check(c.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
 	r.Check(c.CustomerTimeout > 0, "CUSTOMER_TIMEOUT", "must be positive")

@@ -26,6 +26,14 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "CUSTOMER_TIMEOUT": "soon"})); err == nil {
 		t.Fatal("a bad duration was accepted")
 	}
+	weak := map[string]string{"JWT_SIGNING_KEY": "secret", "DEPLOYMENT_ENVIRONMENT": "production"}
+	if _, err := LoadConfig(config.FromMap(weak)); err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY: too short") {
+		t.Fatalf("a 6-byte signing key in production: %v", err)
+	}
+	weak["JWT_SIGNING_KEY"] = strings.Repeat("k", config.MinSigningKey)
+	if _, err := LoadConfig(config.FromMap(weak)); err != nil {
+		t.Fatalf("a 256-bit signing key in production: %v", err)
+	}
 }
 
 func TestLoadConfigCORSAllowedOrigins(t *testing.T) {

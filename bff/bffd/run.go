@@ -182,7 +182,8 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if cfg.BenchFloor {
 		log.Warn("BFF_BENCH_FLOOR is on: GET /api/bff/bench/floor/ is served for cmd/bench; never turn it on in a deployment")
 	}
-	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter,
+		ContentSecurityPolicy: httpapi.ContentSecurityPolicy})
 	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}

@@ -76,19 +76,9 @@ func cors(origins []string) gin.HandlerFunc {
 	}
 }
 
-// contentSecurityPolicy allows the BFF's own scripts, styles, images and
-// API only: no inline script, no other origin, no framing.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// ContentSecurityPolicy is the BFF's Content-Security-Policy (its engine
+// sets it on every answer, with the other security headers every service
+// sends: web.NewEngine): the BFF's own scripts, styles, images and API
+// only; no inline script, no other origin, no framing.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// securityHeaders sets the browser security headers on every answer of the
-// BFF (its page, its docs, their assets and the API alike).
-func securityHeaders(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", contentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	c.Next()
-}

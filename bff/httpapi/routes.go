@@ -47,7 +47,7 @@ func OpenAPI() []byte { return bytes.Clone(openAPIDocument) }
 // Routes registers every route of the BFF on r.
 func Routes(r *gin.Engine, d Deps) {
 	resp := newResponder()
-	r.Use(securityHeaders, cors(d.AllowedOrigins))
+	r.Use(cors(d.AllowedOrigins))
 	web.Health(r, d.Checks, d.Details) // GET /healthz and /readyz
 	r.GET("/openapi.json", web.Document(openAPIDocument))
 	if d.Metrics != nil {
@@ -55,8 +55,8 @@ func Routes(r *gin.Engine, d Deps) {
 	}
 
 	api := r.Group("/api/bff")
-	api.POST("/register/", forwardClientAddr, resp.Handle(handleRegister(d.Service, d.Validator, resp)))
-	api.POST("/login/", forwardClientAddr, resp.Handle(handleLogin(d.Service, d.Validator, d.Views)))
+	api.POST("/register/", web.NoStore, forwardClientAddr, resp.Handle(handleRegister(d.Service, d.Validator, resp)))
+	api.POST("/login/", web.NoStore, forwardClientAddr, resp.Handle(handleLogin(d.Service, d.Validator, d.Views)))
 
 	bearer := web.Bearer(d.Verifier, admitUsersOnly)
 	me := api.Group("/me", bearer)

@@ -23,7 +23,7 @@ import (
 
 func siteEngine(t *testing.T, origins ...string) *gin.Engine {
 	t.Helper()
-	e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet})
+	e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet, ContentSecurityPolicy: ContentSecurityPolicy})
 	Routes(e, Deps{AllowedOrigins: origins})
 	return e
 }
