@@ -51,6 +51,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err != nil {
 		return fmt.Errorf("customer store: %w", err)
 	}
+	if up := mstore.Upgraded(); up != (customermongo.UpgradeResult{}) {
+		log.InfoContext(ctx, "customer store upgraded", "aliases_written", up.Aliases, "records_converted", up.Converted, "orphan_records_left", up.Orphans)
+	}
 	var store customer.Store = mstore
 
 	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})

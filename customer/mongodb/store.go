@@ -106,6 +106,7 @@ type Store struct {
 	services  *mongo.Collection
 	keys      *mongo.Collection
 	hints     *mongo.Collection
+	upgraded  UpgradeResult // what New's Upgrade did
 }
 
 var _ customer.Store = (*Store)(nil)
@@ -124,11 +125,16 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 	if err := s.ensureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := s.Upgrade(ctx); err != nil {
+	up, err := s.Upgrade(ctx)
+	if err != nil {
 		return nil, err
 	}
+	s.upgraded = up
 	return s, nil
 }
+
+// Upgraded returns what New's Upgrade did (for the start's log).
+func (s *Store) Upgraded() UpgradeResult { return s.upgraded }
 
 // ensureIndexes creates the indexes one createIndexes command each:
 // FerretDB v1 drops the connection when one command names several indexes
