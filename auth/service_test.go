@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,6 +89,19 @@ func (s *fakeStore) DeleteUser(_ context.Context, id string) error {
 	}
 	delete(s.users, id)
 	return nil
+}
+
+func (s *fakeStore) ListUsers(_ context.Context, q auth.ListQuery) ([]auth.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []auth.User
+	for _, u := range s.users {
+		if (q.Role == "" || u.Role == q.Role) && u.ID > q.After {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+	return out[:min(len(out), q.Limit)], nil
 }
 
 func (s *fakeStore) BlacklistToken(_ context.Context, jti, _ string, _ time.Time) error {

@@ -22,6 +22,9 @@ type Store interface {
 	SetPasswordHash(ctx context.Context, id, old, new string) error
 	// DeleteUser removes the user; ErrNotFound when absent.
 	DeleteUser(ctx context.Context, id string) error
+	// ListUsers returns up to q.Limit users in id order, those with an id
+	// after q.After (all when "") and the role q.Role (any when "").
+	ListUsers(ctx context.Context, q ListQuery) ([]User, error)
 	// BlacklistToken records a refresh token's jti as used, by inserting it
 	// under a unique key; ErrTokenBlacklisted when it already was.
 	BlacklistToken(ctx context.Context, jti, userID string, expiresAt time.Time) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/acme/customer-platform/internal/contract"
@@ -105,4 +106,89 @@ func (s *Service) DeleteUser(ctx context.Context, p Principal, id string) error 
 	}
 	s.publish(ctx, id, OpDelete)
 	return nil
+}
+
+// The user listing's page sizes: DRF's page_size rule (a size that is not
+// a positive integer is the default, one over the maximum is the maximum).
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 500
+)
+
+// Fields of the user listing's query.
+const (
+	FieldAfter = "after"
+)
+
+// MsgInvalidUUID is the message of a query parameter that must be a UUID.
+const MsgInvalidUUID = "Must be a valid UUID."
+
+// ListQuery is a page of the user listing as the store reads it: up to
+// Limit users in id order, with an id after After ("" from the start) and
+// the role Role ("" any).
+type ListQuery struct {
+	Role  string
+	After string
+	Limit int
+}
+
+// ListUsersInput is the listing's query string as received: nil when a
+// parameter is absent.
+type ListUsersInput struct {
+	Role     *string
+	After    *string
+	PageSize *string
+}
+
+// UserPage is one page of the user listing; Next is the id to list after
+// for the following page, "" on the last page.
+type UserPage struct {
+	Users []User
+	Next  string
+	Query ListQuery // as applied: the next page keeps Role and Limit
+}
+
+// ListUsers returns a page of users in id order (staff and services): a
+// keyset listing, so a page costs the same however far into the listing
+// it is on MongoDB (an index on user_role and _id serves it), and pages
+// stay consistent while users are added or deleted.
+func (s *Service) ListUsers(ctx context.Context, p Principal, in ListUsersInput) (UserPage, error) {
+	if !canRead(p) {
+		return UserPage{}, ErrForbidden
+	}
+	f := Fields{}
+	q := ListQuery{Limit: DefaultPageSize}
+	if in.Role != nil {
+		if r := strings.TrimSpace(*in.Role); contract.IsUserRole(r) {
+			q.Role = r
+		} else {
+			f.Add(FieldUserRole, fmt.Sprintf("%q is not a valid choice.", r))
+		}
+	}
+	if in.After != nil {
+		if a := strings.TrimSpace(*in.After); contract.ValidID(a) {
+			q.After = strings.ToLower(a)
+		} else {
+			f.Add(FieldAfter, MsgInvalidUUID)
+		}
+	}
+	if in.PageSize != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(*in.PageSize)); err == nil && n > 0 {
+			q.Limit = min(n, MaxPageSize)
+		}
+	}
+	if err := f.Err(); err != nil {
+		return UserPage{}, err
+	}
+	// One more than the page tells whether a next page exists.
+	users, err := s.d.Store.ListUsers(ctx, ListQuery{Role: q.Role, After: q.After, Limit: q.Limit + 1})
+	if err != nil {
+		return UserPage{}, fmt.Errorf("list users: %w", err)
+	}
+	page := UserPage{Users: users, Query: q}
+	if len(users) > q.Limit {
+		page.Users = users[:q.Limit]
+		page.Next = page.Users[q.Limit-1].ID
+	}
+	return page, nil
 }

@@ -48,6 +48,13 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if err := mstore.EnsureIndexes(ctx); err != nil {
 		return err
 	}
+	// Users written straight into the users collection (an import) get
+	// their email claims; idempotent, so at every start.
+	if n, err := mstore.BackfillEmailClaims(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("email claims backfilled", "claims", n)
+	}
 	var store auth.Store = mstore
 
 	rdb, err := redisconn.OpenIfSet(cfg.RedisURL.Reveal(), redisconn.Options{TracerProvider: tel.Tracer})
@@ -134,7 +141,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { sweepBlacklist(runCtx, svc, cfg.BlacklistSweep, log) })
+	wg.Go(func() { sweep(runCtx, svc, mstore, cfg.BlacklistSweep, log) })
 	if relay != nil {
 		wg.Go(func() { relay.Run(runCtx) })
 	}
@@ -163,9 +170,9 @@ func redisDetails(rdb *redis.Client) func() map[string]any {
 	}
 }
 
-// sweepBlacklist removes expired refresh-token blacklist entries every
-// interval (FerretDB has no TTL indexes).
-func sweepBlacklist(ctx context.Context, svc *auth.Service, every time.Duration, log *slog.Logger) {
+// sweep removes expired refresh-token blacklist entries and old email
+// claim releases every interval (FerretDB has no TTL indexes).
+func sweep(ctx context.Context, svc *auth.Service, store *authmongo.Store, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -174,14 +181,14 @@ func sweepBlacklist(ctx context.Context, svc *auth.Service, every time.Duration,
 			return
 		case <-t.C:
 			n, err := svc.SweepBlacklist(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("refresh blacklist sweep failed", "error", err.Error())
-				}
-				continue
-			}
-			if n > 0 {
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("refresh blacklist sweep failed", "error", err.Error())
+			case n > 0:
 				log.Info("refresh blacklist swept", "deleted", n)
+			}
+			if _, err := store.SweepEmailReleases(ctx, time.Now().Add(-authmongo.ReleaseRetention)); err != nil && ctx.Err() == nil {
+				log.Warn("email claim release sweep failed", "error", err.Error())
 			}
 		}
 	}

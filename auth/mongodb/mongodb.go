@@ -7,10 +7,19 @@
 //	  _id:          string, the user's UUIDv4
 //	  email:        string, normalised (trimmed, lower-cased); unique index "email_unique"
 //	  first_name, last_name, phone_number: string
-//	  user_role:    string, customer | employee | admin
+//	  user_role:    string, customer | employee | admin; index "user_role_id" {user_role, _id} for the listing
 //	  date_joined:  date
 //	  password:     string, the encoded hash ($argon2id$..., Django's pbkdf2_sha256$..., or "!..." unusable)
 //	  registration_key: string, the Idempotency-Key of the registration that created the user; absent when none
+//	}
+//	user_emails: {                 the email claims: the lookup by email and its uniqueness guard
+//	  _id:        string, the normalised email
+//	  user_id:    string, the user who claimed it
+//	  claimed_at: date
+//	}
+//	user_email_releases: {         one per claim deleted: who may delete it
+//	  _id:        string, "<user_id>/<claimed_at in Unix ms>/<email>", the claim's generation
+//	  created_at: date; index "created_at" for the sweep
 //	}
 //	refresh_blacklist: {
 //	  _id:            string, the refresh token's jti (the unique key: inserting it is the atomic "use")
@@ -19,9 +28,28 @@
 //	  blacklisted_at: date
 //	}
 //
-// FerretDB has neither TTL indexes nor atomic read-modify-write, so used
-// tokens are recorded by insert (a duplicate key means "already used") and
-// expired entries are removed by the service's periodic sweep.
+// Every hot lookup is a lone {_id: value} filter, the only one the embedded
+// FerretDB answers from an index (docs/indexes.md): a user by id, a used
+// refresh token by jti, and a user by email as two of them, the claim of
+// the email, then its user. FerretDB has neither TTL indexes nor atomic
+// read-modify-write, so contended state is inserted under a unique _id
+// (a claim, a release, a used token) and expired entries are removed by
+// the service's periodic sweeps.
+//
+// # Email claims
+//
+// A claim is valid when its user exists with that email; anything else (a
+// crash between the claim and the user's write, an email change or a
+// deletion half done) reads as "no such user" and is replaced by the next
+// claimant once it is older than ClaimGrace (a younger one may be a write
+// under way). The unique index on users.email stays as a second guard, so
+// two users never share an email whatever the claims say. A claim is only
+// ever deleted by whoever inserted its release document first, so of two
+// actors releasing or replacing the same claim exactly one deletes it, and
+// never a successor (FerretDB's conditional delete is a read then a delete
+// by _id, not atomic). Users written straight into the users collection (an
+// import) have no claim until BackfillEmailClaims runs: the auth service
+// runs it at start.
 package mongodb
 
 import (
@@ -41,38 +69,77 @@ import (
 
 // Collection names.
 const (
-	UsersCollection     = "users"
-	BlacklistCollection = "refresh_blacklist"
+	UsersCollection         = "users"
+	EmailsCollection        = "user_emails"
+	EmailReleasesCollection = "user_email_releases"
+	BlacklistCollection     = "refresh_blacklist"
 )
+
+// ClaimGrace is how long a claim that is not (yet) valid is left to its
+// claimant: a registration inserts its user, an email change updates its
+// user, right after claiming. An invalid claim older than this is a crash's
+// leftover and is replaced.
+const ClaimGrace = time.Minute
+
+// ReleaseRetention is how long a release document is kept. While it
+// exists, nobody else deletes the claim it names; the sweep removes it
+// after this, so a claimant that crashed holding it blocks an email for at
+// most this long (plus the sweep's period).
+const ReleaseRetention = 10 * time.Minute
 
 // Store implements auth.Store.
 type Store struct {
 	users     *mongo.Collection
+	emails    *mongo.Collection
+	releases  *mongo.Collection
 	blacklist *mongo.Collection
+	now       func() time.Time
+	// beforeDelete, when set (by tests), runs in release between the
+	// claim's last read and its delete.
+	beforeDelete func()
 }
 
 var _ auth.Store = (*Store)(nil)
 
-// New returns the store over db. Call EnsureIndexes once at start.
-func New(db *mongo.Database) *Store {
-	return &Store{users: db.Collection(UsersCollection), blacklist: db.Collection(BlacklistCollection)}
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock makes the store read the time from now (claims' ages, the
+// documents' dates).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns the store over db. Call EnsureIndexes and then
+// BackfillEmailClaims once at start.
+func New(db *mongo.Database, opts ...Option) *Store {
+	s := &Store{
+		users: db.Collection(UsersCollection), emails: db.Collection(EmailsCollection),
+		releases: db.Collection(EmailReleasesCollection), blacklist: db.Collection(BlacklistCollection),
+		now: time.Now,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// EnsureIndexes creates the unique email index and the blacklist's expiry index.
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// EnsureIndexes creates the unique email index (the second guard behind the
+// claims), the listing's index, the blacklist's and the releases' expiry
+// indexes. The claims need none but their _id.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.users.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "email", Value: 1}},
-		Options: options.Index().SetName("email_unique").SetUnique(true),
-	})
-	if err != nil {
-		return fmt.Errorf("auth store: users index: %w", err)
-	}
-	_, err = s.blacklist.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "expires_at", Value: 1}},
-		Options: options.Index().SetName("expires_at"),
-	})
-	if err != nil {
-		return fmt.Errorf("auth store: blacklist index: %w", err)
+	for _, ix := range []struct {
+		coll  *mongo.Collection
+		model mongo.IndexModel
+	}{
+		{s.users, mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetName("email_unique").SetUnique(true)}},
+		{s.users, mongo.IndexModel{Keys: bson.D{{Key: "user_role", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("user_role_id")}},
+		{s.blacklist, mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}},
+		{s.releases, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")}},
+	} {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
+			return fmt.Errorf("auth store: %s index %s: %w", ix.coll.Name(), *ix.model.Options.Name, err)
+		}
 	}
 	return nil
 }
@@ -108,16 +175,25 @@ func (d userDoc) user() auth.User {
 	}
 }
 
-// CreateUser inserts u; the unique index turns a taken email into ErrEmailTaken.
+// CreateUser claims the email, then inserts u. A claim that is not the
+// new user's is released again when the insert fails; the unique index on
+// users.email turns a user the claims did not know (an import not yet
+// backfilled) into ErrEmailTaken, and that user's claim is repaired.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
-	_, err := s.users.InsertOne(ctx, toDoc(u))
+	d := toDoc(u)
+	if err := s.claim(ctx, d.Email, d.ID); err != nil {
+		return err
+	}
+	_, err := s.users.InsertOne(ctx, d)
+	if err == nil {
+		return nil
+	}
+	s.releaseOwn(ctx, d.Email, d.ID)
 	if isDuplicate(err) {
+		s.repairClaim(ctx, d.Email)
 		return auth.ErrEmailTaken
 	}
-	if err != nil {
-		return fmt.Errorf("auth store: insert user: %w", err)
-	}
-	return nil
+	return fmt.Errorf("auth store: insert user: %w", err)
 }
 
 func (s *Store) findOne(ctx context.Context, filter bson.D) (auth.User, error) {
@@ -137,16 +213,44 @@ func (s *Store) UserByID(ctx context.Context, id string) (auth.User, error) {
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}})
 }
 
-// UserByEmail returns the user with the normalised email or auth.ErrNotFound.
+// UserByEmail returns the user with the normalised email or
+// auth.ErrNotFound: the email's claim, then its user, both by _id; a claim
+// whose user is gone or has another email is no user.
 func (s *Store) UserByEmail(ctx context.Context, email string) (auth.User, error) {
-	return s.findOne(ctx, bson.D{{Key: "email", Value: contract.NormalizeEmail(email)}})
+	email = contract.NormalizeEmail(email)
+	c, err := s.readClaim(ctx, email)
+	if err != nil {
+		return auth.User{}, err
+	}
+	u, valid, err := s.holder(ctx, c)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if !valid {
+		return auth.User{}, auth.ErrNotFound
+	}
+	return u, nil
 }
 
-// UpdateUser $sets only the fields sent and returns the stored user.
+// UpdateUser $sets only the fields sent and returns the stored user. A new
+// email is claimed first, the user updated, then the old email's claim
+// released; a crash in between leaves a claim whose user has another
+// email, which reads as free.
 func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdate) (auth.User, error) {
 	set := bson.D{}
+	var oldEmail, newEmail string
 	if upd.Email != nil {
-		set = append(set, bson.E{Key: "email", Value: contract.NormalizeEmail(*upd.Email)})
+		newEmail = contract.NormalizeEmail(*upd.Email)
+		old, err := s.UserByID(ctx, id)
+		if err != nil {
+			return auth.User{}, err
+		}
+		if oldEmail = old.Email; oldEmail != newEmail {
+			if err := s.claim(ctx, newEmail, id); err != nil {
+				return auth.User{}, err
+			}
+		}
+		set = append(set, bson.E{Key: "email", Value: newEmail})
 	}
 	if upd.FirstName != nil {
 		set = append(set, bson.E{Key: "first_name", Value: *upd.FirstName})
@@ -160,7 +264,11 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 	if len(set) == 0 {
 		return s.UserByID(ctx, id)
 	}
+	changed := newEmail != "" && oldEmail != newEmail
 	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+	if changed && (err != nil || res.MatchedCount == 0) {
+		s.releaseOwn(ctx, newEmail, id)
+	}
 	switch {
 	case isDuplicate(err):
 		return auth.User{}, auth.ErrEmailTaken
@@ -168,6 +276,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 		return auth.User{}, fmt.Errorf("auth store: update user: %w", err)
 	case res.MatchedCount == 0:
 		return auth.User{}, auth.ErrNotFound
+	}
+	if changed {
+		s.releaseOwn(ctx, oldEmail, id)
 	}
 	return s.UserByID(ctx, id)
 }
@@ -197,8 +308,13 @@ func (s *Store) SetPasswordHash(ctx context.Context, id, old, new string) error 
 	return nil
 }
 
-// DeleteUser removes the user or returns auth.ErrNotFound.
+// DeleteUser removes the user, then releases its email's claim (a claim
+// left by a crash in between points at no user: it reads as free).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	u, err := s.UserByID(ctx, id)
+	if err != nil {
+		return err
+	}
 	res, err := s.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
 		return fmt.Errorf("auth store: delete user: %w", err)
@@ -206,7 +322,35 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if res.DeletedCount == 0 {
 		return auth.ErrNotFound
 	}
+	s.releaseOwn(ctx, contract.NormalizeEmail(u.Email), id)
 	return nil
+}
+
+// ListUsers reads a page of the listing: {user_role, _id: {$gt: after}}
+// sorted by _id, which the index user_role_id serves on MongoDB (without a
+// role, the _id index). On the embedded FerretDB every page reads the
+// whole collection.
+func (s *Store) ListUsers(ctx context.Context, q auth.ListQuery) ([]auth.User, error) {
+	filter := bson.D{}
+	if q.Role != "" {
+		filter = append(filter, bson.E{Key: "user_role", Value: q.Role})
+	}
+	if q.After != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+	}
+	cur, err := s.users.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)))
+	if err != nil {
+		return nil, fmt.Errorf("auth store: list users: %w", err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("auth store: list users: %w", err)
+	}
+	out := make([]auth.User, len(docs))
+	for i, d := range docs {
+		out[i] = d.user()
+	}
+	return out, nil
 }
 
 type blacklistDoc struct {
@@ -218,7 +362,7 @@ type blacklistDoc struct {
 
 // BlacklistToken inserts the jti; a duplicate key is auth.ErrTokenBlacklisted.
 func (s *Store) BlacklistToken(ctx context.Context, jti, userID string, expiresAt time.Time) error {
-	_, err := s.blacklist.InsertOne(ctx, blacklistDoc{JTI: jti, UserID: userID, ExpiresAt: expiresAt.UTC(), BlacklistedAt: time.Now().UTC()})
+	_, err := s.blacklist.InsertOne(ctx, blacklistDoc{JTI: jti, UserID: userID, ExpiresAt: expiresAt.UTC(), BlacklistedAt: s.clock()})
 	if mongo.IsDuplicateKeyError(err) {
 		return auth.ErrTokenBlacklisted
 	}

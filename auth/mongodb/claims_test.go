@@ -1,0 +1,413 @@
+package mongodb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+// clock is a test's time, moved by hand.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) pastGrace()              { c.advance(mongodb.ClaimGrace + time.Second) }
+func (c *clock) option() mongodb.Option  { return mongodb.WithClock(c.now) }
+
+func clockedStore(t *testing.T) (*mongodb.Store, *mongo.Database, *clock) {
+	t.Helper()
+	_, db := testenv.Mongo(t)
+	c := newClock()
+	s := mongodb.New(db, c.option())
+	testenv.Must(t, s.EnsureIndexes(context.Background()), "indexes")
+	return s, db, c
+}
+
+// claimOf reads an email's claim document as stored ("" when none).
+func claimOf(t *testing.T, db *mongo.Database, email string) string {
+	t.Helper()
+	var c struct {
+		UserID string `bson:"user_id"`
+	}
+	err := db.Collection(mongodb.EmailsCollection).FindOne(context.Background(), bson.D{{Key: "_id", Value: email}}).Decode(&c)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ""
+	}
+	testenv.Must(t, err, "read claim %s", email)
+	return c.UserID
+}
+
+func wantByEmail(t *testing.T, s *mongodb.Store, email, id string) {
+	t.Helper()
+	u, err := s.UserByEmail(context.Background(), email)
+	switch {
+	case id == "" && !errors.Is(err, auth.ErrNotFound):
+		t.Fatalf("UserByEmail(%s) = %+v, %v; want not found", email, u, err)
+	case id != "" && (err != nil || u.ID != id):
+		t.Fatalf("UserByEmail(%s) = %+v, %v; want user %s", email, u, err, id)
+	}
+}
+
+// TestCrashBetweenClaimAndUser: a registration that died after its claim
+// leaves a claim without a user: no user is found by it, a registration of
+// the email is refused while the claim is young (a write may be under
+// way) and succeeds once it is older than ClaimGrace.
+func TestCrashBetweenClaimAndUser(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	dead := contract.NewID()
+	testenv.Must(t, s.Claim(ctx, "crash@example.com", dead), "claim")
+	wantByEmail(t, s, "crash@example.com", "")
+	if err := s.CreateUser(ctx, user("crash@example.com")); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("a registration against a young claim: %v, want ErrEmailTaken", err)
+	}
+	c.pastGrace()
+	u := user("Crash@Example.com")
+	testenv.Must(t, s.CreateUser(ctx, u), "a registration against a stale claim")
+	wantByEmail(t, s, "crash@example.com", u.ID)
+	if got := claimOf(t, db, "crash@example.com"); got != u.ID {
+		t.Fatalf("claim held by %s, want %s", got, u.ID)
+	}
+}
+
+// TestConcurrentRegistrationsOverAStaleClaim: 20 registrations of one email
+// whose claim a crash left behind: exactly one wins, and the email finds
+// the winner (no replacer deleted the winner's claim). Several rounds, as
+// the race is between the replacers' releases.
+func TestConcurrentRegistrationsOverAStaleClaim(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	for round := range 4 {
+		email := fmt.Sprintf("stale-%d@example.com", round)
+		testenv.Must(t, s.Claim(ctx, email, contract.NewID()), "claim")
+		c.pastGrace()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var winners []string
+		dups := 0
+		for range 20 {
+			wg.Go(func() {
+				u := user(email)
+				err := s.CreateUser(ctx, u)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					winners = append(winners, u.ID)
+				case errors.Is(err, auth.ErrEmailTaken):
+					dups++
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(winners) != 1 || dups != 19 {
+			t.Fatalf("round %d: %d created, %d duplicates; want 1 and 19", round, len(winners), dups)
+		}
+		wantByEmail(t, s, email, winners[0])
+		if got := claimOf(t, db, email); got != winners[0] {
+			t.Fatalf("round %d: claim held by %s, want the winner %s", round, got, winners[0])
+		}
+	}
+}
+
+// TestDeleteRacesRegistrations: a user's deletion racing ten registrations
+// of their email: at most one registration wins, and the email then finds
+// it; when none won, the email is free once the delete returned.
+func TestDeleteRacesRegistrations(t *testing.T) {
+	t.Parallel()
+	s, _, _ := clockedStore(t)
+	ctx := context.Background()
+	for round := range 4 {
+		email := fmt.Sprintf("gone-%d@example.com", round)
+		old := user(email)
+		testenv.Must(t, s.CreateUser(ctx, old), "create")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var winners []string
+		wg.Go(func() { testenv.Must(t, s.DeleteUser(ctx, old.ID), "delete") })
+		for range 10 {
+			wg.Go(func() {
+				u := user(email)
+				if err := s.CreateUser(ctx, u); err == nil {
+					mu.Lock()
+					winners = append(winners, u.ID)
+					mu.Unlock()
+				} else if !errors.Is(err, auth.ErrEmailTaken) {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(winners) > 1 {
+			t.Fatalf("round %d: %d users created with one email", round, len(winners))
+		}
+		if len(winners) == 1 {
+			wantByEmail(t, s, email, winners[0])
+			continue
+		}
+		// The old user's claim was young: nobody won; the email is free now.
+		u := user(email)
+		testenv.Must(t, s.CreateUser(ctx, u), "round %d: register after the delete", round)
+		wantByEmail(t, s, email, u.ID)
+	}
+}
+
+// TestEmailChange: a change claims the new email, updates the user, then
+// releases the old claim; a change to an email someone else holds is
+// ErrEmailTaken and changes nothing.
+func TestEmailChange(t *testing.T) {
+	t.Parallel()
+	s, db, _ := clockedStore(t)
+	ctx := context.Background()
+	x, y := user("x@example.com"), user("y@example.com")
+	testenv.Must(t, s.CreateUser(ctx, x), "create x")
+	testenv.Must(t, s.CreateUser(ctx, y), "create y")
+	taken := "Y@example.com"
+	if _, err := s.UpdateUser(ctx, x.ID, auth.ProfileUpdate{Email: &taken}); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("change to a taken email: %v", err)
+	}
+	wantByEmail(t, s, "x@example.com", x.ID)
+	wantByEmail(t, s, "y@example.com", y.ID)
+	next := "x2@example.com"
+	got, err := s.UpdateUser(ctx, x.ID, auth.ProfileUpdate{Email: &next})
+	if err != nil || got.Email != next {
+		t.Fatalf("change: %+v %v", got, err)
+	}
+	wantByEmail(t, s, next, x.ID)
+	wantByEmail(t, s, "x@example.com", "")
+	if c := claimOf(t, db, "x@example.com"); c != "" {
+		t.Fatalf("the old email's claim is still there (user %s)", c)
+	}
+	z := user("x@example.com")
+	testenv.Must(t, s.CreateUser(ctx, z), "the old email is free at once")
+	wantByEmail(t, s, "x@example.com", z.ID)
+	// A change to the email one has is no change.
+	same := "X2@example.com"
+	if got, err := s.UpdateUser(ctx, x.ID, auth.ProfileUpdate{Email: &same}); err != nil || got.Email != next {
+		t.Fatalf("change to the same email: %+v %v", got, err)
+	}
+	wantByEmail(t, s, next, x.ID)
+}
+
+// TestEmailChangeCrashes: the two crash points of an email change. After
+// the claim of the new email, before the user's update: the user keeps the
+// old email, the new one reads as free (taken while the claim is young,
+// free after), and the user's retry succeeds. After the update, before the
+// old claim's release: the old email reads as free and is taken by the
+// next registration.
+func TestEmailChangeCrashes(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	x := user("before@example.com")
+	testenv.Must(t, s.CreateUser(ctx, x), "create")
+
+	// 1. Crash after the claim of the new email.
+	testenv.Must(t, s.Claim(ctx, "after@example.com", x.ID), "claim the new email")
+	wantByEmail(t, s, "after@example.com", "")
+	wantByEmail(t, s, "before@example.com", x.ID)
+	if err := s.CreateUser(ctx, user("after@example.com")); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("register against a young claim of a change: %v", err)
+	}
+	next := "after@example.com"
+	if got, err := s.UpdateUser(ctx, x.ID, auth.ProfileUpdate{Email: &next}); err != nil || got.Email != next {
+		t.Fatalf("the user's retry: %+v %v", got, err)
+	}
+	wantByEmail(t, s, next, x.ID)
+	wantByEmail(t, s, "before@example.com", "")
+
+	// 2. Crash after the update, before the old claim's release.
+	third := "third@example.com"
+	testenv.Must(t, s.Claim(ctx, third, x.ID), "claim")
+	_, err := db.Collection(mongodb.UsersCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: x.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "email", Value: third}}}})
+	testenv.Must(t, err, "update")
+	wantByEmail(t, s, third, x.ID)
+	wantByEmail(t, s, next, "") // the claim is there, its user has another email
+	c.pastGrace()
+	w := user(next)
+	testenv.Must(t, s.CreateUser(ctx, w), "register the email left behind")
+	wantByEmail(t, s, next, w.ID)
+	wantByEmail(t, s, third, x.ID)
+}
+
+// TestDeletedUsersClaim: a deletion releases the claim; a claim a crash
+// left after the user's delete points at no user and reads as free.
+func TestDeletedUsersClaim(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	u := user("del@example.com")
+	testenv.Must(t, s.CreateUser(ctx, u), "create")
+	testenv.Must(t, s.DeleteUser(ctx, u.ID), "delete")
+	if got := claimOf(t, db, "del@example.com"); got != "" {
+		t.Fatalf("the deleted user's claim is still there")
+	}
+	wantByEmail(t, s, "del@example.com", "")
+	v := user("del@example.com")
+	testenv.Must(t, s.CreateUser(ctx, v), "register a deleted user's email")
+
+	// Crash between the user's delete and the claim's release.
+	_, err := db.Collection(mongodb.UsersCollection).DeleteOne(ctx, bson.D{{Key: "_id", Value: v.ID}})
+	testenv.Must(t, err, "delete")
+	wantByEmail(t, s, "del@example.com", "")
+	c.pastGrace()
+	w := user("del@example.com")
+	testenv.Must(t, s.CreateUser(ctx, w), "register over the claim of a deleted user")
+	wantByEmail(t, s, "del@example.com", w.ID)
+}
+
+// TestBackfillOldShape: users written in the old shape, straight into the
+// users collection with no claims (a database from before the claims, a
+// Django import), are found by email after the backfill, which is
+// idempotent; a registration of such an email before the backfill is
+// refused by the unique index and repairs that email's claim.
+func TestBackfillOldShape(t *testing.T) {
+	t.Parallel()
+	s, db, _ := clockedStore(t)
+	ctx := context.Background()
+	users := db.Collection(mongodb.UsersCollection)
+	var ids []string
+	for i := range 30 {
+		id := contract.NewID()
+		ids = append(ids, id)
+		_, err := users.InsertOne(ctx, bson.D{
+			{Key: "_id", Value: id}, {Key: "email", Value: fmt.Sprintf("old%02d@example.com", i)}, {Key: "first_name", Value: "Old"},
+			{Key: "last_name", Value: "Timer"}, {Key: "phone_number", Value: ""}, {Key: "user_role", Value: "customer"},
+			{Key: "date_joined", Value: time.Date(2019, 5, 1, 12, 0, 0, 0, time.UTC)}, {Key: "password", Value: "pbkdf2_sha256$x"},
+		})
+		testenv.Must(t, err, "insert old-shape user")
+	}
+	// A leftover claim of another (gone) user on one of the emails.
+	testenv.Must(t, s.Claim(ctx, "old03@example.com", contract.NewID()), "leftover claim")
+	wantByEmail(t, s, "old00@example.com", "")
+
+	if err := s.CreateUser(ctx, user("old01@example.com")); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("registering an imported email before the backfill: %v", err)
+	}
+	wantByEmail(t, s, "old01@example.com", ids[1]) // repaired by the refusal
+
+	n, err := s.BackfillEmailClaims(ctx)
+	if err != nil || n != 29 {
+		t.Fatalf("backfill: %d, %v; want 29 claims", n, err)
+	}
+	for i, id := range ids {
+		wantByEmail(t, s, fmt.Sprintf("OLD%02d@example.com", i), id)
+	}
+	if n, err := s.BackfillEmailClaims(ctx); err != nil || n != 0 {
+		t.Fatalf("backfill again: %d, %v; want nothing", n, err)
+	}
+}
+
+// TestImportUsers: the bulk path claims and inserts many users; a taken
+// email (before or within the batch) is ErrEmailTaken for that user only.
+func TestImportUsers(t *testing.T) {
+	t.Parallel()
+	s, _, _ := clockedStore(t)
+	ctx := context.Background()
+	pre := user("pre@example.com")
+	testenv.Must(t, s.CreateUser(ctx, pre), "create")
+	batch := []auth.User{user("i1@example.com"), user("PRE@example.com"), user("i2@example.com"), user("I1@example.com")}
+	res, err := s.ImportUsers(ctx, batch)
+	testenv.Must(t, err, "import")
+	for i, want := range []error{nil, auth.ErrEmailTaken, nil, auth.ErrEmailTaken} {
+		if !errors.Is(res[i].Err, want) || (want == nil && res[i].Err != nil) {
+			t.Errorf("user %d: %v, want %v", i, res[i].Err, want)
+		}
+	}
+	wantByEmail(t, s, "i1@example.com", batch[0].ID)
+	wantByEmail(t, s, "i2@example.com", batch[2].ID)
+	wantByEmail(t, s, "pre@example.com", pre.ID)
+}
+
+// TestListUsers: the keyset listing pages in id order, by role.
+func TestListUsers(t *testing.T) {
+	t.Parallel()
+	s, _, _ := clockedStore(t)
+	ctx := context.Background()
+	var customers []string
+	for i := range 7 {
+		u := user(fmt.Sprintf("l%d@example.com", i))
+		if i%3 == 0 {
+			u.Role = contract.RoleEmployee
+		} else {
+			customers = append(customers, u.ID)
+		}
+		testenv.Must(t, s.CreateUser(ctx, u), "create")
+	}
+	slices.Sort(customers)
+	var got []string
+	after := ""
+	for {
+		page, err := s.ListUsers(ctx, auth.ListQuery{Role: contract.RoleCustomer, After: after, Limit: 2})
+		testenv.Must(t, err, "list")
+		for _, u := range page {
+			got = append(got, u.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if fmt.Sprint(got) != fmt.Sprint(customers) {
+		t.Fatalf("listed %v, want %v", got, customers)
+	}
+	all, err := s.ListUsers(ctx, auth.ListQuery{Limit: 100})
+	if err != nil || len(all) != 7 {
+		t.Fatalf("all: %d %v", len(all), err)
+	}
+}
+
+// TestReleaseNeverDeletesASuccessor: a second registration that runs in
+// the middle of the first one's replacement of a stale claim (after its
+// last read, before its delete) cannot replace that claim itself (the
+// release of a claim is claimed by insert), so the first one's delete
+// never removes a successor's claim: one registration wins and the email
+// finds it.
+func TestReleaseNeverDeletesASuccessor(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	testenv.Must(t, s.Claim(ctx, "succ@example.com", contract.NewID()), "claim")
+	c.pastGrace()
+	first, second := user("succ@example.com"), user("succ@example.com")
+	var hooked atomic.Bool
+	var secondErr error
+	s.SetBeforeDelete(func() {
+		if !hooked.Swap(true) {
+			secondErr = s.CreateUser(ctx, second)
+		}
+	})
+	firstErr := s.CreateUser(ctx, first)
+	s.SetBeforeDelete(nil)
+	if firstErr != nil || !errors.Is(secondErr, auth.ErrEmailTaken) {
+		t.Fatalf("first: %v, second: %v; want the first to win", firstErr, secondErr)
+	}
+	wantByEmail(t, s, "succ@example.com", first.ID)
+	if got := claimOf(t, db, "succ@example.com"); got != first.ID {
+		t.Fatalf("claim held by %s, want %s", got, first.ID)
+	}
+}
