@@ -28,7 +28,7 @@ import (
 // The shape of TestReplicas's run.
 const (
 	replicaUsers       = 36 // registrations
-	replicaRegWorkers  = 6  // registrations at once
+	replicaRegWorkers  = 6  // clients at once
 	replicaWrites      = 4  // PATCH /api/bff/me/ per user
 	replicaReadsPerW   = 3  // reads by the writer after each write
 	replicaBackground  = 2  // readers of random users meanwhile
@@ -43,14 +43,17 @@ const replicaPassword = "Zebra-Quartz-Replica-7"
 // front of each service (the BFFs call auth and customer through theirs,
 // and so does the customer service call auth; a balancer skips a replica
 // that refuses the connection), clients calling the BFF through its
-// balancer or straight at a random replica. Concurrent registrations with
-// an Idempotency-Key (an answer that is not final is retried with the key
-// through the other replica; a third of the 201s are asked again through
-// the other replica), then for each user a run of PATCH /api/bff/me/
-// writes, each followed by reads through random replicas, and readers of
-// random users meanwhile. One replica of each service is killed with
-// SIGKILL mid-run (auth a quarter through the registrations, customer
-// half-way, the BFF three quarters through) and stays dead. Afterwards:
+// balancer or straight at a random replica (a dead one refuses, and the
+// client goes to the balancer). Six clients at once each register a user
+// with an Idempotency-Key (an answer that is not final is retried with the
+// key through the other replica; a third of the 201s are asked again
+// through the other replica), then make that user's PATCH /api/bff/me/
+// writes, each followed by reads through random replicas, then the next
+// user; two readers read random users meanwhile. One replica of each
+// service is killed with SIGKILL mid-run, while it has a request in
+// flight (auth a quarter through the registrations, customer half-way,
+// the BFF, during a registration sent to it, three quarters through), and
+// stays dead. Afterwards:
 //
 //   - the saga: once every saga has settled (bounded wait), every email
 //     holds a user and that user a profile, every 201 answered names that
