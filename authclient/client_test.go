@@ -242,3 +242,51 @@ func TestAnswerShapes(t *testing.T) {
 		t.Fatalf("an empty result was retried")
 	}
 }
+
+// TestListUsers: EachUserPage follows the pages by the after of each next
+// link (not the link's host), with the role and size asked; a service
+// whose users/ wants an email, or pages without after, has no listing.
+func TestListUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ids := []string{"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000003"}
+	var queries []string
+	cl, _ := django(t, func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("after") {
+		case "":
+			_, _ = w.Write([]byte(`{"next":"http://internal.example:8001/api/auth/users/?after=` + ids[1] + `&page_size=2&user_role=customer","results":[{"id":"` + ids[0] + `"},{"id":"` + ids[1] + `"}]}`))
+		case ids[1]:
+			_, _ = w.Write([]byte(`{"next":null,"results":[{"id":"` + ids[2] + `"}]}`))
+		default:
+			t.Errorf("unexpected query %s", r.URL.RawQuery)
+		}
+	})
+	var got []string
+	tok := func(context.Context) (string, error) { return "tok", nil }
+	err := cl.EachUserPage(ctx, tok, authclient.ListUsersRequest{Role: "customer", PageSize: 2}, func(us []authclient.User) error {
+		for _, u := range us {
+			got = append(got, u.ID)
+		}
+		return nil
+	})
+	if err != nil || strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("listed %v, %v", got, err)
+	}
+	if len(queries) != 2 || queries[0] != "page_size=2&user_role=customer" || queries[1] != "after="+ids[1]+"&page_size=2&user_role=customer" {
+		t.Fatalf("queries %v", queries)
+	}
+
+	for name, h := range map[string]http.HandlerFunc{
+		"email required": answer(400, "application/json", `{"email":["This field is required."]}`),
+		"no route":       answer(404, "text/html", "<h1>Not Found</h1>"),
+		"page numbers":   answer(200, "application/json", `{"count":3,"next":"http://a/api/auth/users/?page=2","previous":null,"results":[{"id":"`+ids[0]+`"}]}`),
+		"a bare list":    answer(200, "application/json", `{"count":1,"results":[]}`),
+	} {
+		cl, _ := django(t, h)
+		if _, err := cl.ListUsers(ctx, "tok", authclient.ListUsersRequest{}); !errors.Is(err, authclient.ErrListingUnsupported) {
+			t.Errorf("%s: %v, want ErrListingUnsupported", name, err)
+		}
+	}
+}

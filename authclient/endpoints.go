@@ -3,8 +3,11 @@ package authclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/acme/customer-platform/internal/upstream"
@@ -222,4 +225,96 @@ func (cl *Client) ServiceToken(ctx context.Context, clientID, secret string) (*S
 		st.ExpiresAt = start.Add(time.Minute)
 	}
 	return st, nil
+}
+
+// ListUsersRequest is a page of GET /api/auth/users/ (the keyset listing):
+// users in id order with an id after After ("" from the start) and the
+// role Role ("" any), PageSize at a time (0: the service's default, 100;
+// at most 500).
+type ListUsersRequest struct {
+	Role     string
+	After    string
+	PageSize int
+}
+
+// UserPage is a page of the listing: its users and the id to list after
+// for the following page ("" after the last page).
+type UserPage struct {
+	Users []User
+	Next  string
+}
+
+// ErrListingUnsupported is the error of ListUsers against an auth service
+// without the keyset listing (a Django deployment that did not add it: its
+// GET /api/auth/users/ wants an email, or pages without `after`).
+var ErrListingUnsupported = errors.New("authclient: the auth service has no keyset user listing (GET /api/auth/users/?after=)")
+
+// ListUsers reads one page of the user listing (staff or service token).
+func (cl *Client) ListUsers(ctx context.Context, token string, r ListUsersRequest) (*UserPage, error) {
+	const op = "GET /api/auth/users/"
+	q := url.Values{}
+	if r.Role != "" {
+		q.Set("user_role", r.Role)
+	}
+	if r.After != "" {
+		q.Set("after", r.After)
+	}
+	if r.PageSize > 0 {
+		q.Set("page_size", strconv.Itoa(r.PageSize))
+	}
+	var out struct {
+		Next json.RawMessage `json:"next"` // "null" on the last page: present
+
+		Results *[]User `json:"results"`
+	}
+	err := cl.do(ctx, upstream.Call{Method: http.MethodGet, Path: "/api/auth/users/", Query: q, Token: token, Out: &out, Idempotent: true})
+	if errors.Is(err, ErrValidation) || errors.Is(err, ErrNotFound) {
+		// A lookup by email only (400: email required), or no such route.
+		return nil, fmt.Errorf("%w: %w", ErrListingUnsupported, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if out.Results == nil || len(out.Next) == 0 {
+		return nil, fmt.Errorf("%w: an answer without next and results", ErrListingUnsupported)
+	}
+	page := &UserPage{Users: *out.Results}
+	var next *string
+	if err := json.Unmarshal(out.Next, &next); err != nil {
+		return nil, &Error{Kind: ErrUnavailable, Op: op, Status: http.StatusOK, Detail: "next is not a string or null"}
+	}
+	if next != nil {
+		u, err := url.Parse(*next)
+		if err != nil || u.Query().Get("after") == "" {
+			return nil, fmt.Errorf("%w: next %q has no after", ErrListingUnsupported, *next)
+		}
+		page.Next = u.Query().Get("after")
+		if len(page.Users) == 0 || page.Next <= r.After {
+			return nil, &Error{Kind: ErrUnavailable, Op: op, Status: http.StatusOK, Detail: "next does not move forward"}
+		}
+	}
+	return page, nil
+}
+
+// EachUserPage reads the listing from r.After to its last page, calling fn
+// with each page's users; token gives the token of each call (a
+// ServiceTokens' Token, which renews it). It stops at fn's first error.
+func (cl *Client) EachUserPage(ctx context.Context, token func(context.Context) (string, error), r ListUsersRequest, fn func([]User) error) error {
+	for {
+		tok, err := token(ctx)
+		if err != nil {
+			return err
+		}
+		page, err := cl.ListUsers(ctx, tok, r)
+		if err != nil {
+			return err
+		}
+		if err := fn(page.Users); err != nil {
+			return err
+		}
+		if page.Next == "" {
+			return nil
+		}
+		r.After = page.Next
+	}
 }

@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"net/url"
+	"strconv"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
 )
@@ -67,6 +71,42 @@ func toUserList(users []auth.User) userListJSON {
 		out.Results = append(out.Results, toStaffUserJSON(u))
 	}
 	return out
+}
+
+// userPageJSON is a page of the user listing: a keyset page as DRF's
+// CursorPagination answers one, without a total (which would cost a count
+// of the whole collection per page): the absolute link to the next page
+// (null on the last) and the page's users.
+type userPageJSON struct {
+	Next    *string         `json:"next"`
+	Results []staffUserJSON `json:"results"`
+}
+
+func toUserPage(c *gin.Context, p auth.UserPage) userPageJSON {
+	out := userPageJSON{Results: make([]staffUserJSON, 0, len(p.Users))}
+	for _, u := range p.Users {
+		out.Results = append(out.Results, toStaffUserJSON(u))
+	}
+	if p.Next != "" {
+		u := nextPageURL(c, p)
+		out.Next = &u
+	}
+	return out
+}
+
+// nextPageURL is the request's absolute URL with after set to the page's
+// last id and page_size and user_role as applied.
+func nextPageURL(c *gin.Context, p auth.UserPage) string {
+	scheme := "http"
+	if c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	q := url.Values{"after": {p.Next}, "page_size": {strconv.Itoa(p.Query.Limit)}}
+	if p.Query.Role != "" {
+		q.Set("user_role", p.Query.Role)
+	}
+	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
+	return u.String()
 }
 
 type serviceTokenJSON struct {

@@ -172,14 +172,24 @@ func handleGetUser(s *auth.Service) gin.HandlerFunc {
 	})
 }
 
+// handleFindUsers is GET /api/auth/users/: with ?email= the lookup by
+// email (unchanged), else the keyset listing (?user_role=&after=&page_size=).
 func handleFindUsers(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		var email *string
 		if v, ok := c.GetQuery("email"); ok {
-			email = &v
+			return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c), &v))
 		}
-		return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c), email))
+		in := auth.ListUsersInput{Role: queryParam(c, "user_role"), After: queryParam(c, "after"), PageSize: queryParam(c, "page_size")}
+		return reply(c, http.StatusOK, func(p auth.UserPage) userPageJSON { return toUserPage(c, p) })(s.ListUsers(c.Request.Context(), caller(c), in))
 	})
+}
+
+// queryParam is a query parameter's value, nil when it is absent.
+func queryParam(c *gin.Context, name string) *string {
+	if v, ok := c.GetQuery(name); ok {
+		return &v
+	}
+	return nil
 }
 
 func handleCreateUser(s *auth.Service) gin.HandlerFunc {
