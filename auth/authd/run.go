@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 // redisDetails reports Redis in /readyz without failing readiness: rate
 // limiting fails open and change events wait in the outbox until Redis is
 // back.
-func redisDetails(rdb *redis.Client) func() map[string]any {
+func redisDetails(rdb redis.UniversalClient) func() map[string]any {
 	if rdb == nil {
 		return nil
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // streamEvents are the events in the change stream.
-func streamEvents(t *testing.T, rdb *redis.Client) []changefeed.Event {
+func streamEvents(t *testing.T, rdb redis.UniversalClient) []changefeed.Event {
 	t.Helper()
 	entries, err := rdb.XRange(context.Background(), changefeed.Stream, "-", "+").Result()
 	if err != nil {

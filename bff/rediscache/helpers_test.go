@@ -55,7 +55,7 @@ func (f *fakeOrigin) body(userID string) []byte {
 // env is one cache over a real Redis with its own telemetry.
 type env struct {
 	redis    *embedded.Redis
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	origin   *fakeOrigin
 	cache    *rediscache.Cache
 	breakers *breaker.Registry

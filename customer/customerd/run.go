@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 // redisDetails reports Redis under the readiness details: change events
 // wait in the outbox until Redis is back, so Redis being down never fails
 // readiness.
-func redisDetails(rdb *redis.Client) func() map[string]any {
+func redisDetails(rdb redis.UniversalClient) func() map[string]any {
 	return func() map[string]any {
 		if rdb == nil {
 			return map[string]any{"redis": "not configured"}

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // feed is an outbox on a fresh database, a relay and a Redis.
 type feed struct {
 	redis  *embedded.Redis
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	outbox *Outbox
 	relay  *Relay
 	reader *sdkmetric.ManualReader
@@ -262,7 +262,7 @@ func TestTwoRelaysAddEachEventOnce(t *testing.T) {
 }
 
 // addEntry adds an entry to the stream directly (as a relay would).
-func addEntry(t *testing.T, rdb *redis.Client, raw string) {
+func addEntry(t *testing.T, rdb redis.UniversalClient, raw string) {
 	t.Helper()
 	testenv.Must(t, rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: Stream, Values: []any{"event", raw}}).Err(), "xadd")
 }
@@ -424,7 +424,8 @@ func TestOpenProducerOnlyWithRedis(t *testing.T) {
 	}
 	ctx := context.Background()
 	_, db := testenv.Mongo(t)
-	var none *redis.Client // what redisconn.OpenIfSet returns without REDIS_URL
+	none, err := redisconn.OpenIfSet("", redisconn.Options{}) // without REDIS_URL
+	testenv.Must(t, err, "no redis")
 	out, relay, err := OpenProducer(ctx, db, none, ProducerOptions{})
 	if err != nil || out != nil || relay != nil {
 		t.Fatalf("without Redis: outbox %v, relay %v, err %v; want neither and no error", out, relay, err)

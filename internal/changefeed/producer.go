@@ -20,10 +20,9 @@ type ProducerOptions struct {
 // OpenProducer is how a service produces change events: the outbox in its
 // own database db and the relay from it to the stream on rdb, which the
 // service runs until it stops. Without Redis (rdb nil) there is no one to
-// consume events, and it returns neither (nil, nil, nil). rdb is the
-// concrete client redisconn.OpenIfSet returns, so that its nil is seen as
-// nil (a nil *redis.Client in an interface is not).
-func OpenProducer(ctx context.Context, db *mongo.Database, rdb *redis.Client, o ProducerOptions) (*Outbox, *Relay, error) {
+// consume events, and it returns neither (nil, nil, nil). rdb is what
+// redisconn.OpenIfSet returns: an untyped nil when Redis is not set.
+func OpenProducer(ctx context.Context, db *mongo.Database, rdb redis.UniversalClient, o ProducerOptions) (*Outbox, *Relay, error) {
 	if rdb == nil {
 		return nil, nil, nil
 	}
