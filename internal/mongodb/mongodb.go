@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 	"go.opentelemetry.io/contrib/instrumentation/go.mongodb.org/mongo-driver/mongo/otelmongo"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -23,12 +24,7 @@ func Connect(ctx context.Context, uri, appName string, tp trace.TracerProvider) 
 	}
 	// Statement text is left out of spans: documents carry personal data.
 	mopts = append(mopts, otelmongo.WithCommandAttributeDisabled(true))
-	opts := options.Client().ApplyURI(uri).
-		SetAppName(appName).
-		SetMonitor(tracingMonitor(mopts...)).
-		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second).
-		SetMaxPoolSize(100)
+	opts := clientOptions(uri, appName).SetMonitor(tracingMonitor(mopts...))
 	c, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb connect: %w", err)
@@ -40,6 +36,34 @@ func Connect(ctx context.Context, uri, appName string, tp trace.TracerProvider) 
 		return nil, fmt.Errorf("mongodb ping %s: %w", redact(uri), err)
 	}
 	return c, nil
+}
+
+// clientOptions are the client's settings: the URI's, with the defaults
+// a replica set needs where the URI does not choose (docs/scaling.md,
+// "MongoDB"). An acknowledged write must survive a failover — a saga's
+// completed record is what a 201 stands on — so the write concern is
+// majority unless the URI sets w; reads go to the primary (the services
+// read their own writes) and writes and reads are retried once by the
+// driver across a failover (the drivers' defaults, stated here).
+func clientOptions(uri, appName string) *options.ClientOptions {
+	opts := options.Client().ApplyURI(uri).
+		SetAppName(appName).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetMaxPoolSize(100)
+	if opts.WriteConcern == nil {
+		opts.SetWriteConcern(writeconcern.Majority())
+	}
+	if opts.ReadPreference == nil {
+		opts.SetReadPreference(readpref.Primary())
+	}
+	if opts.RetryWrites == nil {
+		opts.SetRetryWrites(true)
+	}
+	if opts.RetryReads == nil {
+		opts.SetRetryReads(true)
+	}
+	return opts
 }
 
 // Disconnect closes c, giving it up to 5s even when ctx is cancelled (as
