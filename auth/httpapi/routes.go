@@ -44,10 +44,11 @@ func Routes(r gin.IRouter, d Deps) {
 
 	g := r.Group("/api/auth")
 
-	g.POST("/register/", handleRegister(s))
-	g.POST("/login/", handleLogin(s))
-	g.POST("/token/refresh/", handleRefresh(s))
-	g.POST("/token/service/", handleServiceToken(s))
+	// The answers that carry tokens are never stored by a cache (RFC 6749 §5.1).
+	g.POST("/register/", web.NoStore, handleRegister(s))
+	g.POST("/login/", web.NoStore, handleLogin(s))
+	g.POST("/token/refresh/", web.NoStore, handleRefresh(s))
+	g.POST("/token/service/", web.NoStore, handleServiceToken(s))
 
 	g.POST("/logout/", bearer, handleLogout(s))
 	g.GET("/profile/", bearer, handleProfile(s))
