@@ -29,9 +29,14 @@ type Config struct {
 	// Redis) the cascade does not run.
 	ServiceClientID     string        `json:"service_client_id"`
 	ServiceClientSecret config.Secret `json:"service_client_secret"`
-	LogLevel            string        `json:"log_level"`              // LOG_LEVEL
-	ShutdownTimeout     time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
-	Environment         string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
+	// PublicURL (PUBLIC_URL) is the service's public base URL, such as
+	// https://customers.example.com: the pagination links (next, previous)
+	// are absolute under it when set and relative (path and query) when
+	// not; they are never built from a request's Host.
+	PublicURL       string        `json:"public_url"`
+	LogLevel        string        `json:"log_level"`              // LOG_LEVEL
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
+	Environment     string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
 }
 
 // LoadConfig reads the configuration through lookup (nil: the process
@@ -52,6 +57,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		RedisURL:            r.Secret("REDIS_URL", ""),
 		ServiceClientID:     r.String("CUSTOMER_SERVICE_CLIENT_ID", ""),
 		ServiceClientSecret: r.Secret("CUSTOMER_SERVICE_CLIENT_SECRET", ""),
+		PublicURL:           r.URL("PUBLIC_URL", ""),
 		LogLevel:            r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:     r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		Environment:         r.String("DEPLOYMENT_ENVIRONMENT", "development"),

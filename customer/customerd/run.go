@@ -100,10 +100,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	httpapi.Routes(engine, httpapi.Deps{
-		Service:  svc,
-		Verifier: verifier,
-		Checks:   []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}},
-		Details:  redisDetails(rdb),
+		Service:   svc,
+		Verifier:  verifier,
+		Checks:    []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}},
+		Details:   redisDetails(rdb),
+		PublicURL: cfg.PublicURL,
 	})
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -61,7 +61,7 @@ func BenchmarkEncodeListPage(b *testing.B) {
 	c.Request = httptest.NewRequest("GET", "/api/v1/customers/?page=2&city=Springfield", nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := json.Marshal(toPageResponse(c, p, toCustomerResponse)); err != nil {
+		if _, err := json.Marshal(toPageResponse(c, newPageLinks("https://customers.example.com"), p, toCustomerResponse)); err != nil {
 			b.Fatal(err)
 		}
 	}

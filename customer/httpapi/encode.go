@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -163,8 +164,8 @@ func toStatsResponse(r customer.StatsResult) any {
 	}
 }
 
-// pageResponse is a DRF page: the total count, absolute links to the
-// neighbouring pages (or null) and the page's items.
+// pageResponse is a DRF page: the total count, links to the neighbouring
+// pages (or null) and the page's items.
 type pageResponse[T any] struct {
 	Count    int     `json:"count"`
 	Next     *string `json:"next"`
@@ -172,36 +173,46 @@ type pageResponse[T any] struct {
 	Results  []T     `json:"results"`
 }
 
-// toPageResponse converts a page, building the links from the request.
-func toPageResponse[S, T any](c *gin.Context, p customer.Page[S], conv func(S) T) pageResponse[T] {
+// pageLinks builds the links of a page: under the configured public base
+// URL when there is one, relative (path and query) otherwise. Nothing of
+// them comes from the request's Host or X-Forwarded-* headers, which a
+// client chooses (issue 18: "Host: evil.example" yielded links to it).
+type pageLinks struct {
+	base string // PUBLIC_URL without a trailing slash, or ""
+}
+
+func newPageLinks(publicURL string) pageLinks {
+	return pageLinks{base: strings.TrimRight(publicURL, "/")}
+}
+
+// toPageResponse converts a page, building its links from the request's
+// path and query.
+func toPageResponse[S, T any](c *gin.Context, l pageLinks, p customer.Page[S], conv func(S) T) pageResponse[T] {
 	out := pageResponse[T]{Count: p.Total, Results: make([]T, len(p.Items))}
 	for i, item := range p.Items {
 		out.Results[i] = conv(item)
 	}
 	if p.HasNext() {
-		u := pageURL(c, p.Number+1)
+		u := l.page(c, p.Number+1)
 		out.Next = &u
 	}
 	if p.HasPrevious() {
-		u := pageURL(c, p.Number-1)
+		u := l.page(c, p.Number-1)
 		out.Previous = &u
 	}
 	return out
 }
 
-// pageURL is the request's absolute URL with its page parameter set to n
-// (removed for page 1), as DRF's PageNumberPagination builds it.
-func pageURL(c *gin.Context, n int) string {
-	scheme := "http"
-	if c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
+// page is the request's path and query with its page parameter set to n
+// (removed for page 1), as DRF's PageNumberPagination builds it, under the
+// public base URL when one is configured.
+func (l pageLinks) page(c *gin.Context, n int) string {
 	q := c.Request.URL.Query()
 	if n == 1 {
 		q.Del("page")
 	} else {
 		q.Set("page", strconv.Itoa(n))
 	}
-	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
-	return u.String()
+	u := url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}
+	return l.base + u.String()
 }

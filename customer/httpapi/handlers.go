@@ -181,7 +181,7 @@ func handleStats(s *customer.Service) gin.HandlerFunc {
 	})
 }
 
-func handleList(s *customer.Service) gin.HandlerFunc {
+func handleList(s *customer.Service, l pageLinks) gin.HandlerFunc {
 	return handle(func(c *gin.Context, a customer.Actor) error {
 		f, fe := listFilter(c)
 		if err := fe.Err(); err != nil {
@@ -191,7 +191,7 @@ func handleList(s *customer.Service) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toPageResponse(c, p, toCustomerResponse))
+		c.JSON(http.StatusOK, toPageResponse(c, l, p, toCustomerResponse))
 		return nil
 	})
 }
@@ -251,13 +251,13 @@ func handleIncrementService(s *customer.Service) gin.HandlerFunc {
 	})
 }
 
-func handleServices(s *customer.Service) gin.HandlerFunc {
+func handleServices(s *customer.Service, l pageLinks) gin.HandlerFunc {
 	return handle(func(c *gin.Context, a customer.Actor) error {
 		p, err := s.Services(c.Request.Context(), a, c.Param("id"), pageRequest(c))
 		if err != nil {
 			return err
 		}
-		c.JSON(http.StatusOK, toPageResponse(c, p, toServiceResponse))
+		c.JSON(http.StatusOK, toPageResponse(c, l, p, toServiceResponse))
 		return nil
 	})
 }

@@ -55,6 +55,13 @@ func newHarness(t *testing.T) *harness {
 // newHarnessWith is the API on a real store with the user directory given.
 func newHarnessWith(t *testing.T, users customer.Users) *harness {
 	t.Helper()
+	return newHarnessDeps(t, users, nil)
+}
+
+// newHarnessDeps is newHarnessWith with set changing the routes' Deps
+// before they are registered (nil: none).
+func newHarnessDeps(t *testing.T, users customer.Users, set func(*Deps)) *harness {
+	t.Helper()
 	_, db := testenv.Mongo(t)
 	store, err := customermongo.New(context.Background(), db)
 	testenv.Must(t, err, "store")
@@ -63,7 +70,11 @@ func newHarnessWith(t *testing.T, users customer.Users) *harness {
 	v, err := authclient.NewVerifier(authclient.VerifierConfig{Key: testKey})
 	testenv.Must(t, err, "verifier")
 	e := web.NewEngine(web.EngineOptions{Service: "customer-test", Logger: quiet})
-	Routes(e, Deps{Service: svc, Verifier: v})
+	d := Deps{Service: svc, Verifier: v}
+	if set != nil {
+		set(&d)
+	}
+	Routes(e, d)
 	return &harness{t: t, engine: e, db: db, pub: pub}
 }
 

@@ -69,16 +69,16 @@ func TestPaginationAndFilters(t *testing.T) {
 	h.seedProfiles(admin, 25)
 
 	p := h.list(admin, "")
-	if p.Count != 25 || len(p.Results) != 20 || p.Previous != nil || p.Next == nil || *p.Next != "http://api.example.test/api/v1/customers/?page=2" {
+	if p.Count != 25 || len(p.Results) != 20 || p.Previous != nil || p.Next == nil || *p.Next != "/api/v1/customers/?page=2" {
 		t.Fatalf("first page: count %d, %d results, next %v, previous %v", p.Count, len(p.Results), deref(p.Next), deref(p.Previous))
 	}
 	p = h.list(admin, "?page=2&city=C0&page_size=4")
 	// C0 holds i = 0, 3, ..., 24: 9 profiles.
-	if p.Count != 9 || len(p.Results) != 4 || deref(p.Previous) != "http://api.example.test/api/v1/customers/?city=C0&page_size=4" || deref(p.Next) != "http://api.example.test/api/v1/customers/?city=C0&page=3&page_size=4" {
+	if p.Count != 9 || len(p.Results) != 4 || deref(p.Previous) != "/api/v1/customers/?city=C0&page_size=4" || deref(p.Next) != "/api/v1/customers/?city=C0&page=3&page_size=4" {
 		t.Fatalf("page 2 of C0: %+v next=%s prev=%s", p.Count, deref(p.Next), deref(p.Previous))
 	}
 	p = h.list(admin, "?page=last&page_size=10")
-	if len(p.Results) != 5 || p.Next != nil || deref(p.Previous) != "http://api.example.test/api/v1/customers/?page=2&page_size=10" {
+	if len(p.Results) != 5 || p.Next != nil || deref(p.Previous) != "/api/v1/customers/?page=2&page_size=10" {
 		t.Fatalf("last page: %d results, next %s, previous %s", len(p.Results), deref(p.Next), deref(p.Previous))
 	}
 	if p := h.list(admin, "?page_size=1000"); len(p.Results) != 25 {

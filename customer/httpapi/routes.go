@@ -34,6 +34,11 @@ type Deps struct {
 	// Checks fail /readyz; Details add information to it without failing it.
 	Checks  []web.Check
 	Details func() map[string]any
+	// PublicURL (PUBLIC_URL) is the service's public base URL, such as
+	// https://customers.example.com: the pagination links are absolute
+	// under it when set, and relative (path and query) otherwise; they are
+	// never built from the request's Host.
+	PublicURL string
 }
 
 // Routes registers every route of the customer service on r: health,
@@ -44,6 +49,7 @@ func Routes(r gin.IRouter, d Deps) {
 	r.GET("/openapi.json", web.Document(openAPIDocument))
 
 	s := d.Service
+	links := newPageLinks(d.PublicURL)
 	g := r.Group(Prefix, web.Bearer(d.Verifier, nil))
 
 	g.POST("/profile/create/", handleCreateProfile(s))
@@ -55,7 +61,7 @@ func Routes(r gin.IRouter, d Deps) {
 	g.POST("/check_profile_exists/", handleCheckProfileExists(s))
 	g.GET("/stats/", handleStats(s))
 
-	g.GET("/", handleList(s))
+	g.GET("/", handleList(s, links))
 	g.POST("/", handleCreateForUser(s))
 
 	g.GET("/:id/", handleGet(s))
@@ -63,6 +69,6 @@ func Routes(r gin.IRouter, d Deps) {
 	g.PUT("/:id/", handleUpdate(s, true))
 	g.DELETE("/:id/", handleDelete(s))
 	g.POST("/:id/increment_service/", handleIncrementService(s))
-	g.GET("/:id/services/", handleServices(s))
+	g.GET("/:id/services/", handleServices(s, links))
 	g.POST("/:id/verify/", handleVerify(s))
 }
