@@ -385,3 +385,24 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 		t.Fatalf("unrelated refresh after a logout: %d %s", a.Status, a.Body)
 	}
 }
+
+// TestWeakSigningKeyRefused: outside development a JWT_SIGNING_KEY shorter
+// than 32 bytes (RFC 7518 §3.2) stops the service at start, naming the
+// variable and not quoting the key; in development it is allowed.
+func TestWeakSigningKeyRefused(t *testing.T) {
+	t.Parallel()
+	weak := "s3cr3t" // 6 bytes
+	_, err := authd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": weak, "DEPLOYMENT_ENVIRONMENT": "production"}))
+	if err == nil || !strings.Contains(err.Error(), "JWT_SIGNING_KEY") || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("6-byte key in production: err = %v, want one naming JWT_SIGNING_KEY and 32 bytes", err)
+	}
+	if strings.Contains(err.Error(), weak) {
+		t.Fatalf("the error quotes the key: %v", err)
+	}
+	if _, err := authd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": strings.Repeat("k", 32), "DEPLOYMENT_ENVIRONMENT": "production"})); err != nil {
+		t.Fatalf("32-byte key in production: %v", err)
+	}
+	if _, err := authd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": weak})); err != nil {
+		t.Fatalf("6-byte key in development: %v", err)
+	}
+}

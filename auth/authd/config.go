@@ -44,17 +44,19 @@ type Config struct {
 }
 
 // LoadConfig reads the configuration through lookup. JWT_SIGNING_KEY has no
-// default; everything else defaults to what local development needs.
+// default, and outside development (DEPLOYMENT_ENVIRONMENT) it must be at
+// least 32 bytes; everything else defaults to what local development needs.
 func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
 	p := password.OWASP()
+	env := r.String("DEPLOYMENT_ENVIRONMENT", config.Development)
 	c := Config{
 		HTTPAddr:               r.String("HTTP_ADDR", ":8001"),
 		MetricsAddr:            r.String("METRICS_ADDR", ":9101"),
 		MongoURI:               r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                     r.String("AUTH_DB", "auth"),
 		RedisURL:               r.Secret("REDIS_URL", ""),
-		SigningKey:             r.Secret("JWT_SIGNING_KEY", ""),
+		SigningKey:             r.SigningKey("JWT_SIGNING_KEY", env),
 		Issuer:                 r.String("JWT_ISSUER", ""),
 		Audience:               r.String("JWT_AUDIENCE", ""),
 		AccessTTL:              r.Duration("ACCESS_TOKEN_TTL", 5*time.Minute),
@@ -69,7 +71,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		BlacklistSweep:         r.Duration("BLACKLIST_SWEEP_INTERVAL", 10*time.Minute),
 		LogLevel:               r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:        r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		Environment:            r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+		Environment:            env,
 	}
 	mem := r.Int("ARGON2_MEMORY_KIB", int(p.MemoryKiB))
 	iter := r.Int("ARGON2_ITERATIONS", int(p.Iterations))
@@ -83,7 +85,6 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 			r.Check(false, "ARGON2_MEMORY_KIB", err.Error())
 		}
 	}
-	r.Check(c.SigningKey != "", "JWT_SIGNING_KEY", "required (the HS256 key shared with the services that verify tokens)")
 	r.Check(c.HashConcurrency >= 0, "PASSWORD_HASH_CONCURRENCY", "want 0 (GOMAXPROCS) or more")
 	r.Check(c.AccessTTL > 0, "ACCESS_TOKEN_TTL", "must be positive")
 	r.Check(c.RefreshTTL > 0, "REFRESH_TOKEN_TTL", "must be positive")
