@@ -41,15 +41,18 @@ type Config struct {
 
 // LoadConfig reads the configuration through lookup (nil: the process
 // environment). Every default works for local development except the JWT
-// signing key, which must be given.
+// signing key, which must be given: outside development (any
+// DEPLOYMENT_ENVIRONMENT but "development") a key shorter than 32 bytes is
+// refused (config.SigningKey).
 func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
+	env := r.String("DEPLOYMENT_ENVIRONMENT", config.Development)
 	cfg := Config{
 		HTTPAddr:            r.String("HTTP_ADDR", ":8002"),
 		MetricsAddr:         r.String("METRICS_ADDR", ":9102"),
 		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		Database:            r.String("CUSTOMER_DB", "customers"),
-		JWTSigningKey:       r.Secret("JWT_SIGNING_KEY", ""),
+		JWTSigningKey:       r.SigningKey("JWT_SIGNING_KEY", env),
 		JWTIssuer:           r.String("JWT_ISSUER", ""),
 		JWTAudience:         r.String("JWT_AUDIENCE", ""),
 		AuthURL:             r.URL("AUTH_URL", "http://127.0.0.1:8001"),
@@ -60,9 +63,8 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		PublicURL:           r.URL("PUBLIC_URL", ""),
 		LogLevel:            r.String("LOG_LEVEL", "info"),
 		ShutdownTimeout:     r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		Environment:         r.String("DEPLOYMENT_ENVIRONMENT", "development"),
+		Environment:         env,
 	}
-	r.Check(cfg.JWTSigningKey != "", "JWT_SIGNING_KEY", "required: the HS256 key shared with the auth service")
 	r.Check(cfg.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
 	r.Check(cfg.Database != "" && !strings.ContainsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
 	r.Check((cfg.ServiceClientID == "") == (cfg.ServiceClientSecret == ""), "CUSTOMER_SERVICE_CLIENT_ID",
