@@ -14,7 +14,11 @@ import (
 
 // Config is the auth service's configuration.
 type Config struct {
-	HTTPAddr        string        `json:"http_addr"`    // HTTP_ADDR, default :8001
+	HTTPAddr string `json:"http_addr"` // HTTP_ADDR, default :8001
+	// PublicURL is PUBLIC_URL, the base URL clients reach the service on
+	// (e.g. https://auth.example.com): links in answers are absolute on it;
+	// unset, they are relative. Links never come from the request's Host.
+	PublicURL       string        `json:"public_url"`
 	MetricsAddr     string        `json:"metrics_addr"` // METRICS_ADDR, default :9101
 	MongoURI        config.Secret `json:"mongodb_uri"`  // MONGODB_URI (may hold credentials)
 	DB              string        `json:"auth_db"`      // AUTH_DB, default auth
@@ -52,6 +56,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	env := r.String("DEPLOYMENT_ENVIRONMENT", config.Development)
 	c := Config{
 		HTTPAddr:               r.String("HTTP_ADDR", ":8001"),
+		PublicURL:              r.URL("PUBLIC_URL", ""),
 		MetricsAddr:            r.String("METRICS_ADDR", ":9101"),
 		MongoURI:               r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                     r.String("AUTH_DB", "auth"),

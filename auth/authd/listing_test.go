@@ -51,7 +51,7 @@ func TestUserListing(t *testing.T) {
 		path = ""
 		if p.Next != nil {
 			n, err := url.Parse(*p.Next)
-			if err != nil || !n.IsAbs() || n.Query().Get("page_size") != "2" || n.Query().Get("user_role") != "customer" {
+			if err != nil || n.IsAbs() || n.Query().Get("page_size") != "2" || n.Query().Get("user_role") != "customer" {
 				t.Fatalf("next %q", *p.Next)
 			}
 			path = n.RequestURI()
@@ -78,5 +78,53 @@ func TestUserListing(t *testing.T) {
 	// With email, the lookup as before, whatever else is sent.
 	if a := s.get("/api/auth/users/?email=C%40example.com&page_size=1", svc); a.Status != http.StatusOK || !strings.HasPrefix(string(a.Body), `{"count":1,"results":[`) {
 		t.Fatalf("lookup by email: %d %s", a.Status, a.Body)
+	}
+}
+
+// TestListingLinksIgnoreHost: the listing's next link is never built from
+// the request's Host (or X-Forwarded-Host): without PUBLIC_URL it is
+// relative (path and query), with it absolute on the configured base URL.
+func TestListingLinksIgnoreHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, publicURL, want string
+	}{
+		{"relative", "", "/api/auth/users/?"},
+		{"public URL", "https://auth.example.com/", "https://auth.example.com/api/auth/users/?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			if tc.publicURL != "" {
+				env["PUBLIC_URL"] = tc.publicURL
+			}
+			s := start(t, env)
+			s.register("host1@example.com", "F", "L")
+			s.register("host2@example.com", "F", "L")
+			req, err := http.NewRequest(http.MethodGet, s.base+"/api/auth/users/?page_size=1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "evil.example"
+			req.Header.Set("X-Forwarded-Host", "evil.example")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			req.Header.Set("Authorization", "Bearer "+s.serviceToken())
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p userPage
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK || p.Next == nil {
+				t.Fatalf("listing: %d %v %+v", resp.StatusCode, err, p)
+			}
+			if strings.Contains(*p.Next, "evil") || !strings.HasPrefix(*p.Next, tc.want) {
+				t.Fatalf("next %q, want it to start with %q", *p.Next, tc.want)
+			}
+			n, err := url.Parse(*p.Next)
+			if err != nil || n.Query().Get("after") == "" || n.Query().Get("page_size") != "1" {
+				t.Fatalf("next %q", *p.Next)
+			}
+		})
 	}
 }

@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	httpapi.Routes(engine, httpapi.Deps{
-		Service: svc, Verifier: verifier,
+		Service: svc, Verifier: verifier, PublicURL: cfg.PublicURL,
 		Checks: []web.Check{{Name: "mongodb", Check: mongodb.Ping(mc)}}, Details: redisDetails(rdb),
 	})
 

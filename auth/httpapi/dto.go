@@ -3,9 +3,8 @@ package httpapi
 import (
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/acme/customer-platform/auth"
 )
@@ -76,37 +75,38 @@ func toUserList(users []auth.User) userListJSON {
 // userPageJSON is a page of the user listing: a keyset page as DRF's
 // CursorPagination answers one, without a total (which would cost a count
 // of the whole collection per page): the absolute link to the next page
-// (null on the last) and the page's users.
+// (null on the last; see nextPageURL) and the page's users.
 type userPageJSON struct {
 	Next    *string         `json:"next"`
 	Results []staffUserJSON `json:"results"`
 }
 
-func toUserPage(c *gin.Context, p auth.UserPage) userPageJSON {
+func toUserPage(publicURL string, p auth.UserPage) userPageJSON {
 	out := userPageJSON{Results: make([]staffUserJSON, 0, len(p.Users))}
 	for _, u := range p.Users {
 		out.Results = append(out.Results, toStaffUserJSON(u))
 	}
 	if p.Next != "" {
-		u := nextPageURL(c, p)
+		u := nextPageURL(publicURL, p)
 		out.Next = &u
 	}
 	return out
 }
 
-// nextPageURL is the request's absolute URL with after set to the page's
-// last id and page_size and user_role as applied.
-func nextPageURL(c *gin.Context, p auth.UserPage) string {
-	scheme := "http"
-	if c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
+// usersPath is the path of the user listing.
+const usersPath = "/api/auth/users/"
+
+// nextPageURL is the link to the page after p: after set to the page's last
+// id, page_size and user_role as applied. It is never built from the
+// request (its Host or X-Forwarded-* headers are the client's to choose):
+// absolute on publicURL (PUBLIC_URL) when one is configured, else relative,
+// the path and query only.
+func nextPageURL(publicURL string, p auth.UserPage) string {
 	q := url.Values{"after": {p.Next}, "page_size": {strconv.Itoa(p.Query.Limit)}}
 	if p.Query.Role != "" {
 		q.Set("user_role", p.Query.Role)
 	}
-	u := url.URL{Scheme: scheme, Host: c.Request.Host, Path: c.Request.URL.Path, RawQuery: q.Encode()}
-	return u.String()
+	return strings.TrimRight(publicURL, "/") + usersPath + "?" + q.Encode()
 }
 
 type serviceTokenJSON struct {

@@ -174,13 +174,13 @@ func handleGetUser(s *auth.Service) gin.HandlerFunc {
 
 // handleFindUsers is GET /api/auth/users/: with ?email= the lookup by
 // email (unchanged), else the keyset listing (?user_role=&after=&page_size=).
-func handleFindUsers(s *auth.Service) gin.HandlerFunc {
+func handleFindUsers(s *auth.Service, publicURL string) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
 		if v, ok := c.GetQuery("email"); ok {
 			return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c), &v))
 		}
 		in := auth.ListUsersInput{Role: queryParam(c, "user_role"), After: queryParam(c, "after"), PageSize: queryParam(c, "page_size")}
-		return reply(c, http.StatusOK, func(p auth.UserPage) userPageJSON { return toUserPage(c, p) })(s.ListUsers(c.Request.Context(), caller(c), in))
+		return reply(c, http.StatusOK, func(p auth.UserPage) userPageJSON { return toUserPage(publicURL, p) })(s.ListUsers(c.Request.Context(), caller(c), in))
 	})
 }
 

@@ -32,6 +32,10 @@ type Deps struct {
 	// informational members to it that never fail readiness.
 	Checks  []web.Check
 	Details func() map[string]any
+	// PublicURL is the service's public base URL (PUBLIC_URL, e.g.
+	// https://auth.example.com): the listing's links are absolute on it
+	// when set, relative otherwise; never built from the request's Host.
+	PublicURL string
 }
 
 // Routes registers every route of the auth service on r.
@@ -55,7 +59,7 @@ func Routes(r gin.IRouter, d Deps) {
 	g.PATCH("/profile/update/", bearer, handleUpdateProfile(s))
 	g.DELETE("/profile/delete/", bearer, handleDeleteSelf(s))
 
-	g.GET("/users/", bearer, handleFindUsers(s))
+	g.GET("/users/", bearer, handleFindUsers(s, d.PublicURL))
 	g.POST("/users/", bearer, handleCreateUser(s))
 	g.GET("/users/:id/", bearer, handleGetUser(s))
 	g.DELETE("/users/:id/", bearer, handleDeleteUser(s))
