@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -210,5 +212,78 @@ func TestDirectoryCreateUser(t *testing.T) {
 	}
 	if _, err := d.CreateUser(ctx, legacy.NewUser{Email: "down@example.com"}); err == nil || errors.Is(err, legacy.ErrUserRejected) {
 		t.Errorf("an unavailable service must stop the run, got %v", err)
+	}
+}
+
+// TestDirectoryListsCustomerPages: the adapter walks the listing by the
+// after of each next link, asks for customers at the page size given
+// (capped at the listing's 500), keeps ids and join dates only, renews a
+// refused token, and an auth service without the listing (400 wanting an
+// email, as a Django one answers) is authclient.ErrListingUnsupported.
+func TestDirectoryListsCustomerPages(t *testing.T) {
+	t.Parallel()
+	ids := []string{"0a", "1b", "2c", "3d", "4e"}
+	joined := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	var queries []string
+	f := &fakeAuth{handler: func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		queries = append(queries, q.Encode())
+		if q.Get("user_role") != "customer" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"email": ["This field is required."]}`))
+			return
+		}
+		size, _ := strconv.Atoi(q.Get("page_size"))
+		size = min(size, 2) // the service's own cap, below the one asked
+		var page []map[string]any
+		for _, id := range ids {
+			if id > q.Get("after") && len(page) < size {
+				page = append(page, map[string]any{"id": id, "email": id + "@example.com", "user_role": "customer", "date_joined": joined})
+			}
+		}
+		if q.Get("after") == "" { // a listing that ignores user_role for staff
+			page = append(page[:1], map[string]any{"id": "0b", "user_role": "employee", "date_joined": joined}, page[1])
+		}
+		var next any
+		if last := page[len(page)-1]["id"].(string); last != ids[len(ids)-1] {
+			next = "http://auth.example/api/auth/users/?after=" + last + "&page_size=2&user_role=customer"
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"next": next, "results": page})
+	}}
+	d := newDirectory(t, f)
+	ctx := context.Background()
+	first, err := d.tokens.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rejectOf = first
+	var got []authUser
+	err = d.EachCustomerPage(ctx, 900, func(us []authUser) error {
+		got = append(got, us...)
+		return nil
+	})
+	var gotIDs []string
+	for _, u := range got {
+		gotIDs = append(gotIDs, u.ID)
+		if !u.DateJoined.Equal(joined) {
+			t.Errorf("user %s joined %v", u.ID, u.DateJoined)
+		}
+	}
+	if err != nil || !slices.Equal(gotIDs, ids) || f.tokens.Load() != 2 {
+		t.Fatalf("listed %v, %v (tokens fetched %d)", gotIDs, err, f.tokens.Load())
+	}
+	want := []string{"page_size=500&user_role=customer", "after=1b&page_size=500&user_role=customer", "after=3d&page_size=500&user_role=customer"}
+	if !slices.Equal(queries, want) {
+		t.Errorf("queries %q, want %q", queries, want)
+	}
+
+	django := newDirectory(t, &fakeAuth{handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"email": ["This field is required."]}`))
+	}})
+	err = django.EachCustomerPage(ctx, 10, func([]authUser) error { return nil })
+	if !errors.Is(err, authclient.ErrListingUnsupported) {
+		t.Errorf("without the listing: %v, want ErrListingUnsupported", err)
 	}
 }

@@ -8,20 +8,17 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 	"golang.org/x/sync/errgroup"
 
-	authmongo "github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer/legacy"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/customerclient"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/contract"
-	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 // The reconciliation of profiles and users (`migrate reconcile`): ghosts
@@ -61,18 +58,15 @@ func (f reconcileFlags) check() error {
 }
 
 // reconcileConfig is what reconcile reads beyond the migration's Config.
+// It reads no database of the auth service: users come from its API.
 type reconcileConfig struct {
-	CustomerURL  string        `json:"customer_url"`     // CUSTOMER_URL, where ghosts are deleted
-	AuthMongoURI config.Secret `json:"auth_mongodb_uri"` // AUTH_MONGODB_URI, default MONGODB_URI
-	AuthDB       string        `json:"auth_db"`          // AUTH_DB, the auth service's database; "" = orphans not checked
+	CustomerURL string `json:"customer_url"` // CUSTOMER_URL, where ghosts are deleted
 }
 
-func loadReconcileConfig(lookup config.Lookup, c Config) (reconcileConfig, error) {
+func loadReconcileConfig(lookup config.Lookup) (reconcileConfig, error) {
 	r := config.New(lookup)
 	rc := reconcileConfig{
-		CustomerURL:  r.URL("CUSTOMER_URL", "http://127.0.0.1:8002"),
-		AuthMongoURI: r.Secret("AUTH_MONGODB_URI", c.MongoURI),
-		AuthDB:       r.String("AUTH_DB", ""),
+		CustomerURL: r.URL("CUSTOMER_URL", "http://127.0.0.1:8002"),
 	}
 	return rc, r.Err()
 }
@@ -84,7 +78,8 @@ type reconcileReport struct {
 	Limit           int            `json:"limit,omitempty"`
 	Grace           string         `json:"grace"`
 	ProfilesChecked int            `json:"profiles_checked"`
-	UsersChecked    int            `json:"users_checked"` // customer users, when the orphans are checked
+	UsersChecked    int            `json:"users_checked"` // customer users listed by the auth service, when the orphans are checked
+	UserLookups     int            `json:"user_lookups"`  // users looked up by id (ghost candidates, and each ghost again before its delete)
 	Ghosts          ghostFindings  `json:"ghosts"`
 	Orphans         orphanFindings `json:"orphans"`
 	Interrupted     bool           `json:"interrupted,omitempty"`
@@ -131,7 +126,7 @@ func (c *command) reconcile(ctx context.Context) error {
 	if o.batch == 0 {
 		o.batch = c.cfg.BatchSize
 	}
-	rc, err := loadReconcileConfig(c.env.lookup, c.cfg)
+	rc, err := loadReconcileConfig(c.env.lookup)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -149,25 +144,27 @@ func (c *command) reconcile(ctx context.Context) error {
 	if o.repair {
 		rep.Limit, keep = o.limit, o.limit
 	}
-	toRepair, err := findGhosts(ctx, dir, store, o.batch, c.cfg.Lookups, keep, &rep)
-	if err != nil {
-		return interrupted(ctx, "the ghost check", err)
+	lookups := &countingChecker{userChecker: dir}
+	toRepair, err := mergeUsersAndProfiles(ctx, dir, lookups, store, o.batch, c.cfg.Lookups, keep, o.grace, time.Now(), &rep)
+	if errors.Is(err, authclient.ErrListingUnsupported) && ctx.Err() == nil {
+		// An auth service without the listing (a Django one that did not
+		// add it): the ghosts are still found, one lookup per profile; the
+		// orphans cannot be.
+		c.log.WarnContext(ctx, "the auth service lists no users: orphans not checked", "auth_url", c.cfg.AuthURL, "error", err)
+		rep = reconcileReport{Repair: rep.Repair, Batch: rep.Batch, Limit: rep.Limit, Grace: rep.Grace}
+		rep.Orphans.Reason = fmt.Sprintf("the auth service at %s has no user listing (GET /api/auth/users/?user_role=customer&after=<id>&page_size=<n>), "+
+			"so customer users without a profile cannot be found; ghosts were checked by one lookup per profile. "+
+			"Add the listing to the auth service (docs/operations.md, \"Against a Django auth service\") and run again", c.cfg.AuthURL)
+		toRepair, err = findGhosts(ctx, lookups, store, o.batch, c.cfg.Lookups, keep, &rep)
 	}
-	if rc.AuthDB == "" {
-		rep.Orphans.Reason = "AUTH_DB is not set: the auth service's API lists no users, so orphans are found only by reading its database (docs/operations.md)"
-	} else {
-		users, closeUsers, err := c.authUsers(ctx, rc)
-		if err != nil {
-			return err
-		}
-		defer closeUsers()
-		if err := findOrphans(ctx, users, store, o.batch, o.grace, time.Now(), &rep); err != nil {
-			return interrupted(ctx, "the orphan check", err)
-		}
+	rep.UserLookups = int(lookups.n.Load())
+	if err != nil {
+		return interrupted(ctx, "the check", err)
 	}
 	if len(toRepair) > 0 {
 		svc := customerService{client: customerclient.New(customerclient.Options{BaseURL: rc.CustomerURL, Transport: c.transport}), dir: dir}
-		err := repairGhosts(ctx, dir, svc, toRepair, o.batch, c.cfg.Lookups, c.env.afterBatch, &rep)
+		err := repairGhosts(ctx, lookups, svc, toRepair, o.batch, c.cfg.Lookups, c.env.afterBatch, &rep)
+		rep.UserLookups = int(lookups.n.Load())
 		if err != nil {
 			rep.Interrupted = true
 			c.print(rep, o.json)
@@ -175,13 +172,24 @@ func (c *command) reconcile(ctx context.Context) error {
 		}
 	}
 	c.print(rep, o.json)
-	c.log.InfoContext(ctx, "reconcile done", "profiles", rep.ProfilesChecked, "users", rep.UsersChecked,
+	c.log.InfoContext(ctx, "reconcile done", "profiles", rep.ProfilesChecked, "users", rep.UsersChecked, "lookups", rep.UserLookups,
 		"ghosts", rep.Ghosts.Count, "repaired", rep.Ghosts.Repaired, "spared", rep.Ghosts.Spared,
 		"orphans", rep.Orphans.Count, "orphans_checked", rep.Orphans.Checked, "recent", rep.Orphans.Recent)
 	if rep.remaining() {
 		return problemsError{"found ghosts or orphans: see the report"}
 	}
 	return nil
+}
+
+// countingChecker counts the lookups by id it passes on.
+type countingChecker struct {
+	userChecker
+	n atomic.Int64
+}
+
+func (c *countingChecker) UserByID(ctx context.Context, id string) (legacy.User, bool, error) {
+	c.n.Add(1)
+	return c.userChecker.UserByID(ctx, id)
 }
 
 // interrupted words an error of a phase; an interruption says that a
@@ -205,9 +213,9 @@ func (c *command) print(rep reconcileReport, asJSON bool) {
 func writeReconcileText(w io.Writer, r reconcileReport) {
 	fmt.Fprintf(w, "reconcile: %d profiles checked", r.ProfilesChecked)
 	if r.Orphans.Checked {
-		fmt.Fprintf(w, ", %d customer users checked", r.UsersChecked)
+		fmt.Fprintf(w, ", %d customer users listed", r.UsersChecked)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, ", %d users looked up by id\n", r.UserLookups)
 	fmt.Fprintf(w, "ghosts: %d (profiles whose user the auth service does not have)\n", r.Ghosts.Count)
 	for _, g := range r.Ghosts.Profiles {
 		fmt.Fprintf(w, "  profile %s  user %s  created %s\n", g.ProfileID, g.UserID, g.CreatedAt.Format(time.RFC3339))
@@ -297,18 +305,7 @@ func findGhosts(ctx context.Context, dir userChecker, store profileRefs, batch, 
 		if err != nil {
 			return err
 		}
-		for _, r := range missing {
-			g := ghost{ProfileID: r.ID, UserID: r.UserID, CreatedAt: r.CreatedAt}
-			rep.Ghosts.Count++
-			if len(rep.Ghosts.Profiles) < listCap {
-				rep.Ghosts.Profiles = append(rep.Ghosts.Profiles, g)
-			} else {
-				rep.Ghosts.Truncated = true
-			}
-			if len(toRepair) < keep {
-				toRepair = append(toRepair, g)
-			}
-		}
+		toRepair = recordGhosts(rep, missing, toRepair, keep)
 		return nil
 	})
 	return toRepair, err
@@ -387,120 +384,200 @@ func (s customerService) DeleteProfile(ctx context.Context, id string) (bool, er
 	return err == nil, err
 }
 
-// authUser is a user as the orphan check reads it.
+// authUser is a customer user as the orphan check reads it: no personal
+// data is kept of the listing.
 type authUser struct {
-	ID         string    `bson:"_id"`
-	DateJoined time.Time `bson:"date_joined"`
+	ID         string
+	DateJoined time.Time
 }
 
-// userLister streams the customer users in id order.
-type userLister interface {
-	EachCustomerUser(ctx context.Context, fn func(authUser) error) error
+// userPages streams the customer users in id order, a page at a time, from
+// the auth service's listing; an auth service without it answers
+// authclient.ErrListingUnsupported.
+type userPages interface {
+	EachCustomerPage(ctx context.Context, size int, fn func([]authUser) error) error
 }
 
-// authUserStore reads the users collection of the auth service's database
-// (the stand-in auth service's store, whose documents auth/mongodb
-// describes), read-only: the auth service's API offers no listing.
-type authUserStore struct{ users *mongo.Collection }
+var _ userPages = authDirectory{}
 
-var _ userLister = authUserStore{}
+// listPageMax is the largest page the listing serves.
+const listPageMax = 500
 
-func (s authUserStore) EachCustomerUser(ctx context.Context, fn func(authUser) error) error {
-	cur, err := s.users.Find(ctx, bson.D{{Key: "user_role", Value: contract.RoleCustomer}}, options.Find().
-		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "date_joined", Value: 1}}).
-		SetSort(bson.D{{Key: "_id", Value: 1}}).
-		SetBatchSize(1000))
-	if err != nil {
-		return fmt.Errorf("read the auth users: %w", err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var u authUser
-		if err := cur.Decode(&u); err != nil {
-			return fmt.Errorf("decode an auth user: %w", err)
+// EachCustomerPage walks GET /api/auth/users/?user_role=customer&after=
+// page by page (keyset by id, so a user deleted or created during the walk
+// shifts nothing), each page called with the service token (renewed when
+// refused, a 429 waited out).
+func (a authDirectory) EachCustomerPage(ctx context.Context, size int, fn func([]authUser) error) error {
+	req := authclient.ListUsersRequest{Role: contract.RoleCustomer, PageSize: min(max(size, 1), listPageMax)}
+	page := make([]authUser, 0, req.PageSize)
+	for {
+		var p *authclient.UserPage
+		err := a.withToken(ctx, func(tok string) (err error) {
+			p, err = a.client.ListUsers(ctx, tok, req)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("list the customer users after %q: %w", req.After, err)
 		}
-		if err := fn(u); err != nil {
+		page = page[:0]
+		for _, u := range p.Users {
+			if u.UserRole != "" && u.UserRole != contract.RoleCustomer {
+				continue // a listing that ignored user_role: not a customer
+			}
+			page = append(page, authUser{ID: u.ID, DateJoined: u.DateJoined})
+		}
+		if err := fn(page); err != nil {
 			return err
 		}
+		if p.Next == "" {
+			return nil
+		}
+		req.After = p.Next
 	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read the auth users: %w", err)
-	}
-	return nil
-}
-
-// authUsers opens the auth service's users collection: on the customer
-// store's connection when AUTH_MONGODB_URI is that one, else on its own.
-func (c *command) authUsers(ctx context.Context, rc reconcileConfig) (authUserStore, func(), error) {
-	if rc.AuthMongoURI == c.cfg.MongoURI && c.client != nil {
-		return authUserStore{c.client.Database(rc.AuthDB).Collection(authmongo.UsersCollection)}, func() {}, nil
-	}
-	cl, err := mongodb.Connect(ctx, rc.AuthMongoURI.Reveal(), "migrate-reconcile", nil)
-	if err != nil {
-		return authUserStore{}, nil, fmt.Errorf("connect to the auth database: %w", err)
-	}
-	return authUserStore{cl.Database(rc.AuthDB).Collection(authmongo.UsersCollection)},
-		func() { mongodb.Disconnect(context.Background(), cl) }, nil
 }
 
 // errStopped ends a profile stream that its reader no longer needs.
 var errStopped = errors.New("stopped")
 
-// findOrphans merges two streams in user id order, the customer users and
-// the profiles, each read once: a user without a profile who joined before
-// now-grace is an orphan; one who joined since is counted as recent.
-// Memory is one batch of profiles; the time is one pass over each side.
-func findOrphans(ctx context.Context, users userLister, store profileRefs, batch int, grace time.Duration, now time.Time, rep *reconcileReport) error {
+// mergeUsersAndProfiles finds the ghosts and the orphans in one pass over
+// each side: the customer users of the auth service's listing and the
+// profiles of the customer store, both in user id order, merged.
+//
+//   - a customer user without a profile is an orphan when they joined
+//     before now-grace, else counted as recent;
+//   - a profile without a listed customer user is a ghost candidate (its
+//     user may be staff, or created after the listing passed its id): the
+//     candidates are looked up by id, batch at a time, bound concurrent,
+//     and those the auth service does not have are the ghosts.
+//
+// So the auth service is asked once per page of users and once per
+// candidate, never once per profile. Memory is one page, one batch of
+// profiles and of candidates, the listed ids and the first keep ghosts,
+// which are returned for the repair.
+func mergeUsersAndProfiles(ctx context.Context, users userPages, dir userChecker, store profileRefs, batch, bound, keep int, grace time.Duration, now time.Time, rep *reconcileReport) ([]ghost, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var perr error
-	profiles := func(yield func(string) bool) {
+	profiles := func(yield func(custmongo.ProfileRef) bool) {
 		perr = store.EachProfileRef(ctx, batch, func(refs []custmongo.ProfileRef) error {
 			for _, r := range refs {
-				if !yield(r.UserID) {
+				if !yield(r) {
 					return errStopped
 				}
 			}
 			return nil
 		})
 	}
-	next, stop := iter.Pull(iter.Seq[string](profiles))
+	next, stop := iter.Pull(iter.Seq[custmongo.ProfileRef](profiles))
 	defer stop()
-	p, more := next()
-	lastUser, lastProfile := "", p
-	rep.Orphans.Checked = true
-	err := users.EachCustomerUser(ctx, func(u authUser) error {
-		if u.ID < lastUser {
-			return fmt.Errorf("the auth users are not in id order (%s after %s): cannot merge", u.ID, lastUser)
+	var (
+		p           custmongo.ProfileRef
+		more        bool
+		lastProfile string
+	)
+	advance := func() error {
+		if p, more = next(); !more {
+			return nil
 		}
-		lastUser = u.ID
-		rep.UsersChecked++
-		for more && p < u.ID {
-			if p, more = next(); more && p < lastProfile {
-				return fmt.Errorf("the profiles are not in user id order (%s after %s): cannot merge", p, lastProfile)
+		rep.ProfilesChecked++
+		if p.UserID < lastProfile {
+			return fmt.Errorf("the profiles are not in user id order (%s after %s): cannot merge", p.UserID, lastProfile)
+		}
+		lastProfile = p.UserID
+		return nil
+	}
+
+	var toRepair []ghost
+	candidates := make([]custmongo.ProfileRef, 0, batch)
+	flush := func() error {
+		if len(candidates) == 0 {
+			return nil
+		}
+		missing, err := missingUsers(ctx, dir, candidates, bound)
+		if err != nil {
+			return err
+		}
+		candidates = candidates[:0]
+		toRepair = recordGhosts(rep, missing, toRepair, keep)
+		return nil
+	}
+	candidate := func(r custmongo.ProfileRef) error {
+		if candidates = append(candidates, r); len(candidates) >= batch {
+			return flush()
+		}
+		return nil
+	}
+
+	if err := advance(); err != nil {
+		return nil, err
+	}
+	lastUser := ""
+	err := users.EachCustomerPage(ctx, batch, func(page []authUser) error {
+		for _, u := range page {
+			if u.ID <= lastUser {
+				return fmt.Errorf("the auth users are not in id order (%s after %s): cannot merge", u.ID, lastUser)
 			}
-			lastProfile = p
-		}
-		switch {
-		case more && p == u.ID:
-		case now.Sub(u.DateJoined) < grace:
-			rep.Orphans.Recent++
-		default:
-			rep.Orphans.Count++
-			if len(rep.Orphans.Users) < listCap {
-				rep.Orphans.Users = append(rep.Orphans.Users, orphan{UserID: u.ID, DateJoined: u.DateJoined})
-			} else {
-				rep.Orphans.Truncated = true
+			lastUser = u.ID
+			rep.UsersChecked++
+			for more && p.UserID < u.ID {
+				if err := candidate(p); err != nil {
+					return err
+				}
+				if err := advance(); err != nil {
+					return err
+				}
+			}
+			switch {
+			case more && p.UserID == u.ID:
+				if err := advance(); err != nil {
+					return err
+				}
+			case now.Sub(u.DateJoined) < grace:
+				rep.Orphans.Recent++
+			default:
+				rep.Orphans.Count++
+				if len(rep.Orphans.Users) < listCap {
+					rep.Orphans.Users = append(rep.Orphans.Users, orphan{UserID: u.ID, DateJoined: u.DateJoined})
+				} else {
+					rep.Orphans.Truncated = true
+				}
 			}
 		}
 		return nil
 	})
+	for err == nil && more {
+		if err = candidate(p); err == nil {
+			err = advance()
+		}
+	}
+	if err == nil && perr != nil && !errors.Is(perr, errStopped) {
+		err = perr
+	}
+	if err == nil {
+		err = flush()
+	}
 	stop()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if perr != nil && !errors.Is(perr, errStopped) {
-		return perr
+	rep.Orphans.Checked = true
+	return toRepair, nil
+}
+
+// recordGhosts counts and lists the ghosts found into rep and returns
+// toRepair with the first of them up to keep.
+func recordGhosts(rep *reconcileReport, found []custmongo.ProfileRef, toRepair []ghost, keep int) []ghost {
+	for _, r := range found {
+		g := ghost{ProfileID: r.ID, UserID: r.UserID, CreatedAt: r.CreatedAt}
+		rep.Ghosts.Count++
+		if len(rep.Ghosts.Profiles) < listCap {
+			rep.Ghosts.Profiles = append(rep.Ghosts.Profiles, g)
+		} else {
+			rep.Ghosts.Truncated = true
+		}
+		if len(toRepair) < keep {
+			toRepair = append(toRepair, g)
+		}
 	}
-	return nil
+	return toRepair
 }

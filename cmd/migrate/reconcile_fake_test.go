@@ -35,12 +35,12 @@ func (f fakeProfiles) EachProfileRef(ctx context.Context, size int, fn func([]cu
 	return nil
 }
 
-// fakeUserList streams its users.
+// fakeUserList lists its users in pages of the size asked.
 type fakeUserList []authUser
 
-func (f fakeUserList) EachCustomerUser(ctx context.Context, fn func(authUser) error) error {
-	for _, u := range f {
-		if err := fn(u); err != nil {
+func (f fakeUserList) EachCustomerPage(ctx context.Context, size int, fn func([]authUser) error) error {
+	for i := 0; i == 0 || i < len(f); i += size {
+		if err := fn(f[i:min(i+size, len(f))]); err != nil {
 			return err
 		}
 	}
@@ -55,7 +55,7 @@ func (f fakeDeleter) DeleteProfile(ctx context.Context, id string) (bool, error)
 var (
 	_ userChecker    = fakeDirectory{}
 	_ profileRefs    = fakeProfiles{}
-	_ userLister     = fakeUserList{}
+	_ userPages      = fakeUserList{}
 	_ profileDeleter = fakeDeleter(nil)
 )
 
@@ -67,7 +67,12 @@ func refs(userIDs ...string) fakeProfiles {
 	return out
 }
 
-func TestFindOrphansMergesInUserOrder(t *testing.T) {
+// TestMergeUsersAndProfiles: one pass over the listed customer users and
+// the profiles, both in user id order: a user without a profile is an
+// orphan (or recent, within the grace period); only the profiles without a
+// listed user are looked up by id (staff users, users created after the
+// listing passed, ghosts), and those the auth service lacks are the ghosts.
+func TestMergeUsersAndProfiles(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	old, young := now.Add(-48*time.Hour), now.Add(-time.Hour)
@@ -88,21 +93,38 @@ func TestFindOrphansMergesInUserOrder(t *testing.T) {
 		profiles fakeProfiles
 		orphans  []string
 		recent   int
+		lookedUp []string // the profiles' users looked up by id
+		ghosts   []string // of those, the users the auth service lacks ("g..." or "x...")
 		err      string
 	}{
 		{name: "none", users: users("a", "b"), profiles: refs("a", "b")},
+		{name: "empty", users: users(), profiles: refs()},
 		{name: "no profiles at all", users: users("a", "b", "ya"), orphans: []string{"a", "b"}, recent: 1},
-		{name: "no users at all", profiles: refs("a", "b")},
-		{name: "gaps on both sides", users: users("b", "d", "f", "yb", "yc"), profiles: refs("a", "b", "c", "e", "f", "g", "yc"),
-			orphans: []string{"d"}, recent: 1},
+		{name: "no users at all", profiles: refs("ga", "gb", "staff"), lookedUp: []string{"ga", "gb", "staff"}, ghosts: []string{"ga", "gb"}},
+		{name: "gaps on both sides", users: users("b", "d", "f", "yb", "yc"), profiles: refs("a", "b", "c", "e", "f", "h", "yc"),
+			orphans: []string{"d"}, recent: 1, lookedUp: []string{"a", "c", "e", "h"}},
+		{name: "ghosts between and after", users: users("b", "d", "f"), profiles: refs("a", "b", "c", "d", "ge", "gz"),
+			orphans: []string{"f"}, lookedUp: []string{"a", "c", "ge", "gz"}, ghosts: []string{"ge", "gz"}},
 		{name: "users past the last profile", users: users("a", "m", "z"), profiles: refs("a"), orphans: []string{"m", "z"}},
 		{name: "profiles out of order", users: users("a", "c", "e"), profiles: refs("b", "a", "d"), err: "not in user id order"},
 		{name: "users out of order", users: users("c", "a"), profiles: refs("a", "c"), err: "not in id order"},
+		{name: "a lookup fails", users: users("b"), profiles: refs("a", "b", "xfail"), err: "auth unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			var mu sync.Mutex
+			var looked []string
+			dir := fakeDirectory{userByID: func(ctx context.Context, id string) (legacy.User, bool, error) {
+				mu.Lock()
+				looked = append(looked, id)
+				mu.Unlock()
+				if id == "xfail" {
+					return legacy.User{}, false, errors.New("auth unavailable")
+				}
+				return legacy.User{ID: id}, !strings.HasPrefix(id, "g"), nil
+			}}
 			var rep reconcileReport
-			err := findOrphans(context.Background(), tc.users, tc.profiles, 2, 24*time.Hour, now, &rep)
+			kept, err := mergeUsersAndProfiles(context.Background(), tc.users, dir, tc.profiles, 2, 2, 1, 24*time.Hour, now, &rep)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
@@ -116,8 +138,20 @@ func TestFindOrphansMergesInUserOrder(t *testing.T) {
 			for _, o := range rep.Orphans.Users {
 				got = append(got, o.UserID)
 			}
-			if !slices.Equal(got, tc.orphans) || rep.Orphans.Count != len(tc.orphans) || rep.Orphans.Recent != tc.recent || rep.UsersChecked != len(tc.users) {
-				t.Errorf("orphans %v recent %d checked %d, want %v and %d", got, rep.Orphans.Recent, rep.UsersChecked, tc.orphans, tc.recent)
+			if !rep.Orphans.Checked || !slices.Equal(got, tc.orphans) || rep.Orphans.Count != len(tc.orphans) || rep.Orphans.Recent != tc.recent ||
+				rep.UsersChecked != len(tc.users) || rep.ProfilesChecked != len(tc.profiles) {
+				t.Errorf("orphans %v recent %d, checked %d users %d profiles; want %v and %d", got, rep.Orphans.Recent, rep.UsersChecked, rep.ProfilesChecked, tc.orphans, tc.recent)
+			}
+			slices.Sort(looked)
+			if !slices.Equal(looked, tc.lookedUp) {
+				t.Errorf("looked up %v, want %v", looked, tc.lookedUp)
+			}
+			var ghosts []string
+			for _, g := range rep.Ghosts.Profiles {
+				ghosts = append(ghosts, g.UserID)
+			}
+			if !slices.Equal(ghosts, tc.ghosts) || rep.Ghosts.Count != len(tc.ghosts) || len(kept) != min(1, len(tc.ghosts)) {
+				t.Errorf("ghosts %v (count %d, kept %d), want %v", ghosts, rep.Ghosts.Count, len(kept), tc.ghosts)
 			}
 		})
 	}

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -90,23 +94,44 @@ func profile(userID string, at time.Time) customer.Customer {
 }
 
 // reconcile runs `migrate reconcile args...` with the system's environment
-// (the auth database named unless withoutAuthDB), the ctx given and the
+// (AUTH_URL set to authURL when it is not ""), the ctx given and the
 // afterBatch hook.
-func (w *reconcileWorld) reconcile(t *testing.T, ctx context.Context, withAuthDB bool, afterBatch func(int), args ...string) (int, string, string) {
+func (w *reconcileWorld) reconcile(t *testing.T, ctx context.Context, authURL string, afterBatch func(int), args ...string) (int, string, string) {
 	t.Helper()
 	vars := w.sys.env()
 	vars["CUSTOMER_URL"] = w.sys.customerURL
-	if withAuthDB {
-		vars["AUTH_DB"] = w.sys.authDB
+	if authURL != "" {
+		vars["AUTH_URL"] = authURL
 	}
 	var out, errOut strings.Builder
 	code := run(ctx, append([]string{"reconcile"}, args...), env{lookup: config.FromMap(vars), stdout: &out, stderr: &errOut, afterBatch: afterBatch})
 	return code, out.String(), errOut.String()
 }
 
+// withoutListing is the system's auth service as a Django one that did not
+// add the user listing: GET /api/auth/users/ without email is a 400 that
+// wants the email, as DRF answers a required filter; all else passes.
+func (w *reconcileWorld) withoutListing(t *testing.T) string {
+	t.Helper()
+	target, err := url.Parse(w.sys.authURL)
+	testenv.Must(t, err, "auth URL")
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/api/auth/users/" && !r.URL.Query().Has("email") {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusBadRequest)
+			_, _ = rw.Write([]byte(`{"email": ["This field is required."]}`))
+			return
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 func (w *reconcileWorld) report(t *testing.T, args ...string) (int, reconcileReport) {
 	t.Helper()
-	code, out, errOut := w.reconcile(t, context.Background(), true, nil, append([]string{"--json"}, args...)...)
+	code, out, errOut := w.reconcile(t, context.Background(), "", nil, append([]string{"--json"}, args...)...)
 	var r reconcileReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("reconcile %v: exit %d, not JSON: %v\n%s\n%s", args, code, err, out, errOut)
@@ -164,9 +189,15 @@ func TestReconcileEndToEnd(t *testing.T) {
 		t.Fatalf("the report wrote: %d profiles, want %d", n, profiles)
 	}
 
-	// The text report says the same; without AUTH_DB the orphans are not
-	// checked, and the text says why.
-	code, out, errOut := w.reconcile(t, ctx, true, nil)
+	// The users came from the listing, a page of --batch at a time, and
+	// only the profiles without a listed customer user were looked up by
+	// id: the ghosts and the employee's.
+	if r.UserLookups != ghosts+1 {
+		t.Errorf("%d users looked up by id, want %d (the ghosts and the employee with a profile)", r.UserLookups, ghosts+1)
+	}
+
+	// The text report says the same.
+	code, out, errOut := w.reconcile(t, ctx, "", nil)
 	if code != exitProblems || !strings.Contains(out, fmt.Sprintf("ghosts: %d", ghosts)) || !strings.Contains(out, fmt.Sprintf("orphans: %d", orphans)) {
 		t.Errorf("text report: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -175,9 +206,21 @@ func TestReconcileEndToEnd(t *testing.T) {
 			t.Errorf("text report does not name ghost %s (user %s)", pid, uid)
 		}
 	}
-	code, out, _ = w.reconcile(t, ctx, false, nil)
-	if code != exitProblems || !strings.Contains(out, fmt.Sprintf("ghosts: %d", ghosts)) || !strings.Contains(out, "orphans: not checked") {
-		t.Errorf("report without AUTH_DB: exit %d\n%s", code, out)
+
+	// Against an auth service without the listing (a Django one), the
+	// ghosts are still found exactly, by one lookup per profile; the
+	// orphans are not checked and the report says what to do.
+	django := w.withoutListing(t)
+	code, out, _ = w.reconcile(t, ctx, django, nil)
+	if code != exitProblems || !strings.Contains(out, fmt.Sprintf("ghosts: %d", ghosts)) || !strings.Contains(out, "orphans: not checked") ||
+		!strings.Contains(out, "Add the listing to the auth service") {
+		t.Errorf("report without the listing: exit %d\n%s", code, out)
+	}
+	code, out, _ = w.reconcile(t, ctx, django, nil, "--json")
+	var dr reconcileReport
+	if err := json.Unmarshal([]byte(out), &dr); err != nil || code != exitProblems || dr.Orphans.Checked || dr.Orphans.Count != 0 ||
+		!maps.Equal(ghostSet(dr), w.ghosts) || dr.ProfilesChecked != profiles || dr.UserLookups != profiles {
+		t.Errorf("JSON report without the listing: exit %d %v\n%s", code, err, out)
 	}
 
 	// 2. A repair limited to one profile deletes one and says more remain.
@@ -203,7 +246,7 @@ func TestReconcileEndToEnd(t *testing.T) {
 	// 3. A repair interrupted after its first batch of two ...
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	code, out, errOut = w.reconcile(t, ictx, true, func(b int) {
+	code, out, errOut = w.reconcile(t, ictx, "", func(b int) {
 		if b == 1 {
 			cancel()
 		}
