@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // feed is an outbox on a fresh database, a relay and a Redis.
 type feed struct {
-	redis  *embedded.Redis
+	redis  *embedded.Redis // nil when the test started its Redis itself
 	rdb    redis.UniversalClient
 	outbox *Outbox
 	relay  *Relay
@@ -42,11 +42,20 @@ func newFeed(t *testing.T, r *embedded.Redis) *feed {
 	if r == nil {
 		r = testenv.Redis(t)
 	}
+	f := newFeedAt(t, r.URL)
+	f.redis = r
+	return f
+}
+
+// newFeedAt is a feed on the Redis at url (any REDIS_URL form), which the
+// test started.
+func newFeedAt(t *testing.T, url string) *feed {
+	t.Helper()
 	_, db := testenv.Mongo(t)
-	f := &feed{redis: r, reader: sdkmetric.NewManualReader()}
+	f := &feed{reader: sdkmetric.NewManualReader()}
 	f.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	var err error
-	f.rdb, err = redisconn.Open(r.URL, redisconn.Options{})
+	f.rdb, err = redisconn.Open(url, redisconn.Options{})
 	testenv.Must(t, err, "redis client")
 	t.Cleanup(func() { _ = f.rdb.Close() })
 	ctx := context.Background()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -100,6 +101,26 @@ func Redis(t testing.TB) *embedded.Redis {
 	t.Cleanup(r.Stop)
 	t.Logf("testenv: using %s at %s", r.Kind, r.Addr)
 	return r
+}
+
+// RedisCluster starts a Redis Cluster of three masters (real redis-server
+// nodes, embedded.StartRedisCluster) for this test, stopped when it ends.
+// Without redis-server the test is skipped, saying so: miniredis has no
+// cluster mode.
+func RedisCluster(t testing.TB) *embedded.RedisCluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := embedded.StartRedisCluster(ctx, 3)
+	if errors.Is(err, embedded.ErrNoRedisServer) {
+		t.Skip("testenv: redis-server is not installed (Debian: apt-get install redis-server), so no Redis Cluster can start; CI installs it")
+	}
+	if err != nil {
+		t.Fatalf("testenv: redis cluster: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	t.Logf("testenv: using a Redis Cluster of %d masters at %s", len(c.Addrs), c.URL)
+	return c
 }
 
 // Must fails the test on err.

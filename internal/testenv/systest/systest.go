@@ -104,6 +104,10 @@ type Options struct {
 	ServiceEnv map[string]map[string]string
 	// Redis starts a Redis for the system (REDIS_URL of every service).
 	Redis bool
+	// RedisURL is a Redis the test started itself (a Redis Cluster, say:
+	// testenv.RedisCluster), in any form REDIS_URL takes; it is every
+	// service's REDIS_URL. Not with Redis.
+	RedisURL string
 	// Proxies are the fault proxies to put between services.
 	Proxies []Link
 	// Balanced services get a round-robin balancer in front of their
@@ -167,6 +171,9 @@ func start(t testing.TB, o Options) (*System, error) {
 		if !slices.Contains(o.Services, name) {
 			return nil, fmt.Errorf("balancer in front of %s: the service is not started", name)
 		}
+	}
+	if o.Redis && o.RedisURL != "" {
+		return nil, errors.New("options Redis and RedisURL: choose one")
 	}
 	if o.Redis {
 		s.Redis = testenv.Redis(t)
@@ -238,6 +245,9 @@ func (s *System) env(svc stack.Service, urls map[string]string) map[string]strin
 		BFFClientSecret: BFFClientSecret, MigrateClientSecret: MigrateClientSecret, CustomerClientSecret: CustomerClientSecret}
 	if s.Redis != nil {
 		w.RedisURL = s.Redis.URL
+	}
+	if s.opts.RedisURL != "" {
+		w.RedisURL = s.opts.RedisURL
 	}
 	maps.Copy(env, stack.Env(w))
 	env[svc.DBVar] = s.dbs[svc.Name]
