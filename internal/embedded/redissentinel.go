@@ -1,0 +1,123 @@
+package embedded
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisSentinel is a running Sentinel setup of real redis-server
+// processes on free local ports: one master and one Sentinel monitoring it
+// under MasterName (quorum 1). Debian's redis-server binary runs as a
+// Sentinel with --sentinel (the redis-sentinel package only adds a
+// redis-sentinel link to it and a service), so no other package is needed.
+type RedisSentinel struct {
+	MasterName   string
+	MasterAddr   string // host:port of the master
+	SentinelAddr string // host:port of the Sentinel
+	// URL is the setup's REDIS_URL form (redisconn):
+	// redis-sentinel://sentinel-host:port/master-name
+	URL string
+
+	dir   string
+	procs []*exec.Cmd
+}
+
+// StartRedisSentinel starts the master and the Sentinel and waits until the
+// Sentinel names the master.
+func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
+	if RedisServerPath() == "" {
+		return nil, ErrNoRedisServer
+	}
+	dir, err := os.MkdirTemp("", "redis-sentinel-*")
+	if err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
+	}
+	s := &RedisSentinel{MasterName: "mymaster", dir: dir}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	masterPort, err := freePort("127.0.0.1")
+	if err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
+	}
+	s.MasterAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(masterPort))
+	if err := s.start(ctx, s.MasterAddr, "--bind", "127.0.0.1", "--port", strconv.Itoa(masterPort),
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", dir); err != nil {
+		return nil, err
+	}
+	sentinelPort, err := freePort("127.0.0.1")
+	if err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
+	}
+	s.SentinelAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sentinelPort))
+	// A Sentinel rewrites its configuration file, so it needs one of its own.
+	conf := filepath.Join(dir, "sentinel.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "bind 127.0.0.1\nport %d\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n",
+		sentinelPort, dir, s.MasterName, masterPort, s.MasterName), 0o600); err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
+	}
+	if err := s.start(ctx, s.SentinelAddr, conf, "--sentinel", "--loglevel", "warning"); err != nil {
+		return nil, err
+	}
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddr, MaxRetries: -1})
+	defer sc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		addr, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == s.MasterAddr {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("embedded redis sentinel: the Sentinel does not name master %s within 30s (%v)", s.MasterName, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.URL = "redis-sentinel://" + s.SentinelAddr + "/" + s.MasterName
+	return s, nil
+}
+
+// start starts a redis-server with args and waits until addr accepts.
+func (s *RedisSentinel) start(ctx context.Context, addr string, args ...string) error {
+	cmd := exec.Command(RedisServerPath(), args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("embedded redis sentinel: start redis-server: %w", err)
+	}
+	go func() { // drain, so the child never blocks on a full pipe
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+		}
+	}()
+	s.procs = append(s.procs, cmd)
+	if err := waitDial(ctx, addr, 10*time.Second); err != nil {
+		return fmt.Errorf("embedded redis sentinel: %s: %w", addr, err)
+	}
+	return nil
+}
+
+// Stop kills the processes and removes their files.
+func (s *RedisSentinel) Stop() {
+	for _, cmd := range s.procs {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	s.procs = nil
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
