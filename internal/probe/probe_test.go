@@ -40,6 +40,9 @@ func TestOWASPAPITop10(t *testing.T) {
 	}{
 		{"API1BOLA", probeAPI1BOLA},
 		{"API2BrokenAuthentication", probeAPI2BrokenAuthentication},
+		{"API3BrokenObjectPropertyLevelAuthorization", probeAPI3PropertyLevelAuthorization},
+		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
+		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
 	}
