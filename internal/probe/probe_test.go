@@ -43,6 +43,8 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API3BrokenObjectPropertyLevelAuthorization", probeAPI3PropertyLevelAuthorization},
 		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
+		{"API6SensitiveBusinessFlows", probeAPI6BusinessFlows},
+		{"NullCharacters", probeNullCharacters},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
 	}
