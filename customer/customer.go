@@ -7,7 +7,9 @@
 package customer
 
 import (
+	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/acme/customer-platform/internal/contract"
@@ -157,6 +159,40 @@ type Actor struct {
 	FirstName string
 	LastName  string
 	Token     string // the bearer token, forwarded to the auth service
+	// Scopes are what a service account (Role contract.RoleService) may do
+	// here, some of ScopeRead, ScopeWrite and ScopeDelete: the HTTP adapter
+	// takes them from the token's scope claim. Without the scope an
+	// operation needs, a service is refused it (ErrMissingScope); none is
+	// allowed by default. A person's rights come from the role alone and
+	// ignore Scopes.
+	Scopes []string
+}
+
+// The scopes of service tokens at the customer service (the scope claim of
+// a service token is a space-separated list of them, RFC 8693 §4.2).
+const (
+	// ScopeRead reads any profile: <id>/, the list, <id>/services/, stats
+	// over every profile, check_profile_exists for another user.
+	ScopeRead = "customers:read"
+	// ScopeWrite changes a profile: PATCH/PUT <id>/, increment_service (and
+	// creating for a user and verifying, which the contract leaves to staff
+	// and so stay refused to services whatever their scopes).
+	ScopeWrite = "customers:write"
+	// ScopeDelete deletes any profile: DELETE <id>/.
+	ScopeDelete = "customers:delete"
+)
+
+// ServiceScopes returns every scope of the customer service.
+func ServiceScopes() []string { return []string{ScopeRead, ScopeWrite, ScopeDelete} }
+
+// permit returns nil when the caller may act with scope: anyone but a
+// service account (whose role decides), or a service holding the scope;
+// otherwise ErrMissingScope.
+func (a Actor) permit(scope string) error {
+	if a.Role != contract.RoleService || slices.Contains(a.Scopes, scope) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrMissingScope, scope)
 }
 
 // IsStaff reports whether the caller is an employee or an admin.

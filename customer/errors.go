@@ -11,10 +11,13 @@ import (
 // failures into these (a duplicate user_id becomes ErrProfileExists) and the
 // HTTP adapter maps each to one status.
 var (
-	ErrNotFound            = errors.New("customer profile not found")
-	ErrProfileExists       = errors.New("customer profile already exists")
-	ErrForbidden           = errors.New("permission denied")
-	ErrInvalidPage         = errors.New("invalid page")
+	ErrNotFound      = errors.New("customer profile not found")
+	ErrProfileExists = errors.New("customer profile already exists")
+	ErrForbidden     = errors.New("permission denied")
+	ErrInvalidPage   = errors.New("invalid page")
+	// ErrMissingScope: a service token without the scope the operation
+	// needs. It is an ErrForbidden (errors.Is), answered as one.
+	ErrMissingScope        = fmt.Errorf("%w: the service token's scope does not allow this", ErrForbidden)
 	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
 	// ErrUserNotFound: the auth service says the user does not exist (a
 	// deleted account whose token is still valid). Users returns it.

@@ -195,8 +195,8 @@ func (s *Service) DeleteOwn(ctx context.Context, a Actor) error {
 }
 
 // CheckExists reports whether a user has a profile, and its id. Without a
-// userID it is the caller's own; only staff and services may ask about
-// someone else.
+// userID it is the caller's own; only staff and services (holding
+// ScopeRead) may ask about someone else.
 func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool, string, error) {
 	if userID == "" {
 		userID = a.UserID
@@ -207,6 +207,11 @@ func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool
 		userID = normalizeUUID(userID)
 		if userID != a.UserID && !a.staffReader() {
 			return false, "", ErrForbidden
+		}
+		if userID != a.UserID {
+			if err := a.permit(ScopeRead); err != nil {
+				return false, "", err
+			}
 		}
 	}
 	c, err := s.store.ByUserID(ctx, userID)
@@ -235,8 +240,12 @@ func (s *Service) visible(ctx context.Context, a Actor, id string) (Customer, er
 	return c, nil
 }
 
-// Get returns a profile by id.
+// Get returns a profile by id (its owner, staff, services holding
+// ScopeRead).
 func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUserData, error) {
+	if err := a.permit(ScopeRead); err != nil {
+		return CustomerWithUserData{}, err
+	}
 	c, err := s.visible(ctx, a, id)
 	if err != nil {
 		return CustomerWithUserData{}, err
@@ -244,9 +253,12 @@ func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUser
 	return s.withUser(ctx, a, c), nil
 }
 
-// Update changes a profile by id (its owner, staff, services). Only staff
-// may change is_verified.
+// Update changes a profile by id (its owner, staff, services holding
+// ScopeWrite). Only staff may change is_verified.
 func (s *Service) Update(ctx context.Context, a Actor, id string, ch Changes, full bool) (CustomerWithUserData, error) {
+	if err := a.permit(ScopeWrite); err != nil {
+		return CustomerWithUserData{}, err
+	}
 	c, err := s.visible(ctx, a, id)
 	if err != nil {
 		return CustomerWithUserData{}, err
@@ -273,8 +285,12 @@ func (s *Service) update(ctx context.Context, a Actor, c Customer, ch Changes, f
 	return s.withUser(ctx, a, updated), nil
 }
 
-// Delete deletes a profile by id: its owner, an admin or a service.
+// Delete deletes a profile by id: its owner, an admin or a service
+// holding ScopeDelete.
 func (s *Service) Delete(ctx context.Context, a Actor, id string) error {
+	if err := a.permit(ScopeDelete); err != nil {
+		return err
+	}
 	c, err := s.visible(ctx, a, id)
 	if err != nil {
 		return err
@@ -311,13 +327,17 @@ func (s *Service) Verify(ctx context.Context, a Actor, id string) (CustomerWithU
 	return s.withUser(ctx, a, updated), nil
 }
 
-// IncrementService records one service for a customer (staff and services).
+// IncrementService records one service for a customer (staff, and services
+// holding ScopeWrite).
 // With an idempotency key, a retry of the same request records nothing more
 // and answers the same; the same key with another request is
 // ErrIdempotencyMismatch.
 func (s *Service) IncrementService(ctx context.Context, a Actor, id string, in ServiceInput, key string) (CustomerWithUserData, error) {
 	if !a.staffReader() {
 		return CustomerWithUserData{}, ErrForbidden
+	}
+	if err := a.permit(ScopeWrite); err != nil {
+		return CustomerWithUserData{}, err
 	}
 	now := s.clock()
 	fe := FieldErrors{}
@@ -372,8 +392,11 @@ func (s *Service) IncrementService(ctx context.Context, a Actor, id string, in S
 }
 
 // Services lists a customer's service records, newest first (its owner,
-// staff and services).
+// staff and services holding ScopeRead).
 func (s *Service) Services(ctx context.Context, a Actor, id string, pr PageRequest) (Page[ServiceRecord], error) {
+	if err := a.permit(ScopeRead); err != nil {
+		return Page[ServiceRecord]{}, err
+	}
 	c, err := s.visible(ctx, a, id)
 	if err != nil {
 		return Page[ServiceRecord]{}, err
@@ -394,9 +417,12 @@ func (s *Service) Services(ctx context.Context, a Actor, id string, pr PageReque
 	return p, nil
 }
 
-// List lists profiles: staff and services see every profile, a customer
-// only their own.
+// List lists profiles: staff and services (holding ScopeRead) see every
+// profile, a customer only their own.
 func (s *Service) List(ctx context.Context, a Actor, f Filter, pr PageRequest) (Page[CustomerWithUserData], error) {
+	if err := a.permit(ScopeRead); err != nil {
+		return Page[CustomerWithUserData]{}, err
+	}
 	if err := f.Validate(); err != nil {
 		return Page[CustomerWithUserData]{}, err
 	}
@@ -442,9 +468,12 @@ func paginate[T any](pr PageRequest, total int) (Page[T], error) {
 }
 
 // Stats returns the staff's figures over every profile to staff and
-// services, and a customer's own figures to a customer.
+// services (holding ScopeRead), and a customer's own figures to a customer.
 func (s *Service) Stats(ctx context.Context, a Actor) (StatsResult, error) {
 	if a.staffReader() {
+		if err := a.permit(ScopeRead); err != nil {
+			return StatsResult{}, err
+		}
 		st, err := s.store.Stats(ctx, s.clock().Add(-30*24*time.Hour))
 		if err != nil {
 			return StatsResult{}, err
@@ -481,7 +510,10 @@ func normalizeUUID(s string) string {
 // found" counts; a user it still has gives ErrUserExists and no answer
 // ErrUserUnconfirmed (ask again later). A user without a profile (a
 // second delivery, or a user who never had one) is not looked up and
-// succeeds with erased false. A malformed id gives ErrNotFound.
+// succeeds with erased false. A malformed id gives ErrNotFound. No scope
+// is asked of a: the cascade is the customer service's own work (its actor
+// is built by customerd, never from a request), and a.Token is the service's
+// own token at the auth service (users:read there).
 func (s *Service) EraseUser(ctx context.Context, a Actor, userID string) (erased bool, err error) {
 	if a.Role != contract.RoleService {
 		return false, ErrForbidden

@@ -161,8 +161,13 @@ func (m *memStore) Stats(context.Context, time.Time) (customer.Stats, error) {
 	return customer.Stats{TotalCustomers: len(m.byID)}, nil
 }
 
+// actorOf is a caller of role; a service holds every scope.
 func actorOf(role string) customer.Actor {
-	return customer.Actor{UserID: contract.NewID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
+	a := customer.Actor{UserID: contract.NewID(), Role: role, Email: role + "@example.com", FirstName: "F", LastName: "L", Token: "tok-" + role}
+	if role == contract.RoleService {
+		a.Scopes = customer.ServiceScopes()
+	}
+	return a
 }
 
 func newTestService(store customer.Store, users customer.Users, pub customer.Publisher) *customer.Service {
@@ -550,5 +555,66 @@ func fieldError(field string) func(error) bool {
 	return func(err error) bool {
 		ve, ok := errors.AsType[*contract.ValidationError](err)
 		return ok && len(ve.Fields[field]) > 0
+	}
+}
+
+// TestServiceScopes: a service account may do only what its scopes allow,
+// refused with ErrMissingScope (an ErrForbidden) before anything is read or
+// written; people are judged by their role alone.
+func TestServiceScopes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newMemStore()
+	s := newTestService(store, customertest.KnownUsers(), nil)
+	owner := actorOf(contract.RoleCustomer)
+	cw, err := s.CreateOwn(ctx, owner, validChanges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cw.ID
+	scoped := func(scopes ...string) customer.Actor {
+		a := actorOf(contract.RoleService)
+		a.Scopes = scopes
+		return a
+	}
+	ops := map[string]struct {
+		needs string
+		call  func(customer.Actor) error
+	}{
+		"Get":              {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Get(ctx, a, id); return err }},
+		"List":             {customer.ScopeRead, func(a customer.Actor) error { _, err := s.List(ctx, a, customer.Filter{}, customer.PageRequest{Number: 1}); return err }},
+		"Services":         {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Services(ctx, a, id, customer.PageRequest{Number: 1}); return err }},
+		"Stats":            {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Stats(ctx, a); return err }},
+		"CheckExists":      {customer.ScopeRead, func(a customer.Actor) error { _, _, err := s.CheckExists(ctx, a, owner.UserID); return err }},
+		"Update":           {customer.ScopeWrite, func(a customer.Actor) error { _, err := s.Update(ctx, a, id, customer.Changes{City: ptr("Y")}, false); return err }},
+		"IncrementService": {customer.ScopeWrite, func(a customer.Actor) error { _, err := s.IncrementService(ctx, a, id, customer.ServiceInput{}, ""); return err }},
+		"Delete":           {customer.ScopeDelete, func(a customer.Actor) error { return s.Delete(ctx, a, id) }},
+	}
+	for _, held := range [][]string{nil, {customer.ScopeRead}, {customer.ScopeWrite}, {customer.ScopeDelete}, {"users:read"}} {
+		for name, op := range ops {
+			if slices.Contains(held, op.needs) {
+				continue
+			}
+			if err := op.call(scoped(held...)); !errors.Is(err, customer.ErrMissingScope) || !errors.Is(err, customer.ErrForbidden) {
+				t.Errorf("%s with scopes %v: %v, want ErrMissingScope", name, held, err)
+			}
+		}
+	}
+	if n, _ := store.CountServices(ctx, id); n != 0 {
+		t.Fatalf("a refused increment recorded %d services", n)
+	}
+	if _, err := store.ByID(ctx, id); err != nil {
+		t.Fatalf("a refused delete: %v", err)
+	}
+	for name, op := range ops {
+		if name == "Delete" {
+			continue
+		}
+		if err := op.call(scoped(op.needs)); err != nil {
+			t.Errorf("%s with %s: %v", name, op.needs, err)
+		}
+	}
+	if err := ops["Delete"].call(scoped(customer.ScopeDelete)); err != nil {
+		t.Errorf("Delete with customers:delete: %v", err)
 	}
 }

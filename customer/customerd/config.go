@@ -4,6 +4,7 @@
 package customerd
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -33,10 +34,16 @@ type Config struct {
 	// https://customers.example.com: the pagination links (next, previous)
 	// are absolute under it when set and relative (path and query) when
 	// not; they are never built from a request's Host.
-	PublicURL       string        `json:"public_url"`
-	LogLevel        string        `json:"log_level"`              // LOG_LEVEL
-	ShutdownTimeout time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
-	Environment     string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
+	PublicURL string `json:"public_url"`
+	// ServiceTokensWithoutScope (SERVICE_TOKENS_WITHOUT_SCOPE) is what a
+	// service token without a scope claim may do: "deny" (nothing a scope
+	// guards) or "allow" (every customer scope, as before scopes existed;
+	// the company's Django auth service issues no scopes). Default: allow
+	// in development, deny elsewhere.
+	ServiceTokensWithoutScope string        `json:"service_tokens_without_scope"`
+	LogLevel                  string        `json:"log_level"`              // LOG_LEVEL
+	ShutdownTimeout           time.Duration `json:"shutdown_timeout"`       // SHUTDOWN_TIMEOUT, how long in-flight requests may drain
+	Environment               string        `json:"deployment_environment"` // DEPLOYMENT_ENVIRONMENT
 }
 
 // LoadConfig reads the configuration through lookup (nil: the process
@@ -48,23 +55,26 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r := config.New(lookup)
 	env := r.String("DEPLOYMENT_ENVIRONMENT", config.Development)
 	cfg := Config{
-		HTTPAddr:            r.String("HTTP_ADDR", ":8002"),
-		MetricsAddr:         r.String("METRICS_ADDR", ":9102"),
-		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
-		Database:            r.String("CUSTOMER_DB", "customers"),
-		JWTSigningKey:       r.SigningKey("JWT_SIGNING_KEY", env),
-		JWTIssuer:           r.String("JWT_ISSUER", ""),
-		JWTAudience:         r.String("JWT_AUDIENCE", ""),
-		AuthURL:             r.URL("AUTH_URL", "http://127.0.0.1:8001"),
-		AuthTimeout:         r.Duration("AUTH_TIMEOUT", time.Second),
-		RedisURL:            r.Secret("REDIS_URL", ""),
-		ServiceClientID:     r.String("CUSTOMER_SERVICE_CLIENT_ID", ""),
-		ServiceClientSecret: r.Secret("CUSTOMER_SERVICE_CLIENT_SECRET", ""),
-		PublicURL:           r.URL("PUBLIC_URL", ""),
-		LogLevel:            r.String("LOG_LEVEL", "info"),
-		ShutdownTimeout:     r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		Environment:         env,
+		HTTPAddr:                  r.String("HTTP_ADDR", ":8002"),
+		MetricsAddr:               r.String("METRICS_ADDR", ":9102"),
+		MongoURI:                  r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+		Database:                  r.String("CUSTOMER_DB", "customers"),
+		JWTSigningKey:             r.SigningKey("JWT_SIGNING_KEY", env),
+		JWTIssuer:                 r.String("JWT_ISSUER", ""),
+		JWTAudience:               r.String("JWT_AUDIENCE", ""),
+		AuthURL:                   r.URL("AUTH_URL", "http://127.0.0.1:8001"),
+		AuthTimeout:               r.Duration("AUTH_TIMEOUT", time.Second),
+		RedisURL:                  r.Secret("REDIS_URL", ""),
+		ServiceClientID:           r.String("CUSTOMER_SERVICE_CLIENT_ID", ""),
+		ServiceClientSecret:       r.Secret("CUSTOMER_SERVICE_CLIENT_SECRET", ""),
+		PublicURL:                 r.URL("PUBLIC_URL", ""),
+		ServiceTokensWithoutScope: r.String("SERVICE_TOKENS_WITHOUT_SCOPE", unscopedDefault(env)),
+		LogLevel:                  r.String("LOG_LEVEL", "info"),
+		ShutdownTimeout:           r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		Environment:               env,
 	}
+	r.Check(cfg.ServiceTokensWithoutScope == UnscopedDeny || cfg.ServiceTokensWithoutScope == UnscopedAllow, "SERVICE_TOKENS_WITHOUT_SCOPE",
+		fmt.Sprintf("want %s or %s, not %q", UnscopedDeny, UnscopedAllow, cfg.ServiceTokensWithoutScope))
 	r.Check(cfg.AuthTimeout > 0, "AUTH_TIMEOUT", "must be positive")
 	r.Check(cfg.Database != "" && !strings.ContainsAny(cfg.Database, `/\. "$`), "CUSTOMER_DB", "must be a plain database name")
 	r.Check((cfg.ServiceClientID == "") == (cfg.ServiceClientSecret == ""), "CUSTOMER_SERVICE_CLIENT_ID",
@@ -73,4 +83,20 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// The values of SERVICE_TOKENS_WITHOUT_SCOPE.
+const (
+	UnscopedDeny  = "deny"
+	UnscopedAllow = "allow"
+)
+
+// unscopedDefault is SERVICE_TOKENS_WITHOUT_SCOPE's default: allow in
+// development (a development auth service may predate scopes), deny
+// everywhere else (least privilege: a token that names no scope gets none).
+func unscopedDefault(environment string) string {
+	if environment == config.Development {
+		return UnscopedAllow
+	}
+	return UnscopedDeny
 }

@@ -100,11 +100,12 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	engine := web.NewEngine(web.EngineOptions{Service: ServiceName, Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	httpapi.Routes(engine, httpapi.Deps{
-		Service:   svc,
-		Verifier:  verifier,
-		Checks:    []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}},
-		Details:   redisDetails(rdb),
-		PublicURL: cfg.PublicURL,
+		Service:                    svc,
+		Verifier:                   verifier,
+		Checks:                     []web.Check{{Name: "mongodb", Check: mongodb.Ping(client)}},
+		Details:                    redisDetails(rdb),
+		PublicURL:                  cfg.PublicURL,
+		AllowUnscopedServiceTokens: cfg.ServiceTokensWithoutScope == UnscopedAllow,
 	})
 
 	runCtx, cancel := context.WithCancel(ctx)

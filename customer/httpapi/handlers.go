@@ -27,24 +27,6 @@ func handle(h func(c *gin.Context, a customer.Actor) error) gin.HandlerFunc {
 	})
 }
 
-// actor is the caller web.Bearer verified; the routes are registered behind
-// it, so its absence is a wiring fault answered as an unauthenticated call.
-func actor(c *gin.Context) (customer.Actor, error) {
-	caller, ok := web.CallerFrom(c.Request.Context())
-	if !ok {
-		return customer.Actor{}, web.Errorf(web.CodeNotAuthenticated, web.MsgNotAuthenticated)
-	}
-	cl := caller.Claims
-	return customer.Actor{
-		UserID:    cl.UserID,
-		Role:      cl.Role,
-		Email:     cl.Email,
-		FirstName: cl.FirstName,
-		LastName:  cl.LastName,
-		Token:     caller.Token,
-	}, nil
-}
-
 // readObject reads a JSON object body (an empty body is an empty object).
 func readObject(c *gin.Context) (map[string]json.RawMessage, error) {
 	return web.ReadObject(c, true)

@@ -91,7 +91,11 @@ func newPerson(t testing.TB, role string) person {
 	if role == contract.RoleService {
 		id = "bff"
 	}
-	return person{ID: id, Role: role, Token: mint(t, testKey, jwt.SigningMethodHS256, claimsFor(id, role))}
+	c := claimsFor(id, role)
+	if role == contract.RoleService { // a service granted every scope of the customer service
+		c["scope"] = strings.Join(customer.ServiceScopes(), " ")
+	}
+	return person{ID: id, Role: role, Token: mint(t, testKey, jwt.SigningMethodHS256, c)}
 }
 
 func claimsFor(id, role string) jwt.MapClaims {

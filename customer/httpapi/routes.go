@@ -34,6 +34,11 @@ type Deps struct {
 	// Checks fail /readyz; Details add information to it without failing it.
 	Checks  []web.Check
 	Details func() map[string]any
+	// AllowUnscopedServiceTokens (SERVICE_TOKENS_WITHOUT_SCOPE=allow) gives
+	// a service token without a scope claim every scope of the service, as
+	// before scopes existed (tokens of the Django auth service have none);
+	// false refuses such a token everything a scope guards.
+	AllowUnscopedServiceTokens bool
 	// PublicURL (PUBLIC_URL) is the service's public base URL, such as
 	// https://customers.example.com: the pagination links are absolute
 	// under it when set, and relative (path and query) otherwise; they are
@@ -50,7 +55,7 @@ func Routes(r gin.IRouter, d Deps) {
 
 	s := d.Service
 	links := newPageLinks(d.PublicURL)
-	g := r.Group(Prefix, web.Bearer(d.Verifier, nil))
+	g := r.Group(Prefix, web.Bearer(d.Verifier, nil), actors(d.AllowUnscopedServiceTokens))
 
 	g.POST("/profile/create/", handleCreateProfile(s))
 	g.GET("/profile/", handleGetProfile(s))
