@@ -581,14 +581,26 @@ func TestServiceScopes(t *testing.T) {
 		needs string
 		call  func(customer.Actor) error
 	}{
-		"Get":              {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Get(ctx, a, id); return err }},
-		"List":             {customer.ScopeRead, func(a customer.Actor) error { _, err := s.List(ctx, a, customer.Filter{}, customer.PageRequest{Number: 1}); return err }},
-		"Services":         {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Services(ctx, a, id, customer.PageRequest{Number: 1}); return err }},
-		"Stats":            {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Stats(ctx, a); return err }},
-		"CheckExists":      {customer.ScopeRead, func(a customer.Actor) error { _, _, err := s.CheckExists(ctx, a, owner.UserID); return err }},
-		"Update":           {customer.ScopeWrite, func(a customer.Actor) error { _, err := s.Update(ctx, a, id, customer.Changes{City: ptr("Y")}, false); return err }},
-		"IncrementService": {customer.ScopeWrite, func(a customer.Actor) error { _, err := s.IncrementService(ctx, a, id, customer.ServiceInput{}, ""); return err }},
-		"Delete":           {customer.ScopeDelete, func(a customer.Actor) error { return s.Delete(ctx, a, id) }},
+		"Get": {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Get(ctx, a, id); return err }},
+		"List": {customer.ScopeRead, func(a customer.Actor) error {
+			_, err := s.List(ctx, a, customer.Filter{}, customer.PageRequest{Number: 1})
+			return err
+		}},
+		"Services": {customer.ScopeRead, func(a customer.Actor) error {
+			_, err := s.Services(ctx, a, id, customer.PageRequest{Number: 1})
+			return err
+		}},
+		"Stats":       {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Stats(ctx, a); return err }},
+		"CheckExists": {customer.ScopeRead, func(a customer.Actor) error { _, _, err := s.CheckExists(ctx, a, owner.UserID); return err }},
+		"Update": {customer.ScopeWrite, func(a customer.Actor) error {
+			_, err := s.Update(ctx, a, id, customer.Changes{City: ptr("Y")}, false)
+			return err
+		}},
+		"IncrementService": {customer.ScopeWrite, func(a customer.Actor) error {
+			_, err := s.IncrementService(ctx, a, id, customer.ServiceInput{}, "")
+			return err
+		}},
+		"Delete": {customer.ScopeDelete, func(a customer.Actor) error { return s.Delete(ctx, a, id) }},
 	}
 	for _, held := range [][]string{nil, {customer.ScopeRead}, {customer.ScopeWrite}, {customer.ScopeDelete}, {"users:read"}} {
 		for name, op := range ops {
