@@ -52,7 +52,8 @@ type Client struct {
 // New returns a client of service, which names the upstream ("auth",
 // "customer") in span names, the upstream attribute of the outbound metrics
 // and error messages. Its calls are traced by an otelhttp transport that
-// propagates the trace context; a Timeout that is not positive is
+// propagates the trace context and records URLs with their query values
+// Redacted (they may be personal data); a Timeout that is not positive is
 // defaultTimeout.
 func New(service string, o Options, defaultTimeout time.Duration) *Client {
 	if o.Timeout <= 0 {
@@ -82,7 +83,8 @@ func New(service string, o Options, defaultTimeout time.Duration) *Client {
 		service: service,
 		base:    o.BaseURL,
 		timeout: o.Timeout,
-		http:    &http.Client{Transport: otelhttp.NewTransport(base, topts...)},
+		// Telemetry never sees a query value (redact.go).
+		http: &http.Client{Transport: redactQuery{next: otelhttp.NewTransport(restoreQuery{next: base}, topts...)}},
 	}
 }
 
