@@ -44,6 +44,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
 		{"API6SensitiveBusinessFlows", probeAPI6BusinessFlows},
+		{"API7SSRF", probeAPI7SSRF},
 		{"NullCharacters", probeNullCharacters},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
