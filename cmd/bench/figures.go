@@ -101,12 +101,13 @@ func latencyWithin(name string, conns int, s *side, share float64) latencyRow {
 type results struct {
 	figures []figure
 	latency []latencyRow // figure 5
+	scaling []scaleRow   // figure 7
 	memory  []memUse
 	elapsed time.Duration
 }
 
-// measure runs the selected figures. The reads come first; the
-// registrations, which grow the databases, come last.
+// measure runs the selected figures. The reads come first; the writes of
+// figure 7 and the registrations, which grow the databases, come last.
 func measure(ctx context.Context, o options, s *system, progress func(string, ...any)) (*results, error) {
 	res := &results{}
 	step := func(name string) func(string) {
@@ -151,6 +152,28 @@ func measure(ctx context.Context, o options, s *system, progress func(string, ..
 			return nil, err
 		}
 		res.figures = append(res.figures, f)
+	}
+	if o.wants(8) || o.wants(9) {
+		fs, err := figuresGateway(ctx, o, s, step("figures 8 and 9"))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			if o.wants(f.num) {
+				res.figures = append(res.figures, f)
+			}
+		}
+	}
+	// Figure 7 writes (registrations, deletions, increments), so it comes
+	// after the read figures and before figure 3's registrations grow
+	// the large stack beyond its seeded size.
+	if o.wants(7) {
+		f, rows, err := figure7(ctx, o, s, step("figure 7"))
+		if err != nil {
+			return nil, err
+		}
+		res.figures = append(res.figures, f)
+		res.scaling = rows
 	}
 	if o.wants(3) {
 		f, err := figure3(ctx, o, s, step("figure 3"))

@@ -113,9 +113,20 @@ func getRequest(addr, path, token string) []byte {
 
 // postRequest is the bytes of a JSON POST.
 func postRequest(addr, path string, body []byte, header map[string]string) []byte {
-	b := []byte("POST " + path + " HTTP/1.1\r\nHost: " + addr +
-		"\r\nUser-Agent: cmd/bench\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n")
+	return jsonRequest(http.MethodPost, addr, path, "", body, header)
+}
+
+// jsonRequest is the bytes of a request with a JSON body (none when body
+// is nil) and, when token is set, a bearer token.
+func jsonRequest(method, addr, path, token string, body []byte, header map[string]string) []byte {
+	b := []byte(method + " " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: cmd/bench\r\nAccept: application/json\r\n")
+	if token != "" {
+		b = append(b, "Authorization: Bearer "+token+"\r\n"...)
+	}
+	if body != nil {
+		b = append(b, "Content-Type: application/json\r\n"...)
+	}
+	b = append(b, "Content-Length: "+strconv.Itoa(len(body))+"\r\n"...)
 	for k, v := range header {
 		b = append(b, k+": "+v+"\r\n"...)
 	}
@@ -150,7 +161,12 @@ type side struct {
 	name    string
 	workers []op
 	closers []func()
-	rounds  []round
+	// minOps extends a round past its window until that many operations
+	// finished (a slow operation is measured at least that often); maxOps
+	// ends a round after that many (0: no limit), for sides that consume
+	// what another side produced (the accounts a deletion removes).
+	minOps, maxOps int
+	rounds         []round
 	// cpu is the CPU time each watched process spent during the side's
 	// measured rounds.
 	cpu map[string]time.Duration
@@ -201,16 +217,24 @@ func (r round) rate() float64 {
 	return float64(r.n) / r.window.Seconds()
 }
 
+// errNoRequest is a worker's operation that had nothing to send (a
+// deletion with no account left to delete).
+var errNoRequest = errors.New("no request to send")
+
 // httpSide is a side of conns workers, each with its own keep-alive
-// connection to addr, sending next(i) (i counts the side's operations) and
-// checking every answer.
+// connection to addr, sending next(i) (i counts the side's operations; nil:
+// nothing to send, a failed operation) and checking every answer.
 func httpSide(name, addr string, conns int, next func(i uint64) []byte, check func(reply) error) *side {
 	s := &side{name: name}
 	var seq atomic.Uint64
 	for range conns {
 		c := newHConn(addr)
 		s.workers = append(s.workers, func(context.Context) error {
-			r, err := c.do(next(seq.Add(1) - 1))
+			req := next(seq.Add(1) - 1)
+			if req == nil {
+				return errNoRequest
+			}
+			r, err := c.do(req)
 			if err != nil {
 				return err
 			}
@@ -230,7 +254,8 @@ func (s *side) close() {
 // run runs every worker of the side for d and returns the round: the
 // operations that completed inside the window, with their latencies. An
 // operation still running at the end is waited for (so it cannot steal
-// the CPU from the next round) but not counted.
+// the CPU from the next round) but not counted, unless the side's minOps
+// are not reached yet: then the window lasts until they are.
 func (s *side) run(ctx context.Context, d time.Duration) round {
 	start := time.Now()
 	deadline := start.Add(d)
@@ -242,6 +267,7 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 		lastErr     error
 	}
 	results := make([]result, len(s.workers))
+	var started, finished atomic.Int64
 	var wg sync.WaitGroup
 	for i, w := range s.workers {
 		wg.Go(func() {
@@ -249,12 +275,15 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 			r.lat = make([]time.Duration, 0, 256)
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if !t0.Before(deadline) {
+				if !t0.Before(deadline) && finished.Load() >= int64(s.minOps) {
+					return
+				}
+				if s.maxOps > 0 && started.Add(1) > int64(s.maxOps) {
 					return
 				}
 				err := w(ctx)
 				t1 := time.Now()
-				if t1.After(deadline) {
+				if n := finished.Add(1); t1.After(deadline) && n > int64(s.minOps) {
 					r.drained = true
 					return
 				}
@@ -279,7 +308,7 @@ func (s *side) run(ctx context.Context, d time.Duration) round {
 		})
 	}
 	wg.Wait()
-	rd := round{window: d}
+	rd := round{window: max(d, time.Since(start))}
 	var first, last time.Time
 	for _, r := range results {
 		rd.n += len(r.lat)

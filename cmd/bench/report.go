@@ -21,7 +21,12 @@ func writeReport(w io.Writer, o options, s *system, r *results) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSystem benchmark, %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "machine:  %s\n", machine())
-	fmt.Fprintf(&b, "setup:    %s; %s; %s; %d users\n", s.launcher.describe(), mongoKind(o), redisKind(s), len(s.users))
+	fmt.Fprintf(&b, "setup:    %s; %s; %s; %d customers, the reads rotating over %d of them\n",
+		s.launcher.describe(), mongoKind(o), redisKind(s), o.records, len(s.users))
+	for _, l := range s.seeding {
+		fmt.Fprintf(&b, "seeding:  %s stack, %d customers through the stores in %s (%d store calls, %.0f/s; streams %s; CPU %s)\n",
+			l.name, l.customers, l.took.Round(10*time.Millisecond), l.ops, float64(l.ops)/l.took.Seconds(), strings.Join(l.streams, ", "), l.cpuText())
+	}
 	fmt.Fprintf(&b, "method:   %d interleaved rounds of %s per side (registration: %d of %s), after %s of warm-up each; keep-alive HTTP/1.1 clients\n",
 		o.rounds, o.round, o.regRounds, o.regRound, o.warm)
 
@@ -72,6 +77,7 @@ func writeReport(w io.Writer, o options, s *system, r *results) error {
 		_ = tw.Flush()
 	}
 
+	writeScaling(&b, o, r.scaling)
 	writeCPU(&b, sortedFigures(r.figures))
 
 	var problems []string
@@ -88,6 +94,15 @@ func writeReport(w io.Writer, o options, s *system, r *results) error {
 			problems = append(problems, fmt.Sprintf("figure 5, %s is not valid: %v", l.name, l.err))
 		} else if l.note != "" {
 			problems = append(problems, fmt.Sprintf("figure 5, %s", l.note))
+		}
+	}
+	for _, row := range r.scaling {
+		if row.err != nil {
+			problems = append(problems, fmt.Sprintf("figure 7, %s is not valid: %v", row.name, row.err))
+		} else {
+			for _, n := range row.notes {
+				problems = append(problems, fmt.Sprintf("figure 7, %s", n))
+			}
 		}
 	}
 	fmt.Fprintf(&b, "\ntargets met: %d of %d; the run took %s\n", met, total, r.elapsed.Round(time.Second))
@@ -204,4 +219,48 @@ func us(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%d µs", d.Microseconds())
+}
+
+// writeScaling prints figure 7 line by line: each path's p50 at both
+// sizes, their ratio (overall and its smallest and largest round by
+// round), and FerretDB's CPU time per operation at both sizes, which says
+// whether a growth is the database's.
+func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
+	if len(rows) == 0 {
+		return
+	}
+	sm, lg := rows[0].smallSize, rows[0].largeSize
+	fmt.Fprintf(b, "\n7. hot paths at %d and at %d customers: p50 of one connection, %d interleaved rounds of %s per side (at least %d operations each)\n",
+		sm, lg, o.scaleRounds, o.scaleRound, o.scaleMin)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "path\tp50 @%d\tp50 @%d\tratio\tper round\ttarget\tmet\tFerretDB CPU/op\tsamples\n", sm, lg)
+	line := func(r scaleRow) {
+		sp := spreadOf(r.per)
+		target, verdict := fmt.Sprintf("≤ %.2f", scaleTarget), "no"
+		switch {
+		case r.mayGrow:
+			target, verdict = "may grow", "—"
+		case r.err != nil:
+			verdict = "INVALID"
+		case r.met():
+			verdict = "yes"
+		}
+		db := "—"
+		if r.hasDB {
+			db = us(r.dbSmall) + " → " + us(r.dbLarge)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s–%s\t%s\t%s\t%s\t%d / %d\n", r.name, ms(r.p50Small), ms(r.p50Large), num(r.ratio),
+			num(sp.lo), num(sp.hi), target, verdict, db, r.nSmall, r.nLarge)
+	}
+	for _, r := range rows {
+		if !r.mayGrow {
+			line(r)
+		}
+	}
+	for _, r := range rows {
+		if r.mayGrow {
+			line(r)
+		}
+	}
+	_ = tw.Flush()
 }

@@ -328,25 +328,36 @@ func serveMongo(ctx context.Context, dir string, stdin io.Reader, stdout io.Writ
 }
 
 func startMongoChild(ctx context.Context, dir string) (*mongoServer, error) {
-	self, err := os.Executable()
+	uri, pid, stop, err := startSelf(ctx, "embedded FerretDB", "mongodb://", "-serve-mongo", dir)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-serve-mongo", dir)
+	return &mongoServer{uri: uri, pid: pid, stop: stop}, nil
+}
+
+// startSelf runs this binary again with args as a child server that
+// prints one line starting with prefix (its address) and serves until its
+// standard input closes; it returns that line.
+func startSelf(ctx context.Context, what, prefix string, args ...string) (string, int, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Env = childEnv(nil)
 	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return "", 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return "", 0, nil, err
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("embedded FerretDB: %w", err)
+		return "", 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	stop := func() {
 		_ = stdin.Close()
@@ -369,18 +380,18 @@ func startMongoChild(ctx context.Context, dir string) (*mongoServer, error) {
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	select {
-	case uri, ok := <-line:
-		if !ok || !strings.HasPrefix(uri, "mongodb://") {
+	case l, ok := <-line:
+		if !ok || !strings.HasPrefix(l, prefix) {
 			stop()
-			return nil, fmt.Errorf("embedded FerretDB did not start: %s", stderr.String())
+			return "", 0, nil, fmt.Errorf("%s did not start: %s", what, stderr.String())
 		}
-		return &mongoServer{uri: uri, pid: cmd.Process.Pid, stop: stop}, nil
+		return l, cmd.Process.Pid, stop, nil
 	case <-time.After(startTimeout):
 		stop()
-		return nil, errors.New("embedded FerretDB did not start within a minute")
+		return "", 0, nil, fmt.Errorf("%s did not start within %s", what, startTimeout)
 	case <-ctx.Done():
 		stop()
-		return nil, ctx.Err()
+		return "", 0, nil, ctx.Err()
 	}
 }
 
