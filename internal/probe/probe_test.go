@@ -45,6 +45,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
 		{"API6SensitiveBusinessFlows", probeAPI6BusinessFlows},
 		{"API7SSRF", probeAPI7SSRF},
+		{"API8SecurityMisconfiguration", probeAPI8Misconfiguration},
 		{"NullCharacters", probeNullCharacters},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
