@@ -46,6 +46,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API6SensitiveBusinessFlows", probeAPI6BusinessFlows},
 		{"API7SSRF", probeAPI7SSRF},
 		{"API8SecurityMisconfiguration", probeAPI8Misconfiguration},
+		{"API9ImproperInventoryManagement", probeAPI9Inventory},
 		{"NullCharacters", probeNullCharacters},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
