@@ -1,7 +1,7 @@
 // Package systest is the one harness that starts the system's services for
 // a test: any subset of the services internal/stack lists, in this process
-// (through their Run) or as child processes (their cmd binary, built once
-// per test binary), N replicas of a service sharing its database, a fault
+// (through their Run) or as child processes (the test binary itself running
+// a service as its cmd binary does), N replicas of a service sharing its database, a fault
 // proxy (internal/faultproxy) between any caller and callee, a round-robin
 // balancer (internal/testenv/balancer) in front of a service's replicas, the shared
 // embedded FerretDB (a fresh database per service and system) and a Redis
@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -115,8 +116,10 @@ type Options struct {
 	// naming their URL points at it, and a proxy to one of them forwards
 	// to it.
 	Balanced []string
-	// Processes runs the services as child processes of their cmd binary
-	// instead of in this process (no span exporter, no Run override).
+	// Processes runs the services as child processes instead of in this
+	// process (no span exporter, no Run override): the test binary itself
+	// running the service as its cmd binary's main does, when the
+	// package's TestMain calls Main, else the cmd binary, built once.
 	Processes bool
 	// Spans gives each in-process replica an in-memory span exporter.
 	Spans bool
@@ -532,7 +535,7 @@ func (in *Instance) startInProcess() (func() error, error) {
 }
 
 func (in *Instance) startProcess() (func() error, error) {
-	bin, err := binary(in.svc)
+	bin, self, err := processBinary(in.svc)
 	if err != nil {
 		return nil, err
 	}
@@ -552,6 +555,9 @@ func (in *Instance) startProcess() (func() error, error) {
 	}
 	for k, v := range in.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if self {
+		cmd.Env = append(cmd.Env, serviceVariable+"="+in.Name)
 	}
 	cmd.Stdout, cmd.Stderr = in.logWriter(), in.logWriter()
 	if err := cmd.Start(); err != nil {
@@ -614,6 +620,43 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// serviceVariable, in a child's environment, makes a test binary whose
+// TestMain calls Main run that service instead of its tests.
+const serviceVariable = "SYSTEST_SERVICE"
+
+// mainCalled is set by Main: the test binary can then run any service
+// itself as a child process (serviceVariable).
+var mainCalled atomic.Bool
+
+// processBinary is what a child process of svc runs: this test binary
+// (self) when its TestMain calls Main, which then runs the service as
+// the service's cmd binary does; else the cmd binary, built once per test
+// binary. Running itself spares each package that starts child processes
+// three builds (tens of seconds each on a loaded machine).
+func processBinary(svc stack.Service) (path string, self bool, err error) {
+	if mainCalled.Load() {
+		path, err = os.Executable()
+		return path, true, err
+	}
+	path, err = binary(svc)
+	return path, false, err
+}
+
+// runService is the main of a child process running the named service:
+// what its cmd binary's main does (daemon.Main with daemon.RunLogged of
+// the stack's Runner), so the child runs as the binary would.
+func runService(name string) int {
+	svc, ok := stack.Lookup(name)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "systest: %s=%q names no service (known: %s)\n", serviceVariable, name, strings.Join(stack.Names(), ", "))
+		return 2
+	}
+	daemon.Main(name, func(ctx context.Context, lookup config.Lookup, stdout io.Writer) error {
+		return daemon.RunLogged(ctx, name, lookup, stdout, svc.Run)
+	})
+	return 0
+}
+
 // binaries are the services' binaries, built once per test binary.
 var binaries struct {
 	mu    sync.Mutex
@@ -669,8 +712,13 @@ func build(svc stack.Service) (string, error) {
 
 // Main runs the tests of a package (testenv.Main), then removes the
 // binaries built for child-process systems. Call it from TestMain:
-// os.Exit(systest.Main(m)).
+// os.Exit(systest.Main(m)). In a child process the harness started (see
+// Options.Processes) it runs the service instead, until SIGTERM.
 func Main(m *testing.M) int {
+	if name := os.Getenv(serviceVariable); name != "" {
+		return runService(name)
+	}
+	mainCalled.Store(true)
 	code := testenv.Main(m)
 	binaries.mu.Lock()
 	defer binaries.mu.Unlock()

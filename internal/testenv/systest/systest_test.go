@@ -3,6 +3,7 @@ package systest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -148,15 +149,25 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// Child processes: the cmd binaries, built once, with the same environment.
+// Child processes: this test binary running each service (its TestMain
+// calls Main), with the same environment.
 func TestChildProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the services' binaries: not in the fast tier (-short)")
+		t.Skip("starts child processes: not in the fast tier (-short)")
 	}
 	t.Parallel()
 	sys := Start(t, Options{Services: []string{"auth", "customer"}, Processes: true})
+	self, err := os.Executable()
+	testenv.Must(t, err, "this test binary")
 	for _, name := range []string{"auth", "customer"} {
-		ready(t, sys.Service(name))
+		in := sys.Service(name)
+		ready(t, in)
+		in.mu.Lock()
+		pid := in.proc.Pid
+		in.mu.Unlock()
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && (pid == os.Getpid() || exe != self) {
+			t.Errorf("%s runs %s as process %d, want this test binary %s in a process of its own", name, exe, pid, self)
+		}
 	}
 	tok := register(t, sys.URL("auth"), "child@example.com")
 	a := testenv.Call(t, nil, http.MethodPost, sys.URL("customer")+"/api/v1/customers/profile/create/",
