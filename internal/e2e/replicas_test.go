@@ -80,6 +80,7 @@ func TestReplicas(t *testing.T) {
 		Processes: true,
 		Redis:     true,
 		ServiceEnv: map[string]map[string]string{
+			"auth": adminEnv,
 			// Generous timeouts: on a loaded machine a call that times
 			// out may still land after the next write (a lost update the
 			// stale-view check would see, though no cache is involved);
@@ -174,7 +175,7 @@ func TestReplicas(t *testing.T) {
 
 	// The saga's invariants, through the services' APIs (and their
 	// balancers, since one replica of each is dead).
-	token := r.serviceToken()
+	token := adminToken(t, sys.Balancer("auth").URL())
 	owners := map[string]string{} // user id → email
 	for _, g := range regs {
 		uid := r.lookupUser(token, g.email)
@@ -187,7 +188,7 @@ func TestReplicas(t *testing.T) {
 		if !hasProfile {
 			t.Errorf("%s: orphan user %s (no profile); answers %s", g.email, uid, g.answersText())
 		}
-		for _, a := range g.answers {
+		for _, a := range slices.Concat(g.answers, g.replays) {
 			if a.status == http.StatusCreated && (a.userID() != uid || !hasProfile) {
 				t.Errorf("%s: answered 201 for user %q, the email holds %q (profile %v): a lost 201", g.email, a.userID(), uid, hasProfile)
 			}
@@ -286,7 +287,8 @@ type replicaRun struct {
 // replicaReg is one registration and every answer it got.
 type replicaReg struct {
 	email, key string
-	answers    []replicaAnswer
+	answers    []replicaAnswer // the registration's, until the final one
+	replays    []replicaAnswer // asking again with the key after its 201
 	session    *replicaSession // nil when it never got its 201
 }
 
@@ -294,6 +296,9 @@ func (g *replicaReg) answersText() string {
 	var b strings.Builder
 	for _, a := range g.answers {
 		fmt.Fprintf(&b, "[%s] ", a)
+	}
+	for _, a := range g.replays {
+		fmt.Fprintf(&b, "[replay %s] ", a)
 	}
 	return b.String()
 }
@@ -441,27 +446,13 @@ func (r *replicaRun) registration(email string) map[string]any {
 
 // register registers user i with its key, retrying through the other
 // replica until the answer is final (or the deadline), and asks a third
-// of the 201s again through the other replica.
+// of the 201s again through the other replica, retried the same way: a
+// replay, too, can be cut by a kill, and a client would send it again
+// with its key.
 func (r *replicaRun) register(rng *rand.Rand, i int) *replicaReg {
 	g := &replicaReg{email: fmt.Sprintf("replica-%03d@e2e-example.com", i), key: fmt.Sprintf("replica-key-%03d", i)}
 	header := map[string]string{"Idempotency-Key": g.key}
-	deadline := time.Now().Add(replicaRegDeadline)
-	target := r.pick(rng)
-	for {
-		r.note(target, 1)
-		a := r.send(http.MethodPost, target, "/api/bff/register/", r.registration(g.email), header)
-		r.note(target, -1)
-		g.answers = append(g.answers, a)
-		if a.final() || time.Now().After(deadline) {
-			break
-		}
-		wait := 200 * time.Millisecond
-		if s, err := strconv.Atoi(a.header.Get("Retry-After")); err == nil && s > 0 {
-			wait = min(time.Duration(s)*time.Second, 2*time.Second)
-		}
-		time.Sleep(wait)
-		target = r.other(a)
-	}
+	g.answers = r.untilFinal(r.pick(rng), g.email, header, true)
 	if len(g.answers) == 1 {
 		r.firstTry.Add(1)
 	} else {
@@ -473,9 +464,8 @@ func (r *replicaRun) register(rng *rand.Rand, i int) *replicaReg {
 	}
 	if i%3 == 0 {
 		r.replays.Add(1)
-		a := r.send(http.MethodPost, r.other(first), "/api/bff/register/", r.registration(g.email), header)
-		g.answers = append(g.answers, a)
-		if a.status != http.StatusCreated || a.userID() != first.userID() {
+		g.replays = r.untilFinal(r.other(first), g.email, header, false)
+		if a := g.replays[len(g.replays)-1]; a.status != http.StatusCreated || a.userID() != first.userID() {
 			r.fail("%s: asked again with its key through another replica: %s; the first 201 was for %s", g.email, a, first.userID())
 		}
 	}
@@ -492,6 +482,35 @@ func (r *replicaRun) register(rng *rand.Rand, i int) *replicaReg {
 	r.sessions = append(r.sessions, g.session)
 	r.mu.Unlock()
 	return g
+}
+
+// untilFinal sends the registration of email with header to target,
+// then through the other replica after each answer that is not final,
+// until one is or replicaRegDeadline has passed; noted counts the
+// requests sent straight to a replica in flight (the BFF's kill waits for
+// one).
+func (r *replicaRun) untilFinal(target, email string, header map[string]string, noted bool) []replicaAnswer {
+	var answers []replicaAnswer
+	deadline := time.Now().Add(replicaRegDeadline)
+	for {
+		if noted {
+			r.note(target, 1)
+		}
+		a := r.send(http.MethodPost, target, "/api/bff/register/", r.registration(email), header)
+		if noted {
+			r.note(target, -1)
+		}
+		answers = append(answers, a)
+		if a.final() || time.Now().After(deadline) {
+			return answers
+		}
+		wait := 200 * time.Millisecond
+		if s, err := strconv.Atoi(a.header.Get("Retry-After")); err == nil && s > 0 {
+			wait = min(time.Duration(s)*time.Second, 2*time.Second)
+		}
+		time.Sleep(wait)
+		target = r.other(a)
+	}
 }
 
 // note counts a registration sent straight to a replica in or out of
@@ -699,21 +718,6 @@ func (r *replicaRun) settled() bool {
 		}
 	}
 	return true
-}
-
-// serviceToken is the BFF's service account's token (staff enough for the
-// lookups).
-func (r *replicaRun) serviceToken() string {
-	r.t.Helper()
-	a := testenv.Call(r.t, nil, http.MethodPost, r.sys.Balancer("auth").URL()+"/api/auth/token/service/",
-		map[string]string{"client_id": systest.BFFClientID, "client_secret": systest.BFFClientSecret}, nil)
-	var v struct {
-		Access string `json:"access"`
-	}
-	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &v) != nil || v.Access == "" {
-		r.t.Fatalf("service token: %s", a)
-	}
-	return v.Access
 }
 
 func (r *replicaRun) lookupUser(token, email string) string {
