@@ -168,3 +168,15 @@ func TestMemoryConcurrentCounting(t *testing.T) {
 		t.Fatalf("%d of 80 refused with a limit of 50", refused)
 	}
 }
+
+// TestRedisCluster: the same scenario on a real 3-master Redis Cluster:
+// every command and script touches keys of one slot (Clear's keys are
+// deleted one command each), so nothing is refused as CROSSSLOT.
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	cl := testenv.RedisCluster(t)
+	rc, err := redisconn.Open(cl.URL, redisconn.Options{})
+	testenv.Must(t, err, "redis cluster")
+	defer rc.Close()
+	scenario(t, ratelimit.NewRedis(rc), func(d time.Duration) { time.Sleep(d) })
+}

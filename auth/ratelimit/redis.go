@@ -68,7 +68,14 @@ func (r *Redis) Blocked(ctx context.Context, key string) (time.Duration, error) 
 
 // Clear forgets keys.
 func (r *Redis) Clear(ctx context.Context, keys ...string) error {
-	if err := r.c.Del(ctx, keys...).Err(); err != nil {
+	// One DEL per key, pipelined: the keys (an email's failures and its
+	// lock) hash to different Cluster slots, and one DEL of both is
+	// refused there as CROSSSLOT; a Cluster client sends each to its node.
+	pipe := r.c.Pipeline()
+	for _, k := range keys {
+		pipe.Del(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("ratelimit: redis: %w", err)
 	}
 	return nil
