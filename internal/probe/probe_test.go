@@ -47,6 +47,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API7SSRF", probeAPI7SSRF},
 		{"API8SecurityMisconfiguration", probeAPI8Misconfiguration},
 		{"API9ImproperInventoryManagement", probeAPI9Inventory},
+		{"API10UnsafeConsumptionOfAPIs", probeAPI10UnsafeConsumption},
 		{"NullCharacters", probeNullCharacters},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.probe(t, s) })
