@@ -210,7 +210,8 @@ func TestRunInProcess(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	env := config.FromMap(map[string]string{"ARGON2_MEMORY_KIB": "256", "ARGON2_ITERATIONS": "1"})
 	args := []string{"-in-process", "-rounds=1", "-round=300ms", "-warm=100ms", "-reg-rounds=1", "-reg-round=500ms",
-		"-users=4", "-conns=4", "-light=1"}
+		"-users=4", "-conns=4", "-light=1", "-records=40", "-small=10", "-seed-conc=2",
+		"-scale-rounds=1", "-scale-round=50ms", "-scale-warm=0s", "-scale-min=1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := run(ctx, args, env, strings.NewReader(""), &stdout, &stderr); err != nil {
@@ -220,17 +221,19 @@ func TestRunInProcess(t *testing.T) {
 	t.Log(out)
 	for _, want := range []string{"machine:", "setup:", "services run inside the benchmark's process", "targets met:",
 		"5. latency under load", "cached GET /api/bff/me/ (HIT)", "GET /api/bff/me/ (MISS)", "POST /api/bff/register/",
-		"CPU time per operation"} {
+		"CPU time per operation", "seeding:  large stack, 40 customers", "seeding:  small stack, 10 customers",
+		"7. hot paths at 10 and at 40 customers", "customer GET profile/", "idempotency store GetKey",
+		"customer GET stats/ (staff, scope all)", "Lura-style gateway"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q", want)
 		}
 	}
 	// Every ratio has a measured value and a verdict.
-	for n := 1; n <= 6; n++ {
+	for _, n := range allFigures {
 		if n == 5 {
 			continue
 		}
-		re := regexp.MustCompile(fmt.Sprintf(`(?m)^%d  .*?  (\d+\.\d\d|n/a)  +[≥≤] \d\.\d\d  +(yes|no|INVALID)`, n))
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^%d  .*?  (\d+\.\d\d|n/a)  +[≥≤] \d+\.\d\d  +(yes|no|INVALID)`, n))
 		m := re.FindStringSubmatch(out)
 		if m == nil {
 			t.Errorf("figure %d is missing from the table", n)
@@ -248,10 +251,10 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.figures) != 6 || o.argon2.MemoryKiB != 19*1024 || o.argon2.Iterations != 2 || o.hashConc < 1 {
+	if len(o.figures) != len(allFigures) || o.records != 10_000 || o.small != 100 || o.argon2.MemoryKiB != 19*1024 || o.argon2.Iterations != 2 || o.hashConc < 1 {
 		t.Fatalf("defaults: %+v", o)
 	}
-	for _, bad := range [][]string{{"-figures=7"}, {"-rounds=0"}, {"-conns=0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-figures=10"}, {"-records=0"}, {"-rounds=0"}, {"-conns=0"}, {"extra"}} {
 		if _, err := parseOptions(bad, config.FromMap(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

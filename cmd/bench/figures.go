@@ -354,7 +354,9 @@ func figure4(ctx context.Context, o options, s *system, progress func(string)) (
 	for range o.conns {
 		find.workers = append(find.workers, func(ctx context.Context) error {
 			u := s.users[(seq.Add(1)-1)%uint64(len(s.users))]
-			raw, err := coll.FindOne(ctx, bson.D{{Key: "user_id", Value: u.id}}).Raw()
+			// The lookup GET profile/ starts with: the profile by its
+			// id, derived from the user id (customer.ProfileID).
+			raw, err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: u.profileID}}).Raw()
 			if err != nil {
 				return err
 			}

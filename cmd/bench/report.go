@@ -263,4 +263,41 @@ func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
 		}
 	}
 	_ = tw.Flush()
+	writeCapacity(b, rows)
+}
+
+// writeCapacity prints the capacity model's input: each hot path's CPU
+// time per operation in each service at the large size, and the
+// requests per second one core of that service serves (1 s ÷ its CPU per
+// operation). One connection, so a service's CPU per operation is its
+// own work, without queueing.
+func writeCapacity(b *strings.Builder, rows []scaleRow) {
+	roles := []string{"BFF", "auth", "customer", "FerretDB"}
+	fmt.Fprintf(b, "\ncapacity: CPU time per operation of each service at %d customers, and requests/s per core (1 s ÷ CPU per operation); 10 ms clock ticks over the rounds\n",
+		rows[0].largeSize)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "path\t%s\t%s\n", strings.Join(roles, "\t"), "requests/s per core (BFF / auth / customer)")
+	for _, r := range rows {
+		if r.svc == nil {
+			continue
+		}
+		var cpu, rate []string
+		for _, role := range roles {
+			d := r.svc[role]
+			if d < 5*time.Microsecond {
+				cpu = append(cpu, "—")
+			} else {
+				cpu = append(cpu, us(d))
+			}
+			if role != "FerretDB" {
+				if d < 5*time.Microsecond {
+					rate = append(rate, "—")
+				} else {
+					rate = append(rate, fmt.Sprintf("%.0f", float64(time.Second)/float64(d)))
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.name, strings.Join(cpu, "\t"), strings.Join(rate, " / "))
+	}
+	_ = tw.Flush()
 }

@@ -71,14 +71,17 @@ type scalePath struct {
 
 // scaleRow is a measured line of figure 7.
 type scaleRow struct {
-	name                 string
-	mayGrow              bool
-	p50Small, p50Large   time.Duration
-	ratio                float64
-	per                  []float64
-	nSmall, nLarge       int
-	dbSmall, dbLarge     time.Duration // FerretDB's CPU time per operation
-	hasDB                bool
+	name               string
+	mayGrow            bool
+	p50Small, p50Large time.Duration
+	ratio              float64
+	per                []float64
+	nSmall, nLarge     int
+	dbSmall, dbLarge   time.Duration // FerretDB's CPU time per operation
+	hasDB              bool
+	// svc is each service's CPU time per operation at the large size
+	// (keys: the roles of capacityRoles), the capacity model's input.
+	svc                  map[string]time.Duration
 	err                  error
 	notes                []string
 	smallSize, largeSize int
@@ -304,6 +307,14 @@ func insertKey(ctx context.Context, st *bffmongo.Store) (keyID, owner string, er
 	return keyID, owner, err
 }
 
+// capacityRole names a service of the capacity model and the process
+// that plays it in figure 7's large stack.
+type capacityRole struct{ role, proc string }
+
+func capacityRoles(s *system) []capacityRole {
+	return []capacityRole{{"BFF", s.large.bff.name}, {"auth", s.large.auth.name}, {"customer", s.large.customer.name}, {"FerretDB", "ferretdb"}}
+}
+
 // figure7 measures every path at both sizes.
 func figure7(ctx context.Context, o options, s *system, progress func(string)) (figure, []scaleRow, error) {
 	var rows []scaleRow
@@ -313,7 +324,14 @@ func figure7(ctx context.Context, o options, s *system, progress func(string)) (
 		if small.minOps == 0 {
 			small.minOps, large.minOps = o.scaleMin, o.scaleMin
 		}
-		err := interleave(ctx, []*side{small, large}, o.scaleRounds, o.scaleRound, o.scaleWarm, s.watch, func(string) {})
+		rounds, warm := o.scaleRounds, o.scaleWarm
+		if p.mayGrow {
+			// Lines without a target may take seconds at the large size:
+			// one round, no warm-up, at least one operation.
+			rounds, warm = 1, 0
+			small.minOps, large.minOps = 1, 1
+		}
+		err := interleave(ctx, []*side{small, large}, rounds, o.scaleRound, warm, s.watch, func(string) {})
 		closeAll(small, large)
 		if err != nil {
 			return figure{}, nil, err
@@ -328,6 +346,12 @@ func figure7(ctx context.Context, o options, s *system, progress func(string)) (
 			row.hasDB = true
 			row.dbSmall = ds / time.Duration(ts.n+ts.drained)
 			row.dbLarge = large.cpu["ferretdb"] / time.Duration(tl.n+tl.drained)
+		}
+		if n := tl.n + tl.drained; n > 0 {
+			row.svc = map[string]time.Duration{}
+			for _, r := range capacityRoles(s) {
+				row.svc[r.role] = large.cpu[r.proc] / time.Duration(n)
+			}
 		}
 		for _, sd := range []*side{small, large} {
 			if n := sd.failures(); n != "" {
