@@ -11,11 +11,13 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer/legacy"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/mongodb"
+	"github.com/acme/customer-platform/internal/upstream"
 )
 
 // command holds one run's connections.
@@ -38,7 +40,7 @@ func (c *command) close() {
 }
 
 func (c *command) db(ctx context.Context) (*mongo.Database, error) {
-	cl, err := mongodb.Connect(ctx, c.cfg.MongoURI.Reveal(), "migrate", nil)
+	cl, err := mongodb.Connect(ctx, c.cfg.MongoURI.Reveal(), "migrate", c.tracer())
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +66,31 @@ func (c *command) store(ctx context.Context) (profileStore, error) {
 func (c *command) directory(ctx context.Context) (authDirectory, error) {
 	c.transport = http.DefaultTransport.(*http.Transport).Clone()
 	c.transport.MaxIdleConnsPerHost = c.cfg.Lookups
-	cl := authclient.New(authclient.Options{BaseURL: c.cfg.AuthURL, Timeout: c.cfg.AuthTimeout, Transport: c.transport})
+	cl := authclient.New(c.clientOptions(c.cfg.AuthURL, c.cfg.AuthTimeout))
 	d := authDirectory{client: cl, tokens: authclient.NewServiceTokens(cl, c.cfg.ClientID, c.cfg.ClientSecret.Reveal())}
 	if _, err := d.tokens.Token(ctx); err != nil {
 		return authDirectory{}, fmt.Errorf("sign in to the auth service at %s as client %s: %w", c.cfg.AuthURL, c.cfg.ClientID, err)
 	}
 	return d, nil
+}
+
+// tracer is the run's tracer provider; nil without telemetry (the
+// clients' default, no spans).
+func (c *command) tracer() trace.TracerProvider {
+	if c.env.telemetry == nil {
+		return nil
+	}
+	return c.env.telemetry.Tracer
+}
+
+// clientOptions are the options of a typed client of a service at base,
+// on the run's transport and telemetry.
+func (c *command) clientOptions(base string, timeout time.Duration) upstream.Options {
+	o := upstream.Options{BaseURL: base, Timeout: timeout, Transport: c.transport}
+	if t := c.env.telemetry; t != nil {
+		o.TracerProvider, o.MeterProvider, o.Propagator = t.Tracer, t.Meter, t.Propagator
+	}
+	return o
 }
 
 func (c *command) options(total int) legacy.Options {

@@ -162,7 +162,7 @@ func (c *command) reconcile(ctx context.Context) error {
 		return interrupted(ctx, "the check", err)
 	}
 	if len(toRepair) > 0 {
-		svc := customerService{client: customerclient.New(customerclient.Options{BaseURL: rc.CustomerURL, Transport: c.transport}), dir: dir}
+		svc := customerService{client: customerclient.New(c.clientOptions(rc.CustomerURL, 0)), dir: dir}
 		err := repairGhosts(ctx, lookups, svc, toRepair, o.batch, c.cfg.Lookups, c.env.afterBatch, &rep)
 		rep.UserLookups = int(lookups.n.Load())
 		if err != nil {

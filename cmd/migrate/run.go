@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/logging"
+	"github.com/acme/customer-platform/internal/telemetry"
 )
 
 // Exit codes.
@@ -56,6 +59,10 @@ type env struct {
 	// afterBatch, when set, is called after each batch apply wrote (tests
 	// interrupt a run from here).
 	afterBatch func(batch int)
+	// telemetry, when set, traces the run (one span per command, the auth
+	// and customer calls and the database commands beneath it) and meters
+	// its calls; nil: none.
+	telemetry *telemetry.Telemetry
 }
 
 type usageError struct{ msg string }
@@ -162,6 +169,11 @@ func dispatch(ctx context.Context, cmd string, args []string, e env) error {
 		return usageError{"MIGRATE_CLIENT_SECRET is required: the secret of the auth service client " + cfg.ClientID}
 	}
 	log := logging.New(e.stderr, logging.ParseLevel(cfg.LogLevel), "migrate")
+	if e.telemetry != nil {
+		var span trace.Span
+		ctx, span = e.telemetry.Tracer.Tracer("migrate").Start(ctx, "migrate "+cmd)
+		defer span.End()
+	}
 	log.InfoContext(ctx, "starting", "command", cmd, "config", cfg)
 	c := &command{cfg: cfg, env: e, log: log, flags: f}
 	defer c.close()
