@@ -154,6 +154,12 @@ func measure(ctx context.Context, o options, s *system, progress func(string, ..
 		res.figures = append(res.figures, f)
 	}
 	if o.wants(8) || o.wants(9) {
+		// The cached side needs the views in bff's cache: load them again
+		// (an outage of bff's Redis breaker during the figures before
+		// retires every view written before it).
+		if err := s.prime(ctx, progress); err != nil {
+			return nil, err
+		}
 		fs, err := figuresGateway(ctx, o, s, step("figures 8 and 9"))
 		if err != nil {
 			return nil, err
@@ -307,7 +313,7 @@ func figure3(ctx context.Context, o options, s *system, progress func(string)) (
 		return figure{}, err
 	}
 	p := o.argon2
-	f := figure{num: 3, target: 0.85,
+	f := figure{num: 3, target: 0.80, // issue 16: at 10,000 users
 		title: fmt.Sprintf("registrations/s ÷ Argon2id hashes/s (m=%d KiB t=%d p=%d, %d at a time)", p.MemoryKiB, p.Iterations, p.Parallelism, o.hashConc),
 		err:   errors.Join(reg.check(), hash.check()),
 	}

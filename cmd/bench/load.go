@@ -52,7 +52,7 @@ func (h *hconn) do(req []byte) (reply, error) {
 			h.br.Reset(c)
 		}
 	}
-	if err := h.conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+	if err := h.conn.SetDeadline(time.Now().Add(requestDeadline)); err != nil {
 		h.close()
 		return reply{}, err
 	}
@@ -216,6 +216,9 @@ func (r round) rate() float64 {
 	}
 	return float64(r.n) / r.window.Seconds()
 }
+
+// requestDeadline bounds one request of a load connection.
+const requestDeadline = 30 * time.Second
 
 // errNoRequest is a worker's operation that had nothing to send (a
 // deletion with no account left to delete).

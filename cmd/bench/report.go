@@ -249,8 +249,14 @@ func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
 		if r.hasDB {
 			db = us(r.dbSmall) + " → " + us(r.dbLarge)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s–%s\t%s\t%s\t%s\t%d / %d\n", r.name, ms(r.p50Small), ms(r.p50Large), num(r.ratio),
-			num(sp.lo), num(sp.hi), target, verdict, db, r.nSmall, r.nLarge)
+		large, ratio, per := ms(r.p50Large), num(r.ratio), num(sp.lo)+"–"+num(sp.hi)
+		if r.nLarge == 0 && r.nSmall > 0 && r.p50Small > 0 {
+			// Not one answer within a request's deadline.
+			large = "> " + requestDeadline.String()
+			ratio, per = fmt.Sprintf("> %.0f", float64(requestDeadline)/float64(r.p50Small)), "—"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d / %d\n", r.name, ms(r.p50Small), large, ratio,
+			per, target, verdict, db, r.nSmall, r.nLarge)
 	}
 	for _, r := range rows {
 		if !r.mayGrow {

@@ -332,7 +332,7 @@ func (s *system) seed(ctx context.Context, o options, progress func(string, ...a
 func (s *system) prime(ctx context.Context, progress func(string, ...any)) error {
 	var failed atomic.Int64
 	var last atomic.Value
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i := range s.users {
 		wg.Go(func() {
