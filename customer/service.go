@@ -62,12 +62,13 @@ type Service struct {
 	lookups int
 	timeout time.Duration
 	log     *slog.Logger
+	stats   *statsFlights
 }
 
 // NewService returns a Service over its store, the user directory and the
 // change publisher (nil: changes are not published).
 func NewService(store Store, users Users, pub Publisher, o Options) *Service {
-	s := &Service{store: store, users: users, pub: pub, now: o.Now, newID: o.NewID, lookups: o.UserLookups, timeout: o.UserTimeout, log: o.Logger}
+	s := &Service{store: store, users: users, pub: pub, now: o.Now, newID: o.NewID, lookups: o.UserLookups, timeout: o.UserTimeout, log: o.Logger, stats: &statsFlights{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -469,12 +470,16 @@ func paginate[T any](pr PageRequest, total int) (Page[T], error) {
 
 // Stats returns the staff's figures over every profile to staff and
 // services (holding ScopeRead), and a customer's own figures to a customer.
+// The staff's figures read every profile, so concurrent requests share
+// their computation (statsFlights): at most one runs at a time.
 func (s *Service) Stats(ctx context.Context, a Actor) (StatsResult, error) {
 	if a.staffReader() {
 		if err := a.permit(ScopeRead); err != nil {
 			return StatsResult{}, err
 		}
-		st, err := s.store.Stats(ctx, s.clock().Add(-30*24*time.Hour))
+		st, err := s.stats.do(ctx, func(ctx context.Context) (Stats, error) {
+			return s.store.Stats(ctx, s.clock().Add(-30*24*time.Hour))
+		})
 		if err != nil {
 			return StatsResult{}, err
 		}
