@@ -121,13 +121,16 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, token string) (_ De
 		ID: id, Kind: KindDeleteAccount, State: StateStarted, UserID: userID,
 		TokenSealed:    s.secrets.Seal(id, sealToken, []byte(token)),
 		TokenExpiresAt: tokenExpiry(token, now),
-		NextAttemptAt:  now.Add(s.authGrace()),
 		Traceparent:    s.tel.Traceparent(ctx),
-		CreatedAt:      now, UpdatedAt: now,
 	}
 	var out Deletion
 	held, err := s.withLease(ctx, id, func(ctx context.Context) error {
-		if err := s.sagas.CreateSaga(ctx, sg); err != nil {
+		err := s.hold(ctx, func(ctx context.Context, now time.Time) error {
+			// The saga starts when its record can be written (see Register).
+			sg.CreatedAt, sg.UpdatedAt, sg.NextAttemptAt = now, now, now.Add(s.authGrace())
+			return s.store.sagas.CreateSaga(ctx, sg)
+		})
+		if err != nil {
 			return storeDown(err)
 		}
 		r := &run{s: s, saga: sg, token: token, log: s.log}

@@ -2,18 +2,77 @@ package bff
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
 // bounded gives every call to the stores its own deadline (the caller's
 // may be later, or none: the sagas detach from the request), so a hung
 // database blocks neither a request nor the reconciler.
+//
+// The deadline starts once the call holds one of the gate's slots: the
+// calls in flight are bounded (a database whose writes are serialised, as
+// the embedded FerretDB's are, only queues more calls behind each other),
+// and the wait for a slot has its own, longer bound. So a burst of
+// requests queues here, where nothing has been sent yet, instead of timing
+// out in the database's queue; a store that answers nothing fails each
+// call after its timeout as before, and only a wait longer than the
+// gate's bound (a replica far over its capacity) fails with ErrStoreBusy.
+//
+// A call whose arguments carry times that bound later work (a lease's
+// expiry, a saga's start, which the register call's deadline and the
+// reconciler's grace count from) reads the clock once it holds its slot:
+// Service.hold runs such a call, so the wait for a slot never eats into
+// what those times allow.
 type bounded struct {
 	sagas   SagaStore
 	leases  LeaseStore
 	keys    IdempotencyStore
 	timeout time.Duration
+	gate    *gate // nil: no bound on the calls in flight
 }
+
+// ErrStoreBusy is the error of a store call that waited longer than its
+// bound for a slot: it was never sent.
+var ErrStoreBusy = errors.New("bff store: busy: no slot for the call within its wait bound")
+
+// gate bounds the store calls in flight.
+type gate struct {
+	slots chan struct{}
+	wait  time.Duration
+}
+
+func newGate(slots int, wait time.Duration) *gate {
+	return &gate{slots: make(chan struct{}, slots), wait: wait}
+}
+
+// enter waits for a slot, at most g.wait (and not past ctx), and returns
+// its release.
+func (g *gate) enter(ctx context.Context) (func(), error) {
+	if g == nil {
+		return func() {}, nil
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	select {
+	case g.slots <- struct{}{}:
+		return g.leave, nil
+	default:
+	}
+	t := time.NewTimer(g.wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return g.leave, nil
+	case <-t.C:
+		return nil, ErrStoreBusy
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+func (g *gate) leave() { <-g.slots }
 
 var (
 	_ SagaStore        = bounded{}
@@ -21,96 +80,94 @@ var (
 	_ IdempotencyStore = bounded{}
 )
 
-func (b bounded) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, b.timeout)
+// do runs fn holding a slot of the gate, with the call's deadline.
+func (b bounded) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	leave, err := b.gate.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return fn(ctx)
 }
 
 func (b bounded) CreateSaga(ctx context.Context, s *Saga) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.CreateSaga(ctx, s)
+	return b.do(ctx, func(ctx context.Context) error { return b.sagas.CreateSaga(ctx, s) })
 }
 
-func (b bounded) GetSaga(ctx context.Context, id string) (*Saga, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.GetSaga(ctx, id)
+func (b bounded) GetSaga(ctx context.Context, id string) (sg *Saga, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { sg, err = b.sagas.GetSaga(ctx, id); return err })
+	return sg, err
 }
 
 func (b bounded) TransitionSaga(ctx context.Context, id string, version int, ch SagaChange) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.TransitionSaga(ctx, id, version, ch)
+	return b.do(ctx, func(ctx context.Context) error { return b.sagas.TransitionSaga(ctx, id, version, ch) })
 }
 
-func (b bounded) DueSagas(ctx context.Context, now time.Time, limit int) ([]*Saga, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.DueSagas(ctx, now, limit)
+func (b bounded) DueSagas(ctx context.Context, now time.Time, limit int) (due []*Saga, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { due, err = b.sagas.DueSagas(ctx, now, limit); return err })
+	return due, err
 }
 
-func (b bounded) Stats(ctx context.Context) (SagaStats, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.Stats(ctx)
+func (b bounded) Stats(ctx context.Context) (st SagaStats, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { st, err = b.sagas.Stats(ctx); return err })
+	return st, err
 }
 
-func (b bounded) SweepSagas(ctx context.Context, before time.Time) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.sagas.SweepSagas(ctx, before)
+func (b bounded) SweepSagas(ctx context.Context, before time.Time) (n int64, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.sagas.SweepSagas(ctx, before); return err })
+	return n, err
 }
 
-func (b bounded) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (bool, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.leases.AcquireLease(ctx, id, owner, now, expires)
+func (b bounded) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (ok bool, err error) {
+	err = b.do(ctx, func(ctx context.Context) error {
+		ok, err = b.leases.AcquireLease(ctx, id, owner, now, expires)
+		return err
+	})
+	return ok, err
 }
 
 func (b bounded) ReleaseLease(ctx context.Context, id, owner string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.leases.ReleaseLease(ctx, id, owner)
+	return b.do(ctx, func(ctx context.Context) error { return b.leases.ReleaseLease(ctx, id, owner) })
 }
 
-func (b bounded) SweepLeases(ctx context.Context, before time.Time) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.leases.SweepLeases(ctx, before)
+func (b bounded) SweepLeases(ctx context.Context, before time.Time) (n int64, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.leases.SweepLeases(ctx, before); return err })
+	return n, err
 }
 
 func (b bounded) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.InsertKey(ctx, r)
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.InsertKey(ctx, r) })
 }
 
-func (b bounded) GetKey(ctx context.Context, keyID string) (*IdempotencyRecord, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.GetKey(ctx, keyID)
+func (b bounded) GetKey(ctx context.Context, keyID string) (r *IdempotencyRecord, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { r, err = b.keys.GetKey(ctx, keyID); return err })
+	return r, err
 }
 
 func (b bounded) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.CompleteKey(ctx, keyID, owner, status, answer)
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.CompleteKey(ctx, keyID, owner, status, answer) })
 }
 
 func (b bounded) DeleteKey(ctx context.Context, keyID, owner string) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.DeleteKey(ctx, keyID, owner)
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteKey(ctx, keyID, owner) })
 }
 
 func (b bounded) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.DeleteExpiredKey(ctx, keyID, now)
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteExpiredKey(ctx, keyID, now) })
 }
 
-func (b bounded) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	return b.keys.SweepKeys(ctx, now)
+func (b bounded) SweepKeys(ctx context.Context, now time.Time) (n int64, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.keys.SweepKeys(ctx, now); return err })
+	return n, err
+}
+
+// hold runs fn, a call to the raw stores (s.store's sagas, leases and
+// keys) with a slot of the gate held and the call's deadline, and gives
+// it the time read once the slot is held: times fn writes (a lease's
+// expiry, a saga's start) count from when the call could be sent, not
+// from before its wait.
+func (s *Service) hold(ctx context.Context, fn func(ctx context.Context, now time.Time) error) error {
+	return s.store.do(ctx, func(ctx context.Context) error { return fn(ctx, s.now()) })
 }

@@ -75,6 +75,9 @@ type KeyClaim struct {
 	Owner  string
 	SagaID string // the saga the request will run under this key
 	fp     Fingerprint
+	// leaseExpiresAt ends the request's hold on the key: past it a retry
+	// may take the key over, so the saga is not started any more.
+	leaseExpiresAt time.Time
 	// created is the 201 the saga recorded, as sealed for this key (body
 	// and sealed answer): CompleteIdempotent stores it as it is instead of
 	// sealing the same body a second time.
@@ -97,12 +100,16 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 	keyID := KeyID(key)
 	check := s.secrets.CheckOf(fp)
 	for range 3 {
-		now := s.now()
+		var now time.Time
 		claim := &KeyClaim{KeyID: keyID, Owner: contract.NewID(), SagaID: contract.NewID(), fp: fp}
-		err := s.keys.InsertKey(ctx, &IdempotencyRecord{
-			KeyID: keyID, Check: check, State: KeyInFlight, Owner: claim.Owner,
-			LeaseExpiresAt: now.Add(s.leaseTTL), SagaID: claim.SagaID,
-			CreatedAt: now, ExpiresAt: now.Add(KeyTTL),
+		err := s.hold(ctx, func(ctx context.Context, at time.Time) error {
+			now = at // the hold runs from when the record can be written
+			claim.leaseExpiresAt = now.Add(s.leaseTTL)
+			return s.store.keys.InsertKey(ctx, &IdempotencyRecord{
+				KeyID: keyID, Check: check, State: KeyInFlight, Owner: claim.Owner,
+				LeaseExpiresAt: claim.leaseExpiresAt, SagaID: claim.SagaID,
+				CreatedAt: now, ExpiresAt: now.Add(KeyTTL),
+			})
 		})
 		if err == nil {
 			return claim, nil, nil

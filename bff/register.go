@@ -54,24 +54,32 @@ func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClai
 	}
 	ctx, end := s.tel.Start(ctx, "bff.register", "", slog.String("saga.id", sagaID))
 	defer func() { end(err) }()
-	now := s.now()
 	email := contract.NormalizeEmail(reg.Auth.Email)
 	sg := &Saga{
 		ID: sagaID, Kind: KindRegister, State: StateStarted,
 		EmailHash:        s.secrets.EmailHash(email),
 		EmailSealed:      s.secrets.Seal(sagaID, sealEmail, []byte(email)),
 		IdempotencyKeyID: keyID,
-		NextAttemptAt:    now.Add(s.authGrace()),
 		Traceparent:      s.tel.Traceparent(ctx),
-		CreatedAt:        now, UpdatedAt: now,
 	}
 	var out *Registered
 	held, err := s.withLease(ctx, sagaID, func(ctx context.Context) error {
-		if err := s.sagas.CreateSaga(ctx, sg); err != nil {
+		err := s.hold(ctx, func(ctx context.Context, now time.Time) error {
+			// The saga starts when its record can be written: the
+			// register call's deadline and the reconciler's grace count
+			// from here, not from before the waits for the store.
+			if claim != nil && !claim.leaseExpiresAt.IsZero() && !now.Add(min(clockSkew, s.leaseTTL/4)).Before(claim.leaseExpiresAt) {
+				// The key's hold ran out while this request waited: a
+				// retry may have taken the key over. Nothing was done.
+				return ErrStoreBusy
+			}
+			sg.CreatedAt, sg.UpdatedAt, sg.NextAttemptAt = now, now, now.Add(s.authGrace())
+			return s.store.sagas.CreateSaga(ctx, sg)
+		})
+		if err != nil {
 			return storeDown(err)
 		}
 		r := &run{s: s, saga: sg, claim: claim, log: s.log}
-		var err error
 		out, err = r.register(ctx, reg)
 		return err
 	})

@@ -257,12 +257,21 @@ const maxBackoff = 5 * time.Minute
 // saga over, this attempt makes no more calls.
 func (s *Service) withLease(ctx context.Context, id string, fn func(ctx context.Context) error) (bool, error) {
 	owner := contract.NewID()
-	now := s.now()
-	ok, err := s.leases.AcquireLease(ctx, id, owner, now, now.Add(s.leaseTTL))
+	var (
+		ok      bool
+		claimed time.Time // on the process's clock, as context deadlines are
+	)
+	err := s.hold(ctx, func(ctx context.Context, now time.Time) (err error) {
+		// The lease runs from when the call could be sent (not from
+		// before its wait for a slot), and so does the attempt's budget.
+		claimed = time.Now()
+		ok, err = s.store.leases.AcquireLease(ctx, id, owner, now, now.Add(s.leaseTTL))
+		return err
+	})
 	if err != nil || !ok {
 		return false, err
 	}
-	actx, cancel := context.WithTimeout(ctx, s.attemptBudget())
+	actx, cancel := context.WithDeadline(ctx, claimed.Add(s.attemptBudget()))
 	err = fn(actx)
 	cancel()
 	if _, crashed := errors.AsType[*errCrashed](err); crashed {

@@ -32,6 +32,12 @@ type Options struct {
 	CustomerTimeout time.Duration
 	// StoreTimeout bounds every call to the BFF's own store (default 2s).
 	StoreTimeout time.Duration
+	// StoreSlots bounds the store calls in flight (default
+	// DefaultStoreSlots); StoreTimeout starts once a call holds a slot.
+	// StoreWait bounds the wait for a slot (default DefaultStoreWait): a
+	// call that waited longer fails with ErrStoreBusy, unsent.
+	StoreSlots int
+	StoreWait  time.Duration
 	// LeaseTTL bounds how long a crashed worker's lease blocks its saga
 	// (default: DefaultLeaseTTL). An attempt at a saga stops making calls
 	// a margin before its lease expires.
@@ -56,14 +62,17 @@ type Service struct {
 	sagas          SagaStore
 	leases         LeaseStore
 	keys           IdempotencyStore
-	secrets        *Secrets
-	tel            Telemetry
-	log            *slog.Logger
-	authTimeout    time.Duration
-	customerTO     time.Duration
-	storeTimeout   time.Duration
-	leaseTTL       time.Duration
-	retryBase      time.Duration
+	// store is the same stores as sagas, leases and keys (bounded), for
+	// the calls that read the clock once they hold a slot (hold).
+	store        bounded
+	secrets      *Secrets
+	tel          Telemetry
+	log          *slog.Logger
+	authTimeout  time.Duration
+	customerTO   time.Duration
+	storeTimeout time.Duration
+	leaseTTL     time.Duration
+	retryBase    time.Duration
 	// profileRetryDelay is the pause before the second profile create.
 	profileRetryDelay time.Duration
 	now               func() time.Time
@@ -92,8 +101,14 @@ func NewService(o Options) (*Service, error) {
 	if s.storeTimeout <= 0 {
 		s.storeTimeout = DefaultStoreTimeout
 	}
-	b := bounded{sagas: o.Sagas, leases: o.Leases, keys: o.Keys, timeout: s.storeTimeout}
-	s.sagas, s.leases, s.keys = b, b, b
+	if o.StoreSlots <= 0 {
+		o.StoreSlots = DefaultStoreSlots
+	}
+	if o.StoreWait <= 0 {
+		o.StoreWait = DefaultStoreWait
+	}
+	b := bounded{sagas: o.Sagas, leases: o.Leases, keys: o.Keys, timeout: s.storeTimeout, gate: newGate(o.StoreSlots, o.StoreWait)}
+	s.sagas, s.leases, s.keys, s.store = b, b, b, b
 	if s.authTimeout <= 0 {
 		s.authTimeout = 3 * time.Second
 	}
@@ -114,6 +129,22 @@ func NewService(o Options) (*Service, error) {
 
 // DefaultStoreTimeout bounds each call to the BFF's store by default.
 const DefaultStoreTimeout = 2 * time.Second
+
+// DefaultStoreSlots is how many store calls a replica has in flight at
+// most by default, and DefaultStoreWait how long a call waits for a slot.
+// The embedded FerretDB serialises its writes, so more calls in flight
+// only queue inside it, each against its own timeout: 64 concurrent
+// registrations on two cores had some of their store calls time out
+// inside the database with eight slots, none with four
+// (TestRegistrationBurst). Four calls keep a MongoDB busy enough for a
+// replica (each is one or two round trips of about a millisecond: some
+// thousands of calls a second, far more than the registrations its
+// password hashing allows); the wait is bounded by what a client waits
+// for a registration anyway.
+const (
+	DefaultStoreSlots = 4
+	DefaultStoreWait  = 10 * time.Second
+)
 
 // DefaultLeaseTTL is long enough for the upstream calls of a registration
 // (the register call, two profile-create attempts, the check, the profile

@@ -40,7 +40,12 @@ type Config struct {
 	RedisTimeout      time.Duration `json:"redis_timeout"`
 	// StoreTimeout bounds every call to the BFF's MongoDB (sagas, leases,
 	// idempotency keys).
-	StoreTimeout      time.Duration `json:"store_timeout"`
+	StoreTimeout time.Duration `json:"store_timeout"`
+	// StoreSlots bounds the store calls in flight (STORE_SLOTS);
+	// StoreWait bounds a call's wait for a slot (STORE_WAIT), after which
+	// it fails unsent (503). StoreTimeout starts once a call holds a slot.
+	StoreSlots        int           `json:"store_slots"`
+	StoreWait         time.Duration `json:"store_wait"`
 	ReconcileInterval time.Duration `json:"reconcile_interval"`
 	// SagaLeaseTTL bounds how long a crashed replica's lease blocks its
 	// saga; 0: derived from the timeouts (bff.DefaultLeaseTTL).
@@ -90,6 +95,8 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		CustomerTimeout:   r.Duration("CUSTOMER_TIMEOUT", 3*time.Second),
 		RedisTimeout:      r.Duration("REDIS_TIMEOUT", 50*time.Millisecond),
 		StoreTimeout:      r.Duration("STORE_TIMEOUT", bff.DefaultStoreTimeout),
+		StoreSlots:        r.Int("STORE_SLOTS", bff.DefaultStoreSlots),
+		StoreWait:         r.Duration("STORE_WAIT", bff.DefaultStoreWait),
 		ReconcileInterval: r.Duration("RECONCILE_INTERVAL", 5*time.Second),
 		SagaLeaseTTL:      r.Duration("SAGA_LEASE_TTL", 0),
 		SagaRetention:     r.Duration("SAGA_RETENTION", 30*24*time.Hour),
@@ -110,6 +117,8 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r.Check(c.CustomerTimeout > 0, "CUSTOMER_TIMEOUT", "must be positive")
 	r.Check(c.RedisTimeout > 0, "REDIS_TIMEOUT", "must be positive")
 	r.Check(c.StoreTimeout > 0, "STORE_TIMEOUT", "must be positive")
+	r.Check(c.StoreSlots > 0, "STORE_SLOTS", "must be positive")
+	r.Check(c.StoreWait > 0, "STORE_WAIT", "must be positive")
 	r.Check(c.SagaLeaseTTL == 0 || c.SagaLeaseTTL >= 2*time.Second, "SAGA_LEASE_TTL", "must be 0 (derived) or at least 2s")
 	r.Check(c.ReconcileInterval > 0, "RECONCILE_INTERVAL", "must be positive")
 	r.Check(c.SagaRetention >= 0, "SAGA_RETENTION", "must not be negative (0 keeps finished sagas)")

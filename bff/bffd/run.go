@@ -78,6 +78,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		Sagas: store, Leases: store, Keys: store,
 		Logger:      log,
 		AuthTimeout: cfg.AuthTimeout, CustomerTimeout: cfg.CustomerTimeout, StoreTimeout: cfg.StoreTimeout, LeaseTTL: cfg.SagaLeaseTTL,
+		StoreSlots: cfg.StoreSlots, StoreWait: cfg.StoreWait,
 		RetryBase: min(cfg.ReconcileInterval, 5*time.Second),
 		AfterStep: cfg.afterStep,
 	}
