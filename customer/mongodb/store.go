@@ -406,11 +406,11 @@ func (s *Store) List(ctx context.Context, f customer.Filter, offset, limit int) 
 	return cs, nil
 }
 
-// Stats computes the staff's figures with one countDocuments per figure and
-// one $group for the breakdown by country: each reads every profile (and
-// the total of services every record) on FerretDB; on MongoDB the counts
-// with a filter use the indexes on is_verified, business_type and
-// customer_since.
+// Stats computes the staff's figures in three queries: one $group over the
+// profiles for the total, verified, business and per-country figures, a
+// count of the profiles since since (customer_since's index on MongoDB) and
+// a count of the service records. On FerretDB each reads its whole
+// collection; the cost grows with the data (docs/indexes.md).
 func (s *Store) Stats(ctx context.Context, since time.Time) (customer.Stats, error) {
 	var st customer.Stats
 	counts := []struct {
