@@ -59,6 +59,9 @@ func TestServiceTokenScopes(t *testing.T) {
 		scope         any // the claim; nil: none
 		allowUnscoped bool
 		grants        map[string]bool
+		// malformed: the verifier may refuse the whole token (401
+		// token_not_valid) rather than its scopes (403).
+		malformed bool
 	}{
 		{name: "read only", scope: "customers:read", grants: map[string]bool{read: true}},
 		{name: "write only", scope: "customers:write", grants: map[string]bool{write: true}},
@@ -68,7 +71,7 @@ func TestServiceTokenScopes(t *testing.T) {
 		{name: "another service's scope", scope: "users:read users:delete"},
 		{name: "a look-alike", scope: "customers:read:all customers customers:*"},
 		{name: "empty scope", scope: ""},
-		{name: "scope not a string", scope: []string{"customers:read"}},
+		{name: "scope not a string", scope: []string{"customers:read"}, malformed: true},
 		{name: "no scope claim, denied", scope: nil},
 		{name: "no scope claim, allowed", scope: nil, allowUnscoped: true, grants: all},
 		{name: "scope claim when unscoped are allowed", scope: "customers:read", allowUnscoped: true, grants: map[string]bool{read: true}},
@@ -96,11 +99,14 @@ func TestServiceTokenScopes(t *testing.T) {
 					}
 					continue
 				}
-				if r.Code != http.StatusForbidden {
+				if tc.malformed && r.Code == http.StatusUnauthorized {
+					if m := r.json(t); m["code"] != "token_not_valid" {
+						t.Errorf("%s refused with %s", name, r.Body)
+					}
+				} else if r.Code != http.StatusForbidden {
 					t.Errorf("%s without customers:%s: %d %s, want 403", name, row.needs, r.Code, r.Body)
 					continue
-				}
-				if m := r.json(t); m["code"] != "permission_denied" || m["detail"] != "You do not have permission to perform this action." {
+				} else if m := r.json(t); m["code"] != "permission_denied" || m["detail"] != "You do not have permission to perform this action." {
 					t.Errorf("%s refused with %s", name, r.Body)
 				}
 				if after := h.snapshot(); after != before {
