@@ -46,6 +46,9 @@ func (u User) HasUsablePassword() bool {
 type Principal struct {
 	UserID string // the user's id, or the client id of a service token
 	Role   string
+	// Scopes are what a service account may do (its token's scope claim);
+	// users have none, their role decides.
+	Scopes []string
 }
 
 // IsService reports whether the caller is a machine (a service token).

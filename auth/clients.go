@@ -5,23 +5,31 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Clients are the configured service accounts (AUTH_SERVICE_CLIENTS).
+// Clients are the configured service accounts (AUTH_SERVICE_CLIENTS) and
+// their scopes.
 type Clients struct {
 	secrets map[string][sha256.Size]byte
+	scopes  map[string][]string
 	dummy   [sha256.Size]byte
 }
 
 var _ ClientVerifier = (*Clients)(nil)
 
-// ParseClients parses "id:secret" pairs separated by commas, e.g.
-// "bff:s3cret,migrate:0ther". Ids must be unique and secrets non-empty.
-func ParseClients(s string) (*Clients, error) {
-	c := &Clients{secrets: map[string][sha256.Size]byte{}}
+// ParseClients parses the service clients, "id:secret" pairs separated by
+// commas (AUTH_SERVICE_CLIENTS, e.g. "bff:s3cret,customer:0ther"), and
+// their scopes (AUTH_SERVICE_CLIENT_SCOPES, not secret): clients separated
+// by commas, each its id, "=" and its scopes separated by spaces, e.g.
+// "bff=users:read users:delete:customers,customer=users:read". Ids must be
+// unique, secrets non-empty, scopes among KnownScopes and for a configured
+// client. A client without scopes gets none (see Unscoped).
+func ParseClients(clients, scopes string) (*Clients, error) {
+	c := &Clients{secrets: map[string][sha256.Size]byte{}, scopes: map[string][]string{}}
 	c.dummy = sha256.Sum256([]byte("no such client"))
-	for _, item := range strings.Split(s, ",") {
+	for _, item := range strings.Split(clients, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
@@ -35,6 +43,34 @@ func ParseClients(s string) (*Clients, error) {
 			return nil, fmt.Errorf("client %q is listed twice", id)
 		}
 		c.secrets[id] = sha256.Sum256([]byte(secret))
+		c.scopes[id] = []string{}
+	}
+	seen := map[string]bool{}
+	for _, item := range strings.Split(scopes, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, list, ok := strings.Cut(item, "=")
+		id = strings.TrimSpace(id)
+		if !ok || id == "" {
+			return nil, errors.New("want client_id=scope scope... separated by commas")
+		}
+		if _, known := c.secrets[id]; !known {
+			return nil, fmt.Errorf("scopes for %q, which is not a client of AUTH_SERVICE_CLIENTS", id)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("the scopes of %q are listed twice", id)
+		}
+		seen[id] = true
+		for _, sc := range strings.Fields(list) {
+			if !slices.Contains(KnownScopes(), sc) {
+				return nil, fmt.Errorf("client %q: unknown scope %q (known: %s)", id, sc, strings.Join(KnownScopes(), " "))
+			}
+			if !slices.Contains(c.scopes[id], sc) {
+				c.scopes[id] = append(c.scopes[id], sc)
+			}
+		}
 	}
 	return c, nil
 }
@@ -51,4 +87,28 @@ func (c *Clients) Verify(clientID, secret string) bool {
 	}
 	got := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && ok
+}
+
+// Scopes returns the client's scopes (nil for an unknown client).
+func (c *Clients) Scopes(clientID string) []string { return slices.Clone(c.scopes[clientID]) }
+
+// Unscoped lists the clients configured without any scope, sorted.
+func (c *Clients) Unscoped() []string {
+	var ids []string
+	for id, s := range c.scopes {
+		if len(s) == 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// GrantUnscoped gives every client configured without scopes all of
+// scopes: development's default, where the clients were configured before
+// scopes existed.
+func (c *Clients) GrantUnscoped(scopes []string) {
+	for _, id := range c.Unscoped() {
+		c.scopes[id] = slices.Clone(scopes)
+	}
 }

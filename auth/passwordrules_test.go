@@ -106,7 +106,7 @@ func TestValidEmail(t *testing.T) {
 
 func TestParseClients(t *testing.T) {
 	t.Parallel()
-	c, err := ParseClients(" bff:s3cret , migrate:a:b ")
+	c, err := ParseClients(" bff:s3cret , migrate:a:b ", "")
 	if err != nil || c.Len() != 2 {
 		t.Fatalf("ParseClients: %v %v", c, err)
 	}
@@ -116,12 +116,32 @@ func TestParseClients(t *testing.T) {
 	if c.Verify("bff", "s3cret ") || c.Verify("bff", "") || c.Verify("nobody", "s3cret") || c.Verify("", "") {
 		t.Error("bad credentials accepted")
 	}
+	if s := c.Scopes("bff"); len(s) != 0 || !slices.Equal(c.Unscoped(), []string{"bff", "migrate"}) {
+		t.Errorf("scopes %q, unscoped %q", s, c.Unscoped())
+	}
+	c, err = ParseClients("bff:s3cret,customer:x,bare:y", " bff = users:read users:delete:customers users:read , customer=users:read")
+	if err != nil || !slices.Equal(c.Scopes("bff"), []string{"users:read", "users:delete:customers"}) ||
+		!slices.Equal(c.Scopes("customer"), []string{"users:read"}) || c.Scopes("nobody") != nil || !slices.Equal(c.Unscoped(), []string{"bare"}) {
+		t.Fatalf("scopes: %v", err)
+	}
+	if !c.Verify("bff", "s3cret") {
+		t.Error("the secret before the scopes refused")
+	}
+	c.GrantUnscoped(KnownScopes())
+	if !slices.Equal(c.Scopes("bare"), KnownScopes()) || len(c.Unscoped()) != 0 || len(c.Scopes("customer")) != 1 {
+		t.Errorf("GrantUnscoped: %q %q", c.Scopes("bare"), c.Scopes("customer"))
+	}
 	for _, bad := range []string{"bff", "bff:", ":x", "a:1,a:2"} {
-		if _, err := ParseClients(bad); err == nil {
+		if _, err := ParseClients(bad, ""); err == nil {
 			t.Errorf("ParseClients(%q) accepted", bad)
 		}
 	}
-	if c, err := ParseClients(""); err != nil || c.Len() != 0 || c.Verify("", "") {
+	for _, bad := range []string{"bff=users:raed", "bff", "=users:read", "other=users:read", "bff=users:read,bff=users:create"} {
+		if _, err := ParseClients("bff:s", bad); err == nil {
+			t.Errorf("scopes %q accepted", bad)
+		}
+	}
+	if c, err := ParseClients("", ""); err != nil || c.Len() != 0 || c.Verify("", "") {
 		t.Errorf("empty clients: %v %v", c, err)
 	}
 }

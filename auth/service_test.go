@@ -158,7 +158,7 @@ func (fakeTokens) Pair(u auth.User, _ time.Time) (auth.TokenPair, error) {
 	return auth.TokenPair{Access: "a:" + u.ID, Refresh: "r:" + u.ID}, nil
 }
 
-func (fakeTokens) Service(id string, now time.Time) (auth.ServiceToken, error) {
+func (fakeTokens) Service(id string, _ []string, now time.Time) (auth.ServiceToken, error) {
 	return auth.ServiceToken{Access: "s:" + id, ExpiresAt: now.Add(time.Minute)}, nil
 }
 
@@ -210,7 +210,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: newFakeStore(), hasher: &fakeHasher{}, limiter: &fakeLimiter{}, pub: &fakePublisher{}}
-	clients, _ := auth.ParseClients("bff:secret")
+	clients, _ := auth.ParseClients("bff:secret", "")
 	f.svc, err = auth.NewService(auth.Deps{Store: f.store, Hasher: f.hasher, Tokens: fakeTokens{}, Rules: rules,
 		Limiter: f.limiter, Publisher: f.pub, Clients: clients})
 	if err != nil {
@@ -339,7 +339,7 @@ func TestPermissionsAndChangeFeed(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := f.svc.Register(ctx, validRegistration("f@example.com"), "")
 	self := auth.Principal{UserID: reg.User.ID, Role: contract.RoleCustomer}
-	service := auth.Principal{UserID: "bff", Role: contract.RoleService}
+	service := auth.Principal{UserID: "bff", Role: contract.RoleService, Scopes: auth.KnownScopes()}
 	employee := auth.Principal{UserID: contract.NewID(), Role: contract.RoleEmployee}
 	if _, err := f.svc.Profile(ctx, service); !errors.Is(err, auth.ErrForbidden) {
 		t.Fatalf("service profile: %v", err)
@@ -412,7 +412,7 @@ func TestRegistrationKeyStoredAndNotReplayed(t *testing.T) {
 	if err != nil || res.User.RegistrationKey != "saga-1" {
 		t.Fatalf("register: %+v, %v", res.User, err)
 	}
-	svc := auth.Principal{UserID: "bff", Role: contract.RoleService}
+	svc := auth.Principal{UserID: "bff", Role: contract.RoleService, Scopes: []string{auth.ScopeUsersRead}}
 	if u, err := f.svc.GetUser(ctx, svc, res.User.ID); err != nil || u.RegistrationKey != "saga-1" {
 		t.Fatalf("GetUser: %+v, %v", u, err)
 	}

@@ -50,8 +50,9 @@ type Hasher interface {
 type Tokens interface {
 	// Pair issues an access and a refresh token for u.
 	Pair(u User, now time.Time) (TokenPair, error)
-	// Service issues a service account's access token.
-	Service(clientID string, now time.Time) (ServiceToken, error)
+	// Service issues a service account's access token with its scopes
+	// (the scope claim, present even when empty).
+	Service(clientID string, scopes []string, now time.Time) (ServiceToken, error)
 	// ParseRefresh verifies a refresh token (signature, algorithm, type,
 	// expiry); ErrTokenInvalid otherwise.
 	ParseRefresh(token string, now time.Time) (RefreshClaims, error)
@@ -85,7 +86,10 @@ type Publisher interface {
 	UserChanged(ctx context.Context, userID, op string)
 }
 
-// ClientVerifier checks service-account credentials in constant time.
+// ClientVerifier checks service-account credentials in constant time and
+// knows each client's scopes.
 type ClientVerifier interface {
 	Verify(clientID, secret string) bool
+	// Scopes are the scopes the client is granted (none for an unknown one).
+	Scopes(clientID string) []string
 }

@@ -10,10 +10,8 @@ import (
 	"github.com/acme/customer-platform/internal/contract"
 )
 
-// canRead: employees, admins and services read users; canWrite: admins and
-// services create and delete them.
-func canRead(p Principal) bool  { return p.IsStaff() || p.IsService() }
-func canWrite(p Principal) bool { return p.Role == contract.RoleAdmin || p.IsService() }
+// canRead: employees, admins and services granted users:read read users.
+func canRead(p Principal) bool { return p.IsStaff() || p.Has(ScopeUsersRead) }
 
 // GetUser returns a user by id (staff and services).
 func (s *Service) GetUser(ctx context.Context, p Principal, id string) (User, error) {
@@ -84,23 +82,36 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, in CreateUserInpu
 }
 
 // AuthorizeCreateUser is CreateUser's permission rule: admins and services
-// create accounts, only admins choose the role.
+// granted users:create create accounts, only admins choose the role.
 func AuthorizeCreateUser(p Principal, setsRole bool) error {
-	if !canWrite(p) || (setsRole && p.Role != contract.RoleAdmin) {
+	if p.Role != contract.RoleAdmin && !p.Has(ScopeUsersCreate) || (setsRole && p.Role != contract.RoleAdmin) {
 		return ErrForbidden
 	}
 	return nil
 }
 
-// DeleteUser deletes an account by id (admins and services).
+// DeleteUser deletes an account by id: admins and services granted
+// users:delete any account, services granted users:delete:customers only
+// an account of the customer role.
 func (s *Service) DeleteUser(ctx context.Context, p Principal, id string) error {
-	if !canWrite(p) {
+	anyone := p.Role == contract.RoleAdmin || p.Has(ScopeUsersDelete)
+	if !anyone && !p.Has(ScopeUsersDeleteCustomers) {
 		return ErrForbidden
 	}
 	if !contract.ValidID(id) {
 		return ErrNotFound
 	}
 	id = strings.ToLower(id)
+	if !anyone {
+		// Roles never change, so the role read here is the one deleted.
+		u, err := s.d.Store.UserByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if u.Role != contract.RoleCustomer {
+			return ErrForbidden
+		}
+	}
 	if err := s.d.Store.DeleteUser(ctx, id); err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type TokenClaims struct {
 	Issuer    string           `json:"iss,omitempty"`
 	Audience  Audience         `json:"aud,omitempty"`
 	Subject   string           `json:"sub,omitempty"`
+	// Scope is a service token's scopes separated by spaces (RFC 9068
+	// §2.2.3); nil when the token has no scope claim (a user's token, or
+	// a service token issued before scopes existed).
+	Scope *string `json:"scope,omitempty"`
 }
 
 var _ jwt.Claims = (*TokenClaims)(nil)

@@ -7,6 +7,7 @@ package authclient
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +27,16 @@ type Claims struct {
 	JTI       string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Scopes are the token's scope claim split at spaces; ScopeClaim says
+	// whether it has one at all (a service token issued before scopes
+	// existed, or by an auth service without them, has none: the verifying
+	// service decides what such a token may do).
+	Scopes     []string
+	ScopeClaim bool
 }
+
+// HasScope reports whether the token's scope claim grants scope.
+func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
 // IsStaff reports whether the role is employee or admin.
 func (c *Claims) IsStaff() bool { return contract.IsStaff(c.Role) }
@@ -109,6 +119,12 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		LastName:  tc.LastName,
 		Role:      role,
 		JTI:       tc.ID,
+	}
+	if tc.Scope != nil {
+		c.Scopes, c.ScopeClaim = strings.Fields(*tc.Scope), true
+		if c.Scopes == nil {
+			c.Scopes = []string{}
+		}
 	}
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time

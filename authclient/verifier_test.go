@@ -110,9 +110,14 @@ func TestVerifierAccepts(t *testing.T) {
 	if _, err := v.Verify(p.Refresh); err == nil {
 		t.Fatal("our refresh token accepted as access")
 	}
-	st, _ := iss.Service("bff", time.Now())
-	if c, err := v.Verify(st.Access); err != nil || c.Role != "service" || c.UserID != "bff" {
+	st, _ := iss.Service("bff", []string{"users:read", "customers:read"}, time.Now())
+	if c, err := v.Verify(st.Access); err != nil || c.Role != "service" || c.UserID != "bff" || !c.ScopeClaim ||
+		!c.HasScope("users:read") || !c.HasScope("customers:read") || c.HasScope("users:create") || len(c.Scopes) != 2 {
 		t.Fatalf("service token: %+v %v", c, err)
+	}
+	// A token without a scope claim (a user's, or one issued before scopes) says so.
+	if c, _ := v.Verify(p.Access); c.ScopeClaim || len(c.Scopes) != 0 {
+		t.Fatalf("a user's token has scopes: %+v", c)
 	}
 	// A simplejwt token of a plain user may omit the role.
 	plain := mint(t, jwt.SigningMethodHS256, []byte(vkey), claims(func(c jwt.MapClaims) { delete(c, "user_role") }))

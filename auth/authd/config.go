@@ -30,8 +30,12 @@ type Config struct {
 	RefreshTTL      time.Duration `json:"refresh_token_ttl"`
 	ServiceTokenTTL time.Duration `json:"service_token_ttl"`
 	// ServiceClients is AUTH_SERVICE_CLIENTS: "id:secret" pairs, comma-separated.
-	ServiceClients config.Secret   `json:"auth_service_clients"`
-	Argon2         password.Params `json:"argon2"`
+	ServiceClients config.Secret `json:"auth_service_clients"`
+	// ServiceClientScopes is AUTH_SERVICE_CLIENT_SCOPES: each client's
+	// scopes, "id=scope scope,id=scope" (auth.ParseClients); a client
+	// without scopes gets none, every scope in development.
+	ServiceClientScopes string          `json:"auth_service_client_scopes"`
+	Argon2              password.Params `json:"argon2"`
 	// HashConcurrency bounds concurrent password hashes (0: GOMAXPROCS).
 	HashConcurrency int `json:"password_hash_concurrency"`
 	// RateLimits is AUTH_RATE_LIMITS (format: ratelimit.ParseRules).
@@ -68,6 +72,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		RefreshTTL:             r.Duration("REFRESH_TOKEN_TTL", 24*time.Hour),
 		ServiceTokenTTL:        r.Duration("SERVICE_TOKEN_TTL", 5*time.Minute),
 		ServiceClients:         r.Secret("AUTH_SERVICE_CLIENTS", ""),
+		ServiceClientScopes:    r.String("AUTH_SERVICE_CLIENT_SCOPES", ""),
 		HashConcurrency:        r.Int("PASSWORD_HASH_CONCURRENCY", 0),
 		RateLimits:             r.String("AUTH_RATE_LIMITS", ""),
 		TrustedProxies:         r.List("TRUSTED_PROXIES"),
@@ -98,8 +103,10 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	if _, err := ratelimit.ParseRules(c.RateLimits); err != nil {
 		r.Check(false, "AUTH_RATE_LIMITS", err.Error())
 	}
-	if _, err := auth.ParseClients(c.ServiceClients.Reveal()); err != nil {
+	if _, err := auth.ParseClients(c.ServiceClients.Reveal(), ""); err != nil {
 		r.Check(false, "AUTH_SERVICE_CLIENTS", err.Error())
+	} else if _, err := auth.ParseClients(c.ServiceClients.Reveal(), c.ServiceClientScopes); err != nil {
+		r.Check(false, "AUTH_SERVICE_CLIENT_SCOPES", err.Error())
 	}
 	r.Check((c.BootstrapAdminEmail == "") == (c.BootstrapAdminPassword == ""), "AUTH_BOOTSTRAP_ADMIN_EMAIL",
 		"set both AUTH_BOOTSTRAP_ADMIN_EMAIL and AUTH_BOOTSTRAP_ADMIN_PASSWORD, or neither")

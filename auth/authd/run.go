@@ -18,6 +18,7 @@ import (
 	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/internal/changefeed"
+	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/mongodb"
@@ -100,9 +101,19 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	if rdb != nil {
 		backend = ratelimit.NewRedis(rdb)
 	}
-	clients, err := auth.ParseClients(cfg.ServiceClients.Reveal())
+	clients, err := auth.ParseClients(cfg.ServiceClients.Reveal(), cfg.ServiceClientScopes)
 	if err != nil {
 		return err
+	}
+	// A client configured without scopes gets none, but in development
+	// (configured before scopes existed) every scope; either way a warning.
+	if ids := clients.Unscoped(); len(ids) > 0 {
+		if cfg.Environment == config.Development {
+			clients.GrantUnscoped(auth.KnownScopes())
+			log.Warn("service clients configured without scopes get every scope in development; configure their scopes in AUTH_SERVICE_CLIENT_SCOPES", "clients", ids)
+		} else {
+			log.Warn("service clients configured without scopes get none: configure their scopes in AUTH_SERVICE_CLIENT_SCOPES", "clients", ids)
+		}
 	}
 	svc, err := auth.NewService(auth.Deps{
 		Store: store, Hasher: hasher, Tokens: issuer, Rules: rules,

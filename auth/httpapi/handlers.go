@@ -12,13 +12,22 @@ import (
 )
 
 // caller returns the authenticated principal; web.Bearer guarantees it on
-// the routes that need one.
-func caller(c *gin.Context) auth.Principal {
+// the routes that need one. A service token's scopes are its scope claim;
+// one without the claim (issued before scopes existed, at most
+// SERVICE_TOKEN_TTL ago) has the scopes configured for its client.
+func caller(c *gin.Context, s *auth.Service) auth.Principal {
 	cl, ok := web.CallerFrom(c.Request.Context())
 	if !ok {
 		return auth.Principal{}
 	}
-	return auth.Principal{UserID: cl.Claims.UserID, Role: cl.Claims.Role}
+	p := auth.Principal{UserID: cl.Claims.UserID, Role: cl.Claims.Role}
+	if p.IsService() {
+		p.Scopes = cl.Claims.Scopes
+		if !cl.Claims.ScopeClaim {
+			p.Scopes = s.ClientScopes(p.UserID)
+		}
+	}
+	return p
 }
 
 func noContent(c *gin.Context, status int) {
@@ -118,7 +127,7 @@ func handleServiceToken(s *auth.Service) gin.HandlerFunc {
 
 func handleLogout(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		p := caller(c)
+		p := caller(c, s)
 		if p.IsService() {
 			return auth.ErrForbidden
 		}
@@ -136,13 +145,13 @@ func handleLogout(s *auth.Service) gin.HandlerFunc {
 
 func handleProfile(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		return reply(c, http.StatusOK, toUserJSON)(s.Profile(c.Request.Context(), caller(c)))
+		return reply(c, http.StatusOK, toUserJSON)(s.Profile(c.Request.Context(), caller(c, s)))
 	})
 }
 
 func handleUpdateProfile(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		p := caller(c)
+		p := caller(c, s)
 		if p.IsService() {
 			return auth.ErrForbidden
 		}
@@ -158,7 +167,7 @@ func handleUpdateProfile(s *auth.Service) gin.HandlerFunc {
 
 func handleDeleteSelf(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		if err := s.DeleteSelf(c.Request.Context(), caller(c)); err != nil {
+		if err := s.DeleteSelf(c.Request.Context(), caller(c, s)); err != nil {
 			return err
 		}
 		noContent(c, http.StatusNoContent)
@@ -168,7 +177,7 @@ func handleDeleteSelf(s *auth.Service) gin.HandlerFunc {
 
 func handleGetUser(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		return reply(c, http.StatusOK, toStaffUserJSON)(s.GetUser(c.Request.Context(), caller(c), c.Param("id")))
+		return reply(c, http.StatusOK, toStaffUserJSON)(s.GetUser(c.Request.Context(), caller(c, s), c.Param("id")))
 	})
 }
 
@@ -177,10 +186,10 @@ func handleGetUser(s *auth.Service) gin.HandlerFunc {
 func handleFindUsers(s *auth.Service, publicURL string) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
 		if v, ok := c.GetQuery("email"); ok {
-			return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c), &v))
+			return reply(c, http.StatusOK, toUserList)(s.FindByEmail(c.Request.Context(), caller(c, s), &v))
 		}
 		in := auth.ListUsersInput{Role: queryParam(c, "user_role"), After: queryParam(c, "after"), PageSize: queryParam(c, "page_size")}
-		return reply(c, http.StatusOK, func(p auth.UserPage) userPageJSON { return toUserPage(publicURL, p) })(s.ListUsers(c.Request.Context(), caller(c), in))
+		return reply(c, http.StatusOK, func(p auth.UserPage) userPageJSON { return toUserPage(publicURL, p) })(s.ListUsers(c.Request.Context(), caller(c, s), in))
 	})
 }
 
@@ -194,7 +203,7 @@ func queryParam(c *gin.Context, name string) *string {
 
 func handleCreateUser(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		p := caller(c)
+		p := caller(c, s)
 		body, err := web.ReadObject(c, false)
 		if err != nil {
 			return err
@@ -213,7 +222,7 @@ func handleCreateUser(s *auth.Service) gin.HandlerFunc {
 
 func handleDeleteUser(s *auth.Service) gin.HandlerFunc {
 	return responder.Handle(func(c *gin.Context) error {
-		if err := s.DeleteUser(c.Request.Context(), caller(c), c.Param("id")); err != nil {
+		if err := s.DeleteUser(c.Request.Context(), caller(c, s), c.Param("id")); err != nil {
 			return err
 		}
 		noContent(c, http.StatusNoContent)

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -110,9 +111,12 @@ func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
 }
 
 // Service issues a service account's access token: user_role "service",
-// user_id the client id.
-func (i *Issuer) Service(clientID string, now time.Time) (auth.ServiceToken, error) {
-	c := authclient.TokenClaims{TokenType: authclient.TokenTypeAccess, UserID: clientID, UserRole: contract.RoleService}
+// user_id the client id, scope its scopes separated by spaces (RFC 9068
+// §2.2.3; "" when it has none, so that a verifier can tell a client
+// granted nothing from a token issued before scopes existed).
+func (i *Issuer) Service(clientID string, scopes []string, now time.Time) (auth.ServiceToken, error) {
+	scope := strings.Join(scopes, " ")
+	c := authclient.TokenClaims{TokenType: authclient.TokenTypeAccess, UserID: clientID, UserRole: contract.RoleService, Scope: &scope}
 	i.stamp(&c, now, i.cfg.ServiceTokenTTL)
 	s, err := i.sign(&c)
 	if err != nil {

@@ -85,13 +85,22 @@ func TestServiceTokenClaims(t *testing.T) {
 	t.Parallel()
 	i := newIssuer(t, Config{})
 	now := time.Now()
-	st, err := i.Service("bff", now)
+	st, err := i.Service("bff", []string{"users:read", "users:delete:customers"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, c := segments(t, st.Access)
-	if c["user_role"] != "service" || c["user_id"] != "bff" || c["token_type"] != "access" || c["exp"].(float64)-c["iat"].(float64) != 300 {
+	if c["user_role"] != "service" || c["user_id"] != "bff" || c["token_type"] != "access" || c["exp"].(float64)-c["iat"].(float64) != 300 ||
+		c["scope"] != "users:read users:delete:customers" {
 		t.Fatalf("claims %v", c)
+	}
+	// A client granted nothing has an empty scope claim, not none.
+	st, err = i.Service("bare", nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c := segments(t, st.Access); c["scope"] != "" {
+		t.Fatalf("claims of a client without scopes: %v", c)
 	}
 	if !st.ExpiresAt.Equal(now.Add(5 * time.Minute).Truncate(time.Second)) {
 		t.Fatalf("ExpiresAt %v", st.ExpiresAt)
