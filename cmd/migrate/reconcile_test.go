@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth"
+	"github.com/acme/customer-platform/authclient"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/customer"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 // reconcileWorld is a seeded dataset: customers with their user and
@@ -301,8 +303,13 @@ func TestReconcileEndToEnd(t *testing.T) {
 	}
 	// ... until the operator resolves them (the runbook: a deliberate
 	// delete at the auth service, or a profile); then nothing is found.
+	// The delete is the operator's, with a client allowed to delete
+	// customers (the BFF's here), not the migration's, which never deletes
+	// a user.
+	deleter, err := authclient.NewServiceTokens(w.sys.auth, systest.BFFClientID, systest.BFFClientSecret).Token(ctx)
+	testenv.Must(t, err, "a token that may delete customers")
 	for _, id := range w.orphans {
-		testenv.Must(t, w.sys.auth.DeleteUser(ctx, tok, id), "operator deletes orphan %s", id)
+		testenv.Must(t, w.sys.auth.DeleteUser(ctx, deleter, id), "operator deletes orphan %s", id)
 	}
 	code, r = w.report(t, "--repair")
 	if code != exitOK || r.Ghosts.Count != 0 || r.Orphans.Count != 0 || r.Ghosts.Repaired != 0 {
