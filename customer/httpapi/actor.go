@@ -2,9 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,10 +14,10 @@ type actorKey struct{}
 
 // actors is the middleware, behind web.Bearer, that turns the verified
 // caller into the customer.Actor every handler acts for. A service
-// account's scopes are its token's scope claim; a service token without
-// one (the Django auth service issues no scopes) gets every scope of the
-// service when allowUnscoped is set (SERVICE_TOKENS_WITHOUT_SCOPE=allow),
-// and none otherwise.
+// account's scopes are its token's scope claim (authclient.Claims.Scopes);
+// a service token without one (the Django auth service issues no scopes)
+// gets every scope of the service when allowUnscoped is set
+// (SERVICE_TOKENS_WITHOUT_SCOPE=allow), and none otherwise.
 func actors(allowUnscoped bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		caller, ok := web.CallerFrom(c.Request.Context())
@@ -38,11 +35,10 @@ func actors(allowUnscoped bool) gin.HandlerFunc {
 			Token:     caller.Token,
 		}
 		if a.Role == contract.RoleService {
-			scopes, present := tokenScopes(caller.Token)
-			if !present && allowUnscoped {
-				scopes = customer.ServiceScopes()
+			a.Scopes = cl.Scopes
+			if !cl.ScopeClaim && allowUnscoped {
+				a.Scopes = customer.ServiceScopes()
 			}
-			a.Scopes = scopes
 		}
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), actorKey{}, a))
 		c.Next()
@@ -58,33 +54,4 @@ func actor(c *gin.Context) (customer.Actor, error) {
 		return customer.Actor{}, web.Errorf(web.CodeNotAuthenticated, web.MsgNotAuthenticated)
 	}
 	return a, nil
-}
-
-// tokenScopes reads the scope claim of an access token web.Bearer has
-// verified: a space-separated list of scopes (RFC 8693 §4.2, RFC 9068
-// §2.2.3). present is false only when the token has no scope claim; a
-// claim that is not a string grants nothing.
-//
-// authclient's claims have no scope yet, so the claim is read here from the
-// token's payload (already verified: only its decoding is left).
-func tokenScopes(token string) (scopes []string, present bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, false
-	}
-	var claims struct {
-		Scope json.RawMessage `json:"scope"`
-	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Scope == nil {
-		return nil, false
-	}
-	var scope string
-	if json.Unmarshal(claims.Scope, &scope) != nil {
-		return []string{}, true
-	}
-	return strings.Fields(scope), true
 }
