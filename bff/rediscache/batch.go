@@ -35,11 +35,11 @@ const maxRoundTrips = 1
 // errProbing answers a lookup made while the breaker probes Redis.
 var errProbing = errors.New("rediscache: Redis is being probed after an outage")
 
-// lookup is one request's MGET of its view and generation keys and the
-// cache's epoch.
+// lookup is one request's MGET of its view and generation keys (one hash
+// slot: {<user id>}), and the cache's epoch read in the same round trip.
 type lookup struct {
 	ctx  context.Context // the request's: a round trip's span goes under its first lookup's
-	keys [3]string
+	keys [2]string
 	vals []any
 	err  error
 	done chan struct{}
@@ -65,7 +65,7 @@ func (b *lookups) get(ctx context.Context, view, gen string) ([]any, error) {
 	// down it lasts the whole timeout). The request is answered from the
 	// origins at once; the probe's outcome closes or reopens the breaker.
 	probing := b.c.breaker.State(ctx) == breaker.HalfOpen
-	l := &lookup{ctx: ctx, keys: [3]string{view, gen, b.c.epochKey}, done: make(chan struct{})}
+	l := &lookup{ctx: ctx, keys: [2]string{view, gen}, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, l)
 	if b.inflight < maxRoundTrips {
@@ -108,31 +108,56 @@ func (b *lookups) run(batch []*lookup) {
 	}
 }
 
-// roundTrip sends the batch's MGETs as one pipeline through the breaker
-// and delivers each lookup's values or the round trip's error.
+// roundTrip sends the batch's MGETs, and one GET of the epoch after them,
+// as one pipeline through the breaker, and delivers each lookup's values
+// (view, generation, epoch) or the round trip's error.
+//
+// The epoch is its own command: it lives in another hash slot than any
+// user's keys, and a Redis Cluster refuses a command whose keys span slots
+// (CROSSSLOT). On one node the pipeline runs it after the MGETs; a
+// cluster client sends each node its part of the pipeline at once, so
+// there the order is not given, and it need not be. What a hit must never
+// be is a view cached before the last move of the epoch, served by a
+// lookup that started after that move: every command of such a lookup's
+// round trip runs after the move, whatever their order, so it reads the
+// moved epoch and any entry of the old one is a miss. An entry tagged
+// with the moved epoch was written by a load whose own lookup read it, so
+// whose origin reads came after the move (load runs after the lookup's
+// round trip). A lookup that overlaps the move may serve what it would
+// have served just before it, as it could when it read both in one MGET.
 func (b *lookups) roundTrip(batch []*lookup) {
 	c := b.c
 	ctx := context.WithoutCancel(batch[0].ctx)
 	if len(batch) > 1 {
 		trace.SpanFromContext(ctx).AddEvent("cache.lookup_batch", trace.WithAttributes(attribute.Int("cache.batch_size", len(batch))))
 	}
+	var epoch *redis.StringCmd
 	cmds, err := breaker.Call(ctx, c.breaker, func(ctx context.Context) ([]*redis.SliceCmd, error) {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		if len(batch) == 1 {
-			cmd := c.rdb.MGet(ctx, batch[0].keys[:]...)
-			return []*redis.SliceCmd{cmd}, cmd.Err()
-		}
 		pipe := c.rdb.Pipeline()
 		cmds := make([]*redis.SliceCmd, len(batch))
 		for i, l := range batch {
 			cmds[i] = pipe.MGet(ctx, l.keys[:]...)
 		}
+		epoch = pipe.Get(ctx, c.epochKey)
 		_, err := pipe.Exec(ctx)
+		if errors.Is(err, redis.Nil) {
+			err = nil // no epoch yet (none was ever moved on): ""
+		}
 		return cmds, err
 	})
 	if err != nil {
 		c.failure() // also a half-open probe's, which no request waits for
+	}
+	var ep any
+	if err == nil {
+		switch v, gerr := epoch.Result(); {
+		case gerr == nil:
+			ep = v
+		case !errors.Is(gerr, redis.Nil):
+			err = gerr
+		}
 	}
 	for i, l := range batch {
 		switch {
@@ -142,6 +167,9 @@ func (b *lookups) roundTrip(batch []*lookup) {
 			l.err = errors.New("rediscache: a pipelined lookup got no answer")
 		default:
 			l.vals, l.err = cmds[i].Result()
+			if l.err == nil {
+				l.vals = append(l.vals, ep)
+			}
 		}
 		close(l.done)
 	}

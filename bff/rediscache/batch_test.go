@@ -17,38 +17,38 @@ import (
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
-// gateHook, once armed (holding set to false), holds the next single MGET
-// until released; it counts the MGETs that reach Redis: alone, and in
-// pipelines with their sizes.
+// gateHook, once armed (holding set to false), holds the next lookup
+// round trip until released; it counts the MGETs that reach Redis, and
+// the MGETs of each round trip (a pipeline of MGETs and the epoch's GET).
 type gateHook struct {
-	gate      chan struct{}
-	holding   atomic.Bool
-	singles   atomic.Int64
-	mu        sync.Mutex
-	pipelines []int
+	gate    chan struct{}
+	holding atomic.Bool
+	mgets   atomic.Int64
+	mu      sync.Mutex
+	trips   []int
 }
 
 func (h *gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() != "mget" { // the connection's own set-up commands
-			return next(ctx, cmd)
-		}
-		h.singles.Add(1)
-		if h.holding.CompareAndSwap(false, true) {
-			<-h.gate
-		}
-		return next(ctx, cmd)
-	}
-}
+func (h *gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 
 func (h *gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "mget" { // not a connection's set-up
-			h.mu.Lock()
-			h.pipelines = append(h.pipelines, len(cmds))
-			h.mu.Unlock()
+		if len(cmds) == 0 || cmds[0].Name() != "mget" { // a connection's set-up
+			return next(ctx, cmds)
+		}
+		n := 0
+		for _, c := range cmds {
+			if c.Name() == "mget" {
+				n++
+			}
+		}
+		h.mgets.Add(int64(n))
+		h.mu.Lock()
+		h.trips = append(h.trips, n)
+		h.mu.Unlock()
+		if h.holding.CompareAndSwap(false, true) {
+			<-h.gate
 		}
 		return next(ctx, cmds)
 	}
@@ -97,7 +97,9 @@ func TestLookupsQueuedDuringARoundTripShareTheNext(t *testing.T) {
 		testenv.Must(t, rdb.Set(ctx, gen, "gen-"+fmt.Sprint(i), 0).Err(), "set")
 	}
 	h.holding.Store(false)
-	h.singles.Store(0)
+	h.mu.Lock()
+	h.trips = nil
+	h.mu.Unlock()
 
 	type result struct {
 		vals []any
@@ -137,8 +139,8 @@ func TestLookupsQueuedDuringARoundTripShareTheNext(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if got := h.singles.Load(); got != 1 || len(h.pipelines) != 1 || h.pipelines[0] != n-1 {
-		t.Fatalf("round trips: %d single commands and pipelines of %v; want the held one alone and one pipeline of %d", got, h.pipelines, n-1)
+	if len(h.trips) != 2 || h.trips[0] != 1 || h.trips[1] != n-1 {
+		t.Fatalf("round trips with %v lookups; want the held one alone, then one of %d", h.trips, n-1)
 	}
 	c.lookups.mu.Lock()
 	defer c.lookups.mu.Unlock()
@@ -184,7 +186,7 @@ func TestLookupOfAGoneCaller(t *testing.T) {
 	if _, err := c.lookups.get(ctx, "a", "b"); err != context.Canceled {
 		t.Fatalf("cancelled caller: %v", err)
 	}
-	if h.singles.Load() != 0 {
+	if h.mgets.Load() != 0 {
 		t.Fatal("a cancelled caller's lookup reached Redis")
 	}
 	// A caller that goes away while its round trip is held stops waiting.
@@ -252,7 +254,7 @@ func TestHalfOpenProbeIsNotWaitedFor(t *testing.T) {
 		_ = br.Do(ctx, func(context.Context) error { return errors.New("down") })
 	}
 	waitFor(t, "the breaker to probe", func() bool { return br.State(ctx) == breaker.HalfOpen })
-	h.holding.Store(false) // hold the probe's MGET
+	h.holding.Store(false) // hold the probe's round trip
 
 	body, status, err := c.View(ctx, "user-7", "tok")
 	if err != nil || status != bff.CacheBypass || len(body) == 0 {

@@ -21,8 +21,9 @@
 //     the generation is still the one read before the load started.
 //   - An eviction that cannot reach Redis is not lost: the outage rule. A
 //     hit is served only if its entry carries the current value of the
-//     shared epoch bff:view:v2:epoch (read in the same MGET as the view and
-//     its generation, so a hit still costs one round trip). Any failed
+//     shared epoch bff:view:v2:epoch (read in the same round trip as the
+//     view and its generation, a GET pipelined after their MGET, so a hit
+//     still costs one round trip; see lookups.roundTrip). Any failed
 //     Redis call of a replica (an eviction, a lookup, a write; the breaker
 //     refusing it) marks that replica: until it has moved the epoch on
 //     (INCR, past the breaker, retried every RecoveryInterval, 25 ms, from
@@ -275,7 +276,9 @@ func validID(id string) bool {
 }
 
 // keys returns the view key and the generation key of a user; the braces
-// keep both in one Redis Cluster slot, as the scripts need.
+// keep both in one Redis Cluster slot, as the lookup's MGET and the
+// scripts need. The epoch key has no braces and is never in a command or
+// script with them.
 func (c *Cache) keys(userID string) (view, gen string) {
 	view = c.prefix + "{" + userID + "}"
 	return view, view + ":gen"
