@@ -9,7 +9,6 @@ import (
 
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/auth/password"
-	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/testenv"
@@ -35,10 +34,9 @@ func TestSeedThroughStores(t *testing.T) {
 	params := password.Params{MemoryKiB: 256, Iterations: 1, Parallelism: 1}
 	hash, err := seedHash(ctx, params)
 	testenv.Must(t, err, "hash")
-	issuer, err := token.New(token.Config{Key: []byte("0123456789abcdef0123456789abcdef"), AccessTTL: time.Hour})
-	testenv.Must(t, err, "issuer")
+	m := minter{key: []byte("0123456789abcdef0123456789abcdef"), ttl: time.Hour}
 	const n, sample = 2*seedChunk + 7, 5 // chunks of the streams, and a partial one
-	st, err := newSeedStack(ctx, client, "t", dbs, n, sample, 3, issuer, hash, "run")
+	st, err := newSeedStack(ctx, client, "t", dbs, n, sample, 3, m, hash, "run")
 	testenv.Must(t, err, "stack")
 	sd, err := st.seed(ctx)
 	testenv.Must(t, err, "seed")

@@ -25,7 +25,6 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	mongoopts "go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/stack"
 )
@@ -280,10 +279,7 @@ func (s *system) seed(ctx context.Context, o options, progress func(string, ...a
 	if err != nil {
 		return err
 	}
-	issuer, err := token.New(token.Config{Key: []byte(s.signingKey), AccessTTL: 6 * time.Hour})
-	if err != nil {
-		return err
-	}
+	m := minter{key: []byte(s.signingKey), ttl: 6 * time.Hour}
 	type job struct {
 		name      string
 		n, sample int
@@ -295,7 +291,7 @@ func (s *system) seed(ctx context.Context, o options, progress func(string, ...a
 		jobs = append(jobs, job{"small", o.small, o.small, [3]string{s.authDBS, s.customerDBS, s.bffDBS}, &s.small})
 	}
 	for _, j := range jobs {
-		st, err := newSeedStack(ctx, s.db, j.name, j.dbs, j.n, j.sample, o.seedConc, issuer, hash, s.runID)
+		st, err := newSeedStack(ctx, s.db, j.name, j.dbs, j.n, j.sample, o.seedConc, m, hash, s.runID)
 		if err != nil {
 			return fmt.Errorf("seeding the %s stack: %w", j.name, err)
 		}
