@@ -74,4 +74,11 @@ type RefreshClaims struct {
 	JTI       string
 	UserID    string
 	ExpiresAt time.Time
+	// Family is the id of the token's family: every refresh token rotated
+	// from one login or registration shares it ("" for a token without the
+	// claim, simplejwt's shape, which is rotated without family tracking).
+	Family string
+	// FamilyExpiresAt bounds the life of every token the family may still
+	// hold (now plus the refresh lifetime): how long a revocation is kept.
+	FamilyExpiresAt time.Time
 }

@@ -180,7 +180,10 @@ func (s *Service) rehash(ctx context.Context, u User, pw string) {
 
 // Refresh exchanges a refresh token for a new pair (rotation). The used
 // token is blacklisted first, by a unique insert, so of two concurrent uses
-// only one succeeds.
+// only one succeeds. A used token presented again is a replay (RFC 9700
+// §4.14: one of the two holders is a thief, and the server cannot tell
+// which): its whole family is revoked, by inserting the family's key in the
+// blacklist, so the token rotated from it stops working too.
 func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, error) {
 	f := Fields{}
 	tok := refreshToken(f, refresh)
@@ -191,8 +194,18 @@ func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, erro
 	if err != nil {
 		return TokenPair{}, ErrTokenInvalid
 	}
+	if c.Family != "" {
+		revoked, err := s.d.Store.Blacklisted(ctx, familyKey(c.Family))
+		if err != nil {
+			return TokenPair{}, fmt.Errorf("check token family: %w", err)
+		}
+		if revoked {
+			return TokenPair{}, ErrTokenBlacklisted
+		}
+	}
 	if err := s.d.Store.BlacklistToken(ctx, c.JTI, c.UserID, c.ExpiresAt); err != nil {
 		if errors.Is(err, ErrTokenBlacklisted) {
+			s.revokeFamily(ctx, c)
 			return TokenPair{}, ErrTokenBlacklisted
 		}
 		return TokenPair{}, fmt.Errorf("blacklist refresh token: %w", err)
@@ -204,11 +217,29 @@ func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, erro
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("load user: %w", err)
 	}
-	pair, err := s.d.Tokens.Pair(u, s.d.Now())
+	pair, err := s.d.Tokens.Rotate(u, c.Family, s.d.Now())
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("issue tokens: %w", err)
 	}
 	return pair, nil
+}
+
+// familyKey is the blacklist key of a revoked token family (a jti is 32
+// hex characters, so the two never collide).
+func familyKey(family string) string { return "family:" + family }
+
+// revokeFamily revokes the family of a replayed refresh token: an insert
+// keyed by the family (a second revocation is a duplicate, and harmless).
+func (s *Service) revokeFamily(ctx context.Context, c RefreshClaims) {
+	if c.Family == "" {
+		return
+	}
+	err := s.d.Store.BlacklistToken(ctx, familyKey(c.Family), c.UserID, c.FamilyExpiresAt)
+	if err != nil && !errors.Is(err, ErrTokenBlacklisted) {
+		s.d.Logger.WarnContext(ctx, "could not revoke a replayed refresh token's family", "user_id", c.UserID, "error", err.Error())
+		return
+	}
+	s.d.Logger.WarnContext(ctx, "refresh token replayed: its family is revoked", "user_id", c.UserID)
 }
 
 // MsgTokenInvalid is simplejwt's message for a bad refresh token in a body.
@@ -230,6 +261,12 @@ func (s *Service) Logout(ctx context.Context, p Principal, refresh *string) erro
 	}
 	if err := s.d.Store.BlacklistToken(ctx, c.JTI, c.UserID, c.ExpiresAt); err != nil && !errors.Is(err, ErrTokenBlacklisted) {
 		return fmt.Errorf("blacklist refresh token: %w", err)
+	}
+	// The session ends: the tokens rotated from this one too.
+	if c.Family != "" {
+		if err := s.d.Store.BlacklistToken(ctx, familyKey(c.Family), c.UserID, c.FamilyExpiresAt); err != nil && !errors.Is(err, ErrTokenBlacklisted) {
+			return fmt.Errorf("revoke token family: %w", err)
+		}
 	}
 	return nil
 }

@@ -114,6 +114,12 @@ func (s *fakeStore) BlacklistToken(_ context.Context, jti, _ string, _ time.Time
 	return nil
 }
 
+func (s *fakeStore) Blacklisted(_ context.Context, jti string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blacklist[jti], nil
+}
+
 func (s *fakeStore) SweepBlacklist(context.Context, time.Time) (int64, error) { return 0, nil }
 
 // fakeHasher: the "hash" of p is "h:"+p.
@@ -153,6 +159,10 @@ func (h *fakeHasher) VerifyDummy(context.Context, string) error {
 type fakeTokens struct{}
 
 var _ auth.Tokens = fakeTokens{}
+
+func (f fakeTokens) Rotate(u auth.User, _ string, now time.Time) (auth.TokenPair, error) {
+	return f.Pair(u, now)
+}
 
 func (fakeTokens) Pair(u auth.User, _ time.Time) (auth.TokenPair, error) {
 	return auth.TokenPair{Access: "a:" + u.ID, Refresh: "r:" + u.ID}, nil

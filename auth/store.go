@@ -28,6 +28,8 @@ type Store interface {
 	// BlacklistToken records a refresh token's jti as used, by inserting it
 	// under a unique key; ErrTokenBlacklisted when it already was.
 	BlacklistToken(ctx context.Context, jti, userID string, expiresAt time.Time) error
+	// Blacklisted reports whether jti was blacklisted (a lookup by _id).
+	Blacklisted(ctx context.Context, jti string) (bool, error)
 	// SweepBlacklist deletes entries of tokens that expired before t and
 	// returns how many went.
 	SweepBlacklist(ctx context.Context, before time.Time) (int64, error)
@@ -48,8 +50,12 @@ type Hasher interface {
 
 // Tokens issues and parses the service's JWTs.
 type Tokens interface {
-	// Pair issues an access and a refresh token for u.
+	// Pair issues an access and a refresh token for u, the refresh token
+	// of a new family (a login, a registration).
 	Pair(u User, now time.Time) (TokenPair, error)
+	// Rotate issues the pair that replaces a used refresh token of family
+	// ("": a token without one, which starts a family).
+	Rotate(u User, family string, now time.Time) (TokenPair, error)
 	// Service issues a service account's access token with its scopes
 	// (the scope claim, present even when empty).
 	Service(clientID string, scopes []string, now time.Time) (ServiceToken, error)

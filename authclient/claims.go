@@ -34,6 +34,9 @@ type TokenClaims struct {
 	// §2.2.3); nil when the token has no scope claim (a user's token, or
 	// a service token issued before scopes existed).
 	Scope *string `json:"scope,omitempty"`
+	// Family is a refresh token's family id: the tokens rotated from one
+	// login share it, and a replay of a used one revokes them all.
+	Family string `json:"fam,omitempty"`
 }
 
 var _ jwt.Claims = (*TokenClaims)(nil)

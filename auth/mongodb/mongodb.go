@@ -372,6 +372,18 @@ func (s *Store) BlacklistToken(ctx context.Context, jti, userID string, expiresA
 	return nil
 }
 
+// Blacklisted looks the jti up by _id.
+func (s *Store) Blacklisted(ctx context.Context, jti string) (bool, error) {
+	err := s.blacklist.FindOne(ctx, bson.D{{Key: "_id", Value: jti}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("auth store: blacklist lookup: %w", err)
+	}
+	return true, nil
+}
+
 // SweepBlacklist deletes the entries of tokens that expired before t.
 func (s *Store) SweepBlacklist(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.blacklist.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}})

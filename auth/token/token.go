@@ -86,8 +86,13 @@ func (i *Issuer) sign(c *authclient.TokenClaims) (string, error) {
 }
 
 // Pair issues an access token and a refresh token for u, both carrying the
-// user's data at issue time.
+// user's data at issue time; the refresh token starts a family (fam).
 func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
+	return i.Rotate(u, "", now)
+}
+
+// Rotate is Pair with the refresh token in family (a new one when "").
+func (i *Issuer) Rotate(u auth.User, family string, now time.Time) (auth.TokenPair, error) {
 	c := authclient.TokenClaims{
 		TokenType: authclient.TokenTypeAccess,
 		UserID:    u.ID,
@@ -103,6 +108,10 @@ func (i *Issuer) Pair(u auth.User, now time.Time) (auth.TokenPair, error) {
 	}
 	c.TokenType = authclient.TokenTypeRefresh
 	i.stamp(&c, now, i.cfg.RefreshTTL)
+	c.Family = family
+	if c.Family == "" {
+		c.Family = NewJTI()
+	}
 	refresh, err := i.sign(&c)
 	if err != nil {
 		return auth.TokenPair{}, err
@@ -142,7 +151,8 @@ func (i *Issuer) ParseRefresh(tok string, now time.Time) (auth.RefreshClaims, er
 	if c.ID == "" {
 		return auth.RefreshClaims{}, fmt.Errorf("%w: no jti", auth.ErrTokenInvalid)
 	}
-	return auth.RefreshClaims{JTI: c.ID, UserID: uid, ExpiresAt: c.ExpiresAt.Time}, nil
+	return auth.RefreshClaims{JTI: c.ID, UserID: uid, ExpiresAt: c.ExpiresAt.Time, Family: c.Family,
+		FamilyExpiresAt: now.Add(i.cfg.RefreshTTL + authclient.Leeway)}, nil
 }
 
 func (i *Issuer) parse(tok string, now time.Time) (*authclient.TokenClaims, error) {

@@ -1,0 +1,78 @@
+package authd_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/acme/customer-platform/internal/testenv/systest"
+)
+
+// TestRefreshReuseRevokesTheFamily (RFC 9700 §4.14): the owner refreshes
+// R1 and gets R2; a thief replaying R1 is refused, and the replay revokes
+// the whole family: R2 is refused too, while another session of the same
+// user (another family) keeps working. A token without a family claim
+// (simplejwt's shape) is rotated as before.
+func TestRefreshReuseRevokesTheFamily(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	u := s.register("reuse@example.com", "Re", "Use")
+	other := toSession(t, s.login(u.email, goodPassword))
+	refresh := func(tok string) answer {
+		return s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": tok})
+	}
+	a := refresh(u.refresh)
+	if a.Status != http.StatusOK {
+		t.Fatalf("owner's refresh: %d %s", a.Status, a.Body)
+	}
+	r2, _ := a.Map(t)["refresh"].(string)
+	if r2 == "" || family(t, r2) == "" || family(t, r2) != family(t, u.refresh) || family(t, other.refresh) == family(t, u.refresh) {
+		t.Fatalf("families: R1 %q R2 %q other %q", family(t, u.refresh), family(t, r2), family(t, other.refresh))
+	}
+	wantDetail(t, refresh(u.refresh), http.StatusUnauthorized, "token_not_valid", "")
+	wantDetail(t, refresh(r2), http.StatusUnauthorized, "token_not_valid", "")
+	if a := refresh(other.refresh); a.Status != http.StatusOK {
+		t.Fatalf("another session of the user: %d %s", a.Status, a.Body)
+	}
+
+	// simplejwt's shape, no family: rotated once, a replay refused, and
+	// the token it was rotated to (which starts a family) works.
+	now := time.Now()
+	plain, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"token_type": "refresh", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "jti": "0123456789abcdef0123456789abcdef", "user_id": u.id,
+	}).SignedString([]byte(systest.SigningKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = refresh(plain)
+	if a.Status != http.StatusOK {
+		t.Fatalf("simplejwt-shaped refresh: %d %s", a.Status, a.Body)
+	}
+	next, _ := a.Map(t)["refresh"].(string)
+	wantDetail(t, refresh(plain), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
+	if a := refresh(next); a.Status != http.StatusOK || family(t, next) == "" {
+		t.Fatalf("the token rotated from a simplejwt-shaped one: %d %s", a.Status, a.Body)
+	}
+}
+
+// family is a refresh token's family claim ("" without one).
+func family(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Family string `json:"fam"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Family
+}
