@@ -117,11 +117,12 @@ func probeAPI10UnsafeConsumption(t *testing.T, s *suite) {
 	authT, custT := newTamperer(t, s.auth), newTamperer(t, s.customer)
 	rep := s.sys.AddReplica("bff", systest.ReplicaOptions{Env: map[string]string{
 		"AUTH_URL": authT.URL, "CUSTOMER_URL": custT.URL, "AUTH_TIMEOUT": "1s"}})
-	known := s.customerAccount(t, "unsafe-known")
 	registered := map[string]int{} // email → the status answered
-	// resetBreaker makes a call that succeeds through both tamperers, so
-	// that the replica's circuit breakers start each case closed.
-	resetBreaker := func() {
+	// resetBreakers logs in through both tamperers, passing everything,
+	// so that the replica's circuit breakers start each case closed; the
+	// account is the case's own (a login per case would exhaust one
+	// email's login limit).
+	resetBreakers := func(known *account) {
 		authT.set("", "", nil)
 		custT.set("", "", nil)
 		testenv.Eventually(t, 15*time.Second, func() error {
@@ -151,7 +152,8 @@ func probeAPI10UnsafeConsumption(t *testing.T, s *suite) {
 		{"auth login answer oversized", authT, http.MethodPost, "/api/auth/login/", oversized, false, false},
 	} {
 		t.Run(x.what, func(t *testing.T) {
-			resetBreaker()
+			known := s.customerAccount(t, "unsafe-known")
+			resetBreakers(known)
 			x.tp.set(x.method, x.path, x.rewrite)
 			var a testenv.Answer
 			email := known.email
