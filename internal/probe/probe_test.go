@@ -43,6 +43,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API3BrokenObjectPropertyLevelAuthorization", probeAPI3PropertyLevelAuthorization},
 		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
+		{"API5ServiceClientScopes", probeAPI5ServiceClientScopes},
 		{"API6SensitiveBusinessFlows", probeAPI6BusinessFlows},
 		{"API7SSRF", probeAPI7SSRF},
 		{"API8SecurityMisconfiguration", probeAPI8Misconfiguration},
