@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/acme/customer-platform/auth"
-	"github.com/acme/customer-platform/authclient"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/customer"
 	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/config"
