@@ -78,7 +78,9 @@ func TestRedisCluster(t *testing.T) {
 	reg.JSON(t, &created)
 	userID := created.User.ID
 
-	// The cache: a MISS at one replica, then a HIT at the other.
+	// The cache: a MISS at one replica, then a HIT at the other, once the
+	// registration's change events (which evict the view) are handled.
+	testenv.Eventually(t, 15*time.Second, func() error { return feedSettled(ctx, sys, rdb) })
 	me := func(base string) testenv.Answer {
 		return testenv.Call(t, nil, http.MethodGet, base+"/api/bff/me/", nil, testenv.Bearer(tok.access))
 	}
