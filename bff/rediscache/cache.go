@@ -5,8 +5,10 @@
 //     bff:view:v2:{<user_id>} (v2: the entry carries its epoch; a v1
 //     replica of a rolling deploy never reads it) holds "<user_id>\n<epoch>\n<view body>" (the
 //     id is checked again on every hit), with a TTL of CACHE_TTL ±10 %.
-//   - A miss loads from the origins once per user at a time (singleflight);
-//     the callers waiting on it get the same answer.
+//   - A miss loads from the origins once per user and generation at a time
+//     (singleflight keyed by the user, the generation and the epoch the
+//     lookup read); the callers waiting on it get the same answer, and a
+//     lookup after a write never joins a load begun before it.
 //   - Every Redis call goes through the "redis" circuit breaker with its own
 //     short timeout. When Redis errors, is slow, or the breaker is open, the
 //     answer comes from the origins (BYPASS) at origin latency; the cache
@@ -55,6 +57,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -329,13 +332,27 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 	return body, bff.CacheMiss, err
 }
 
-// load runs one origin load per user at a time. The load is detached from
+// flightKey names a load in flight. A miss's load is keyed by the user,
+// the generation and the epoch its lookup read, and the count of this
+// replica's failed Redis calls: a lookup after a write (whose eviction,
+// through any replica, moved the generation on; or failed, after which
+// the epoch moves on, and this replica's count when it was this one)
+// never joins a load that read the origins before it. A bypass (Redis
+// unreachable: nothing read) is keyed by the user alone; Evict forgets it.
+func (c *Cache) flightKey(userID, gen, epoch string, store bool) string {
+	if !store {
+		return userID + "\n-"
+	}
+	return userID + "\n" + gen + "\n" + epoch + "\n" + strconv.FormatUint(c.failed.Load(), 10)
+}
+
+// load runs one origin load per user and generation at a time (flightKey). The load is detached from
 // the caller's cancellation (other callers may be waiting on it) but bounded
 // by LoadTimeout; a caller that goes away stops waiting. When store is set,
 // the result is written, tagged with epoch, if gen is still the user's
 // generation.
 func (c *Cache) load(ctx context.Context, span trace.Span, userID, token, gen, epoch string, store bool) ([]byte, error) {
-	ch := c.flights.DoChan(userID, func() (any, error) {
+	ch := c.flights.DoChan(c.flightKey(userID, gen, epoch, store), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
 		body, _, err := c.origin.View(lctx, userID, token)
@@ -408,7 +425,7 @@ func (c *Cache) Evict(ctx context.Context, userID string) error {
 	if !validID(userID) {
 		return errors.New("rediscache: invalid user id")
 	}
-	c.flights.Forget(userID)
+	c.flights.Forget(c.flightKey(userID, "", "", false))
 	ctx, span := c.tracer.Start(context.WithoutCancel(ctx), "cache.invalidate")
 	defer span.End()
 	viewKey, genKey := c.keys(userID)

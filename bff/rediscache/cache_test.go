@@ -515,3 +515,69 @@ func TestBreakerSettingsCountACacheMissAsSuccess(t *testing.T) {
 		t.Fatalf("state %s with Redis down, want open", got)
 	}
 }
+
+// TestAReadAfterAWriteNeverJoinsAnOlderLoad: replica B has a load of a
+// view in flight, begun before a write; the write is answered (its
+// eviction through replica A moved the user's generation on, or an
+// eviction that failed was followed by a move of the shared epoch); a
+// read on B after that must not join B's older load, which read the
+// origins before the write: the load in flight is keyed by the user, the
+// generation and the epoch read in the lookup, not by the user alone.
+func TestAReadAfterAWriteNeverJoinsAnOlderLoad(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, a *env)
+	}{
+		{name: "evicted through another replica", write: func(t *testing.T, a *env) {
+			a.cache.Invalidate(context.Background(), userA)
+		}},
+		{name: "the epoch moved on after a failed eviction", write: func(t *testing.T, a *env) {
+			testenv.Must(t, a.rdb.Incr(context.Background(), rediscache.DefaultKeyPrefix+"epoch").Err(), "move the epoch on")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newEnv(t, envOptions{})
+			b := newEnv(t, envOptions{sharedRedis: a.redis})
+			readOrigin, release := make(chan struct{}), make(chan struct{})
+			var once, released sync.Once
+			free := func() { released.Do(func() { close(release) }) }
+			t.Cleanup(free)
+			b.origin.ViewFn = func(_ context.Context, userID, _ string) ([]byte, bff.CacheStatus, error) {
+				body := b.origin.body(userID)
+				first := false
+				once.Do(func() { first = true })
+				if first {
+					close(readOrigin)
+					<-release
+				}
+				return body, bff.CacheBypass, nil
+			}
+			first := make(chan struct{})
+			go func() { defer close(first); _, _, _ = b.cache.View(context.Background(), userA, "tok") }()
+			<-readOrigin // B's first load read the origins: version 0
+			b.origin.version.Store(2)
+			tc.write(t, a)
+			type answer struct {
+				body   []byte
+				status bff.CacheStatus
+				err    error
+			}
+			second := make(chan answer, 1)
+			go func() {
+				body, status, err := b.cache.View(context.Background(), userA, "tok")
+				second <- answer{body, status, err}
+			}()
+			testenv.Eventually(t, 10*time.Second, testenv.Holds("the read after the write to load the view itself", func() bool {
+				return b.origin.loads.Load() == 2
+			}))
+			got := <-second
+			free()
+			<-first
+			if got.err != nil || got.status != bff.CacheMiss || !strings.Contains(string(got.body), `"version":2`) {
+				t.Fatalf("the read after the write: %s %s %v, want a MISS with version 2", got.status, got.body, got.err)
+			}
+		})
+	}
+}
