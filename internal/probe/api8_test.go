@@ -139,6 +139,7 @@ func probeAPI8Misconfiguration(t *testing.T, s *suite) {
 		who       *account
 	}{
 		{"customer listing", s.customer + "/api/v1/customers/?page_size=1", s.admin},
+		{"user listing", s.auth + "/api/auth/users/?page_size=1", s.admin},
 		{"service records", s.customer + "/api/v1/customers/" + c.profileID + "/services/?page_size=1", c},
 	} {
 		if a := s.call(t, http.MethodPost, s.customer+"/api/v1/customers/"+c.profileID+"/increment_service/", map[string]any{}, s.employee.as()); a.Status != http.StatusOK && x.what == "service records" {

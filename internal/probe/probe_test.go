@@ -40,6 +40,7 @@ func TestOWASPAPITop10(t *testing.T) {
 	}{
 		{"API1BOLA", probeAPI1BOLA},
 		{"API2BrokenAuthentication", probeAPI2BrokenAuthentication},
+		{"API2RefreshTokenReuse", probeAPI2RefreshTokenReuse},
 		{"API3BrokenObjectPropertyLevelAuthorization", probeAPI3PropertyLevelAuthorization},
 		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
