@@ -12,15 +12,16 @@
 //   - API2 broken authentication: forged tokens (alg none, a wrong key,
 //     another algorithm, a tampered payload, an embedded key, no or a past
 //     exp), a refresh token as an access token, a service token on the
-//     self-service endpoints, a revoked refresh token; brute-force login
-//     throttled.
+//     self-service endpoints, a refresh token after its logout, a rotated
+//     one replayed (its whole family revoked); brute-force login throttled.
 //   - API3 broken object property level authorization: mass assignment of
 //     read-only fields refused with a 400 naming the field; answers carry
 //     only the contract's fields (no hash, no registration internals).
 //   - API4 unrestricted resource consumption: the body size limit, the
 //     page_size cap, the rate limits of login and register.
 //   - API5 broken function level authorization: customers on staff and
-//     admin endpoints, employees on admin-only deletes: 403, nothing done.
+//     admin endpoints, employees on admin-only deletes, service clients
+//     beyond their scopes: 403, nothing done.
 //   - API6 sensitive business flows: a replayed registration key creates
 //     nothing twice, sequentially or concurrently; another body is 422.
 //   - API7 server-side request forgery: no endpoint takes a URL; addresses
