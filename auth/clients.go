@@ -24,8 +24,9 @@ var _ ClientVerifier = (*Clients)(nil)
 // their scopes (AUTH_SERVICE_CLIENT_SCOPES, not secret): clients separated
 // by commas, each its id, "=" and its scopes separated by spaces, e.g.
 // "bff=users:read users:delete:customers,customer=users:read". Ids must be
-// unique, secrets non-empty, scopes among KnownScopes and for a configured
-// client. A client without scopes gets none (see Unscoped).
+// unique, secrets non-empty, scopes among KnownScopes; the scopes of a
+// client that is not configured are ignored. A client without scopes gets
+// none (see Unscoped).
 func ParseClients(clients, scopes string) (*Clients, error) {
 	c := &Clients{secrets: map[string][sha256.Size]byte{}, scopes: map[string][]string{}}
 	c.dummy = sha256.Sum256([]byte("no such client"))
@@ -56,9 +57,6 @@ func ParseClients(clients, scopes string) (*Clients, error) {
 		if !ok || id == "" {
 			return nil, errors.New("want client_id=scope scope... separated by commas")
 		}
-		if _, known := c.secrets[id]; !known {
-			return nil, fmt.Errorf("scopes for %q, which is not a client of AUTH_SERVICE_CLIENTS", id)
-		}
 		if seen[id] {
 			return nil, fmt.Errorf("the scopes of %q are listed twice", id)
 		}
@@ -67,7 +65,7 @@ func ParseClients(clients, scopes string) (*Clients, error) {
 			if !slices.Contains(KnownScopes(), sc) {
 				return nil, fmt.Errorf("client %q: unknown scope %q (known: %s)", id, sc, strings.Join(KnownScopes(), " "))
 			}
-			if !slices.Contains(c.scopes[id], sc) {
+			if _, known := c.secrets[id]; known && !slices.Contains(c.scopes[id], sc) {
 				c.scopes[id] = append(c.scopes[id], sc)
 			}
 		}

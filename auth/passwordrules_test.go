@@ -136,7 +136,7 @@ func TestParseClients(t *testing.T) {
 			t.Errorf("ParseClients(%q) accepted", bad)
 		}
 	}
-	for _, bad := range []string{"bff=users:raed", "bff", "=users:read", "other=users:read", "bff=users:read,bff=users:create"} {
+	for _, bad := range []string{"bff=users:raed", "bff", "=users:read", "other=users:raed", "bff=users:read,bff=users:create"} {
 		if _, err := ParseClients("bff:s", bad); err == nil {
 			t.Errorf("scopes %q accepted", bad)
 		}

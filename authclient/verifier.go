@@ -52,21 +52,26 @@ const Leeway = 30 * time.Second
 
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
-	Key      []byte // the HS256 key shared with the auth service (JWT_SIGNING_KEY)
-	Issuer   string // checked when non-empty
-	Audience string // checked when non-empty
+	Key []byte // the HS256 key shared with the auth service (JWT_SIGNING_KEY)
+	// PreviousKeys are still accepted during a key rotation's grace period
+	// (JWT_PREVIOUS_SIGNING_KEYS): a token's kid picks the key, a token
+	// without kid tries Key and then these.
+	PreviousKeys [][]byte
+	Issuer       string // checked when non-empty
+	Audience     string // checked when non-empty
 }
 
 // Verifier checks simplejwt-compatible HS256 access tokens.
 type Verifier struct {
-	key    []byte
+	keys   *KeySet
 	parser *jwt.Parser
 }
 
 // NewVerifier returns a verifier pinned to HS256.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
-	if len(cfg.Key) == 0 {
-		return nil, errors.New("authclient: empty JWT signing key")
+	keys, err := NewKeySet(cfg.Key, cfg.PreviousKeys)
+	if err != nil {
+		return nil, err
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -80,7 +85,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{key: append([]byte(nil), cfg.Key...), parser: jwt.NewParser(opts...)}, nil
+	return &Verifier{keys: keys, parser: jwt.NewParser(opts...)}, nil
 }
 
 // Verify parses and checks an access token. Every failure wraps ErrInvalidToken.
@@ -89,7 +94,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	var tc TokenClaims
-	_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return v.key, nil })
+	_, err := v.parser.ParseWithClaims(token, &tc, v.keys.Keyfunc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}

@@ -53,7 +53,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Fatalf("the start log leaks a secret: %s", out)
 		}
 	}
-	if !strings.Contains(out, `"jwt_signing_key":"*****"`) || !strings.Contains(out, `"auth_db":"`+s.cfg.DB+`"`) {
+	if !strings.Contains(out, `"jwt_signing_keys":{"current":"*****"`) || !strings.Contains(out, `"auth_db":"`+s.cfg.DB+`"`) {
 		t.Fatalf("the start log lacks the configuration: %s", out)
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {

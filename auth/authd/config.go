@@ -18,17 +18,19 @@ type Config struct {
 	// PublicURL is PUBLIC_URL, the base URL clients reach the service on
 	// (e.g. https://auth.example.com): links in answers are absolute on it;
 	// unset, they are relative. Links never come from the request's Host.
-	PublicURL       string        `json:"public_url"`
-	MetricsAddr     string        `json:"metrics_addr"` // METRICS_ADDR, default :9101
-	MongoURI        config.Secret `json:"mongodb_uri"`  // MONGODB_URI (may hold credentials)
-	DB              string        `json:"auth_db"`      // AUTH_DB, default auth
-	RedisURL        config.Secret `json:"redis_url"`    // REDIS_URL, optional: rate limits in memory and no change feed without it
-	SigningKey      config.Secret `json:"jwt_signing_key"`
-	Issuer          string        `json:"jwt_issuer"`
-	Audience        string        `json:"jwt_audience"`
-	AccessTTL       time.Duration `json:"access_token_ttl"`
-	RefreshTTL      time.Duration `json:"refresh_token_ttl"`
-	ServiceTokenTTL time.Duration `json:"service_token_ttl"`
+	PublicURL   string        `json:"public_url"`
+	MetricsAddr string        `json:"metrics_addr"` // METRICS_ADDR, default :9101
+	MongoURI    config.Secret `json:"mongodb_uri"`  // MONGODB_URI (may hold credentials)
+	DB          string        `json:"auth_db"`      // AUTH_DB, default auth
+	RedisURL    config.Secret `json:"redis_url"`    // REDIS_URL, optional: rate limits in memory and no change feed without it
+	// SigningKeys are JWT_SIGNING_KEY (tokens are signed with it) and
+	// JWT_PREVIOUS_SIGNING_KEYS (still accepted during a rotation).
+	SigningKeys     config.SigningKeys `json:"jwt_signing_keys"`
+	Issuer          string             `json:"jwt_issuer"`
+	Audience        string             `json:"jwt_audience"`
+	AccessTTL       time.Duration      `json:"access_token_ttl"`
+	RefreshTTL      time.Duration      `json:"refresh_token_ttl"`
+	ServiceTokenTTL time.Duration      `json:"service_token_ttl"`
 	// ServiceClients is AUTH_SERVICE_CLIENTS: "id:secret" pairs, comma-separated.
 	ServiceClients config.Secret `json:"auth_service_clients"`
 	// ServiceClientScopes is AUTH_SERVICE_CLIENT_SCOPES: each client's
@@ -65,7 +67,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		MongoURI:               r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                     r.String("AUTH_DB", "auth"),
 		RedisURL:               r.Secret("REDIS_URL", ""),
-		SigningKey:             r.SigningKey("JWT_SIGNING_KEY", env),
+		SigningKeys:            r.SigningKeys("JWT_SIGNING_KEY", "JWT_PREVIOUS_SIGNING_KEYS", env),
 		Issuer:                 r.String("JWT_ISSUER", ""),
 		Audience:               r.String("JWT_AUDIENCE", ""),
 		AccessTTL:              r.Duration("ACCESS_TOKEN_TTL", 5*time.Minute),

@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	issuer, err := token.New(token.Config{
-		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Key: cfg.SigningKeys.Key(), PreviousKeys: cfg.SigningKeys.PreviousKeys(), Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, ServiceTokenTTL: cfg.ServiceTokenTTL,
 	})
 	if err != nil {
@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	}
 
 	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
-		Key: []byte(cfg.SigningKey.Reveal()), Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Key: cfg.SigningKeys.Key(), PreviousKeys: cfg.SigningKeys.PreviousKeys(), Issuer: cfg.Issuer, Audience: cfg.Audience,
 	})
 	if err != nil {
 		return err

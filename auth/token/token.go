@@ -24,7 +24,8 @@ import (
 
 // Config configures an Issuer.
 type Config struct {
-	Key             []byte        // JWT_SIGNING_KEY
+	Key             []byte        // JWT_SIGNING_KEY: tokens are signed with it
+	PreviousKeys    [][]byte      // JWT_PREVIOUS_SIGNING_KEYS: refresh tokens signed with them are still taken
 	Issuer          string        // iss, set and checked when non-empty
 	Audience        string        // aud, set and checked when non-empty
 	AccessTTL       time.Duration // default 5m
@@ -34,7 +35,8 @@ type Config struct {
 
 // Issuer implements auth.Tokens.
 type Issuer struct {
-	cfg Config
+	cfg  Config
+	keys *authclient.KeySet
 }
 
 var _ auth.Tokens = (*Issuer)(nil)
@@ -53,8 +55,11 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.ServiceTokenTTL <= 0 {
 		cfg.ServiceTokenTTL = 5 * time.Minute
 	}
-	cfg.Key = append([]byte(nil), cfg.Key...)
-	return &Issuer{cfg: cfg}, nil
+	keys, err := authclient.NewKeySet(cfg.Key, cfg.PreviousKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &Issuer{cfg: cfg, keys: keys}, nil
 }
 
 // NewJTI returns a token id like simplejwt's: uuid4().hex, 32 hex characters.
@@ -78,7 +83,9 @@ func (i *Issuer) stamp(c *authclient.TokenClaims, now time.Time, ttl time.Durati
 }
 
 func (i *Issuer) sign(c *authclient.TokenClaims) (string, error) {
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.cfg.Key)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	t.Header["kid"] = i.keys.CurrentID()
+	s, err := t.SignedString(i.keys.Current())
 	if err != nil {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
@@ -161,7 +168,7 @@ func (i *Issuer) parse(tok string, now time.Time) (*authclient.TokenClaims, erro
 	}
 	var c authclient.TokenClaims
 	p := jwt.NewParser(append(i.parserOptions(), jwt.WithTimeFunc(func() time.Time { return now }))...)
-	if _, err := p.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return i.cfg.Key, nil }); err != nil {
+	if _, err := p.ParseWithClaims(tok, &c, i.keys.Keyfunc); err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrTokenInvalid, err)
 	}
 	return &c, nil

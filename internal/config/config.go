@@ -199,6 +199,45 @@ func (r *Reader) SigningKey(key, environment string) Secret {
 	return s
 }
 
+// SigningKeys are the HS256 keys of a key rotation: tokens are signed with
+// Current; Previous are still accepted for a grace period. Both are masked
+// when logged.
+type SigningKeys struct {
+	Current  Secret   `json:"current"`
+	Previous []Secret `json:"previous"`
+}
+
+// Key is the current key, as the issuer and authclient.VerifierConfig's Key take it.
+func (k SigningKeys) Key() []byte { return []byte(k.Current) }
+
+// PreviousKeys are the previous keys, as authclient.VerifierConfig's PreviousKeys take them.
+func (k SigningKeys) PreviousKeys() [][]byte {
+	var out [][]byte
+	for _, p := range k.Previous {
+		out = append(out, []byte(p))
+	}
+	return out
+}
+
+// SigningKeys reads a rotation's keys: the current one from key (required,
+// as SigningKey reads it) and the previous ones, comma-separated, from
+// previousKey (optional; each held to the same length rule). A service
+// verifying tokens passes both to authclient.VerifierConfig:
+//
+//	keys := r.SigningKeys("JWT_SIGNING_KEY", "JWT_PREVIOUS_SIGNING_KEYS", env)
+//	authclient.VerifierConfig{Key: keys.Key(), PreviousKeys: keys.PreviousKeys(), ...}
+func (r *Reader) SigningKeys(key, previousKey, environment string) SigningKeys {
+	k := SigningKeys{Current: r.SigningKey(key, environment)}
+	for i, p := range r.List(previousKey) {
+		if len(p) < MinSigningKey && environment != Development {
+			r.Check(false, previousKey, fmt.Sprintf("key %d too short: %d bytes, an HS256 key needs at least %d (RFC 7518 §3.2) outside DEPLOYMENT_ENVIRONMENT=%s",
+				i+1, len(p), MinSigningKey, Development))
+		}
+		k.Previous = append(k.Previous, Secret(p))
+	}
+	return k
+}
+
 // Check records a problem found by the caller's own validation.
 func (r *Reader) Check(ok bool, key, msg string) {
 	if !ok {

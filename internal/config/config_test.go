@@ -84,3 +84,25 @@ func TestSigningKey(t *testing.T) {
 		}
 	}
 }
+
+func TestSigningKeys(t *testing.T) {
+	t.Parallel()
+	cur, old1, old2 := strings.Repeat("c", MinSigningKey), strings.Repeat("a", MinSigningKey), strings.Repeat("b", MinSigningKey+5)
+	r := New(FromMap(map[string]string{"K": cur, "P": old1 + " , " + old2}))
+	k := r.SigningKeys("K", "P", "production")
+	if r.Err() != nil || string(k.Key()) != cur || len(k.PreviousKeys()) != 2 || string(k.PreviousKeys()[1]) != old2 {
+		t.Fatalf("keys %v, %v", k, r.Err())
+	}
+	if b, _ := json.Marshal(k); strings.Contains(string(b), "ccc") || strings.Contains(string(b), "aaa") {
+		t.Fatalf("logged keys: %s", b)
+	}
+	r = New(FromMap(map[string]string{"K": cur, "P": "short"}))
+	r.SigningKeys("K", "P", "production")
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "P:") || strings.Contains(err.Error(), "short\"") {
+		t.Fatalf("a short previous key: %v", err)
+	}
+	r = New(FromMap(map[string]string{"K": cur}))
+	if k := r.SigningKeys("K", "P", "production"); r.Err() != nil || len(k.PreviousKeys()) != 0 {
+		t.Fatalf("no previous keys: %v %v", k, r.Err())
+	}
+}

@@ -98,7 +98,7 @@ func Env(w Wiring) map[string]string {
 		"JWT_SIGNING_KEY": w.SigningKey,
 		"AUTH_SERVICE_CLIENTS": BFFClientID + ":" + w.BFFClientSecret + "," + MigrateClientID + ":" + w.MigrateClientSecret +
 			"," + CustomerClientID + ":" + w.CustomerClientSecret,
-		"AUTH_SERVICE_CLIENT_SCOPES":     BFFClientID + "=users:read users:delete:customers customers:read customers:write customers:delete," + MigrateClientID + "=users:read users:create customers:read customers:write customers:delete," + CustomerClientID + "=users:read",
+		"AUTH_SERVICE_CLIENT_SCOPES":     BFFClientID + "=users:read users:create users:delete:customers customers:read customers:write customers:delete," + MigrateClientID + "=users:read users:create customers:read customers:write customers:delete," + CustomerClientID + "=users:read",
 		"BFF_SERVICE_CLIENT_ID":          BFFClientID,
 		"BFF_SERVICE_CLIENT_SECRET":      w.BFFClientSecret,
 		"CUSTOMER_SERVICE_CLIENT_ID":     CustomerClientID,
