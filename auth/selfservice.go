@@ -101,7 +101,10 @@ func (s *Service) create(ctx context.Context, u User) error {
 
 // Login checks credentials and issues tokens. Every failure is the same
 // ErrInvalidCredentials, with a hash computed whether or not the email
-// exists; repeated failures for one email lock it out for a while.
+// exists; repeated failures for one email from one client address lock
+// that address out for the email for a while (LockoutKey): an attacker
+// cannot lock the owner out from elsewhere. The per-email bucket bounds a
+// distributed attack, with a limit high enough not to be a lever either.
 func (s *Service) Login(ctx context.Context, in LoginInput, clientAddr string) (RegisterResult, error) {
 	if err := s.limit(ctx, BucketLogin, clientAddr); err != nil {
 		return RegisterResult{}, err
@@ -111,10 +114,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput, clientAddr string) (
 	if err := f.Err(); err != nil {
 		return RegisterResult{}, err
 	}
-	key := EmailKey(email)
-	if err := s.limit(ctx, BucketLoginEmail, key); err != nil {
+	if err := s.limit(ctx, BucketLoginEmail, EmailKey(email)); err != nil {
 		return RegisterResult{}, err
 	}
+	key := LockoutKey(email, clientAddr)
 	if s.d.Limiter != nil {
 		wait, err := s.d.Limiter.LockedOut(ctx, key)
 		if err != nil {

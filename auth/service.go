@@ -60,6 +60,14 @@ func EmailKey(email string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// LockoutKey is the failed-login lockout's key: the email and the client
+// address together (both digests), so that failures from one address lock
+// out that address for the email, never the owner logging in from another.
+func LockoutKey(email, clientAddr string) string {
+	sum := sha256.Sum256([]byte(clientAddr))
+	return EmailKey(email) + ":" + hex.EncodeToString(sum[:8])
+}
+
 // limit counts a request against a bucket. A limiter failure lets the request
 // through (logged): availability wins over limiting.
 func (s *Service) limit(ctx context.Context, bucket, key string) error {

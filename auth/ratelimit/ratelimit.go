@@ -40,14 +40,18 @@ const lockoutBase = 30 * time.Second
 const ruleLoginFailures = "login_failures"
 
 // DefaultRules are the limits used when AUTH_RATE_LIMITS is unset:
-// register=10/1m,register_email=5/1m,login=20/1m,login_email=10/1m,service_token=30/1m,login_failures=5/15m.
+// register=10/1m,register_email=5/1m,login=20/1m,login_email=100/1h,service_token=30/1m,login_failures=5/15m.
+// login_email counts every login attempt for one email from anywhere: high
+// enough that an attacker cannot use it to lock the owner out, it bounds a
+// distributed guessing attack at 100 guesses an hour; the lockout
+// (login_failures) is per email and client address.
 func DefaultRules() Rules {
 	return Rules{
 		Buckets: map[string]Rate{
 			auth.BucketRegister:      {10, time.Minute},
 			auth.BucketRegisterEmail: {5, time.Minute},
 			auth.BucketLogin:         {20, time.Minute},
-			auth.BucketLoginEmail:    {10, time.Minute},
+			auth.BucketLoginEmail:    {100, time.Hour},
 			auth.BucketServiceToken:  {30, time.Minute},
 		},
 		LoginFailures: Rate{5, 15 * time.Minute},
@@ -60,7 +64,8 @@ func DefaultRules() Rules {
 // one of register (per client address), register_email (per email), login
 // (per client address), login_email (per email), service_token (per client
 // address) or login_failures (the failed-login lockout: after that many
-// failures for one email within the window the email is locked for 30 s,
+// failures for one email from one client address within the window, that
+// address is locked out of the email for 30 s,
 // doubling with every further failure, at most the window), limit a positive
 // integer and window a Go duration ("30s", "1m", "1h"; a bare unit such as
 // "m" means one of it). A rule may be "name=off". Rules not listed keep their
