@@ -65,7 +65,7 @@ func TestQueryValuesStayOutOfTelemetry(t *testing.T) {
 	for _, sp := range spans.GetSpans() {
 		for _, kv := range sp.Attributes {
 			if kv.Key == "url.full" {
-				full = append(full, kv.Value.Emit())
+				full = append(full, kv.Value.String())
 			}
 		}
 	}
