@@ -22,6 +22,7 @@ type Reconciler struct {
 	backlog   atomic.Int64
 	attention atomic.Int64
 	oldest    atomic.Int64 // unix nanoseconds of the oldest open saga; 0: none
+	passes    atomic.Int64
 	lastSweep time.Time    // of expired keys and old sagas; only Pass touches it
 }
 
@@ -38,6 +39,10 @@ func (s *Service) NewReconciler(interval, retention time.Duration) *Reconciler {
 	}
 	return &Reconciler{s: s, interval: interval, retention: max(retention, 0), batch: 100}
 }
+
+// Passes is the number of passes run so far, failed ones included: the
+// series of the "reconciler not running" alert (bff.reconciler.passes).
+func (rc *Reconciler) Passes() int64 { return rc.passes.Load() }
 
 // Backlog is the number of open sagas seen by the last pass.
 func (rc *Reconciler) Backlog() int64 { return rc.backlog.Load() }
@@ -85,6 +90,7 @@ func (rc *Reconciler) Run(ctx context.Context) {
 // idempotency keys and the finished sagas past their retention. It returns
 // how many sagas it advanced. Passes must not run concurrently.
 func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
+	defer rc.passes.Add(1)
 	s := rc.s
 	now := s.now()
 	if now.Sub(rc.lastSweep) >= sweepEvery {

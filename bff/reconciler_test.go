@@ -218,3 +218,21 @@ func TestReconcilerSweepsFinishedSagasPastTheirRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcilerCountsItsPasses: every pass is counted, a failed one too
+// (the series of the "reconciler not running" alert).
+func TestReconcilerCountsItsPasses(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, true)
+	rc := h.svc.NewReconciler(time.Second, 0)
+	if _, err := rc.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.store.down = true
+	if _, err := rc.Pass(context.Background()); err == nil {
+		t.Fatal("a pass against a store that is down succeeded")
+	}
+	if got := rc.Passes(); got != 2 {
+		t.Fatalf("%d passes counted, want 2", got)
+	}
+}

@@ -159,6 +159,12 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 			}
 			return 0
 		},
+		passes: func() int64 {
+			if r := rec.Load(); r != nil {
+				return r.Passes()
+			}
+			return 0
+		},
 	}
 	if opts.Telemetry, err = newSagaTelemetry(tel.Tracer, tel.Meter, gauges); err != nil {
 		return err

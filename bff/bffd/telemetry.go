@@ -19,8 +19,9 @@ const instrumentation = "github.com/acme/customer-platform/bff"
 
 // sagaTelemetry implements bff.Telemetry with OpenTelemetry: spans of the
 // saga steps, the bff.saga.outcomes and bff.reconciler.attempts counters,
-// and the reconciler's gauges (bff.reconciler.backlog,
-// bff.saga.needs_attention, bff.reconciler.oldest_open_age).
+// the reconciler's gauges (bff.reconciler.backlog,
+// bff.saga.needs_attention, bff.reconciler.oldest_open_age) and its pass
+// counter (bff.reconciler.passes).
 type sagaTelemetry struct {
 	tracer   trace.Tracer
 	outcomes metric.Int64Counter
@@ -32,6 +33,7 @@ type reconcilerGauges struct {
 	backlog        func() int64
 	needsAttention func() int64
 	oldestOpenAge  func() time.Duration
+	passes         func() int64
 }
 
 var _ bff.Telemetry = (*sagaTelemetry)(nil)
@@ -64,6 +66,15 @@ func newSagaTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, g reconc
 			})); err != nil {
 			return nil, fmt.Errorf("saga metrics: %w", err)
 		}
+	}
+	if _, err := m.Int64ObservableCounter("bff.reconciler.passes",
+		metric.WithDescription("Reconciler passes run by this replica, failed ones included: flat while the reconciler is not running."),
+		metric.WithUnit("{pass}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(g.passes())
+			return nil
+		})); err != nil {
+		return nil, fmt.Errorf("saga metrics: %w", err)
 	}
 	return &sagaTelemetry{tracer: tp.Tracer(instrumentation), outcomes: outcomes, attempts: attempts}, nil
 }

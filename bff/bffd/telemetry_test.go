@@ -45,7 +45,7 @@ func TestRegistrationTelemetry(t *testing.T) {
 	if !strings.Contains(outcomes, `outcome="completed"`) || !strings.Contains(outcomes, `saga_kind="register"`) {
 		t.Errorf("no completed registration counted:\n%s", outcomes)
 	}
-	for _, m := range []string{"bff_reconciler_backlog", "bff_breaker_state"} {
+	for _, m := range []string{"bff_reconciler_backlog", "bff_reconciler_passes_total", "bff_breaker_state"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("metrics lack %s:\n%s", m, grepLines(string(body), "bff_"))
 		}
