@@ -23,7 +23,7 @@ type Reconciler struct {
 	attention atomic.Int64
 	oldest    atomic.Int64 // unix nanoseconds of the oldest open saga; 0: none
 	passes    atomic.Int64
-	lastSweep time.Time    // of expired keys and old sagas; only Pass touches it
+	lastSweep time.Time // of expired keys and old sagas; only Pass touches it
 }
 
 // sweepEvery is how often expired idempotency keys and finished sagas past
