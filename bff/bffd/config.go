@@ -59,6 +59,9 @@ type Config struct {
 	// BenchFloor serves the benchmark's floor endpoint (cmd/bench):
 	// BFF_BENCH_FLOOR, off by default and never on in a deployment.
 	BenchFloor bool `json:"bff_bench_floor"`
+	// PublishDocs serves /docs with the internal auth and customer API
+	// documents: BFF_PUBLISH_DOCS, on by default only in development.
+	PublishDocs bool `json:"bff_publish_docs"`
 	// CORSAllowedOrigins are the origins (scheme://host[:port]) of
 	// separately hosted frontends allowed to call the API from a browser;
 	// empty: none (the BFF's own page is same-origin).
@@ -104,6 +107,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		ShutdownTimeout:   r.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		Environment:       env,
 		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
+		PublishDocs:       r.Bool("BFF_PUBLISH_DOCS", env == config.Development),
 	}
 	for _, o := range r.List("CORS_ALLOWED_ORIGINS") {
 		origin, err := httpapi.ParseOrigin(o)

@@ -53,3 +53,29 @@ func TestLoadConfigCORSAllowedOrigins(t *testing.T) {
 		t.Fatalf("a wildcard: err = %v, want one naming CORS_ALLOWED_ORIGINS", err)
 	}
 }
+
+// TestLoadConfigPublishDocs: /docs (with the internal services' documents)
+// is published by default only in development; BFF_PUBLISH_DOCS decides.
+func TestLoadConfigPublishDocs(t *testing.T) {
+	t.Parallel()
+	key := strings.Repeat("k", config.MinSigningKey)
+	for _, tc := range []struct {
+		env, set string
+		want     bool
+	}{
+		{env: "development", want: true},
+		{env: "production", want: false},
+		{env: "staging", want: false},
+		{env: "production", set: "true", want: true},
+		{env: "development", set: "false", want: false},
+	} {
+		m := map[string]string{"JWT_SIGNING_KEY": key, "DEPLOYMENT_ENVIRONMENT": tc.env}
+		if tc.set != "" {
+			m["BFF_PUBLISH_DOCS"] = tc.set
+		}
+		cfg, err := LoadConfig(config.FromMap(m))
+		if err != nil || cfg.PublishDocs != tc.want {
+			t.Errorf("%s, BFF_PUBLISH_DOCS=%q: %v %v, want %v", tc.env, tc.set, cfg.PublishDocs, err, tc.want)
+		}
+	}
+}

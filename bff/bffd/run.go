@@ -199,6 +199,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		Checks:         checks,
 		Metrics:        metricsOnAPI(cfg, tel.Metrics),
 		BenchFloor:     cfg.BenchFloor,
+		PublishDocs:    cfg.PublishDocs,
 		AllowedOrigins: cfg.CORSAllowedOrigins,
 		Details: func() map[string]any {
 			d := map[string]any{

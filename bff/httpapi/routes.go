@@ -29,6 +29,11 @@ type Deps struct {
 	Metrics http.Handler
 	// BenchFloor routes the benchmark's floor endpoint (floor.go).
 	BenchFloor bool
+	// PublishDocs serves the API documentation at /docs with the auth
+	// and customer services' internal documents (BFF_PUBLISH_DOCS); off,
+	// /docs and those documents are the contract's 404 (the BFF's own
+	// /openapi.json stays: it is the public API).
+	PublishDocs bool
 	// AllowedOrigins may call the API from a browser page of another origin
 	// (cors.go); empty: none.
 	AllowedOrigins []string
@@ -71,8 +76,11 @@ func Routes(r *gin.Engine, d Deps) {
 	// The browser side (site.go): the registration page, the API docs and
 	// their embedded assets.
 	site := mustLoadSite()
+	if !d.PublishDocs {
+		site.withoutDocs()
+	}
 	r.GET("/", resp.Handle(site.index.handle))
-	r.GET("/docs", resp.Handle(site.docs.handle))
+	r.GET("/docs", resp.Handle(site.handleDocs))
 	r.GET("/assets/*path", resp.Handle(site.handleAsset))
 }
 

@@ -101,6 +101,31 @@ func mustLoadSite() *site {
 	return s
 }
 
+// docsAssets are the assets of the API documentation page only: the
+// internal services' documents and the page's own script and style.
+var docsAssets = []string{"openapi/", "docs.js", "docs.css", "swagger-ui/"}
+
+// withoutDocs drops the documentation page and its assets: /docs and the
+// internal services' documents answer the contract's 404.
+func (s *site) withoutDocs() {
+	s.docs = nil
+	for name := range s.assets {
+		for _, p := range docsAssets {
+			if strings.HasPrefix(name, p) {
+				delete(s.assets, name)
+			}
+		}
+	}
+}
+
+// handleDocs serves GET /docs when the documentation is published.
+func (s *site) handleDocs(c *gin.Context) error {
+	if s.docs == nil {
+		return web.Errorf(web.CodeNotFound, "Not found.")
+	}
+	return s.docs.handle(c)
+}
+
 // handleAsset serves GET /assets/*path.
 func (s *site) handleAsset(c *gin.Context) error {
 	a, ok := s.assets[strings.TrimPrefix(c.Param("path"), "/")]

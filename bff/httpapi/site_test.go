@@ -24,8 +24,35 @@ import (
 func siteEngine(t *testing.T, origins ...string) *gin.Engine {
 	t.Helper()
 	e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet, ContentSecurityPolicy: ContentSecurityPolicy})
-	Routes(e, Deps{AllowedOrigins: origins})
+	Routes(e, Deps{AllowedOrigins: origins, PublishDocs: true})
 	return e
+}
+
+// TestDocsAreASetting: with BFF_PUBLISH_DOCS off (the default outside
+// development) /docs and the internal auth and customer documents are the
+// contract's 404, the page's other assets and the BFF's own document stay;
+// on, they are served.
+func TestDocsAreASetting(t *testing.T) {
+	t.Parallel()
+	docs := []string{"/docs", "/assets/openapi/auth.json", "/assets/openapi/customer.json", "/assets/docs.js"}
+	for _, publish := range []bool{false, true} {
+		e := web.NewEngine(web.EngineOptions{Service: "bff-test", Logger: quiet, ContentSecurityPolicy: ContentSecurityPolicy})
+		Routes(e, Deps{PublishDocs: publish})
+		for _, p := range docs {
+			w := get(e, p)
+			switch {
+			case publish && w.Code != http.StatusOK:
+				t.Errorf("published: %s: %d", p, w.Code)
+			case !publish && (w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), `"code":"not_found"`)):
+				t.Errorf("not published: %s: %d %s, want the contract's 404", p, w.Code, w.Body)
+			}
+		}
+		for _, p := range []string{"/", "/assets/app.js", "/openapi.json"} {
+			if w := get(e, p); w.Code != http.StatusOK {
+				t.Errorf("publish %v: %s: %d", publish, p, w.Code)
+			}
+		}
+	}
 }
 
 func get(e http.Handler, path string, header ...string) *httptest.ResponseRecorder {
