@@ -58,7 +58,7 @@ func floorToken(t testing.TB, role string) string {
 		t.Fatal(err)
 	}
 	if role == contract.RoleService {
-		s, err := iss.Service("bench", time.Now())
+		s, err := iss.Service("bench", nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
