@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -50,15 +51,16 @@ func probeAPI2BrokenAuthentication(t *testing.T, s *suite) {
 	attackerKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	testenv.Must(t, err, "RSA key")
 	forged := map[string]string{
-		"alg none":                  sign(t, jwt.SigningMethodNone, nil, claims, jwt.UnsafeAllowNoneSignatureType),
-		"alg none, no signature":    unsigned(t, "none", claims),
-		"HS256 with a guessed key":  sign(t, jwt.SigningMethodHS256, nil, claims, []byte("secret")),
-		"HS256 with another key":    sign(t, jwt.SigningMethodHS256, nil, claims, randomKey(t)),
-		"HS512 with the real key":   sign(t, jwt.SigningMethodHS512, nil, claims, key),
-		"HS384 with the real key":   sign(t, jwt.SigningMethodHS384, nil, claims, key),
-		"RS256 by the attacker":     sign(t, jwt.SigningMethodRS256, map[string]any{"jwk": publicJWK(&attackerKey.PublicKey)}, claims, attackerKey),
-		"RS256 header, HMAC body":   resign(t, "RS256", claims, key),
-		"kid pointing at /dev/null": sign(t, jwt.SigningMethodHS256, map[string]any{"kid": "../../../../../../dev/null"}, claims, []byte{}),
+		"alg none":                        sign(t, jwt.SigningMethodNone, nil, claims, jwt.UnsafeAllowNoneSignatureType),
+		"alg none, no signature":          unsigned(t, "none", claims),
+		"HS256 with a guessed key":        sign(t, jwt.SigningMethodHS256, nil, claims, []byte("secret")),
+		"HS256 with another key":          sign(t, jwt.SigningMethodHS256, nil, claims, randomKey(t)),
+		"HS512 with the real key":         sign(t, jwt.SigningMethodHS512, nil, claims, key),
+		"HS384 with the real key":         sign(t, jwt.SigningMethodHS384, nil, claims, key),
+		"RS256 by the attacker":           sign(t, jwt.SigningMethodRS256, map[string]any{"jwk": publicJWK(&attackerKey.PublicKey)}, claims, attackerKey),
+		"RS256 header, HMAC body":         resign(t, "RS256", claims, key),
+		"kid pointing at /dev/null":       sign(t, jwt.SigningMethodHS256, map[string]any{"kid": "../../../../../../dev/null"}, claims, []byte{}),
+		"the real key's kid, another key": sign(t, jwt.SigningMethodHS256, map[string]any{"kid": authclient.KeyID(key)}, claims, randomKey(t)),
 		"a customer's token made admin": tamper(t, victim.access, func(c jwt.MapClaims) {
 			c["user_role"] = "admin"
 		}),
