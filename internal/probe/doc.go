@@ -13,7 +13,8 @@
 //     another algorithm, a tampered payload, an embedded key, no or a past
 //     exp), a refresh token as an access token, a service token on the
 //     self-service endpoints, a refresh token after its logout, a rotated
-//     one replayed (its whole family revoked); brute-force login throttled.
+//     one replayed (its whole family revoked); brute-force login throttled
+//     without locking the owner out at their own address.
 //   - API3 broken object property level authorization: mass assignment of
 //     read-only fields refused with a 400 naming the field; answers carry
 //     only the contract's fields (no hash, no registration internals).
@@ -31,7 +32,8 @@
 //     limited to the configured origins, no internal detail in errors,
 //     pagination links never built from a forged Host header.
 //   - API9 improper inventory management: the BFF publishes no internal
-//     document outside development; unknown routes are the contract's 404.
+//     document outside development (BFF_PUBLISH_DOCS); unknown routes are
+//     the contract's 404.
 //   - API10 unsafe consumption of APIs: a BFF whose auth or customer
 //     service answers malformed or oversized bodies (a tampering proxy of
 //     the test's own) answers a clean 502/503 and leaves no half-done

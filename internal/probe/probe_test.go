@@ -41,6 +41,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API1BOLA", probeAPI1BOLA},
 		{"API2BrokenAuthentication", probeAPI2BrokenAuthentication},
 		{"API2RefreshTokenReuse", probeAPI2RefreshTokenReuse},
+		{"API2NoLockoutLever", probeAPI2NoLockoutLever},
 		{"API3BrokenObjectPropertyLevelAuthorization", probeAPI3PropertyLevelAuthorization},
 		{"API4UnrestrictedResourceConsumption", probeAPI4ResourceConsumption},
 		{"API5BrokenFunctionLevelAuthorization", probeAPI5FunctionLevelAuthorization},
@@ -49,6 +50,7 @@ func TestOWASPAPITop10(t *testing.T) {
 		{"API7SSRF", probeAPI7SSRF},
 		{"API8SecurityMisconfiguration", probeAPI8Misconfiguration},
 		{"API9ImproperInventoryManagement", probeAPI9Inventory},
+		{"API9InternalDocuments", probeAPI9InternalDocs},
 		{"API10UnsafeConsumptionOfAPIs", probeAPI10UnsafeConsumption},
 		{"NullCharacters", probeNullCharacters},
 	} {
