@@ -130,7 +130,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 			}
 			continue
 		}
-		if old.Check != check {
+		if !s.secrets.MatchesCheck(fp, old.Check) {
 			return nil, nil, &Error{Code: CodeKeyReused,
 				Detail: "This Idempotency-Key was already used with a different request body. Use a new key for a new request."}
 		}

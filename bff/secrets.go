@@ -36,17 +36,41 @@ func DeriveSecret(jwtKey []byte) ([]byte, error) {
 	return hkdf.Key(sha256.New, jwtKey, nil, labelIdempotencySecret, 32)
 }
 
-// Secrets holds the keys derived from the server secret. It is safe for
-// concurrent use.
+// Secrets holds the keys derived from the server secret, and those of the
+// previous secrets of a rotation. Everything is sealed, hashed and checked
+// with the current secret; what was stored under a previous one is still
+// opened and recognised (Open, OpenAnswer, MatchesCheck try the current
+// keys, then each previous secret's), so a rotation turns no retry into a
+// 422 and strands no pending saga. It is safe for concurrent use.
 type Secrets struct {
 	root  []byte
 	check []byte // HMAC key of stored fingerprints
 	email []byte // HMAC key of email hashes
 	seal  cipher.AEAD
+	prev  []*Secrets // the previous secrets' keys, newest first
 }
 
-// NewSecrets derives the keys; the secret must have at least 16 bytes.
-func NewSecrets(secret []byte) (*Secrets, error) {
+// NewSecrets derives the keys of secret and of the previous secrets of a
+// rotation (newest first); each must have at least 16 bytes.
+func NewSecrets(secret []byte, previous ...[]byte) (*Secrets, error) {
+	s, err := newSecrets(secret)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range previous {
+		ps, err := newSecrets(p)
+		if err != nil {
+			return nil, fmt.Errorf("bff: previous secret %d: %w", i+1, err)
+		}
+		s.prev = append(s.prev, ps)
+	}
+	return s, nil
+}
+
+// all is the current keys, then the previous ones.
+func (s *Secrets) all() []*Secrets { return append([]*Secrets{s}, s.prev...) }
+
+func newSecrets(secret []byte) (*Secrets, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("bff: the server secret must have at least 16 bytes")
 	}
@@ -91,8 +115,18 @@ func (s *Secrets) Seal(sagaID, field string, plain []byte) []byte {
 	return s.seal.Seal(nonce, nonce, plain, []byte(sagaID+"\x00"+field))
 }
 
-// Open decrypts what Seal sealed for the same saga and field.
-func (s *Secrets) Open(sagaID, field string, sealed []byte) ([]byte, error) {
+// Open decrypts what Seal sealed for the same saga and field, under the
+// current secret or a previous one.
+func (s *Secrets) Open(sagaID, field string, sealed []byte) (plain []byte, err error) {
+	for _, k := range s.all() {
+		if plain, err = k.open(sagaID, field, sealed); err == nil {
+			return plain, nil
+		}
+	}
+	return nil, err
+}
+
+func (s *Secrets) open(sagaID, field string, sealed []byte) ([]byte, error) {
 	n := s.seal.NonceSize()
 	if len(sealed) < n+s.seal.Overhead() {
 		return nil, errors.New("bff: sealed value too short")
@@ -149,6 +183,17 @@ func (s *Secrets) CheckOf(f Fingerprint) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// MatchesCheck reports whether a stored check is f's, made under the
+// current secret or a previous one.
+func (s *Secrets) MatchesCheck(f Fingerprint, check string) bool {
+	for _, k := range s.all() {
+		if hmac.Equal([]byte(k.CheckOf(f)), []byte(check)) {
+			return true
+		}
+	}
+	return false
+}
+
 // KeyID is the stored id of an Idempotency-Key: its SHA-256, hex.
 func KeyID(key string) string {
 	sum := sha256.Sum256([]byte(key))
@@ -181,9 +226,19 @@ func (s *Secrets) SealAnswer(f Fingerprint, keyID string, status int, body []byt
 	return aead.Seal(out, out, plain, []byte(keyID)), nil
 }
 
-// OpenAnswer decrypts a stored answer; it fails without the fingerprint of
-// the original request.
+// OpenAnswer decrypts a stored answer, sealed under the current secret or
+// a previous one; it fails without the fingerprint of the original
+// request.
 func (s *Secrets) OpenAnswer(f Fingerprint, keyID string, sealed []byte) (status int, body []byte, err error) {
+	for _, k := range s.all() {
+		if status, body, err = k.openAnswer(f, keyID, sealed); err == nil {
+			return status, body, nil
+		}
+	}
+	return 0, nil, err
+}
+
+func (s *Secrets) openAnswer(f Fingerprint, keyID string, sealed []byte) (status int, body []byte, err error) {
 	aead, err := s.answerAEAD(f)
 	if err != nil {
 		return 0, nil, err

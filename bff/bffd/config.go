@@ -7,6 +7,7 @@ package bffd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/acme/customer-platform/bff"
@@ -34,10 +35,14 @@ type Config struct {
 	// IdempotencySecret keys the stored answers, the saga seals and the
 	// email hashes; by default derived from JWTSigningKey (bff.DeriveSecret).
 	IdempotencySecret config.Secret `json:"bff_idempotency_secret"`
-	CacheTTL          time.Duration `json:"cache_ttl"`
-	AuthTimeout       time.Duration `json:"auth_timeout"`
-	CustomerTimeout   time.Duration `json:"customer_timeout"`
-	RedisTimeout      time.Duration `json:"redis_timeout"`
+	// PreviousSecrets are the server secrets of a rotation, newest first
+	// (BFF_PREVIOUS_SECRETS, comma-separated): what was sealed or checked
+	// under one of them is still opened and recognised.
+	PreviousSecrets []config.Secret `json:"bff_previous_secrets"`
+	CacheTTL        time.Duration   `json:"cache_ttl"`
+	AuthTimeout     time.Duration   `json:"auth_timeout"`
+	CustomerTimeout time.Duration   `json:"customer_timeout"`
+	RedisTimeout    time.Duration   `json:"redis_timeout"`
 	// StoreTimeout bounds every call to the BFF's MongoDB (sagas, leases,
 	// idempotency keys).
 	StoreTimeout time.Duration `json:"store_timeout"`
@@ -108,6 +113,13 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		Environment:       env,
 		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
 		PublishDocs:       r.Bool("BFF_PUBLISH_DOCS", env == config.Development),
+	}
+	if prev := r.Secret("BFF_PREVIOUS_SECRETS", ""); prev != "" {
+		for _, p := range strings.Split(prev.Reveal(), ",") {
+			p = strings.TrimSpace(p)
+			r.Check(len(p) >= 16, "BFF_PREVIOUS_SECRETS", "each must have at least 16 characters")
+			c.PreviousSecrets = append(c.PreviousSecrets, config.Secret(p))
+		}
 	}
 	for _, o := range r.List("CORS_ALLOWED_ORIGINS") {
 		origin, err := httpapi.ParseOrigin(o)

@@ -79,3 +79,14 @@ func TestLoadConfigPublishDocs(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigPreviousSecrets(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "BFF_PREVIOUS_SECRETS": "old-secret-0123456789, older-secret-0123456789"}))
+	if err != nil || len(cfg.PreviousSecrets) != 2 || cfg.PreviousSecrets[1].Reveal() != "older-secret-0123456789" {
+		t.Fatalf("previous secrets: %v %v", cfg.PreviousSecrets, err)
+	}
+	if _, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "BFF_PREVIOUS_SECRETS": "short"})); err == nil || !strings.Contains(err.Error(), "BFF_PREVIOUS_SECRETS") {
+		t.Fatalf("a short previous secret: %v", err)
+	}
+}

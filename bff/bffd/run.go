@@ -98,7 +98,11 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 			return err
 		}
 	}
-	if opts.Secrets, err = bff.NewSecrets(secret); err != nil {
+	previous := make([][]byte, 0, len(cfg.PreviousSecrets))
+	for _, p := range cfg.PreviousSecrets {
+		previous = append(previous, []byte(p.Reveal()))
+	}
+	if opts.Secrets, err = bff.NewSecrets(secret, previous...); err != nil {
 		return err
 	}
 
