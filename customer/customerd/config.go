@@ -13,16 +13,18 @@ import (
 
 // Config is the customer service's configuration.
 type Config struct {
-	HTTPAddr      string        `json:"http_addr"`       // HTTP_ADDR, the API listener
-	MetricsAddr   string        `json:"metrics_addr"`    // METRICS_ADDR, the Prometheus /metrics listener
-	MongoURI      config.Secret `json:"mongodb_uri"`     // MONGODB_URI (may carry credentials)
-	Database      string        `json:"customer_db"`     // CUSTOMER_DB
-	JWTSigningKey config.Secret `json:"jwt_signing_key"` // JWT_SIGNING_KEY, required
-	JWTIssuer     string        `json:"jwt_issuer"`      // JWT_ISSUER, checked when set
-	JWTAudience   string        `json:"jwt_audience"`    // JWT_AUDIENCE, checked when set
-	AuthURL       string        `json:"auth_url"`        // AUTH_URL, the auth service
-	AuthTimeout   time.Duration `json:"auth_timeout"`    // AUTH_TIMEOUT, bounds each call to the auth service
-	RedisURL      config.Secret `json:"redis_url"`       // REDIS_URL, optional: change notifications
+	HTTPAddr    string        `json:"http_addr"`    // HTTP_ADDR, the API listener
+	MetricsAddr string        `json:"metrics_addr"` // METRICS_ADDR, the Prometheus /metrics listener
+	MongoURI    config.Secret `json:"mongodb_uri"`  // MONGODB_URI (may carry credentials)
+	Database    string        `json:"customer_db"`  // CUSTOMER_DB
+	// SigningKeys are JWT_SIGNING_KEY (required) and, during a key
+	// rotation, JWT_PREVIOUS_SIGNING_KEYS, still accepted (docs/security.md).
+	SigningKeys config.SigningKeys `json:"jwt_signing_keys"`
+	JWTIssuer   string             `json:"jwt_issuer"`   // JWT_ISSUER, checked when set
+	JWTAudience string             `json:"jwt_audience"` // JWT_AUDIENCE, checked when set
+	AuthURL     string             `json:"auth_url"`     // AUTH_URL, the auth service
+	AuthTimeout time.Duration      `json:"auth_timeout"` // AUTH_TIMEOUT, bounds each call to the auth service
+	RedisURL    config.Secret      `json:"redis_url"`    // REDIS_URL, optional: change notifications
 	// ServiceClientID and ServiceClientSecret are CUSTOMER_SERVICE_CLIENT_ID
 	// and CUSTOMER_SERVICE_CLIENT_SECRET, the customer service's account at
 	// the auth service (AUTH_SERVICE_CLIENTS): the erasure cascade asks with
@@ -59,7 +61,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		MetricsAddr:               r.String("METRICS_ADDR", ":9102"),
 		MongoURI:                  r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		Database:                  r.String("CUSTOMER_DB", "customers"),
-		JWTSigningKey:             r.SigningKey("JWT_SIGNING_KEY", env),
+		SigningKeys:               r.SigningKeys("JWT_SIGNING_KEY", "JWT_PREVIOUS_SIGNING_KEYS", env),
 		JWTIssuer:                 r.String("JWT_ISSUER", ""),
 		JWTAudience:               r.String("JWT_AUDIENCE", ""),
 		AuthURL:                   r.URL("AUTH_URL", "http://127.0.0.1:8001"),

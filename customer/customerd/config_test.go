@@ -4,11 +4,16 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/acme/customer-platform/customer/customerd"
 	"github.com/acme/customer-platform/internal/config"
+	"github.com/acme/customer-platform/internal/contract"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
 // TestPublicURL: PUBLIC_URL is the base of the pagination links, unset by
@@ -51,5 +56,37 @@ func TestWeakSigningKeyRefused(t *testing.T) {
 	}
 	if _, err := customerd.LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "secret"})); err != nil {
 		t.Fatalf("a short key in development: %v", err)
+	}
+}
+
+// TestKeyRotation: during a key rotation the service accepts tokens signed
+// with JWT_SIGNING_KEY and with any of JWT_PREVIOUS_SIGNING_KEYS, and no
+// other; a previous key is held to the same 32-byte rule.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	newKey := strings.Repeat("n", config.MinSigningKey)
+	_, svc := start(t, systest.Options{Env: map[string]string{"JWT_SIGNING_KEY": newKey, "JWT_PREVIOUS_SIGNING_KEYS": signingKey}})
+	url := svc.URL + "/api/v1/customers/profile/"
+	// token signs with the old key (now a previous one): still accepted.
+	if code, body, _ := call(t, "GET", url, token(t, contract.NewID(), "customer"), nil); code != 404 {
+		t.Fatalf("a token of the previous key: %d %v, want 404 (accepted, no profile)", code, body)
+	}
+	signed := func(key string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"token_type": "access", "exp": time.Now().Add(time.Minute).Unix(), "jti": contract.NewID(),
+			"user_id": contract.NewID(), "user_role": "customer",
+		}).SignedString([]byte(key))
+		testenv.Must(t, err, "sign")
+		return s
+	}
+	if code, body, _ := call(t, "GET", url, signed(newKey), nil); code != 404 {
+		t.Fatalf("a token of the current key: %d %v, want 404", code, body)
+	}
+	if code, _, _ := call(t, "GET", url, signed(strings.Repeat("x", config.MinSigningKey)), nil); code != 401 {
+		t.Fatalf("a token of a key not in the list: %d, want 401", code)
+	}
+	weak := map[string]string{"JWT_SIGNING_KEY": newKey, "JWT_PREVIOUS_SIGNING_KEYS": "short", "DEPLOYMENT_ENVIRONMENT": "production"}
+	if _, err := customerd.LoadConfig(config.FromMap(weak)); err == nil || !strings.Contains(err.Error(), "JWT_PREVIOUS_SIGNING_KEYS") {
+		t.Fatalf("a 5-byte previous key in production: %v", err)
 	}
 }

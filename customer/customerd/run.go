@@ -34,9 +34,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	defer tel.Close(ctx, log)
 
 	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
-		Key:      []byte(cfg.JWTSigningKey.Reveal()),
-		Issuer:   cfg.JWTIssuer,
-		Audience: cfg.JWTAudience,
+		Key:          cfg.SigningKeys.Key(),
+		PreviousKeys: cfg.SigningKeys.PreviousKeys(),
+		Issuer:       cfg.JWTIssuer,
+		Audience:     cfg.JWTAudience,
 	})
 	if err != nil {
 		return err
