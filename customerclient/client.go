@@ -40,14 +40,31 @@ func New(o Options) *Client {
 	return &Client{up: upstream.New("customer", o, 3*time.Second)}
 }
 
-// Profile is a customer profile: its ids and the JSON as answered.
+// Profile is a customer profile: its ids and the JSON as answered, cut
+// to the contract's members.
 type Profile struct {
 	ID     string
 	UserID string
 	Raw    json.RawMessage
 }
 
-// UnmarshalJSON keeps the raw document and reads the ids.
+// profileMembers are the members of the contract's customer JSON (the
+// customer service's Customer schema; a test holds the two equal). Raw
+// keeps only these: a member the service adds by mistake — an internal
+// field, a secret — is never passed on by a caller that forwards Raw
+// (the BFF's merged view and registration answer).
+var profileMembers = map[string]bool{
+	"id": true, "user_id": true,
+	"street_address": true, "city": true, "state": true, "postal_code": true, "country": true,
+	"company_name": true, "business_type": true, "tax_id": true,
+	"emergency_contact_name": true, "emergency_contact_phone": true, "emergency_contact_relationship": true,
+	"preferred_contact_method": true, "notification_preferences": true,
+	"is_verified": true, "customer_since": true, "total_services": true, "last_service_date": true,
+	"created_at": true, "updated_at": true,
+	"email": true, "first_name": true, "last_name": true, "phone_number": true,
+}
+
+// UnmarshalJSON reads the ids and keeps the document's contract members.
 func (p *Profile) UnmarshalJSON(b []byte) error {
 	var ids struct {
 		ID     string `json:"id"`
@@ -59,7 +76,25 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 	if ids.ID == "" {
 		return errors.New("customerclient: profile without an id")
 	}
-	p.ID, p.UserID, p.Raw = ids.ID, ids.UserID, bytes.Clone(b)
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return err
+	}
+	p.Raw = bytes.Clone(b)
+	for k := range members {
+		if !profileMembers[k] {
+			delete(members, k)
+			p.Raw = nil
+		}
+	}
+	if p.Raw == nil { // something was dropped: re-encoded, members in key order
+		raw, err := json.Marshal(members)
+		if err != nil {
+			return err
+		}
+		p.Raw = raw
+	}
+	p.ID, p.UserID = ids.ID, ids.UserID
 	return nil
 }
 

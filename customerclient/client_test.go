@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme/customer-platform/bff/httpapi"
 )
 
 func server(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
@@ -200,5 +202,44 @@ func TestCustomerAndIncrementService(t *testing.T) {
 	defer mu.Unlock()
 	if len(calls) != 1 || calls[0] != "POST /api/v1/customers/c1/increment_service/ key= map[]" {
 		t.Fatalf("increment without a key sent %q", calls)
+	}
+}
+
+// TestProfileKeepsOnlyContractMembers: a member the customer service adds
+// to a profile by mistake (an internal field, a secret) is not in Raw, so
+// the BFF never passes it on; the allow-list is the contract's Customer
+// schema exactly; a clean document is kept byte for byte.
+func TestProfileKeepsOnlyContractMembers(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(httpapi.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["Customer"].Properties
+	if len(schema) != len(profileMembers) {
+		t.Errorf("the Customer schema has %d members, the allow-list %d", len(schema), len(profileMembers))
+	}
+	for k := range schema {
+		if !profileMembers[k] {
+			t.Errorf("schema member %q is not kept", k)
+		}
+	}
+	clean := `{"id":"c1","user_id":"u1","city":"Portland","notification_preferences":{"email":true}}`
+	var p Profile
+	if err := json.Unmarshal([]byte(clean), &p); err != nil || string(p.Raw) != clean || p.ID != "c1" || p.UserID != "u1" {
+		t.Fatalf("clean document: %s %+v %v", p.Raw, p, err)
+	}
+	leaky := `{"id":"c1","user_id":"u1","city":"Portland","password_hash":"$argon2id$v=19$leak","internal_note":"ppppp"}`
+	if err := json.Unmarshal([]byte(leaky), &p); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(p.Raw), "leak") || strings.Contains(string(p.Raw), "internal_note") || !strings.Contains(string(p.Raw), `"city":"Portland"`) {
+		t.Fatalf("extra members passed on: %s", p.Raw)
 	}
 }
