@@ -111,6 +111,8 @@ func services() []service {
 				"ARGON2_PARALLELISM":        "OWASP's Argon2id parameters",
 				"PASSWORD_HASH_CONCURRENCY": "0 = GOMAXPROCS, which the Go runtime takes from the container's CPU limit",
 				"BLACKLIST_SWEEP_INTERVAL":  "10 minutes: expired refresh-token blacklist entries are purged by the application",
+				"JWT_PREVIOUS_SIGNING_KEYS": "empty: no rotation under way; set during a key rotation (docs/security.md)",
+				"PUBLIC_URL":                "empty: the listing's next link is relative, never built from Host; set it where clients need absolute links",
 			},
 		},
 		{
@@ -120,7 +122,10 @@ func services() []service {
 				return serviceConfig{c.HTTPAddr, c.MetricsAddr, c.ShutdownTimeout}, err
 			},
 			Defaulted: map[string]string{
-				"AUTH_TIMEOUT": "1s per call to auth; the user fields degrade to null after it",
+				"AUTH_TIMEOUT":                 "1s per call to auth; the user fields degrade to null after it",
+				"JWT_PREVIOUS_SIGNING_KEYS":    "empty: no rotation under way; set during a key rotation (docs/security.md)",
+				"PUBLIC_URL":                   "empty: pagination links are relative (path and query), never built from Host",
+				"SERVICE_TOKENS_WITHOUT_SCOPE": "deny outside development: a service token without a scope claim gets nothing; set allow while a Django auth service (no scopes) issues service tokens",
 			},
 		},
 		{
@@ -130,16 +135,21 @@ func services() []service {
 				return serviceConfig{c.HTTPAddr, c.MetricsAddr, c.ShutdownTimeout}, err
 			},
 			Defaulted: map[string]string{
-				"CACHE_TTL":          "60s for a merged view; changes invalidate it at once anyway",
-				"AUTH_TIMEOUT":       "3s per call to auth, which covers an Argon2id hash at registration",
-				"CUSTOMER_TIMEOUT":   "3s per call to the customer service",
-				"REDIS_TIMEOUT":      "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
-				"RECONCILE_INTERVAL": "5s between passes of the saga reconciler",
-				"STORE_TIMEOUT":      "2s per call to the BFF's own MongoDB (bff.DefaultStoreTimeout)",
-				"SAGA_LEASE_TTL":     "derived from the timeouts (bff.DefaultLeaseTTL)",
-				"SAGA_RETENTION":     "30 days: finished sagas are kept that long for support and audit, then deleted by the reconciler",
-				"BFF_BENCH_FLOOR":    "off: the benchmark's floor endpoint (cmd/bench) is never served by a deployment",
-				"TRUSTED_PROXIES":    "empty: clients reach the BFF directly here, so no X-Forwarded-For is believed; set it to the load balancer's or ingress's addresses when one fronts the BFF",
+				"CACHE_TTL":                 "60s for a merged view; changes invalidate it at once anyway",
+				"AUTH_TIMEOUT":              "3s per call to auth, which covers an Argon2id hash at registration",
+				"CUSTOMER_TIMEOUT":          "3s per call to the customer service",
+				"REDIS_TIMEOUT":             "50ms: a slow cache is skipped (X-Cache: BYPASS), never waited for",
+				"RECONCILE_INTERVAL":        "5s between passes of the saga reconciler",
+				"STORE_TIMEOUT":             "2s per call to the BFF's own MongoDB (bff.DefaultStoreTimeout)",
+				"SAGA_LEASE_TTL":            "derived from the timeouts (bff.DefaultLeaseTTL)",
+				"SAGA_RETENTION":            "30 days: finished sagas are kept that long for support and audit, then deleted by the reconciler",
+				"BFF_BENCH_FLOOR":           "off: the benchmark's floor endpoint (cmd/bench) is never served by a deployment",
+				"STORE_SLOTS":               "store calls in flight per replica (bff.DefaultStoreSlots)",
+				"STORE_WAIT":                "the bounded wait for a store slot before a 503 (bff.DefaultStoreWait)",
+				"BFF_PUBLISH_DOCS":          "off outside development: the public BFF does not publish the internal API documents",
+				"BFF_PREVIOUS_SECRETS":      "empty: no rotation of the BFF's server secret under way (docs/security.md)",
+				"JWT_PREVIOUS_SIGNING_KEYS": "empty: no rotation under way; set during a key rotation (docs/security.md)",
+				"TRUSTED_PROXIES":           "empty: clients reach the BFF directly here, so no X-Forwarded-For is believed; set it to the load balancer's or ingress's addresses when one fronts the BFF",
 			},
 		},
 	}

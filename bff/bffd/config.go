@@ -24,16 +24,20 @@ type Config struct {
 	RedisURL    config.Secret `json:"redis_url"`
 	// TrustedProxies are the addresses or CIDRs (a load balancer, an
 	// ingress) whose X-Forwarded-For is believed for the client address.
-	TrustedProxies      []string      `json:"trusted_proxies"`
-	MongoURI            config.Secret `json:"mongodb_uri"` // may carry credentials
-	DB                  string        `json:"bff_db"`
-	JWTSigningKey       config.Secret `json:"jwt_signing_key"`
-	JWTIssuer           string        `json:"jwt_issuer"`
-	JWTAudience         string        `json:"jwt_audience"`
-	ServiceClientID     string        `json:"bff_service_client_id"`
-	ServiceClientSecret config.Secret `json:"bff_service_client_secret"`
+	TrustedProxies []string      `json:"trusted_proxies"`
+	MongoURI       config.Secret `json:"mongodb_uri"` // may carry credentials
+	DB             string        `json:"bff_db"`
+	// SigningKeys are JWT_SIGNING_KEY and, during a key rotation,
+	// JWT_PREVIOUS_SIGNING_KEYS, still accepted (docs/security.md).
+	SigningKeys         config.SigningKeys `json:"jwt_signing_keys"`
+	JWTIssuer           string             `json:"jwt_issuer"`
+	JWTAudience         string             `json:"jwt_audience"`
+	ServiceClientID     string             `json:"bff_service_client_id"`
+	ServiceClientSecret config.Secret      `json:"bff_service_client_secret"`
 	// IdempotencySecret keys the stored answers, the saga seals and the
-	// email hashes; by default derived from JWTSigningKey (bff.DeriveSecret).
+	// email hashes; by default derived from the current signing key
+	// (bff.DeriveSecret), and then the previous signing keys' derivations
+	// are previous secrets.
 	IdempotencySecret config.Secret `json:"bff_idempotency_secret"`
 	// PreviousSecrets are the server secrets of a rotation, newest first
 	// (BFF_PREVIOUS_SECRETS, comma-separated): what was sealed or checked
@@ -91,7 +95,7 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		TrustedProxies:      r.List("TRUSTED_PROXIES"),
 		MongoURI:            r.Secret("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
 		DB:                  r.String("BFF_DB", "bff"),
-		JWTSigningKey:       r.SigningKey("JWT_SIGNING_KEY", env),
+		SigningKeys:         r.SigningKeys("JWT_SIGNING_KEY", "JWT_PREVIOUS_SIGNING_KEYS", env),
 		JWTIssuer:           r.String("JWT_ISSUER", ""),
 		JWTAudience:         r.String("JWT_AUDIENCE", ""),
 		ServiceClientID:     r.String("BFF_SERVICE_CLIENT_ID", ""),

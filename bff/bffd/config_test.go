@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/internal/config"
 )
 
@@ -88,5 +89,39 @@ func TestLoadConfigPreviousSecrets(t *testing.T) {
 	}
 	if _, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": "k", "BFF_PREVIOUS_SECRETS": "short"})); err == nil || !strings.Contains(err.Error(), "BFF_PREVIOUS_SECRETS") {
 		t.Fatalf("a short previous secret: %v", err)
+	}
+}
+
+// TestServerSecretsFollowAKeyRotation: without BFF_IDEMPOTENCY_SECRET the
+// server secret is derived from the current signing key and the previous
+// signing keys' derivations are previous secrets, so a rotation of
+// JWT_SIGNING_KEY alone still opens what the old key's secret sealed;
+// with it, BFF_PREVIOUS_SECRETS are the previous ones.
+func TestServerSecretsFollowAKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := strings.Repeat("o", 32), strings.Repeat("n", 32)
+	derive := func(k string) string {
+		s, err := bff.DeriveSecret([]byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(s)
+	}
+	cfg, err := LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": newKey, "JWT_PREVIOUS_SIGNING_KEYS": oldKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, previous, err := serverSecrets(cfg)
+	if err != nil || string(secret) != derive(newKey) || len(previous) != 1 || string(previous[0]) != derive(oldKey) {
+		t.Fatalf("derived: secret %t, previous %d (%v)", string(secret) == derive(newKey), len(previous), err)
+	}
+	cfg, err = LoadConfig(config.FromMap(map[string]string{"JWT_SIGNING_KEY": newKey, "JWT_PREVIOUS_SIGNING_KEYS": oldKey,
+		"BFF_IDEMPOTENCY_SECRET": "new-server-secret-0123456789", "BFF_PREVIOUS_SECRETS": "old-server-secret-0123456789"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, previous, err = serverSecrets(cfg)
+	if err != nil || string(secret) != "new-server-secret-0123456789" || len(previous) != 1 || string(previous[0]) != "old-server-secret-0123456789" {
+		t.Fatalf("set: %q %q %v", secret, previous, err)
 	}
 }

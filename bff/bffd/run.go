@@ -92,15 +92,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 			"(it cannot resolve a registration whose user id was never recorded, nor act after the token expired)")
 	}
 
-	secret := []byte(cfg.IdempotencySecret.Reveal())
-	if len(secret) == 0 {
-		if secret, err = bff.DeriveSecret([]byte(cfg.JWTSigningKey.Reveal())); err != nil {
-			return err
-		}
-	}
-	previous := make([][]byte, 0, len(cfg.PreviousSecrets))
-	for _, p := range cfg.PreviousSecrets {
-		previous = append(previous, []byte(p.Reveal()))
+	secret, previous, err := serverSecrets(cfg)
+	if err != nil {
+		return err
 	}
 	if opts.Secrets, err = bff.NewSecrets(secret, previous...); err != nil {
 		return err
@@ -184,7 +178,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{
-		Key: []byte(cfg.JWTSigningKey.Reveal()), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		Key: cfg.SigningKeys.Key(), PreviousKeys: cfg.SigningKeys.PreviousKeys(), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 	})
 	if err != nil {
 		return err
@@ -246,4 +240,32 @@ func metricsOnAPI(cfg Config, h http.Handler) http.Handler {
 		return nil
 	}
 	return h
+}
+
+// serverSecrets are the BFF's server secret and its previous ones:
+// BFF_IDEMPOTENCY_SECRET and BFF_PREVIOUS_SECRETS when the secret is set;
+// else derived from the signing keys, the current key's derivation the
+// secret and the previous keys' the previous secrets, so that rotating
+// JWT_SIGNING_KEY alone turns no retry into a 422 and strands no saga.
+func serverSecrets(cfg Config) (secret []byte, previous [][]byte, err error) {
+	if s := cfg.IdempotencySecret.Reveal(); s != "" {
+		for _, p := range cfg.PreviousSecrets {
+			previous = append(previous, []byte(p.Reveal()))
+		}
+		return []byte(s), previous, nil
+	}
+	if secret, err = bff.DeriveSecret(cfg.SigningKeys.Key()); err != nil {
+		return nil, nil, err
+	}
+	for _, k := range cfg.SigningKeys.PreviousKeys() {
+		p, err := bff.DeriveSecret(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		previous = append(previous, p)
+	}
+	for _, p := range cfg.PreviousSecrets {
+		previous = append(previous, []byte(p.Reveal()))
+	}
+	return secret, previous, nil
 }
