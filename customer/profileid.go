@@ -2,8 +2,9 @@ package customer
 
 import (
 	"crypto/sha1" // UUIDv5 is defined on SHA-1 (RFC 9562); not a security use
-	"encoding/hex"
 	"strings"
+
+	"github.com/acme/customer-platform/internal/contract"
 )
 
 // profileNamespace (7c1f4e2a-935d-4b8e-a60b-3d52e971c408) is the namespace
@@ -25,15 +26,5 @@ func ProfileID(userID string) string {
 	sum := h.Sum(b[:0])
 	sum[6] = sum[6]&0x0f | 0x50
 	sum[8] = sum[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], sum[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], sum[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], sum[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], sum[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], sum[10:16])
-	return string(out[:])
+	return contract.FormatUUID([16]byte(sum[:16]))
 }
