@@ -27,8 +27,26 @@ type RedisCluster struct {
 	// redis-cluster://host:port,host:port,.../
 	URL string
 
+	processes
+}
+
+// processes are the redis-server processes of a test deployment and the
+// directory of their files.
+type processes struct {
 	dir   string
-	nodes []*exec.Cmd
+	procs []*exec.Cmd
+}
+
+// Stop kills the processes and removes their files.
+func (p *processes) Stop() {
+	for _, cmd := range p.procs {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	p.procs = nil
+	if p.dir != "" {
+		_ = os.RemoveAll(p.dir)
+	}
 }
 
 // ErrNoRedisServer is returned when redis-server is not installed.
@@ -48,7 +66,7 @@ func StartRedisCluster(ctx context.Context, masters int) (_ *RedisCluster, err e
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis cluster: %w", err)
 	}
-	c := &RedisCluster{dir: dir}
+	c := &RedisCluster{processes: processes{dir: dir}}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -79,7 +97,7 @@ func StartRedisCluster(ctx context.Context, masters int) (_ *RedisCluster, err e
 			for s.Scan() {
 			}
 		}()
-		c.nodes = append(c.nodes, cmd)
+		c.procs = append(c.procs, cmd)
 		c.Addrs = append(c.Addrs, addr)
 	}
 	for _, a := range c.Addrs {
@@ -137,17 +155,5 @@ func (c *RedisCluster) form(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-// Stop kills the nodes and removes their files.
-func (c *RedisCluster) Stop() {
-	for _, cmd := range c.nodes {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	c.nodes = nil
-	if c.dir != "" {
-		_ = os.RemoveAll(c.dir)
 	}
 }

@@ -27,8 +27,7 @@ type RedisSentinel struct {
 	// redis-sentinel://sentinel-host:port/master-name
 	URL string
 
-	dir   string
-	procs []*exec.Cmd
+	processes
 }
 
 // StartRedisSentinel starts the master and the Sentinel and waits until the
@@ -41,7 +40,7 @@ func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
 	}
-	s := &RedisSentinel{MasterName: "mymaster", dir: dir}
+	s := &RedisSentinel{MasterName: "mymaster", processes: processes{dir: dir}}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -108,16 +107,4 @@ func (s *RedisSentinel) start(ctx context.Context, addr string, args ...string) 
 		return fmt.Errorf("embedded redis sentinel: %s: %w", addr, err)
 	}
 	return nil
-}
-
-// Stop kills the processes and removes their files.
-func (s *RedisSentinel) Stop() {
-	for _, cmd := range s.procs {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	s.procs = nil
-	if s.dir != "" {
-		_ = os.RemoveAll(s.dir)
-	}
 }
