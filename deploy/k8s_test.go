@@ -16,7 +16,7 @@ import (
 var (
 	apiCallersAllowed = map[string][]string{
 		"auth":     {"bff", "customer", "migrate"},
-		"customer": {"bff"},
+		"customer": {"bff", "migrate"}, // migrate: reconcile --repair deletes ghost profiles
 	}
 	apiCallersNeeded = map[string][]string{
 		"auth":     {"bff", "customer"},

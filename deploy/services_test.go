@@ -160,6 +160,11 @@ func services() []service {
 // are taken from the source of its LoadConfig.
 func migrateTool() (service, error) {
 	keys, err := configKeysFromSource(filepath.Join("..", "cmd", "migrate", "config.go"))
+	if err == nil { // reconcile's own settings (CUSTOMER_URL) are read in reconcile.go
+		var more []string
+		more, err = configKeysFromSource(filepath.Join("..", "cmd", "migrate", "reconcile.go"))
+		keys = append(keys, more...)
+	}
 	return service{
 		Name:   "migrate",
 		static: keys,
