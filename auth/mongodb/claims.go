@@ -280,7 +280,7 @@ func (s *Store) ImportUsers(ctx context.Context, us []auth.User) ([]ImportResult
 	docs := make([]userDoc, len(us))
 	claims := make([]any, len(us))
 	for i, u := range us {
-		docs[i] = toDoc(u)
+		docs[i] = userDocOf(u)
 		claims[i] = claimDoc{Email: docs[i].Email, UserID: docs[i].ID, ClaimedAt: now}
 	}
 	claimed := make([]bool, len(us))

@@ -159,7 +159,8 @@ type userDoc struct {
 	RegistrationKey string `bson:"registration_key,omitempty"`
 }
 
-func toDoc(u auth.User) userDoc {
+// userDocOf is u as the users collection stores it (the email normalized).
+func userDocOf(u auth.User) userDoc {
 	return userDoc{
 		ID: u.ID, Email: contract.NormalizeEmail(u.Email), FirstName: u.FirstName, LastName: u.LastName,
 		PhoneNumber: u.PhoneNumber, Role: u.Role, DateJoined: u.DateJoined.UTC(), Password: u.PasswordHash,
@@ -180,7 +181,7 @@ func (d userDoc) user() auth.User {
 // users.email turns a user the claims did not know (an import not yet
 // backfilled) into ErrEmailTaken, and that user's claim is repaired.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
-	d := toDoc(u)
+	d := userDocOf(u)
 	if err := s.claim(ctx, d.Email, d.ID); err != nil {
 		return err
 	}

@@ -181,15 +181,16 @@ func (s *Store) importChunk(ctx context.Context, cs []customer.Customer, idx []i
 // re-run of the import writes it (it finds no profile, upserts the same
 // c.ID again), and so does the next start's backfill.
 func (s *Store) importAliases(ctx context.Context, cs []customer.Customer, ok []int, existing map[string]string, out []ImportResult) error {
-	var todo []int
+	var aliased []int // indexes in cs of the profiles that need an alias
 	for _, i := range ok {
 		u := cs[i].UserID
 		if out[i].Err == nil && existing[u] == "" && cs[i].ID != "" && cs[i].ID != customer.ProfileID(u) {
-			todo = append(todo, i)
+			aliased = append(aliased, i)
 		}
 	}
-	return each(ctx, len(todo), func(ctx context.Context, k int) error {
-		return s.putAlias(ctx, cs[todo[k]].UserID, cs[todo[k]].ID)
+	return each(ctx, len(aliased), func(ctx context.Context, k int) error {
+		c := cs[aliased[k]]
+		return s.putAlias(ctx, c.UserID, c.ID)
 	})
 }
 
