@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/bson"
-
-	authmongo "github.com/acme/customer-platform/auth/mongodb"
-	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -52,27 +48,8 @@ func TestRegistrationBurst(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, testenv.Holds("every saga settles", func() bool { return s.settled(t) }))
 
-	users := testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
-	profiles := testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
-	profilesOf := map[string]int{}
-	for _, p := range profiles {
-		profilesOf[p["user_id"].(string)]++
-	}
-	userIDs := map[string]bool{}
-	for _, u := range users {
-		id := u["_id"].(string)
-		userIDs[id] = true
-		if profilesOf[id] != 1 {
-			t.Errorf("user %s has %d profiles (an orphan user when 0)", u["email"], profilesOf[id])
-		}
-	}
-	for uid := range profilesOf {
-		if !userIDs[uid] {
-			t.Errorf("ghost profile of user %s", uid)
-		}
-	}
-	if len(users) != burstSize {
-		t.Errorf("%d users after %d registrations", len(users), burstSize)
+	if n := s.checkPairs(t); n != burstSize {
+		t.Errorf("%d users after %d registrations", n, burstSize)
 	}
 	if st := s.sagaStates(t); st["completed"] != burstSize {
 		t.Errorf("sagas %v, want %d completed", st, burstSize)

@@ -158,6 +158,33 @@ func (s *stack) sagaStates(t testing.TB) map[string]int {
 	return out
 }
 
+// checkPairs checks the saga's invariants over what the services hold:
+// every user has exactly one profile (no orphan user) and every profile a
+// user (no ghost profile). It returns how many users there are.
+func (s *stack) checkPairs(t testing.TB) int {
+	t.Helper()
+	users := testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
+	profiles := testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
+	profilesOf := map[string]int{}
+	for _, p := range profiles {
+		profilesOf[p["user_id"].(string)]++
+	}
+	userIDs := map[string]bool{}
+	for _, u := range users {
+		id := u["_id"].(string)
+		userIDs[id] = true
+		if profilesOf[id] != 1 {
+			t.Errorf("user %s (%s) has %d profiles (an orphan user when 0)", id, u["email"], profilesOf[id])
+		}
+	}
+	for uid := range profilesOf {
+		if !userIDs[uid] {
+			t.Errorf("ghost profile of user %s", uid)
+		}
+	}
+	return len(users)
+}
+
 // settled reports whether every saga is terminal.
 func (s *stack) settled(t testing.TB) bool {
 	t.Helper()

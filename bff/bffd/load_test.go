@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/bson"
-
-	authmongo "github.com/acme/customer-platform/auth/mongodb"
-	custmongo "github.com/acme/customer-platform/customer/mongodb"
 	"github.com/acme/customer-platform/internal/faultproxy"
 	"github.com/acme/customer-platform/internal/testenv"
 )
@@ -68,27 +64,8 @@ func TestRegisterLoadWithRandomFailures(t *testing.T) {
 	}
 	testenv.Eventually(t, 60*time.Second, testenv.Holds("every saga settles", func() bool { return s.settled(t) }))
 
-	users := testenv.Find(t, s.authDB.Collection(authmongo.UsersCollection), bson.D{})
-	profiles := testenv.Find(t, s.customerDB.Collection(custmongo.CustomersCollection), bson.D{})
-	profilesOf := map[string]int{}
-	for _, p := range profiles {
-		profilesOf[p["user_id"].(string)]++
-	}
-	userIDs := map[string]bool{}
-	for _, u := range users {
-		id := u["_id"].(string)
-		userIDs[id] = true
-		if profilesOf[id] != 1 {
-			t.Errorf("user %s (%s) has %d profiles", id, u["email"], profilesOf[id])
-		}
-	}
-	for uid, k := range profilesOf {
-		if !userIDs[uid] {
-			t.Errorf("orphan profile of user %s (%d)", uid, k)
-		}
-	}
-	if int64(len(users)) != created.Load() {
-		t.Errorf("%d users for %d successful registrations", len(users), created.Load())
+	if n := s.checkPairs(t); int64(n) != created.Load() {
+		t.Errorf("%d users for %d successful registrations", n, created.Load())
 	}
 	if sagas := s.sagaStates(t); sagas["needs_attention"] != 0 {
 		t.Errorf("sagas needing attention: %v", sagas)
