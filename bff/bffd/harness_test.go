@@ -185,6 +185,16 @@ func (s *stack) checkPairs(t testing.TB) int {
 	return len(users)
 }
 
+// redisProxy is a fault proxy in front of r, closed with the test: a BFF
+// given redis://<its address>/0 can be cut off from Redis alone.
+func redisProxy(t testing.TB, r *embedded.Redis) *faultproxy.Proxy {
+	t.Helper()
+	proxy, err := faultproxy.New(strings.TrimPrefix(strings.TrimSuffix(r.URL, "/0"), "redis://"), 1)
+	testenv.Must(t, err, "redis proxy")
+	t.Cleanup(proxy.Close)
+	return proxy
+}
+
 // settled reports whether every saga is terminal.
 func (s *stack) settled(t testing.TB) bool {
 	t.Helper()

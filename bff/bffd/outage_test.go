@@ -2,11 +2,9 @@ package bffd_test
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/acme/customer-platform/internal/faultproxy"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -26,9 +24,7 @@ func TestNoStaleViewAfterARedisOutage(t *testing.T) {
 		t.Skip("system test: not in the fast tier (-short)")
 	}
 	r := testenv.Redis(t)
-	proxy, err := faultproxy.New(strings.TrimPrefix(strings.TrimSuffix(r.URL, "/0"), "redis://"), 1)
-	testenv.Must(t, err, "redis proxy")
-	t.Cleanup(proxy.Close)
+	proxy := redisProxy(t, r)
 	sys := systest.Start(t, systest.Options{
 		Replicas: map[string]int{"bff": 2},
 		Env:      map[string]string{"REDIS_URL": r.URL},

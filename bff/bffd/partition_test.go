@@ -3,11 +3,9 @@ package bffd_test
 import (
 	"net/http"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/acme/customer-platform/internal/faultproxy"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -32,9 +30,7 @@ func TestAWriterPartitionedFromRedisAlone(t *testing.T) {
 		t.Skip("system test: not in the fast tier (-short)")
 	}
 	r := testenv.Redis(t)
-	proxy, err := faultproxy.New(strings.TrimPrefix(strings.TrimSuffix(r.URL, "/0"), "redis://"), 1)
-	testenv.Must(t, err, "redis proxy")
-	t.Cleanup(proxy.Close)
+	proxy := redisProxy(t, r)
 	sys := systest.Start(t, systest.Options{
 		Env: map[string]string{"REDIS_URL": r.URL},
 		ServiceEnv: map[string]map[string]string{"bff": {
