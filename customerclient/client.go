@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -64,23 +65,23 @@ var profileMembers = map[string]bool{
 	"email": true, "first_name": true, "last_name": true, "phone_number": true,
 }
 
-// UnmarshalJSON reads the ids and keeps the document's contract members.
+// UnmarshalJSON reads the ids and keeps the document's contract members
+// (one decoding of the document: its members, the ids among them).
 func (p *Profile) UnmarshalJSON(b []byte) error {
-	var ids struct {
-		ID     string `json:"id"`
-		UserID string `json:"user_id"`
-	}
-	if err := json.Unmarshal(b, &ids); err != nil {
-		return err
-	}
-	if ids.ID == "" {
-		return errors.New("customerclient: profile without an id")
-	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(b, &members); err != nil {
 		return err
 	}
-	p.Raw = bytes.Clone(b)
+	var id, userID string
+	if err := json.Unmarshal(members["id"], &id); err != nil || id == "" {
+		return errors.New("customerclient: profile without an id")
+	}
+	if raw, ok := members["user_id"]; ok {
+		if err := json.Unmarshal(raw, &userID); err != nil {
+			return fmt.Errorf("customerclient: profile user_id: %w", err)
+		}
+	}
+	p.ID, p.UserID, p.Raw = id, userID, bytes.Clone(b)
 	for k := range members {
 		if !profileMembers[k] {
 			delete(members, k)
@@ -94,7 +95,6 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 		}
 		p.Raw = raw
 	}
-	p.ID, p.UserID = ids.ID, ids.UserID
 	return nil
 }
 
