@@ -147,8 +147,11 @@ func (b *lookups) roundTrip(batch []*lookup) {
 		}
 		return cmds, err
 	})
-	if err != nil {
-		c.failure() // also a half-open probe's, which no request waits for
+	// A call the open breaker refused was never sent: the failures that
+	// opened it were recorded. Any other failure is (a half-open probe's
+	// too, which no request waits for).
+	if err != nil && !errors.Is(err, breaker.ErrOpen) {
+		c.failure()
 	}
 	var ep any
 	if err == nil {

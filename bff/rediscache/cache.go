@@ -26,8 +26,9 @@
 //     shared epoch bff:view:v2:epoch (read in the same round trip as the
 //     view and its generation, a GET pipelined after their MGET, so a hit
 //     still costs one round trip; see lookups.roundTrip). Any failed
-//     Redis call of a replica (an eviction, a lookup, a write; the breaker
-//     refusing it) marks that replica: until it has moved the epoch on
+//     Redis call of a replica (an eviction, even one the breaker refused;
+//     a lookup or a write that reached Redis, not one the open breaker
+//     kept unsent) marks that replica: until it has moved the epoch on
 //     (INCR, past the breaker, retried every RecoveryInterval, 25 ms, from
 //     the moment it fails) it serves no hit; once it has, no replica serves
 //     a view cached before, since every entry of an older epoch is a miss.
@@ -297,6 +298,11 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 		return nil, bff.CacheBypass, ErrBadUserID
 	}
 	viewKey, genKey := c.keys(userID)
+	// Whether this replica had moved the epoch on after its every failed
+	// call, taken before the lookup: a failure recorded before it and
+	// recovered during it may have let the lookup read the old epoch and a
+	// view its failed eviction left, which must not be served.
+	clean := c.failed.Load() == c.recovered.Load()
 	vals, err := c.lookups.get(ctx, viewKey, genKey)
 	if err != nil || len(vals) != 3 {
 		if ctx.Err() != nil {
@@ -314,7 +320,7 @@ func (c *Cache) View(ctx context.Context, userID, token string) ([]byte, bff.Cac
 		return body, bff.CacheBypass, err
 	}
 	epoch, _ := vals[2].(string)
-	if s, ok := vals[0].(string); ok && c.failed.Load() == c.recovered.Load() {
+	if s, ok := vals[0].(string); ok && clean && c.failed.Load() == c.recovered.Load() {
 		if body, ok := decodeEntry(userID, epoch, s); ok {
 			span.SetAttributes(attribute.String("cache.result", resultHit))
 			c.requests.Add(ctx, 1, attrsHit)
@@ -399,7 +405,9 @@ func (c *Cache) store(ctx context.Context, userID, gen, epoch string, body []byt
 	switch {
 	case err != nil:
 		result = "error"
-		c.failure()
+		if !errors.Is(err, breaker.ErrOpen) { // refused unsent: nothing new about Redis
+			c.failure()
+		}
 		c.logger.DebugContext(ctx, "cache write failed", "error", err.Error())
 	case stored == 0:
 		result = "stale"
@@ -484,6 +492,7 @@ func (c *Cache) recover() {
 			if c.failed.Load() == seen || !c.recovering.CompareAndSwap(false, true) {
 				return
 			}
+			time.Sleep(c.recoverEach) // paced, however often calls fail
 			continue
 		}
 		time.Sleep(c.recoverEach)
