@@ -20,7 +20,7 @@ const Redacted = "REDACTED"
 var urlAttributes = map[attribute.Key]func(string) string{
 	"url.full":    redactURL,
 	"http.url":    redactURL,
-	"url.query":   redactQuery,
+	"url.query":   RedactQuery,
 	"http.target": redactTarget,
 }
 
@@ -128,7 +128,7 @@ func redactURL(s string) string {
 		return Redacted
 	}
 	u.User = nil
-	u.RawQuery = redactQuery(u.RawQuery)
+	u.RawQuery = RedactQuery(u.RawQuery)
 	u.ForceQuery = false
 	u.Fragment, u.RawFragment = "", ""
 	return u.String()
@@ -140,22 +140,30 @@ func redactTarget(s string) string {
 	if !ok {
 		return s
 	}
-	return path + "?" + redactQuery(query)
+	return path + "?" + RedactQuery(query)
 }
 
 // redactQuery replaces the value of each parameter of a raw query.
-func redactQuery(q string) string {
+// RedactQuery returns the raw query q with every value replaced by
+// Redacted, the names kept in their order ("email=a%40b.c&after=x" becomes
+// "email=REDACTED&after=REDACTED"); a bare value (?a@b.com) and a name that
+// is itself data (holds an @, or is not valid escaping) are Redacted whole.
+// The exporter applies it to every URL attribute, and the typed clients
+// (internal/upstream) to the URL their HTTP instrumentation is shown.
+func RedactQuery(q string) string {
 	if q == "" {
 		return ""
 	}
 	parts := strings.Split(q, "&")
 	for i, p := range parts {
-		if name, _, ok := strings.Cut(p, "="); ok {
-			parts[i] = name + "=" + Redacted
-		} else if p != "" {
-			// A bare value (?a@b.com) is as sensitive as a named one.
-			parts[i] = Redacted
+		name, _, ok := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); !ok || err != nil || strings.Contains(n, "@") {
+			if p != "" {
+				parts[i] = Redacted
+			}
+			continue
 		}
+		parts[i] = name + "=" + Redacted
 	}
 	return strings.Join(parts, "&")
 }

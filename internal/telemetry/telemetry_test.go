@@ -144,9 +144,11 @@ func TestRedactQuery(t *testing.T) {
 		"email=a@b.com&page=2": "email=REDACTED&page=REDACTED",
 		"a@b.com":              "REDACTED",
 		"flag&x=1":             "REDACTED&x=REDACTED",
+		"a%40b.com=1&x=2":      "REDACTED&x=REDACTED",
+		"%zz=1":                "REDACTED",
 	} {
-		if got := redactQuery(in); got != want {
-			t.Errorf("redactQuery(%q) = %q, want %q", in, got, want)
+		if got := RedactQuery(in); got != want {
+			t.Errorf("RedactQuery(%q) = %q, want %q", in, got, want)
 		}
 	}
 	for in, want := range map[string]string{

@@ -3,13 +3,9 @@ package upstream
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strings"
-)
 
-// Redacted replaces every query value in what the client's telemetry
-// records of a request.
-const Redacted = "REDACTED"
+	"github.com/acme/customer-platform/internal/telemetry"
+)
 
 // A request's query values may be personal data (GET users/?email=): the
 // otelhttp transport records the URL it is given as url.full, so it is
@@ -33,7 +29,7 @@ func (t redactQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	red := r.Clone(context.WithValue(r.Context(), realQueryKey{}, r.URL.RawQuery))
 	u := *r.URL
-	u.RawQuery = RedactQuery(r.URL.RawQuery)
+	u.RawQuery = telemetry.RedactQuery(r.URL.RawQuery)
 	red.URL = &u
 	return t.next.RoundTrip(red)
 }
@@ -50,22 +46,4 @@ func (t restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
 	u.RawQuery = q
 	real.URL = &u
 	return t.next.RoundTrip(real)
-}
-
-// RedactQuery returns the raw query with every value replaced by Redacted,
-// the names kept in their order ("email=a%40b.c&after=x" becomes
-// "email=REDACTED&after=REDACTED").
-func RedactQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	parts := strings.Split(raw, "&")
-	for i, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err != nil || strings.ContainsAny(n, "@") {
-			name = Redacted // a name that is itself data
-		}
-		parts[i] = name + "=" + Redacted
-	}
-	return strings.Join(parts, "&")
 }
