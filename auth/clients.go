@@ -62,8 +62,8 @@ func ParseClients(clients, scopes string) (*Clients, error) {
 		}
 		seen[id] = true
 		for _, sc := range strings.Fields(list) {
-			if !slices.Contains(KnownScopes(), sc) {
-				return nil, fmt.Errorf("client %q: unknown scope %q (known: %s)", id, sc, strings.Join(KnownScopes(), " "))
+			if !slices.Contains(knownScopes, sc) {
+				return nil, fmt.Errorf("client %q: unknown scope %q (known: %s)", id, sc, strings.Join(knownScopes, " "))
 			}
 			if _, known := c.secrets[id]; known && !slices.Contains(c.scopes[id], sc) {
 				c.scopes[id] = append(c.scopes[id], sc)

@@ -1,36 +1,31 @@
 package auth
 
-import "slices"
+import (
+	"slices"
 
-// Scopes of service accounts (the scope claim of a service token,
-// space-separated as RFC 9068 §2.2.3 has it). Each client gets the ones
-// configured with it in AUTH_SERVICE_CLIENTS and nothing else.
-const (
-	// ScopeUsersRead reads users: GET users/<id>/, users/?email=, the listing.
-	ScopeUsersRead = "users:read"
-	// ScopeUsersCreate creates users: POST users/.
-	ScopeUsersCreate = "users:create"
-	// ScopeUsersDeleteCustomers deletes users of the customer role only:
-	// DELETE users/<id>/ of anyone else is refused.
-	ScopeUsersDeleteCustomers = "users:delete:customers"
-	// ScopeUsersDelete deletes any user.
-	ScopeUsersDelete = "users:delete"
+	"github.com/acme/customer-platform/internal/contract"
 )
 
-// Scopes the customer service enforces; the auth service only issues them.
+// The scopes of service accounts (internal/contract). Each client gets the
+// ones configured with it in AUTH_SERVICE_CLIENT_SCOPES and nothing else.
 const (
-	ScopeCustomersRead   = "customers:read"
-	ScopeCustomersWrite  = "customers:write"
-	ScopeCustomersDelete = "customers:delete"
+	ScopeUsersRead            = contract.ScopeUsersRead
+	ScopeUsersCreate          = contract.ScopeUsersCreate
+	ScopeUsersDeleteCustomers = contract.ScopeUsersDeleteCustomers
+	ScopeUsersDelete          = contract.ScopeUsersDelete
+	ScopeCustomersRead        = contract.ScopeCustomersRead
+	ScopeCustomersWrite       = contract.ScopeCustomersWrite
+	ScopeCustomersDelete      = contract.ScopeCustomersDelete
 )
 
-// KnownScopes are every scope a client may be configured with.
-func KnownScopes() []string {
-	return []string{
-		ScopeUsersRead, ScopeUsersCreate, ScopeUsersDeleteCustomers, ScopeUsersDelete,
-		ScopeCustomersRead, ScopeCustomersWrite, ScopeCustomersDelete,
-	}
+// knownScopes are every scope a client may be configured with.
+var knownScopes = []string{
+	ScopeUsersRead, ScopeUsersCreate, ScopeUsersDeleteCustomers, ScopeUsersDelete,
+	ScopeCustomersRead, ScopeCustomersWrite, ScopeCustomersDelete,
 }
+
+// KnownScopes are every scope a client may be configured with (a copy).
+func KnownScopes() []string { return slices.Clone(knownScopes) }
 
 // Has reports whether the caller is a service account granted scope.
 func (p Principal) Has(scope string) bool {

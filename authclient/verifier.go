@@ -7,7 +7,6 @@ package authclient
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,9 +33,6 @@ type Claims struct {
 	Scopes     []string
 	ScopeClaim bool
 }
-
-// HasScope reports whether the token's scope claim grants scope.
-func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
 // IsStaff reports whether the role is employee or admin.
 func (c *Claims) IsStaff() bool { return contract.IsStaff(c.Role) }

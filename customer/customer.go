@@ -168,18 +168,17 @@ type Actor struct {
 	Scopes []string
 }
 
-// The scopes of service tokens at the customer service (the scope claim of
-// a service token is a space-separated list of them, RFC 8693 §4.2).
+// The scopes of service tokens the customer service enforces
+// (internal/contract): ScopeRead reads any profile (<id>/, the list,
+// <id>/services/, stats over every profile, check_profile_exists for
+// another user); ScopeWrite changes one (PATCH/PUT <id>/,
+// increment_service; creating for a user and verifying stay staff-only,
+// as the contract has them, whatever a service's scopes); ScopeDelete
+// deletes any profile (DELETE <id>/).
 const (
-	// ScopeRead reads any profile: <id>/, the list, <id>/services/, stats
-	// over every profile, check_profile_exists for another user.
-	ScopeRead = "customers:read"
-	// ScopeWrite changes a profile: PATCH/PUT <id>/, increment_service (and
-	// creating for a user and verifying, which the contract leaves to staff
-	// and so stay refused to services whatever their scopes).
-	ScopeWrite = "customers:write"
-	// ScopeDelete deletes any profile: DELETE <id>/.
-	ScopeDelete = "customers:delete"
+	ScopeRead   = contract.ScopeCustomersRead
+	ScopeWrite  = contract.ScopeCustomersWrite
+	ScopeDelete = contract.ScopeCustomersDelete
 )
 
 // ServiceScopes returns every scope of the customer service.

@@ -14,6 +14,20 @@ import (
 	"strings"
 )
 
+// Scopes of service accounts: the scope claim of a service token, a
+// space-separated list of them (RFC 8693 §4.2). The auth service issues
+// them all and enforces the users:* ones; the customer service enforces
+// the customers:* ones.
+const (
+	ScopeUsersRead            = "users:read"             // GET users/<id>/, users/?email=, the listing
+	ScopeUsersCreate          = "users:create"           // POST users/
+	ScopeUsersDeleteCustomers = "users:delete:customers" // DELETE users/<id>/ of a customer-role user only
+	ScopeUsersDelete          = "users:delete"           // DELETE users/<id>/ of anyone
+	ScopeCustomersRead        = "customers:read"         // any profile, the list, services, stats over all
+	ScopeCustomersWrite       = "customers:write"        // PATCH/PUT <id>/, increment_service
+	ScopeCustomersDelete      = "customers:delete"       // DELETE <id>/
+)
+
 // Roles carried by users and by the user_role claim of access tokens.
 const (
 	RoleCustomer = "customer"
