@@ -141,21 +141,17 @@ func (b bounded) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
 	return b.do(ctx, func(ctx context.Context) error { return b.keys.InsertKey(ctx, r) })
 }
 
-func (b bounded) GetKey(ctx context.Context, keyID string) (r *IdempotencyRecord, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { r, err = b.keys.GetKey(ctx, keyID); return err })
+func (b bounded) GetKey(ctx context.Context, keyID string, now time.Time) (r *IdempotencyRecord, err error) {
+	err = b.do(ctx, func(ctx context.Context) error { r, err = b.keys.GetKey(ctx, keyID, now); return err })
 	return r, err
 }
 
-func (b bounded) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.CompleteKey(ctx, keyID, owner, status, answer) })
+func (b bounded) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.CompleteKey(ctx, keyID, owner, status, answer, now) })
 }
 
-func (b bounded) DeleteKey(ctx context.Context, keyID, owner string) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteKey(ctx, keyID, owner) })
-}
-
-func (b bounded) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteExpiredKey(ctx, keyID, now) })
+func (b bounded) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
+	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteKey(ctx, keyID, owner, now) })
 }
 
 func (b bounded) SweepKeys(ctx context.Context, now time.Time) (n int64, err error) {

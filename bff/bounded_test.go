@@ -283,7 +283,7 @@ func TestKeyHoldRunOutStartsNoSaga(t *testing.T) {
 		t.Fatalf("a registration past its key's hold started: %d register calls, %d sagas", h.auth.count("register"), len(h.store.sagas))
 	}
 	h.svc.CompleteIdempotent(context.Background(), claim, 503, nil, false)
-	if _, err := h.store.GetKey(context.Background(), claim.KeyID); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := h.store.GetKey(context.Background(), claim.KeyID, time.Now()); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("the key is still held: %v", err)
 	}
 }

@@ -345,14 +345,14 @@ func (m *memStore) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
 		return err
 	}
 	defer m.mu.Unlock()
-	if _, dup := m.keys[r.KeyID]; dup {
+	if old, dup := m.keys[r.KeyID]; dup && r.CreatedAt.Before(old.ExpiresAt) {
 		return ErrKeyExists
 	}
 	m.keys[r.KeyID] = *r
 	return nil
 }
 
-func (m *memStore) GetKey(ctx context.Context, keyID string) (*IdempotencyRecord, error) {
+func (m *memStore) GetKey(ctx context.Context, keyID string, now time.Time) (*IdempotencyRecord, error) {
 	if err := m.lockCtx(ctx); err != nil {
 		return nil, err
 	}
@@ -364,7 +364,7 @@ func (m *memStore) GetKey(ctx context.Context, keyID string) (*IdempotencyRecord
 	return &r, nil
 }
 
-func (m *memStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
+func (m *memStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
 	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
@@ -381,23 +381,12 @@ func (m *memStore) CompleteKey(ctx context.Context, keyID, owner string, status 
 	return nil
 }
 
-func (m *memStore) DeleteKey(ctx context.Context, keyID, owner string) error {
+func (m *memStore) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
 	if err := m.lockCtx(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
 	if r, ok := m.keys[keyID]; ok && r.Owner == owner && r.State == KeyInFlight {
-		delete(m.keys, keyID)
-	}
-	return nil
-}
-
-func (m *memStore) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	if err := m.lockCtx(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if r, ok := m.keys[keyID]; ok && !r.ExpiresAt.After(now) {
 		delete(m.keys, keyID)
 	}
 	return nil

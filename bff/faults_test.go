@@ -466,16 +466,12 @@ func (c crashStore) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
 	return c.p.write("insert key", func() error { return c.stores.InsertKey(ctx, r) })
 }
 
-func (c crashStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	return c.p.write("complete key", func() error { return c.stores.CompleteKey(ctx, keyID, owner, status, answer) })
+func (c crashStore) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
+	return c.p.write("complete key", func() error { return c.stores.CompleteKey(ctx, keyID, owner, status, answer, now) })
 }
 
-func (c crashStore) DeleteKey(ctx context.Context, keyID, owner string) error {
-	return c.p.write("delete key", func() error { return c.stores.DeleteKey(ctx, keyID, owner) })
-}
-
-func (c crashStore) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	return c.p.write("delete expired key", func() error { return c.stores.DeleteExpiredKey(ctx, keyID, now) })
+func (c crashStore) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
+	return c.p.write("delete key", func() error { return c.stores.DeleteKey(ctx, keyID, owner, now) })
 }
 
 func (c crashStore) SweepKeys(ctx context.Context, now time.Time) (int64, error) {

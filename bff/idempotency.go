@@ -39,19 +39,23 @@ type IdempotencyRecord struct {
 
 // IdempotencyStore keeps idempotency records.
 type IdempotencyStore interface {
-	// InsertKey returns ErrKeyExists when the key has a record.
+	// InsertKey claims the key for r, or returns ErrKeyExists when a
+	// record holds it (in flight or done, and not expired at r.CreatedAt).
 	InsertKey(ctx context.Context, r *IdempotencyRecord) error
-	// GetKey returns ErrKeyNotFound when the key has no record.
-	GetKey(ctx context.Context, keyID string) (*IdempotencyRecord, error)
+	// GetKey returns the key's record, which may have expired (the caller
+	// tells), or ErrKeyNotFound when it has none (never claimed, or
+	// released).
+	GetKey(ctx context.Context, keyID string, now time.Time) (*IdempotencyRecord, error)
 	// CompleteKey stores the answer of owner's in-flight record, once
 	// (ErrKeyChanged when owner no longer has a record: it was taken over
 	// after its lease expired).
-	CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error
-	// DeleteKey deletes owner's in-flight record (none: no error).
-	DeleteKey(ctx context.Context, keyID, owner string) error
-	// DeleteExpiredKey deletes the record if it expired before now.
-	DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error
-	// SweepKeys deletes every record that expired before now.
+	CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error
+	// DeleteKey releases owner's in-flight record, so the key can be
+	// claimed again (none, or settled: no error).
+	DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error
+	// SweepKeys deletes records that expired before now (when is the
+	// store's choice: at the earliest, at their expiry) and returns how
+	// many.
 	SweepKeys(ctx context.Context, now time.Time) (int64, error)
 }
 
@@ -117,7 +121,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 		if !errors.Is(err, ErrKeyExists) {
 			return nil, nil, storeDown(err)
 		}
-		old, err := s.keys.GetKey(ctx, keyID)
+		old, err := s.keys.GetKey(ctx, keyID, now)
 		if errors.Is(err, ErrKeyNotFound) {
 			continue // released in between: claim again
 		}
@@ -125,10 +129,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 			return nil, nil, storeDown(err)
 		}
 		if !now.Before(old.ExpiresAt) {
-			if err := s.keys.DeleteExpiredKey(ctx, keyID, now); err != nil {
-				return nil, nil, storeDown(err)
-			}
-			continue
+			continue // forgotten: the insert claims it
 		}
 		if !s.secrets.MatchesCheck(fp, old.Check) {
 			return nil, nil, &Error{Code: CodeKeyReused,
@@ -146,7 +147,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 			return nil, replay, err
 		}
 		if rerun {
-			if err := s.keys.DeleteKey(ctx, keyID, old.Owner); err != nil {
+			if err := s.keys.DeleteKey(ctx, keyID, old.Owner, now); err != nil {
 				return nil, nil, storeDown(err)
 			}
 		}
@@ -185,7 +186,7 @@ func (s *Service) resolveInFlight(ctx context.Context, old *IdempotencyRecord, f
 			}
 		}
 		if sealed != nil {
-			if err := s.keys.CompleteKey(ctx, old.KeyID, old.Owner, status, sealed); err != nil && !errors.Is(err, ErrKeyChanged) {
+			if err := s.keys.CompleteKey(ctx, old.KeyID, old.Owner, status, sealed, now); err != nil && !errors.Is(err, ErrKeyChanged) {
 				s.log.WarnContext(ctx, "idempotency: settled answer not stored", "error", err.Error())
 			}
 		}
@@ -237,7 +238,7 @@ func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status in
 			sealed, err = s.secrets.SealAnswer(c.fp, c.KeyID, status, body)
 		}
 		if err == nil {
-			err = s.keys.CompleteKey(ctx, c.KeyID, c.Owner, status, sealed)
+			err = s.keys.CompleteKey(ctx, c.KeyID, c.Owner, status, sealed, s.now())
 		}
 		if err != nil {
 			s.log.WarnContext(ctx, "idempotency: answer not stored; a retry is answered from the saga", "error", err.Error())
@@ -248,7 +249,7 @@ func (s *Service) CompleteIdempotent(ctx context.Context, c *KeyClaim, status in
 	if err != nil || !terminal {
 		return
 	}
-	if err := s.keys.DeleteKey(ctx, c.KeyID, c.Owner); err != nil {
+	if err := s.keys.DeleteKey(ctx, c.KeyID, c.Owner, s.now()); err != nil {
 		s.log.WarnContext(ctx, "idempotency: key not released", "error", err.Error())
 	}
 }

@@ -218,7 +218,7 @@ func TestCreatedAnswerIsSealedOnce(t *testing.T) {
 		t.Fatalf("answered %s, the saga recorded %s (%v)", body, recorded, err)
 	}
 	h.svc.CompleteIdempotent(ctx, claim, 201, body, true)
-	rec, _ := h.store.GetKey(ctx, claim.KeyID)
+	rec, _ := h.store.GetKey(ctx, claim.KeyID, h.clock.now())
 	if !bytes.Equal(rec.Answer, sg.AnswerSealed) {
 		t.Fatal("the key's answer was sealed a second time")
 	}

@@ -38,13 +38,15 @@ func TestIdempotentRetries(t *testing.T) {
 			t.Fatal("the retry created something")
 		}
 		// The stored answer holds tokens: it is not readable in the database.
-		recs := testenv.Find(t, s.bffDB.Collection(bffmongo.KeysCollection), bson.D{})
-		if len(recs) != 1 {
-			t.Fatalf("%d idempotency records", len(recs))
-		}
-		for k, v := range recs[0] {
-			if strings.Contains(asText(v), access) || strings.Contains(asText(v), "idem@example.com") || k == "key-1" {
-				t.Fatalf("idempotency record reveals %s", k)
+		for _, coll := range []string{bffmongo.ClaimsCollection, bffmongo.EndsCollection} {
+			recs := testenv.Find(t, s.bffDB.Collection(coll), bson.D{})
+			if len(recs) != 1 {
+				t.Fatalf("%d records in %s", len(recs), coll)
+			}
+			for k, v := range recs[0] {
+				if strings.Contains(asText(v), access) || strings.Contains(asText(v), "idem@example.com") || strings.Contains(asText(v), "key-1") {
+					t.Fatalf("idempotency record reveals %s", k)
+				}
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -32,8 +33,14 @@ func hotPath(t *testing.T, s *Store, id string) {
 		t.Fatalf("get: %v", err)
 	}
 	testenv.Must(t, s.TransitionSaga(ctx, id, 2, bff.SagaChange{State: bff.StateCompleted, At: now, WipeSecrets: true}), "complete")
-	testenv.Must(t, s.CompleteKey(ctx, "key-"+id, owner, 201, []byte("answer")), "complete key")
-	testenv.Must(t, s.DeleteKey(ctx, "key-"+id, owner), "release a done key (a no-op)")
+	testenv.Must(t, s.CompleteKey(ctx, "key-"+id, owner, 201, []byte("answer"), now), "complete key")
+	if _, err := s.GetKey(ctx, "key-"+id, now); err != nil {
+		t.Fatalf("get key: %v", err)
+	}
+	if err := s.InsertKey(ctx, &bff.IdempotencyRecord{KeyID: "key-" + id, Owner: "retry", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, bff.ErrKeyExists) {
+		t.Fatalf("a retry's claim: %v", err)
+	}
+	testenv.Must(t, s.DeleteKey(ctx, "key-"+id, owner, now), "release a done key (a no-op)")
 	testenv.Must(t, s.ReleaseLease(ctx, id, owner), "release")
 }
 
@@ -59,9 +66,6 @@ func TestEveryQueryIsIndexed(t *testing.T) {
 	if ok, err := s.AcquireLease(ctx, "s2", "b", now.Add(time.Minute), now.Add(2*time.Minute)); !ok || err != nil {
 		t.Fatalf("takeover: %v %v", ok, err)
 	}
-	_, err = s.GetKey(ctx, "key-s1")
-	testenv.Must(t, err, "get key")
-	testenv.Must(t, s.DeleteExpiredKey(ctx, "key-s1", now), "delete expired key")
 	_, err = s.SweepKeys(ctx, now)
 	testenv.Must(t, err, "sweep keys")
 	_, err = s.SweepLeases(ctx, now)
@@ -70,6 +74,7 @@ func TestEveryQueryIsIndexed(t *testing.T) {
 	testenv.Must(t, err, "sweep sagas")
 	rec.CheckIndexed(t, db,
 		indexcheck.Exempt{Collection: OpenCollection, Command: "find", Fields: []string{}, Reason: "the open markers: DueSagas and Stats read them all, as many as the open sagas"},
+		indexcheck.Exempt{Collection: LegacyKeysCollection, Command: "find", Fields: []string{}, Reason: "the previous release's idempotency records, upgraded at start and by the sweep: empty once upgraded"},
 	)
 }
 

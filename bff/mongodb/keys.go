@@ -12,120 +12,401 @@ import (
 	"github.com/acme/customer-platform/bff"
 )
 
-// keyDoc is the stored shape of an idempotency record. Its _id is the
-// owner, the random id of the claim that inserted it, and the key's id is
-// the unique key_id: so a guarded update or delete of one record never
-// touches its successor, and the owner's completion is addressed by _id
-// alone, the one filter the embedded FerretDB hands to SQLite instead of
-// decoding every record of the collection.
-type keyDoc struct {
-	Owner string `bson:"_id"`
-	// OwnerField repeats the owner for replicas still running the
-	// previous release, which find a record's owner there (to take over an
-	// expired record); it can go once none runs.
-	OwnerField     string    `bson:"owner"`
+// An Idempotency-Key's records are insert-only documents found by _id
+// alone, the one lookup the embedded FerretDB answers without decoding
+// every record (and the cheapest on MongoDB):
+//
+//   - a claim, "<key id>/<bucket>/<generation>" in idempotency_claims, is
+//     a request's hold on the key. The bucket is the day of the claim
+//     (Unix time ÷ KeyTTL); the generations of a bucket are numbered from
+//     0, and the insert of the next one is the claim: of the requests that
+//     read a key free, exactly one inserts it.
+//   - an end, under the claim's _id in idempotency_ends, settles a claim
+//     once: done (with its sealed answer) or released (a retry may run the
+//     request again). Completing and releasing one claim race as two
+//     inserts of one _id, so exactly one of them wins, on FerretDB (whose
+//     updates of one document are not atomic) as on MongoDB.
+//
+// A key's record is its newest claim not released: a bucket is read from
+// generation 0 up to its first missing one, newest bucket first. A record
+// lives KeyTTL, so at a time t only the buckets of [t-KeyTTL-clockSkew,
+// t+clockSkew] can hold one: two, or three around midnight UTC. Nothing is
+// ever deleted inside those buckets, so a read is never cut short by a
+// delete; the sweep deletes whole buckets that no replica's window reaches
+// any more.
+//
+// Two requests on either side of a bucket boundary (or on two replicas
+// whose clocks straddle it) claim in two buckets, so the insert alone
+// cannot pick one: each claimer reads the other buckets after its insert,
+// and one that finds another live record there releases its own claim.
+// Of two claimers, at least one reads after the other's insert, so at most
+// one keeps its claim (both may let go: their retries then claim again).
+
+// Collection names of the idempotency records; LegacyKeysCollection is the
+// previous release's (one document per key, found by key_id), upgraded at
+// start and by every sweep.
+const (
+	ClaimsCollection     = "idempotency_claims"
+	EndsCollection       = "idempotency_ends"
+	LegacyKeysCollection = "idempotency_keys"
+)
+
+// clockSkew is how far the replicas' clocks may disagree (NTP keeps them
+// within milliseconds).
+const clockSkew = time.Minute
+
+// keyReleased is the end of a claim given up: its request left nothing
+// behind, was taken over after its lease, or lost a race at a bucket
+// boundary.
+const keyReleased = "released"
+
+// claimDoc is a request's claim of a key.
+type claimDoc struct {
+	ID             string    `bson:"_id"`
 	KeyID          string    `bson:"key_id"`
+	Bucket         int64     `bson:"bucket"`
+	Owner          string    `bson:"owner"`
 	Check          string    `bson:"check"`
-	State          string    `bson:"state"`
-	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
 	SagaID         string    `bson:"saga_id"`
-	Status         int32     `bson:"status,omitempty"`
-	Answer         []byte    `bson:"answer,omitempty"`
+	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
 	CreatedAt      time.Time `bson:"created_at"`
 	ExpiresAt      time.Time `bson:"expires_at"`
 }
 
-// InsertKey inserts a new idempotency record.
-func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
-	_, err := s.keys.InsertOne(ctx, keyDoc{
-		Owner: r.Owner, OwnerField: r.Owner, KeyID: r.KeyID, Check: r.Check, State: r.State,
-		LeaseExpiresAt: r.LeaseExpiresAt.UTC(), SagaID: r.SagaID, Status: int32(r.Status), Answer: r.Answer,
-		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
-	})
-	if mongo.IsDuplicateKeyError(err) {
-		return bff.ErrKeyExists
+// endDoc settles the claim with the same _id.
+type endDoc struct {
+	ID     string    `bson:"_id"`
+	Bucket int64     `bson:"bucket"`
+	State  string    `bson:"state"` // bff.KeyDone or keyReleased
+	Status int32     `bson:"status,omitempty"`
+	Answer []byte    `bson:"answer,omitempty"`
+	At     time.Time `bson:"at"`
+}
+
+// link is one claim with its end (nil: in flight).
+type link struct {
+	claim claimDoc
+	end   *endDoc
+}
+
+func (l *link) released() bool { return l.end != nil && l.end.State == keyReleased }
+
+// live reports whether the claim holds its key at now: not released and
+// not expired.
+func (l *link) live(now time.Time) bool { return !l.released() && now.Before(l.claim.ExpiresAt) }
+
+func (l *link) record() *bff.IdempotencyRecord {
+	r := &bff.IdempotencyRecord{
+		KeyID: l.claim.KeyID, Check: l.claim.Check, State: bff.KeyInFlight, Owner: l.claim.Owner,
+		LeaseExpiresAt: l.claim.LeaseExpiresAt, SagaID: l.claim.SagaID,
+		CreatedAt: l.claim.CreatedAt, ExpiresAt: l.claim.ExpiresAt,
+	}
+	if l.end != nil && l.end.State == bff.KeyDone {
+		r.State, r.Status, r.Answer = bff.KeyDone, int(l.end.Status), l.end.Answer
+	}
+	return r
+}
+
+func bucketOf(t time.Time) int64 { return t.Unix() / int64(bff.KeyTTL/time.Second) }
+
+func claimID(keyID string, bucket int64, gen int) string {
+	return fmt.Sprintf("%s/%d/%d", keyID, bucket, gen)
+}
+
+// window lists the buckets that can hold a record live at now, newest
+// first.
+func window(now time.Time) []int64 {
+	hi, lo := bucketOf(now.Add(clockSkew)), bucketOf(now.Add(-bff.KeyTTL-clockSkew))
+	out := make([]int64, 0, hi-lo+1)
+	for b := hi; b >= lo; b-- {
+		out = append(out, b)
+	}
+	return out
+}
+
+// chain reads the claims of keyID in bucket b: by _id from generation 0
+// up to the first missing one (one read when the bucket holds none).
+func (s *Store) chain(ctx context.Context, keyID string, b int64) ([]claimDoc, error) {
+	var out []claimDoc
+	for gen := 0; ; gen++ {
+		var d claimDoc
+		err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: claimID(keyID, b, gen)}}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+}
+
+// endOf reads the end of the claim id (nil: none).
+func (s *Store) endOf(ctx context.Context, id string) (*endDoc, error) {
+	var d endDoc
+	err := s.ends.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("bff store: insert key: %w", err)
+		return nil, err
+	}
+	return &d, nil
+}
+
+// last reads the last claim of keyID in bucket b with its end (nil: the
+// bucket holds none), and the bucket's next free generation. Only the last
+// claim of a bucket can hold the key: the next one is inserted only once
+// it was settled or had expired.
+func (s *Store) last(ctx context.Context, keyID string, b int64) (*link, int, error) {
+	claims, err := s.chain(ctx, keyID, b)
+	if err != nil || len(claims) == 0 {
+		return nil, 0, err
+	}
+	l := &link{claim: claims[len(claims)-1]}
+	if l.end, err = s.endOf(ctx, l.claim.ID); err != nil {
+		return nil, 0, err
+	}
+	return l, len(claims), nil
+}
+
+// current reads the key's record at now: the newest last claim of a bucket
+// of the window that was not released (expired or not; nil when none), and
+// the next free generation of bucket mine.
+func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine int64) (*link, int, error) {
+	var (
+		cur  *link
+		next int
+	)
+	for _, b := range window(now) {
+		if cur != nil && b < mine {
+			break
+		}
+		l, n, err := s.last(ctx, keyID, b)
+		if err != nil {
+			return nil, 0, err
+		}
+		if b == mine {
+			next = n
+		}
+		if cur == nil && l != nil && !l.released() {
+			cur = l
+		}
+	}
+	return cur, next, nil
+}
+
+// InsertKey claims the key for r: the next generation of the bucket of
+// r.CreatedAt, unless a live record holds the key (ErrKeyExists). A record
+// written done (seeding, the upgrade) gets its end at once.
+func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
+	now, mine := r.CreatedAt, bucketOf(r.CreatedAt)
+	gen := 0 // a new key's first claim is sent unread
+	for range 4 {
+		id := claimID(r.KeyID, mine, gen)
+		_, err := s.claims.InsertOne(ctx, claimDoc{
+			ID: id, KeyID: r.KeyID, Bucket: mine, Owner: r.Owner, Check: r.Check, SagaID: r.SagaID,
+			LeaseExpiresAt: r.LeaseExpiresAt.UTC(), CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
+		})
+		if err == nil {
+			return s.keepClaim(ctx, r, id, mine, now)
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("bff store: insert key: %w", err)
+		}
+		cur, next, err := s.current(ctx, r.KeyID, now, mine)
+		if err != nil {
+			return fmt.Errorf("bff store: insert key: %w", err)
+		}
+		if cur != nil && cur.live(now) {
+			return bff.ErrKeyExists
+		}
+		gen = next
+	}
+	return bff.ErrKeyExists // claimed and given up under contention: the caller reads again
+}
+
+// keepClaim checks, after the insert of the claim id, that no other
+// bucket of the window holds a live record (a claimer across a bucket
+// boundary); if one does, the claim is released and ErrKeyExists returned.
+func (s *Store) keepClaim(ctx context.Context, r *bff.IdempotencyRecord, id string, mine int64, now time.Time) error {
+	for _, b := range window(now) {
+		if b == mine {
+			continue
+		}
+		l, _, err := s.last(ctx, r.KeyID, b)
+		if err == nil && (l == nil || !l.live(now)) {
+			continue
+		}
+		// A live record elsewhere, or it could not be read: let go.
+		if _, rerr := s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: mine, State: keyReleased, At: now.UTC()}); rerr != nil && !mongo.IsDuplicateKeyError(rerr) {
+			err = errors.Join(err, rerr)
+		}
+		if err != nil {
+			return fmt.Errorf("bff store: insert key: %w", err)
+		}
+		return bff.ErrKeyExists
+	}
+	if r.State == bff.KeyDone {
+		if _, err := s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: mine, State: bff.KeyDone, Status: int32(r.Status), Answer: r.Answer, At: now.UTC()}); err != nil {
+			return fmt.Errorf("bff store: insert key: %w", err)
+		}
 	}
 	return nil
 }
 
-// GetKey reads an idempotency record.
-func (s *Store) GetKey(ctx context.Context, keyID string) (*bff.IdempotencyRecord, error) {
-	var d keyDoc
-	err := s.keys.FindOne(ctx, bson.D{{Key: "key_id", Value: keyID}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, bff.ErrKeyNotFound
-	}
+// GetKey reads the key's record at now: its newest claim not released,
+// which may have expired (the caller tells).
+func (s *Store) GetKey(ctx context.Context, keyID string, now time.Time) (*bff.IdempotencyRecord, error) {
+	cur, _, err := s.current(ctx, keyID, now, bucketOf(now))
 	if err != nil {
 		return nil, fmt.Errorf("bff store: get key: %w", err)
 	}
-	return &bff.IdempotencyRecord{
-		KeyID: d.KeyID, Check: d.Check, State: d.State, Owner: d.Owner, LeaseExpiresAt: d.LeaseExpiresAt,
-		SagaID: d.SagaID, Status: int(d.Status), Answer: d.Answer, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt,
-	}, nil
+	if cur == nil {
+		return nil, bff.ErrKeyNotFound
+	}
+	return cur.record(), nil
 }
 
-// CompleteKey stores the answer of owner's in-flight record. The owner is
-// the record's _id and completes it once, so the _id is the whole guard:
-// a record taken over after its lease expired has another _id.
-func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte) error {
-	res, err := s.keys.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: owner}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: bff.KeyDone}, {Key: "status", Value: int32(status)}, {Key: "answer", Value: answer}}}})
+// claimOf finds owner's claim of keyID in the window of now ("": none).
+func (s *Store) claimOf(ctx context.Context, keyID, owner string, now time.Time) (string, int64, error) {
+	for _, b := range window(now) {
+		claims, err := s.chain(ctx, keyID, b)
+		if err != nil {
+			return "", 0, err
+		}
+		for _, c := range claims {
+			if c.Owner == owner {
+				return c.ID, b, nil
+			}
+		}
+	}
+	return "", 0, nil
+}
+
+// end settles owner's claim of keyID with e (its _id and bucket filled
+// in): false when the claim is not found or was settled already.
+func (s *Store) end(ctx context.Context, keyID, owner string, e endDoc) (bool, error) {
+	id, b, err := s.claimOf(ctx, keyID, owner, e.At)
+	if err != nil || id == "" {
+		return false, err
+	}
+	e.ID, e.Bucket, e.At = id, b, e.At.UTC()
+	_, err = s.ends.InsertOne(ctx, e)
+	if mongo.IsDuplicateKeyError(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CompleteKey stores the answer of owner's in-flight claim: the insert of
+// its end, so of a completion and a release of one claim (a retry taking
+// it over after its lease) exactly one wins.
+func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
+	ok, err := s.end(ctx, keyID, owner, endDoc{State: bff.KeyDone, Status: int32(status), Answer: answer, At: now})
 	if err != nil {
 		return fmt.Errorf("bff store: complete key: %w", err)
 	}
-	if res.MatchedCount == 0 {
+	if !ok {
 		return bff.ErrKeyChanged
 	}
 	return nil
 }
 
-// DeleteKey deletes owner's in-flight record. On MongoDB it is one delete
-// filtered by _id and state; FerretDB gets a read by _id and a delete by
-// _id (any other filter decodes every record, and its filtered delete is a
-// read and a delete that are not atomic either): the _id is the owner, so
-// neither can touch another claim's record.
-func (s *Store) DeleteKey(ctx context.Context, keyID, owner string) error {
-	if s.guardByRead {
-		var d struct {
-			State string `bson:"state"`
-		}
-		err := s.keys.FindOne(ctx, bson.D{{Key: "_id", Value: owner}}).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) || err == nil && d.State != bff.KeyInFlight {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("bff store: delete key: %w", err)
-		}
-		if _, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}}); err != nil {
-			return fmt.Errorf("bff store: delete key: %w", err)
-		}
-		return nil
-	}
-	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "_id", Value: owner}, {Key: "state", Value: bff.KeyInFlight}})
-	if err != nil {
+// DeleteKey releases owner's in-flight claim (a settled one stays as it
+// is), so the key can be claimed again.
+func (s *Store) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
+	if _, err := s.end(ctx, keyID, owner, endDoc{State: keyReleased, At: now}); err != nil {
 		return fmt.Errorf("bff store: delete key: %w", err)
 	}
 	return nil
 }
 
-// DeleteExpiredKey deletes the record when it expired at or before now.
-func (s *Store) DeleteExpiredKey(ctx context.Context, keyID string, now time.Time) error {
-	_, err := s.keys.DeleteOne(ctx, bson.D{{Key: "key_id", Value: keyID}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
+// SweepKeys deletes the claims and ends of the buckets no window reaches
+// any more (three days back: a window reaches two, with the clocks'
+// skew), and upgrades records the previous release wrote meanwhile. It
+// returns the number of claims deleted.
+func (s *Store) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
+	if err := s.upgradeKeys(ctx, now); err != nil {
+		return 0, err
+	}
+	old := bson.D{{Key: "bucket", Value: bson.D{{Key: "$lte", Value: bucketOf(now) - 3}}}}
+	res, err := s.claims.DeleteMany(ctx, old)
 	if err != nil {
-		return fmt.Errorf("bff store: delete expired key: %w", err)
+		return 0, fmt.Errorf("bff store: sweep keys: %w", err)
+	}
+	if _, err := s.ends.DeleteMany(ctx, old); err != nil {
+		return 0, fmt.Errorf("bff store: sweep keys: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
+// legacyKeyDoc is the previous release's record: one per key, found by the
+// unique key_id; its _id is the owner, or random with the owner in owner.
+type legacyKeyDoc struct {
+	ID             string    `bson:"_id"`
+	Owner          string    `bson:"owner"`
+	KeyID          string    `bson:"key_id"`
+	Check          string    `bson:"check"`
+	State          string    `bson:"state"`
+	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
+	SagaID         string    `bson:"saga_id"`
+	Status         int32     `bson:"status"`
+	Answer         []byte    `bson:"answer"`
+	CreatedAt      time.Time `bson:"created_at"`
+	ExpiresAt      time.Time `bson:"expires_at"`
+}
+
+// upgradeKeys moves the previous release's records into claims: each live
+// one becomes generation 0 of its day's bucket (with its end when done),
+// unless that generation is taken already (the key was claimed by this
+// release, whose claim stands); then the old record is deleted by its _id.
+// It reads the whole old collection: empty once upgraded, refilled only by
+// replicas of the previous release during a rollout. An old replica
+// completing a record moved meanwhile finds it gone and leaves the answer
+// to the saga, as when its lease was taken over.
+func (s *Store) upgradeKeys(ctx context.Context, now time.Time) error {
+	cur, err := s.legacy.Find(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("bff store: upgrade keys: %w", err)
+	}
+	var docs []legacyKeyDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("bff store: upgrade keys: %w", err)
+	}
+	for _, d := range docs {
+		if err := s.upgradeKey(ctx, d, now); err != nil {
+			return fmt.Errorf("bff store: upgrade key: %w", err)
+		}
+		if _, err := s.legacy.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}}); err != nil {
+			return fmt.Errorf("bff store: upgrade key: %w", err)
+		}
 	}
 	return nil
 }
 
-// SweepKeys deletes every expired record.
-func (s *Store) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.keys.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}})
-	if err != nil {
-		return 0, fmt.Errorf("bff store: sweep keys: %w", err)
+func (s *Store) upgradeKey(ctx context.Context, d legacyKeyDoc, now time.Time) error {
+	if !now.Before(d.ExpiresAt) || d.KeyID == "" {
+		return nil
 	}
-	return res.DeletedCount, nil
+	owner := d.Owner
+	if owner == "" {
+		owner = d.ID
+	}
+	b := bucketOf(d.CreatedAt)
+	id := claimID(d.KeyID, b, 0)
+	_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: d.KeyID, Bucket: b, Owner: owner, Check: d.Check,
+		SagaID: d.SagaID, LeaseExpiresAt: d.LeaseExpiresAt, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt})
+	if mongo.IsDuplicateKeyError(err) || err != nil || d.State != bff.KeyDone {
+		return ignoreDuplicate(err)
+	}
+	_, err = s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: b, State: bff.KeyDone, Status: d.Status, Answer: d.Answer, At: now.UTC()})
+	return ignoreDuplicate(err)
+}
+
+func ignoreDuplicate(err error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	return err
 }

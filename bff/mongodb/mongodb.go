@@ -21,15 +21,19 @@
 //	saga_leases       {_id [string, the owner: random per attempt], saga_id [unique],
 //	                   owner, expires_at [date]}
 //	                  indexes: {saga_id} unique, {expires_at}
-//	idempotency_keys  {_id [string, the owner: random per claim], owner [the same, for
-//	                   the previous release], key_id [unique, hex SHA-256 of the key],
-//	                   check, state,
-//	                   lease_expires_at [date], saga_id, status [int32],
-//	                   answer [binary, AES-GCM], created_at [date], expires_at [date]}
-//	                  indexes: {key_id} unique, {expires_at}
+//	idempotency_claims {_id [string, "<key id>/<bucket>/<generation>": the key id is the
+//	                   hex SHA-256 of the Idempotency-Key, the bucket its day (Unix time ÷
+//	                   KeyTTL)], key_id, bucket [int64], owner [random per claim], check,
+//	                   saga_id, lease_expires_at [date], created_at [date], expires_at [date]}
+//	                  indexes: {bucket}
+//	idempotency_ends  {_id [string, the claim's], bucket [int64], state [done or released],
+//	                   status [int32], answer [binary, AES-GCM], at [date]}
+//	                  indexes: {bucket}
+//	idempotency_keys  the previous release's records (one per key, by a unique key_id),
+//	                  moved into claims at start and by every sweep (keys.go)
 //
-// Everything contended is an insert with a unique _id (a lease, a key, a
-// saga's next fence); a saga's transition is the insert of its fence,
+// Everything contended is an insert with a unique _id (a lease, a key's
+// claim and its end, a saga's next fence); a saga's transition is the insert of its fence,
 // "<saga id>/<version+1>", then the update of the saga by _id, so of two
 // workers at one version (one whose lease expired and the one that took
 // over) exactly one wins, on FerretDB, whose updates of one document are
@@ -40,6 +44,7 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -55,7 +60,6 @@ const (
 	OpenCollection   = "sagas_open"
 	FencesCollection = "saga_fences"
 	LeasesCollection = "saga_leases"
-	KeysCollection   = "idempotency_keys"
 )
 
 // Store implements bff.SagaStore, bff.LeaseStore and bff.IdempotencyStore.
@@ -64,7 +68,9 @@ type Store struct {
 	open   *mongo.Collection
 	fences *mongo.Collection
 	leases *mongo.Collection
-	keys   *mongo.Collection
+	claims *mongo.Collection
+	ends   *mongo.Collection
+	legacy *mongo.Collection
 	// guardByRead: the store is FerretDB, where a transition's update is
 	// by _id alone (the fence is the guard); MongoDB's is also filtered by
 	// the version. See mongodb.IsFerretDB.
@@ -88,7 +94,9 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		open:        db.Collection(OpenCollection),
 		fences:      db.Collection(FencesCollection),
 		leases:      db.Collection(LeasesCollection),
-		keys:        db.Collection(KeysCollection),
+		claims:      db.Collection(ClaimsCollection),
+		ends:        db.Collection(EndsCollection),
+		legacy:      db.Collection(LegacyKeysCollection),
 		guardByRead: ferret,
 	}
 	// One index per call: FerretDB v1 drops the connection when a
@@ -103,14 +111,17 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		{s.fences, bson.D{{Key: "saga_id", Value: 1}}, false},
 		{s.leases, bson.D{{Key: "saga_id", Value: 1}}, true},
 		{s.leases, bson.D{{Key: "expires_at", Value: 1}}, false},
-		{s.keys, bson.D{{Key: "key_id", Value: 1}}, true},
-		{s.keys, bson.D{{Key: "expires_at", Value: 1}}, false},
+		{s.claims, bson.D{{Key: "bucket", Value: 1}}, false},
+		{s.ends, bson.D{{Key: "bucket", Value: 1}}, false},
 	} {
 		if _, err := ix.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.unique)}); err != nil {
 			return nil, fmt.Errorf("bff store: index of %s: %w", ix.c.Name(), err)
 		}
 	}
 	if err := s.backfillMarkers(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.upgradeKeys(ctx, time.Now()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,95 +301,6 @@ func TestSweepSagas(t *testing.T) {
 		if _, err := s.GetSaga(ctx, id); err != nil {
 			t.Errorf("%s: %v, want it kept", id, err)
 		}
-	}
-}
-
-func TestIdempotencyRecords(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	now := time.Now()
-	rec := &bff.IdempotencyRecord{KeyID: "k1", Check: "c", State: bff.KeyInFlight, Owner: "o1",
-		LeaseExpiresAt: now.Add(time.Minute), SagaID: "s1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins, dups := 0, 0
-	for range 10 {
-		wg.Go(func() {
-			err := s.InsertKey(ctx, rec)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, bff.ErrKeyExists):
-				dups++
-			default:
-				t.Errorf("insert: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins != 1 || dups != 9 {
-		t.Fatalf("wins %d, duplicates %d", wins, dups)
-	}
-	if err := s.CompleteKey(ctx, "k1", "someone-else", 201, []byte("x")); !errors.Is(err, bff.ErrKeyChanged) {
-		t.Fatalf("complete by another owner: %v", err)
-	}
-	testenv.Must(t, s.CompleteKey(ctx, "k1", "o1", 201, []byte("sealed")), "complete")
-	got, err := s.GetKey(ctx, "k1")
-	testenv.Must(t, err, "get")
-	if got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != "s1" {
-		t.Fatalf("record: %+v", got)
-	}
-	// A done record is not deleted as in flight, nor swept before expiry.
-	testenv.Must(t, s.DeleteKey(ctx, "k1", "o1"), "delete")
-	if _, err := s.GetKey(ctx, "k1"); err != nil {
-		t.Fatalf("done record deleted: %v", err)
-	}
-	testenv.Must(t, s.DeleteExpiredKey(ctx, "k1", now), "delete unexpired")
-	if _, err := s.GetKey(ctx, "k1"); err != nil {
-		t.Fatalf("unexpired record deleted: %v", err)
-	}
-	if n, _ := s.SweepKeys(ctx, now.Add(2*time.Hour)); n != 1 {
-		t.Fatalf("swept %d, want 1", n)
-	}
-	if _, err := s.GetKey(ctx, "k1"); !errors.Is(err, bff.ErrKeyNotFound) {
-		t.Fatalf("after sweep: %v", err)
-	}
-}
-
-// Many workers taking over one expired key: exactly one gets it.
-func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
-	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	now := time.Now()
-	old := &bff.IdempotencyRecord{KeyID: "k", Check: "c", State: bff.KeyInFlight, Owner: "crashed",
-		LeaseExpiresAt: now.Add(-time.Minute), SagaID: "s", CreatedAt: now.Add(-25 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
-	testenv.Must(t, s.InsertKey(ctx, old), "insert")
-	var (
-		wg   sync.WaitGroup
-		wins atomic.Int32
-	)
-	for i := range 20 {
-		wg.Go(func() {
-			if err := s.DeleteExpiredKey(ctx, "k", now); err != nil {
-				t.Error(err)
-				return
-			}
-			rec := *old
-			rec.Owner, rec.ExpiresAt = fmt.Sprintf("w%d", i), now.Add(time.Hour)
-			if s.InsertKey(ctx, &rec) == nil {
-				wins.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	got, err := s.GetKey(ctx, "k")
-	if wins.Load() != 1 || err != nil || got.Owner == "crashed" {
-		t.Fatalf("%d winners, record %+v %v", wins.Load(), got, err)
 	}
 }
 

@@ -240,7 +240,7 @@ func scalePaths(o options, s *system) []scalePath {
 		}},
 		{name: "idempotency store GetKey", side: func(st *scaleStack) *side {
 			return storeOp("GetKey", func(ctx context.Context, i uint64) error {
-				_, err := st.store.GetKey(ctx, st.keys[i%uint64(len(st.keys))])
+				_, err := st.store.GetKey(ctx, st.keys[i%uint64(len(st.keys))], time.Now())
 				return err
 			})
 		}},
@@ -250,7 +250,7 @@ func scalePaths(o options, s *system) []scalePath {
 				if err != nil {
 					return err
 				}
-				return st.store.CompleteKey(ctx, keyID, owner, http.StatusCreated, randomBytes(1500))
+				return st.store.CompleteKey(ctx, keyID, owner, http.StatusCreated, randomBytes(1500), time.Now())
 			})
 		}},
 		{name: "idempotency store InsertKey + DeleteKey", side: func(st *scaleStack) *side {
@@ -259,7 +259,7 @@ func scalePaths(o options, s *system) []scalePath {
 				if err != nil {
 					return err
 				}
-				return st.store.DeleteKey(ctx, keyID, owner)
+				return st.store.DeleteKey(ctx, keyID, owner, time.Now())
 			})
 		}},
 

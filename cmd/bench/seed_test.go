@@ -82,7 +82,7 @@ func TestSeedThroughStores(t *testing.T) {
 		if sg.State != bff.StateCompleted || sg.Version != 2 || sg.UserID != u.id || sg.CustomerID != u.profileID || sg.EmailSealed != nil || sg.TokenSealed != nil {
 			t.Errorf("saga of sampled user %d: %+v", i, sg)
 		}
-		k, err := st.bff.GetKey(ctx, sd.keys[i])
+		k, err := st.bff.GetKey(ctx, sd.keys[i], time.Now())
 		testenv.Must(t, err, "key")
 		if k.State != bff.KeyDone || k.Status != http.StatusCreated || k.SagaID != sg.ID || len(k.Answer) == 0 {
 			t.Errorf("key of sampled user %d: %+v", i, k)

@@ -1,0 +1,389 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+func keyRecord(keyID, owner string, created time.Time) *bff.IdempotencyRecord {
+	return &bff.IdempotencyRecord{KeyID: keyID, Check: "c", State: bff.KeyInFlight, Owner: owner,
+		LeaseExpiresAt: created.Add(time.Minute), SagaID: "saga-" + owner, CreatedAt: created, ExpiresAt: created.Add(bff.KeyTTL)}
+}
+
+// bucketStart is when the bucket of t begins.
+func bucketStart(t time.Time) time.Time {
+	return time.Unix(bucketOf(t)*int64(bff.KeyTTL/time.Second), 0)
+}
+
+func TestIdempotencyRecords(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	rec := keyRecord("k1", "o1", now)
+	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, dups := 0, 0
+	for range 10 {
+		wg.Go(func() {
+			err := s.InsertKey(ctx, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, bff.ErrKeyExists):
+				dups++
+			default:
+				t.Errorf("insert: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 || dups != 9 {
+		t.Fatalf("wins %d, duplicates %d", wins, dups)
+	}
+	got, err := s.GetKey(ctx, "k1", now)
+	if err != nil || got.State != bff.KeyInFlight || got.Owner != "o1" || got.SagaID != "saga-o1" {
+		t.Fatalf("in flight: %+v %v", got, err)
+	}
+	if err := s.CompleteKey(ctx, "k1", "someone-else", 201, []byte("x"), now); !errors.Is(err, bff.ErrKeyChanged) {
+		t.Fatalf("complete by another owner: %v", err)
+	}
+	testenv.Must(t, s.CompleteKey(ctx, "k1", "o1", 201, []byte("sealed"), now), "complete")
+	if err := s.CompleteKey(ctx, "k1", "o1", 500, []byte("again"), now); !errors.Is(err, bff.ErrKeyChanged) {
+		t.Fatalf("second completion: %v", err)
+	}
+	got, err = s.GetKey(ctx, "k1", now)
+	testenv.Must(t, err, "get")
+	if got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != "saga-o1" {
+		t.Fatalf("record: %+v", got)
+	}
+	// A done record is not released, nor swept while a window reaches it.
+	testenv.Must(t, s.DeleteKey(ctx, "k1", "o1", now), "delete")
+	if _, err := s.GetKey(ctx, "k1", now); err != nil {
+		t.Fatalf("done record released: %v", err)
+	}
+	if err := s.InsertKey(ctx, keyRecord("k1", "o2", now.Add(time.Second))); !errors.Is(err, bff.ErrKeyExists) {
+		t.Fatalf("claim of a done key: %v", err)
+	}
+	for _, at := range []time.Time{now, now.Add(bff.KeyTTL + time.Hour), now.Add(2 * bff.KeyTTL)} {
+		if n, err := s.SweepKeys(ctx, at); n != 0 || err != nil {
+			t.Fatalf("swept %d (%v) at %s, want 0", n, err, at)
+		}
+	}
+	if n, err := s.SweepKeys(ctx, now.Add(3*bff.KeyTTL)); n != 1 || err != nil {
+		t.Fatalf("swept %d (%v), want 1", n, err)
+	}
+	if _, err := s.GetKey(ctx, "k1", now); !errors.Is(err, bff.ErrKeyNotFound) {
+		t.Fatalf("after sweep: %v", err)
+	}
+	if n := count(t, s.ends); n != 0 {
+		t.Fatalf("%d ends left", n)
+	}
+}
+
+func count(t *testing.T, c *mongo.Collection) int64 {
+	t.Helper()
+	n, err := c.CountDocuments(context.Background(), bson.D{})
+	testenv.Must(t, err, "count")
+	return n
+}
+
+// A released key is claimed again, as the next generation; the released
+// claim can no longer be completed.
+func TestReleasedKeyIsClaimedAgain(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 3 {
+		owner := fmt.Sprintf("o%d", i)
+		testenv.Must(t, s.InsertKey(ctx, keyRecord("k", owner, now)), "claim %s", owner)
+		got, err := s.GetKey(ctx, "k", now)
+		if err != nil || got.Owner != owner {
+			t.Fatalf("claim %d: %+v %v", i, got, err)
+		}
+		testenv.Must(t, s.DeleteKey(ctx, "k", owner, now), "release")
+		if _, err := s.GetKey(ctx, "k", now); !errors.Is(err, bff.ErrKeyNotFound) {
+			t.Fatalf("released: %v", err)
+		}
+		if err := s.CompleteKey(ctx, "k", owner, 201, []byte("late"), now); !errors.Is(err, bff.ErrKeyChanged) {
+			t.Fatalf("completion of a released claim: %v", err)
+		}
+	}
+	if n := count(t, s.claims); n != 3 {
+		t.Fatalf("%d claims, want 3 generations", n)
+	}
+}
+
+// A completion and a release of one claim (its owner answering while a
+// retry takes it over): exactly one of them takes effect, and the record
+// says which.
+func TestCompletionAndReleaseOfOneClaimHaveOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 20 {
+		key := fmt.Sprintf("k%d", i)
+		testenv.Must(t, s.InsertKey(ctx, keyRecord(key, "o", now)), "claim")
+		var wg sync.WaitGroup
+		var completed error
+		wg.Go(func() { completed = s.CompleteKey(ctx, key, "o", 201, []byte("answer"), now) })
+		wg.Go(func() { testenv.Must(t, s.DeleteKey(ctx, key, "o", now), "release") })
+		wg.Wait()
+		got, err := s.GetKey(ctx, key, now)
+		switch {
+		case completed == nil && (err != nil || got.State != bff.KeyDone || string(got.Answer) != "answer"):
+			t.Fatalf("%s: completed, but the record is %+v %v", key, got, err)
+		case errors.Is(completed, bff.ErrKeyChanged) && !errors.Is(err, bff.ErrKeyNotFound):
+			t.Fatalf("%s: released, but the record is %+v %v", key, got, err)
+		case completed != nil && !errors.Is(completed, bff.ErrKeyChanged):
+			t.Fatalf("%s: complete: %v", key, completed)
+		}
+	}
+}
+
+// Many workers taking over one expired key: exactly one gets it.
+func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	old := keyRecord("k", "crashed", now.Add(-25*time.Hour))
+	testenv.Must(t, s.InsertKey(ctx, old), "insert")
+	var (
+		wg     sync.WaitGroup
+		wins   atomic.Int32
+		winner atomic.Value
+	)
+	for i := range 20 {
+		wg.Go(func() {
+			owner := fmt.Sprintf("w%d", i)
+			err := s.InsertKey(ctx, keyRecord("k", owner, now))
+			switch {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(owner)
+			case !errors.Is(err, bff.ErrKeyExists):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetKey(ctx, "k", now)
+	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() {
+		t.Fatalf("%d winners, record %+v %v", wins.Load(), got, err)
+	}
+}
+
+// A record of the previous bucket (yesterday's, still live) holds the key:
+// a claim in today's bucket is let go, and the old record answered.
+func TestYesterdaysRecordHoldsTheKey(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	y := keyRecord("k", "yesterday", bucketStart(now).Add(-time.Second))
+	y.ExpiresAt = now.Add(time.Hour)
+	y.State, y.Status, y.Answer = bff.KeyDone, 201, []byte("first")
+	testenv.Must(t, s.InsertKey(ctx, y), "yesterday's")
+	for range 2 {
+		if err := s.InsertKey(ctx, keyRecord("k", "today", now)); !errors.Is(err, bff.ErrKeyExists) {
+			t.Fatalf("today's claim: %v", err)
+		}
+		got, err := s.GetKey(ctx, "k", now)
+		if err != nil || got.Owner != "yesterday" || string(got.Answer) != "first" {
+			t.Fatalf("record: %+v %v", got, err)
+		}
+	}
+}
+
+// Two claims of one free key on either side of a bucket boundary, each an
+// insert then the check of the other bucket: in every interleaving of the
+// four steps at most one claim is kept, and when neither is, the key can
+// be claimed again.
+func TestClaimsAcrossABucketBoundaryEveryInterleaving(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	boundary := bucketStart(time.Now())
+	type step struct {
+		who    int
+		insert bool
+	}
+	// The six orders of A's insert, A's check, B's insert, B's check in
+	// which each claimer inserts before it checks.
+	orders := [][]step{}
+	var gen func(prefix []step, done [2]int)
+	gen = func(prefix []step, done [2]int) {
+		if len(prefix) == 4 {
+			orders = append(orders, prefix)
+			return
+		}
+		for who := range 2 {
+			if done[who] < 2 {
+				d := done
+				d[who]++
+				gen(append(append([]step{}, prefix...), step{who, done[who] == 0}), d)
+			}
+		}
+	}
+	gen(nil, [2]int{})
+	if len(orders) != 6 {
+		t.Fatalf("%d orders", len(orders))
+	}
+	for i, order := range orders {
+		key := fmt.Sprintf("k%d", i)
+		recs := [2]*bff.IdempotencyRecord{
+			keyRecord(key, "before", boundary.Add(-time.Second)),
+			keyRecord(key, "after", boundary.Add(time.Second)),
+		}
+		var kept [2]error
+		for _, st := range order {
+			r := recs[st.who]
+			id := claimID(key, bucketOf(r.CreatedAt), 0)
+			if st.insert {
+				_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: key, Bucket: bucketOf(r.CreatedAt), Owner: r.Owner,
+					CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, LeaseExpiresAt: r.LeaseExpiresAt})
+				testenv.Must(t, err, "insert")
+				continue
+			}
+			kept[st.who] = s.keepClaim(ctx, r, id, bucketOf(r.CreatedAt), r.CreatedAt)
+			if kept[st.who] != nil && !errors.Is(kept[st.who], bff.ErrKeyExists) {
+				t.Fatalf("order %d: %v", i, kept[st.who])
+			}
+		}
+		if kept[0] == nil && kept[1] == nil {
+			t.Fatalf("order %v: both claims kept", order)
+		}
+		if kept[0] != nil && kept[1] != nil {
+			if err := s.InsertKey(ctx, keyRecord(key, "retry", boundary.Add(2*time.Second))); err != nil {
+				t.Fatalf("order %v: both let go, and the retry: %v", order, err)
+			}
+		}
+	}
+}
+
+// The same race under load: claimers on both sides of a boundary, the key
+// released between rounds: never two live claims.
+func TestConcurrentClaimsAcrossABucketBoundary(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	boundary := bucketStart(time.Now())
+	for round := range 10 {
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			kept []string
+		)
+		for i := range 8 {
+			wg.Go(func() {
+				at := boundary.Add(time.Duration(i%2*2-1) * time.Second)
+				owner := fmt.Sprintf("r%d-%d", round, i)
+				err := s.InsertKey(ctx, keyRecord("k", owner, at))
+				if err != nil && !errors.Is(err, bff.ErrKeyExists) {
+					t.Error(err)
+				}
+				if err == nil {
+					mu.Lock()
+					kept = append(kept, owner)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(kept) > 1 {
+			t.Fatalf("round %d: %d claims kept: %v", round, len(kept), kept)
+		}
+		for _, o := range kept {
+			testenv.Must(t, s.DeleteKey(ctx, "k", o, boundary), "release")
+		}
+	}
+}
+
+// The sweep deletes the buckets no window reaches (three days back) and
+// keeps the others.
+func TestSweepKeepsWhatAWindowReaches(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for d := range 5 {
+		r := keyRecord(fmt.Sprintf("k%d", d), "o", now.Add(-time.Duration(d)*bff.KeyTTL))
+		r.State, r.Status, r.Answer = bff.KeyDone, 201, []byte("a")
+		testenv.Must(t, s.InsertKey(ctx, r), "insert")
+	}
+	if n, err := s.SweepKeys(ctx, now); n != 2 || err != nil {
+		t.Fatalf("swept %d (%v), want the buckets 3 and 4 days back", n, err)
+	}
+	if c, e := count(t, s.claims), count(t, s.ends); c != 3 || e != 3 {
+		t.Fatalf("%d claims and %d ends left, want 3 and 3", c, e)
+	}
+	if got, err := s.GetKey(ctx, "k0", now); err != nil || got.State != bff.KeyDone {
+		t.Fatalf("today's record: %+v %v", got, err)
+	}
+}
+
+// The previous release's records (one per key, by key_id) are moved into
+// claims when the store opens: a done one replays, an in-flight one can be
+// completed by its owner, an expired one is dropped.
+func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
+	t.Parallel()
+	_, db := testenv.Mongo(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	legacy := db.Collection(LegacyKeysCollection)
+	_, err := legacy.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "owner-done"}, {Key: "owner", Value: "owner-done"}, {Key: "key_id", Value: "done"},
+			{Key: "check", Value: "c"}, {Key: "state", Value: bff.KeyDone}, {Key: "saga_id", Value: "s1"}, {Key: "status", Value: int32(201)},
+			{Key: "answer", Value: []byte("sealed")}, {Key: "created_at", Value: now.Add(-time.Hour)}, {Key: "expires_at", Value: now.Add(time.Hour)}},
+		bson.D{{Key: "_id", Value: "random"}, {Key: "owner", Value: "owner-running"}, {Key: "key_id", Value: "running"},
+			{Key: "check", Value: "c"}, {Key: "state", Value: bff.KeyInFlight}, {Key: "saga_id", Value: "s2"},
+			{Key: "lease_expires_at", Value: now.Add(time.Minute)}, {Key: "created_at", Value: now}, {Key: "expires_at", Value: now.Add(bff.KeyTTL)}},
+		bson.D{{Key: "_id", Value: "owner-old"}, {Key: "key_id", Value: "old"}, {Key: "state", Value: bff.KeyDone},
+			{Key: "created_at", Value: now.Add(-30 * time.Hour)}, {Key: "expires_at", Value: now.Add(-6 * time.Hour)}},
+	})
+	testenv.Must(t, err, "legacy records")
+	s, err := New(ctx, db)
+	testenv.Must(t, err, "store")
+	if n := count(t, legacy); n != 0 {
+		t.Fatalf("%d legacy records left", n)
+	}
+	got, err := s.GetKey(ctx, "done", now)
+	if err != nil || got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != "s1" {
+		t.Fatalf("done: %+v %v", got, err)
+	}
+	got, err = s.GetKey(ctx, "running", now)
+	if err != nil || got.State != bff.KeyInFlight || got.Owner != "owner-running" || !got.LeaseExpiresAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("running: %+v %v", got, err)
+	}
+	testenv.Must(t, s.CompleteKey(ctx, "running", "owner-running", 201, []byte("x"), now), "complete the upgraded claim")
+	if _, err := s.GetKey(ctx, "old", now); !errors.Is(err, bff.ErrKeyNotFound) {
+		t.Fatalf("expired: %v", err)
+	}
+	// An old replica still writing during the rollout: the next sweep
+	// moves its record.
+	_, err = legacy.InsertOne(ctx, bson.D{{Key: "_id", Value: "late"}, {Key: "owner", Value: "late"}, {Key: "key_id", Value: "late"},
+		{Key: "state", Value: bff.KeyInFlight}, {Key: "created_at", Value: now}, {Key: "expires_at", Value: now.Add(bff.KeyTTL)}})
+	testenv.Must(t, err, "late legacy record")
+	_, err = s.SweepKeys(ctx, now)
+	testenv.Must(t, err, "sweep")
+	if got, err := s.GetKey(ctx, "late", now); err != nil || got.Owner != "late" {
+		t.Fatalf("late: %+v %v", got, err)
+	}
+}
