@@ -22,6 +22,7 @@ func KeyID(key []byte) string {
 type KeySet struct {
 	keys [][]byte // current first
 	ids  []string
+	all  jwt.VerificationKeySet // keys, for a token without a kid
 }
 
 // NewKeySet returns the set; the current key is required.
@@ -36,6 +37,7 @@ func NewKeySet(current []byte, previous [][]byte) (*KeySet, error) {
 		}
 		ks.keys = append(ks.keys, append([]byte(nil), k...))
 		ks.ids = append(ks.ids, KeyID(k))
+		ks.all.Keys = append(ks.all.Keys, ks.keys[len(ks.keys)-1])
 	}
 	return ks, nil
 }
@@ -59,9 +61,5 @@ func (ks *KeySet) Keyfunc(t *jwt.Token) (any, error) {
 		}
 		return nil, fmt.Errorf("unknown kid %q", s)
 	}
-	set := jwt.VerificationKeySet{}
-	for _, k := range ks.keys {
-		set.Keys = append(set.Keys, k)
-	}
-	return set, nil
+	return ks.all, nil
 }

@@ -47,7 +47,9 @@ type Secrets struct {
 	check []byte // HMAC key of stored fingerprints
 	email []byte // HMAC key of email hashes
 	seal  cipher.AEAD
-	prev  []*Secrets // the previous secrets' keys, newest first
+	// keys is this secret's keys then the previous secrets' (newest
+	// first): what Open, OpenAnswer and MatchesCheck try, built once.
+	keys []*Secrets
 }
 
 // NewSecrets derives the keys of secret and of the previous secrets of a
@@ -57,18 +59,16 @@ func NewSecrets(secret []byte, previous ...[]byte) (*Secrets, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.keys = []*Secrets{s}
 	for i, p := range previous {
 		ps, err := newSecrets(p)
 		if err != nil {
 			return nil, fmt.Errorf("bff: previous secret %d: %w", i+1, err)
 		}
-		s.prev = append(s.prev, ps)
+		s.keys = append(s.keys, ps)
 	}
 	return s, nil
 }
-
-// all is the current keys, then the previous ones.
-func (s *Secrets) all() []*Secrets { return append([]*Secrets{s}, s.prev...) }
 
 func newSecrets(secret []byte) (*Secrets, error) {
 	if len(secret) < 16 {
@@ -118,7 +118,7 @@ func (s *Secrets) Seal(sagaID, field string, plain []byte) []byte {
 // Open decrypts what Seal sealed for the same saga and field, under the
 // current secret or a previous one.
 func (s *Secrets) Open(sagaID, field string, sealed []byte) (plain []byte, err error) {
-	for _, k := range s.all() {
+	for _, k := range s.keys {
 		if plain, err = k.open(sagaID, field, sealed); err == nil {
 			return plain, nil
 		}
@@ -186,7 +186,7 @@ func (s *Secrets) CheckOf(f Fingerprint) string {
 // MatchesCheck reports whether a stored check is f's, made under the
 // current secret or a previous one.
 func (s *Secrets) MatchesCheck(f Fingerprint, check string) bool {
-	for _, k := range s.all() {
+	for _, k := range s.keys {
 		if hmac.Equal([]byte(k.CheckOf(f)), []byte(check)) {
 			return true
 		}
@@ -230,7 +230,7 @@ func (s *Secrets) SealAnswer(f Fingerprint, keyID string, status int, body []byt
 // a previous one; it fails without the fingerprint of the original
 // request.
 func (s *Secrets) OpenAnswer(f Fingerprint, keyID string, sealed []byte) (status int, body []byte, err error) {
-	for _, k := range s.all() {
+	for _, k := range s.keys {
 		if status, body, err = k.openAnswer(f, keyID, sealed); err == nil {
 			return status, body, nil
 		}
