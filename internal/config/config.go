@@ -189,14 +189,21 @@ const MinSigningKey = 32
 // production with a key that can be guessed offline from one token.
 func (r *Reader) SigningKey(key, environment string) Secret {
 	s := r.Secret(key, "")
-	switch {
-	case s == "":
+	if s == "" {
 		r.Check(false, key, "required: the HS256 key shared by the auth service and the services that verify its tokens")
-	case len(s) < MinSigningKey && environment != Development:
-		r.Check(false, key, fmt.Sprintf("too short: %d bytes, an HS256 key needs at least %d (RFC 7518 §3.2) outside DEPLOYMENT_ENVIRONMENT=%s",
-			len(s), MinSigningKey, Development))
+	} else {
+		r.checkKeyLength(key, "", string(s), environment)
 	}
 	return s
+}
+
+// checkKeyLength refuses an HS256 key shorter than MinSigningKey outside
+// development; which names the key among several ("" when alone).
+func (r *Reader) checkKeyLength(key, which, s, environment string) {
+	if len(s) < MinSigningKey && environment != Development {
+		r.Check(false, key, fmt.Sprintf("%stoo short: %d bytes, an HS256 key needs at least %d (RFC 7518 §3.2) outside DEPLOYMENT_ENVIRONMENT=%s",
+			which, len(s), MinSigningKey, Development))
+	}
 }
 
 // SigningKeys are the HS256 keys of a key rotation: tokens are signed with
@@ -229,10 +236,7 @@ func (k SigningKeys) PreviousKeys() [][]byte {
 func (r *Reader) SigningKeys(key, previousKey, environment string) SigningKeys {
 	k := SigningKeys{Current: r.SigningKey(key, environment)}
 	for i, p := range r.List(previousKey) {
-		if len(p) < MinSigningKey && environment != Development {
-			r.Check(false, previousKey, fmt.Sprintf("key %d too short: %d bytes, an HS256 key needs at least %d (RFC 7518 §3.2) outside DEPLOYMENT_ENVIRONMENT=%s",
-				i+1, len(p), MinSigningKey, Development))
-		}
+		r.checkKeyLength(previousKey, fmt.Sprintf("key %d ", i+1), p, environment)
 		k.Previous = append(k.Previous, Secret(p))
 	}
 	return k
