@@ -167,13 +167,27 @@ func (s *Service) own(ctx context.Context, a Actor) (Customer, error) {
 	return s.store.ByUserID(ctx, a.UserID)
 }
 
+// ReadOptions tune a read of one profile; the zero value merges the user
+// data in (CustomerWithUserData).
+type ReadOptions struct {
+	// WithoutUser leaves the user data out (its fields null) and does not
+	// call the auth service: for a caller that has the user already, such
+	// as the BFF's merged view (GET profile/?include_user=false).
+	WithoutUser bool
+}
+
 // Own returns the caller's own profile.
 func (s *Service) Own(ctx context.Context, a Actor) (CustomerWithUserData, error) {
+	return s.OwnWith(ctx, a, ReadOptions{})
+}
+
+// OwnWith returns the caller's own profile as o asks.
+func (s *Service) OwnWith(ctx context.Context, a Actor, o ReadOptions) (CustomerWithUserData, error) {
 	c, err := s.own(ctx, a)
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}
-	return s.withUser(ctx, a, c), nil
+	return s.read(ctx, a, c, o), nil
 }
 
 // UpdateOwn changes the caller's own profile; full (PUT) demands the
@@ -244,6 +258,11 @@ func (s *Service) visible(ctx context.Context, a Actor, id string) (Customer, er
 // Get returns a profile by id (its owner, staff, services holding
 // ScopeRead).
 func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUserData, error) {
+	return s.GetWith(ctx, a, id, ReadOptions{})
+}
+
+// GetWith returns a profile by id as o asks (the same callers as Get).
+func (s *Service) GetWith(ctx context.Context, a Actor, id string, o ReadOptions) (CustomerWithUserData, error) {
 	if err := a.permit(ScopeRead); err != nil {
 		return CustomerWithUserData{}, err
 	}
@@ -251,7 +270,7 @@ func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUser
 	if err != nil {
 		return CustomerWithUserData{}, err
 	}
-	return s.withUser(ctx, a, c), nil
+	return s.read(ctx, a, c, o), nil
 }
 
 // Update changes a profile by id (its owner, staff, services holding

@@ -60,6 +60,16 @@ func (s *Service) withUser(ctx context.Context, a Actor, c Customer) CustomerWit
 	return s.withUsers(ctx, a, []Customer{c})[0]
 }
 
+// read is c as a read with o answers it: merged with its user's data
+// (withUser), or without (the user fields null, the auth service not
+// called).
+func (s *Service) read(ctx context.Context, a Actor, c Customer, o ReadOptions) CustomerWithUserData {
+	if o.WithoutUser {
+		return CustomerWithUserData{Customer: c}
+	}
+	return s.withUser(ctx, a, c)
+}
+
 // withUsers merges user data into a page of profiles, fetching each user
 // once and at most s.lookups at a time.
 func (s *Service) withUsers(ctx context.Context, a Actor, cs []Customer) []CustomerWithUserData {

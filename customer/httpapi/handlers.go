@@ -97,7 +97,11 @@ func handleCreateForUser(s *customer.Service) gin.HandlerFunc {
 
 func handleGetProfile(s *customer.Service) gin.HandlerFunc {
 	return handle(func(c *gin.Context, a customer.Actor) error {
-		cw, err := s.Own(c.Request.Context(), a)
+		o, err := readOptions(c)
+		if err != nil {
+			return err
+		}
+		cw, err := s.OwnWith(c.Request.Context(), a, o)
 		if err != nil {
 			return err
 		}
@@ -180,7 +184,11 @@ func handleList(s *customer.Service, l pageLinks) gin.HandlerFunc {
 
 func handleGet(s *customer.Service) gin.HandlerFunc {
 	return handle(func(c *gin.Context, a customer.Actor) error {
-		cw, err := s.Get(c.Request.Context(), a, c.Param("id"))
+		o, err := readOptions(c)
+		if err != nil {
+			return err
+		}
+		cw, err := s.GetWith(c.Request.Context(), a, c.Param("id"), o)
 		if err != nil {
 			return err
 		}
@@ -267,6 +275,30 @@ func query(c *gin.Context, key string) string {
 		return ""
 	}
 	return vs[len(vs)-1]
+}
+
+// ParamIncludeUser is the query parameter of the profile reads (GET
+// profile/ and GET <id>/) that leaves the user data out: include_user=false
+// answers the same members with email, first_name, last_name and
+// phone_number null and does not call the auth service (the BFF, which
+// loads the user itself, asks so). The default is true.
+const ParamIncludeUser = "include_user"
+
+// readOptions reads ?include_user=: absent or "true" merges the user data,
+// "false" leaves it out, anything else (the last value counting, as in
+// query) is a 400 naming the parameter.
+func readOptions(c *gin.Context) (customer.ReadOptions, error) {
+	vs, ok := c.GetQueryArray(ParamIncludeUser)
+	if !ok {
+		return customer.ReadOptions{}, nil
+	}
+	switch vs[len(vs)-1] {
+	case "true":
+		return customer.ReadOptions{}, nil
+	case "false":
+		return customer.ReadOptions{WithoutUser: true}, nil
+	}
+	return customer.ReadOptions{}, customer.FieldErrors{ParamIncludeUser: {customer.MsgNotBool}}.Err()
 }
 
 // pageRequest reads ?page= and ?page_size= as DRF's PageNumberPagination
