@@ -125,10 +125,10 @@ func (s *Service) DeleteAccount(ctx context.Context, userID, token string) (_ De
 	}
 	var out Deletion
 	held, err := s.withLease(ctx, id, func(ctx context.Context) error {
-		err := s.hold(ctx, func(ctx context.Context, now time.Time) error {
+		err := s.hold(ctx, func(ctx context.Context, now time.Time, raw rawStores) error {
 			// The saga starts when its record can be written (see Register).
 			sg.CreatedAt, sg.UpdatedAt, sg.NextAttemptAt = now, now, now.Add(s.authGrace())
-			return s.store.sagas.CreateSaga(ctx, sg)
+			return raw.sagas.CreateSaga(ctx, sg)
 		})
 		if err != nil {
 			return storeDown(err)

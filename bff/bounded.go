@@ -25,11 +25,17 @@ import (
 // Service.hold runs such a call, so the wait for a slot never eats into
 // what those times allow.
 type bounded struct {
-	sagas   SagaStore
-	leases  LeaseStore
-	keys    IdempotencyStore
+	raw     rawStores
 	timeout time.Duration
 	gate    *gate // nil: no bound on the calls in flight
+}
+
+// rawStores are the stores a bounded wraps: called only with a slot held,
+// by bounded's methods or in a Service.hold.
+type rawStores struct {
+	sagas  SagaStore
+	leases LeaseStore
+	keys   IdempotencyStore
 }
 
 // ErrStoreBusy is the error of a store call that waited longer than its
@@ -93,77 +99,77 @@ func (b bounded) do(ctx context.Context, fn func(ctx context.Context) error) err
 }
 
 func (b bounded) CreateSaga(ctx context.Context, s *Saga) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.sagas.CreateSaga(ctx, s) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.sagas.CreateSaga(ctx, s) })
 }
 
 func (b bounded) GetSaga(ctx context.Context, id string) (sg *Saga, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { sg, err = b.sagas.GetSaga(ctx, id); return err })
+	err = b.do(ctx, func(ctx context.Context) error { sg, err = b.raw.sagas.GetSaga(ctx, id); return err })
 	return sg, err
 }
 
 func (b bounded) TransitionSaga(ctx context.Context, id string, version int, ch SagaChange) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.sagas.TransitionSaga(ctx, id, version, ch) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.sagas.TransitionSaga(ctx, id, version, ch) })
 }
 
 func (b bounded) DueSagas(ctx context.Context, now time.Time, limit int) (due []*Saga, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { due, err = b.sagas.DueSagas(ctx, now, limit); return err })
+	err = b.do(ctx, func(ctx context.Context) error { due, err = b.raw.sagas.DueSagas(ctx, now, limit); return err })
 	return due, err
 }
 
 func (b bounded) Stats(ctx context.Context) (st SagaStats, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { st, err = b.sagas.Stats(ctx); return err })
+	err = b.do(ctx, func(ctx context.Context) error { st, err = b.raw.sagas.Stats(ctx); return err })
 	return st, err
 }
 
 func (b bounded) SweepSagas(ctx context.Context, before time.Time) (n int64, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { n, err = b.sagas.SweepSagas(ctx, before); return err })
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.raw.sagas.SweepSagas(ctx, before); return err })
 	return n, err
 }
 
 func (b bounded) AcquireLease(ctx context.Context, id, owner string, now, expires time.Time) (ok bool, err error) {
 	err = b.do(ctx, func(ctx context.Context) error {
-		ok, err = b.leases.AcquireLease(ctx, id, owner, now, expires)
+		ok, err = b.raw.leases.AcquireLease(ctx, id, owner, now, expires)
 		return err
 	})
 	return ok, err
 }
 
 func (b bounded) ReleaseLease(ctx context.Context, id, owner string) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.leases.ReleaseLease(ctx, id, owner) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.leases.ReleaseLease(ctx, id, owner) })
 }
 
 func (b bounded) SweepLeases(ctx context.Context, before time.Time) (n int64, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { n, err = b.leases.SweepLeases(ctx, before); return err })
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.raw.leases.SweepLeases(ctx, before); return err })
 	return n, err
 }
 
 func (b bounded) InsertKey(ctx context.Context, r *IdempotencyRecord) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.InsertKey(ctx, r) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.keys.InsertKey(ctx, r) })
 }
 
 func (b bounded) GetKey(ctx context.Context, keyID string, now time.Time) (r *IdempotencyRecord, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { r, err = b.keys.GetKey(ctx, keyID, now); return err })
+	err = b.do(ctx, func(ctx context.Context) error { r, err = b.raw.keys.GetKey(ctx, keyID, now); return err })
 	return r, err
 }
 
 func (b bounded) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.CompleteKey(ctx, keyID, owner, status, answer, now) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.keys.CompleteKey(ctx, keyID, owner, status, answer, now) })
 }
 
 func (b bounded) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
-	return b.do(ctx, func(ctx context.Context) error { return b.keys.DeleteKey(ctx, keyID, owner, now) })
+	return b.do(ctx, func(ctx context.Context) error { return b.raw.keys.DeleteKey(ctx, keyID, owner, now) })
 }
 
 func (b bounded) SweepKeys(ctx context.Context, now time.Time) (n int64, err error) {
-	err = b.do(ctx, func(ctx context.Context) error { n, err = b.keys.SweepKeys(ctx, now); return err })
+	err = b.do(ctx, func(ctx context.Context) error { n, err = b.raw.keys.SweepKeys(ctx, now); return err })
 	return n, err
 }
 
-// hold runs fn, a call to the raw stores (s.store's sagas, leases and
-// keys) with a slot of the gate held and the call's deadline, and gives
-// it the time read once the slot is held: times fn writes (a lease's
-// expiry, a saga's start) count from when the call could be sent, not
-// from before its wait.
-func (s *Service) hold(ctx context.Context, fn func(ctx context.Context, now time.Time) error) error {
-	return s.store.do(ctx, func(ctx context.Context) error { return fn(ctx, s.now()) })
+// hold runs fn with a slot of the gate held and the call's deadline, and
+// gives it the raw stores to call (the gated ones would wait for a second
+// slot) and the time read once the slot is held: times fn writes (a
+// lease's expiry, a saga's start) count from when the call could be sent,
+// not from before its wait.
+func (s *Service) hold(ctx context.Context, fn func(ctx context.Context, now time.Time, raw rawStores) error) error {
+	return s.gated.do(ctx, func(ctx context.Context) error { return fn(ctx, s.now(), s.gated.raw) })
 }

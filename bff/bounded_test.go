@@ -49,7 +49,7 @@ func newGated() *gatedStore {
 }
 
 func gatedBounded(st *gatedStore, slots int, wait, timeout time.Duration) bounded {
-	return bounded{sagas: st, leases: st, keys: st, timeout: timeout, gate: newGate(slots, wait)}
+	return bounded{raw: rawStores{sagas: st, leases: st, keys: st}, timeout: timeout, gate: newGate(slots, wait)}
 }
 
 // TestStoreGateBoundsTheCallsInFlight: ten concurrent calls through a gate
@@ -151,7 +151,7 @@ func TestStoreGateDeadlineStartsWithTheSlot(t *testing.T) {
 func TestBusyStoreAnswers503AndLeavesNothing(t *testing.T) {
 	t.Parallel()
 	busy := func(h *harness) (fill func(), free func()) {
-		g := h.svc.store.gate
+		g := h.svc.gated.gate
 		fill = func() {
 			for range cap(g.slots) {
 				g.slots <- struct{}{}
@@ -166,8 +166,8 @@ func TestBusyStoreAnswers503AndLeavesNothing(t *testing.T) {
 	}
 	newBusyHarness := func(t *testing.T) *harness {
 		h := newHarness(t, true)
-		h.svc.store.gate = newGate(2, 10*time.Millisecond)
-		b := h.svc.store
+		h.svc.gated.gate = newGate(2, 10*time.Millisecond)
+		b := h.svc.gated
 		h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 		return h
 	}
@@ -228,8 +228,8 @@ func TestBusyStoreAnswers503AndLeavesNothing(t *testing.T) {
 func TestSagaTimesCountFromTheSlot(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
-	h.svc.store.gate = newGate(1, time.Minute)
-	b := h.svc.store
+	h.svc.gated.gate = newGate(1, time.Minute)
+	b := h.svc.gated
 	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 	var deadline time.Time
 	register := h.auth.register
@@ -237,14 +237,14 @@ func TestSagaTimesCountFromTheSlot(t *testing.T) {
 		deadline = in.Deadline
 		return register(in)
 	}
-	h.svc.store.gate.slots <- struct{}{} // the store is busy
+	h.svc.gated.gate.slots <- struct{}{} // the store is busy
 	done := make(chan error, 1)
 	go func() { _, err := h.svc.Register(context.Background(), validRegistration, nil); done <- err }()
 	time.Sleep(50 * time.Millisecond) // the registration waits for the slot meanwhile
 	const waited = time.Hour
 	h.clock.advance(waited)
 	sent := h.clock.now()
-	<-h.svc.store.gate.slots
+	<-h.svc.gated.gate.slots
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -261,20 +261,20 @@ func TestSagaTimesCountFromTheSlot(t *testing.T) {
 func TestKeyHoldRunOutStartsNoSaga(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
-	h.svc.store.gate = newGate(1, time.Minute)
-	b := h.svc.store
+	h.svc.gated.gate = newGate(1, time.Minute)
+	b := h.svc.gated
 	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 	fp := regFingerprint(t, validRegistration)
 	claim, replay, err := h.svc.BeginIdempotent(context.Background(), "k1", fp)
 	if err != nil || replay != nil {
 		t.Fatalf("claim: %v %v", replay, err)
 	}
-	h.svc.store.gate.slots <- struct{}{} // the store is busy
+	h.svc.gated.gate.slots <- struct{}{} // the store is busy
 	done := make(chan error, 1)
 	go func() { _, err := h.svc.Register(context.Background(), validRegistration, claim); done <- err }()
 	time.Sleep(50 * time.Millisecond) // the registration waits for the slot meanwhile
 	h.clock.advance(h.svc.leaseTTL)
-	<-h.svc.store.gate.slots
+	<-h.svc.gated.gate.slots
 	err = <-done
 	if be, ok := errors.AsType[*Error](err); !ok || be.Code != CodeStoreUnavailable {
 		t.Fatalf("error %v, want service_unavailable", err)

@@ -106,10 +106,10 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 	for range 3 {
 		var now time.Time
 		claim := &KeyClaim{KeyID: keyID, Owner: contract.NewID(), SagaID: contract.NewID(), fp: fp}
-		err := s.hold(ctx, func(ctx context.Context, at time.Time) error {
+		err := s.hold(ctx, func(ctx context.Context, at time.Time, raw rawStores) error {
 			now = at // the hold runs from when the record can be written
 			claim.leaseExpiresAt = now.Add(s.leaseTTL)
-			return s.store.keys.InsertKey(ctx, &IdempotencyRecord{
+			return raw.keys.InsertKey(ctx, &IdempotencyRecord{
 				KeyID: keyID, Check: check, State: KeyInFlight, Owner: claim.Owner,
 				LeaseExpiresAt: claim.leaseExpiresAt, SagaID: claim.SagaID,
 				CreatedAt: now, ExpiresAt: now.Add(KeyTTL),

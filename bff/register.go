@@ -64,7 +64,7 @@ func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClai
 	}
 	var out *Registered
 	held, err := s.withLease(ctx, sagaID, func(ctx context.Context) error {
-		err := s.hold(ctx, func(ctx context.Context, now time.Time) error {
+		err := s.hold(ctx, func(ctx context.Context, now time.Time, raw rawStores) error {
 			// The saga starts when its record can be written: the
 			// register call's deadline and the reconciler's grace count
 			// from here, not from before the waits for the store.
@@ -74,7 +74,7 @@ func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClai
 				return ErrStoreBusy
 			}
 			sg.CreatedAt, sg.UpdatedAt, sg.NextAttemptAt = now, now, now.Add(s.authGrace())
-			return s.store.sagas.CreateSaga(ctx, sg)
+			return raw.sagas.CreateSaga(ctx, sg)
 		})
 		if err != nil {
 			return storeDown(err)

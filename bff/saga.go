@@ -261,11 +261,11 @@ func (s *Service) withLease(ctx context.Context, id string, fn func(ctx context.
 		ok      bool
 		claimed time.Time // on the process's clock, as context deadlines are
 	)
-	err := s.hold(ctx, func(ctx context.Context, now time.Time) (err error) {
+	err := s.hold(ctx, func(ctx context.Context, now time.Time, raw rawStores) (err error) {
 		// The lease runs from when the call could be sent (not from
 		// before its wait for a slot), and so does the attempt's budget.
 		claimed = time.Now()
-		ok, err = s.store.leases.AcquireLease(ctx, id, owner, now, now.Add(s.leaseTTL))
+		ok, err = raw.leases.AcquireLease(ctx, id, owner, now, now.Add(s.leaseTTL))
 		return err
 	})
 	if err != nil || !ok {

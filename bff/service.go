@@ -62,9 +62,9 @@ type Service struct {
 	sagas          SagaStore
 	leases         LeaseStore
 	keys           IdempotencyStore
-	// store is the same stores as sagas, leases and keys (bounded), for
-	// the calls that read the clock once they hold a slot (hold).
-	store        bounded
+	// gated is the bounded stores that sagas, leases and keys are, for
+	// hold, which gives its call the raw stores once it holds a slot.
+	gated        bounded
 	secrets      *Secrets
 	tel          Telemetry
 	log          *slog.Logger
@@ -107,8 +107,8 @@ func NewService(o Options) (*Service, error) {
 	if o.StoreWait <= 0 {
 		o.StoreWait = DefaultStoreWait
 	}
-	b := bounded{sagas: o.Sagas, leases: o.Leases, keys: o.Keys, timeout: s.storeTimeout, gate: newGate(o.StoreSlots, o.StoreWait)}
-	s.sagas, s.leases, s.keys, s.store = b, b, b, b
+	b := bounded{raw: rawStores{sagas: o.Sagas, leases: o.Leases, keys: o.Keys}, timeout: s.storeTimeout, gate: newGate(o.StoreSlots, o.StoreWait)}
+	s.sagas, s.leases, s.keys, s.gated = b, b, b, b
 	if s.authTimeout <= 0 {
 		s.authTimeout = 3 * time.Second
 	}
