@@ -1,13 +1,15 @@
 // Package customerclient is what another service needs to talk to the
 // customer service: a typed HTTP client of its contract (the twin of
 // authclient). The BFF uses it, and so can any service that calls the
-// customer endpoints directly: create, read, update and delete the token
-// owner's profile, check_profile_exists, read a profile by id, record a
-// service (increment_service), and delete a profile by id. Calls are traced by an otelhttp transport that propagates the
-// W3C trace context, bounded in time (per call, unless the caller's context
-// is shorter) and in answer size, and fail with *Error values whose Kind is
-// matched with errors.Is. It works against the company's Django customer
-// service and against our Go one alike.
+// customer endpoints directly: create, read (with or without the user data
+// merged in), update and delete the token owner's profile,
+// check_profile_exists, read a profile by id, record a service
+// (increment_service), and delete a profile by id. Calls are traced by an
+// otelhttp transport that propagates the W3C trace context, bounded in time
+// (per call, unless the caller's context is shorter) and in answer size,
+// and fail with *Error values whose Kind is matched with errors.Is. It
+// works against the company's Django customer service and against our Go
+// one alike.
 package customerclient
 
 import (
@@ -111,10 +113,25 @@ func (c *Client) CreateProfile(ctx context.Context, token string, fields map[str
 	return &p, nil
 }
 
-// Profile returns the token owner's profile; ErrNotFound when none.
+// Profile returns the token owner's profile with their user data merged
+// in (email, names, phone number); ErrNotFound when none.
 func (c *Client) Profile(ctx context.Context, token string) (*Profile, error) {
+	return c.profile(ctx, token, nil)
+}
+
+// ProfileWithoutUser returns the token owner's profile without their user
+// data (GET profile/?include_user=false): the same members, email,
+// first_name, last_name and phone_number null, and the customer service
+// does not call the auth service for them. For a caller that has the user
+// already (the BFF's merged view). The Django customer service ignores the
+// parameter and merges them anyway. ErrNotFound when there is no profile.
+func (c *Client) ProfileWithoutUser(ctx context.Context, token string) (*Profile, error) {
+	return c.profile(ctx, token, url.Values{"include_user": {"false"}})
+}
+
+func (c *Client) profile(ctx context.Context, token string, q url.Values) (*Profile, error) {
 	var p Profile
-	if err := c.do(ctx, upstream.Call{Method: http.MethodGet, Path: "profile/", Token: token, Out: &p, Idempotent: true}); err != nil {
+	if err := c.do(ctx, upstream.Call{Method: http.MethodGet, Path: "profile/", Query: q, Token: token, Out: &p, Idempotent: true}); err != nil {
 		return nil, err
 	}
 	return &p, nil

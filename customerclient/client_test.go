@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,5 +242,43 @@ func TestProfileKeepsOnlyContractMembers(t *testing.T) {
 	}
 	if strings.Contains(string(p.Raw), "leak") || strings.Contains(string(p.Raw), "internal_note") || !strings.Contains(string(p.Raw), `"city":"Portland"`) {
 		t.Fatalf("extra members passed on: %s", p.Raw)
+	}
+}
+
+// TestProfileWithoutUser: ProfileWithoutUser asks GET profile/ with
+// include_user=false, Profile without the parameter (the merged form); both
+// read the same profile and map a 404 the same.
+func TestProfileWithoutUser(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		queries []string
+	)
+	c, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"detail":"Customer profile not found."}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":"c1","user_id":"u1","email":null}`))
+	})
+	ctx := context.Background()
+	if p, err := c.ProfileWithoutUser(ctx, "tok"); err != nil || p.ID != "c1" || p.UserID != "u1" || string(p.Raw) != `{"id":"c1","user_id":"u1","email":null}` {
+		t.Fatalf("without user: %+v %v", p, err)
+	}
+	if p, err := c.Profile(ctx, "tok"); err != nil || p.ID != "c1" {
+		t.Fatalf("merged: %+v %v", p, err)
+	}
+	if _, err := c.ProfileWithoutUser(ctx, "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no profile: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"/api/v1/customers/profile/?include_user=false", "/api/v1/customers/profile/?", "/api/v1/customers/profile/?include_user=false"}
+	if !slices.Equal(queries, want) {
+		t.Fatalf("requests %q, want %q", queries, want)
 	}
 }
