@@ -41,6 +41,8 @@ type IdempotencyRecord struct {
 type IdempotencyStore interface {
 	// InsertKey claims the key for r, or returns ErrKeyExists when a
 	// record holds it (in flight or done, and not expired at r.CreatedAt).
+	// A store may set r.Owner to its own handle of the claim, which
+	// GetKey then returns and CompleteKey and DeleteKey take.
 	InsertKey(ctx context.Context, r *IdempotencyRecord) error
 	// GetKey returns the key's record, which may have expired (the caller
 	// tells), or ErrKeyNotFound when it has none (never claimed, or
@@ -109,11 +111,14 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 		err := s.hold(ctx, func(ctx context.Context, at time.Time, raw rawStores) error {
 			now = at // the hold runs from when the record can be written
 			claim.leaseExpiresAt = now.Add(s.leaseTTL)
-			return raw.keys.InsertKey(ctx, &IdempotencyRecord{
+			rec := &IdempotencyRecord{
 				KeyID: keyID, Check: check, State: KeyInFlight, Owner: claim.Owner,
 				LeaseExpiresAt: claim.leaseExpiresAt, SagaID: claim.SagaID,
 				CreatedAt: now, ExpiresAt: now.Add(KeyTTL),
-			})
+			}
+			err := raw.keys.InsertKey(ctx, rec)
+			claim.Owner = rec.Owner
+			return err
 		})
 		if err == nil {
 			return claim, nil, nil

@@ -23,8 +23,9 @@ func hotPath(t *testing.T, s *Store, id string) {
 	if err != nil || !ok {
 		t.Fatalf("acquire: %v %v", ok, err)
 	}
-	testenv.Must(t, s.InsertKey(ctx, &bff.IdempotencyRecord{KeyID: "key-" + id, Check: "c", State: bff.KeyInFlight, Owner: owner,
-		LeaseExpiresAt: now.Add(time.Minute), SagaID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}), "insert key")
+	key := &bff.IdempotencyRecord{KeyID: "key-" + id, Check: "c", State: bff.KeyInFlight, Owner: owner,
+		LeaseExpiresAt: now.Add(time.Minute), SagaID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	testenv.Must(t, s.InsertKey(ctx, key), "insert key")
 	testenv.Must(t, s.CreateSaga(ctx, &bff.Saga{ID: id, Kind: bff.KindRegister, State: bff.StateStarted,
 		NextAttemptAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now}), "create")
 	testenv.Must(t, s.TransitionSaga(ctx, id, 0, bff.SagaChange{State: bff.StateUserCreated, At: now, UserID: "u"}), "transition")
@@ -33,14 +34,14 @@ func hotPath(t *testing.T, s *Store, id string) {
 		t.Fatalf("get: %v", err)
 	}
 	testenv.Must(t, s.TransitionSaga(ctx, id, 2, bff.SagaChange{State: bff.StateCompleted, At: now, WipeSecrets: true}), "complete")
-	testenv.Must(t, s.CompleteKey(ctx, "key-"+id, owner, 201, []byte("answer"), now), "complete key")
+	testenv.Must(t, s.CompleteKey(ctx, "key-"+id, key.Owner, 201, []byte("answer"), now), "complete key")
 	if _, err := s.GetKey(ctx, "key-"+id, now); err != nil {
 		t.Fatalf("get key: %v", err)
 	}
 	if err := s.InsertKey(ctx, &bff.IdempotencyRecord{KeyID: "key-" + id, Owner: "retry", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, bff.ErrKeyExists) {
 		t.Fatalf("a retry's claim: %v", err)
 	}
-	testenv.Must(t, s.DeleteKey(ctx, "key-"+id, owner, now), "release a done key (a no-op)")
+	testenv.Must(t, s.DeleteKey(ctx, "key-"+id, key.Owner, now), "release a done key (a no-op)")
 	testenv.Must(t, s.ReleaseLease(ctx, id, owner), "release")
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -20,7 +22,8 @@ import (
 //     a request's hold on the key. The bucket is the day of the claim
 //     (Unix time ÷ KeyTTL); the generations of a bucket are numbered from
 //     0, and the insert of the next one is the claim: of the requests that
-//     read a key free, exactly one inserts it.
+//     read a key free, exactly one inserts it. Its _id is its owner's
+//     handle (the record's Owner).
 //   - an end, under the claim's _id in idempotency_ends, settles a claim
 //     once: done (with its sealed answer) or released (a retry may run the
 //     request again). Completing and releasing one claim race as two
@@ -65,7 +68,6 @@ type claimDoc struct {
 	ID             string    `bson:"_id"`
 	KeyID          string    `bson:"key_id"`
 	Bucket         int64     `bson:"bucket"`
-	Owner          string    `bson:"owner"`
 	Check          string    `bson:"check"`
 	SagaID         string    `bson:"saga_id"`
 	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
@@ -97,7 +99,7 @@ func (l *link) live(now time.Time) bool { return !l.released() && now.Before(l.c
 
 func (l *link) record() *bff.IdempotencyRecord {
 	r := &bff.IdempotencyRecord{
-		KeyID: l.claim.KeyID, Check: l.claim.Check, State: bff.KeyInFlight, Owner: l.claim.Owner,
+		KeyID: l.claim.KeyID, Check: l.claim.Check, State: bff.KeyInFlight, Owner: l.claim.ID,
 		LeaseExpiresAt: l.claim.LeaseExpiresAt, SagaID: l.claim.SagaID,
 		CreatedAt: l.claim.CreatedAt, ExpiresAt: l.claim.ExpiresAt,
 	}
@@ -111,6 +113,24 @@ func bucketOf(t time.Time) int64 { return t.Unix() / int64(bff.KeyTTL/time.Secon
 
 func claimID(keyID string, bucket int64, gen int) string {
 	return fmt.Sprintf("%s/%d/%d", keyID, bucket, gen)
+}
+
+// claimOf parses a claim's _id, an owner's handle, for keyID (ok false:
+// not one of its claims).
+func claimOf(keyID, owner string) (bucket int64, ok bool) {
+	rest, found := strings.CutPrefix(owner, keyID+"/")
+	if !found {
+		return 0, false
+	}
+	b, g, found := strings.Cut(rest, "/")
+	bucket, err := strconv.ParseInt(b, 10, 64)
+	if !found || err != nil {
+		return 0, false
+	}
+	if _, err := strconv.Atoi(g); err != nil {
+		return 0, false
+	}
+	return bucket, true
 }
 
 // window lists the buckets that can hold a record live at now, newest
@@ -197,19 +217,24 @@ func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine i
 }
 
 // InsertKey claims the key for r: the next generation of the bucket of
-// r.CreatedAt, unless a live record holds the key (ErrKeyExists). A record
-// written done (seeding, the upgrade) gets its end at once.
+// r.CreatedAt, unless a live record holds the key (ErrKeyExists), and sets
+// r.Owner to the claim's _id. A record written done (seeding) gets its end
+// at once.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 	now, mine := r.CreatedAt, bucketOf(r.CreatedAt)
 	gen := 0 // a new key's first claim is sent unread
 	for range 4 {
 		id := claimID(r.KeyID, mine, gen)
 		_, err := s.claims.InsertOne(ctx, claimDoc{
-			ID: id, KeyID: r.KeyID, Bucket: mine, Owner: r.Owner, Check: r.Check, SagaID: r.SagaID,
+			ID: id, KeyID: r.KeyID, Bucket: mine, Check: r.Check, SagaID: r.SagaID,
 			LeaseExpiresAt: r.LeaseExpiresAt.UTC(), CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 		})
 		if err == nil {
-			return s.keepClaim(ctx, r, id, mine, now)
+			if err := s.keepClaim(ctx, r, id, mine, now); err != nil {
+				return err
+			}
+			r.Owner = id
+			return nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("bff store: insert key: %w", err)
@@ -268,31 +293,17 @@ func (s *Store) GetKey(ctx context.Context, keyID string, now time.Time) (*bff.I
 	return cur.record(), nil
 }
 
-// claimOf finds owner's claim of keyID in the window of now ("": none).
-func (s *Store) claimOf(ctx context.Context, keyID, owner string, now time.Time) (string, int64, error) {
-	for _, b := range window(now) {
-		claims, err := s.chain(ctx, keyID, b)
-		if err != nil {
-			return "", 0, err
-		}
-		for _, c := range claims {
-			if c.Owner == owner {
-				return c.ID, b, nil
-			}
-		}
+// end settles owner's claim of keyID with e (its _id, bucket and time
+// filled in): the insert of its end, false when owner names no claim of
+// keyID or the claim was settled already. No read: the owner is the
+// claim's _id.
+func (s *Store) end(ctx context.Context, keyID, owner string, e endDoc, now time.Time) (bool, error) {
+	b, ok := claimOf(keyID, owner)
+	if !ok {
+		return false, nil
 	}
-	return "", 0, nil
-}
-
-// end settles owner's claim of keyID with e (its _id and bucket filled
-// in): false when the claim is not found or was settled already.
-func (s *Store) end(ctx context.Context, keyID, owner string, e endDoc) (bool, error) {
-	id, b, err := s.claimOf(ctx, keyID, owner, e.At)
-	if err != nil || id == "" {
-		return false, err
-	}
-	e.ID, e.Bucket, e.At = id, b, e.At.UTC()
-	_, err = s.ends.InsertOne(ctx, e)
+	e.ID, e.Bucket, e.At = owner, b, now.UTC()
+	_, err := s.ends.InsertOne(ctx, e)
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}
@@ -303,7 +314,7 @@ func (s *Store) end(ctx context.Context, keyID, owner string, e endDoc) (bool, e
 // its end, so of a completion and a release of one claim (a retry taking
 // it over after its lease) exactly one wins.
 func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int, answer []byte, now time.Time) error {
-	ok, err := s.end(ctx, keyID, owner, endDoc{State: bff.KeyDone, Status: int32(status), Answer: answer, At: now})
+	ok, err := s.end(ctx, keyID, owner, endDoc{State: bff.KeyDone, Status: int32(status), Answer: answer}, now)
 	if err != nil {
 		return fmt.Errorf("bff store: complete key: %w", err)
 	}
@@ -316,7 +327,7 @@ func (s *Store) CompleteKey(ctx context.Context, keyID, owner string, status int
 // DeleteKey releases owner's in-flight claim (a settled one stays as it
 // is), so the key can be claimed again.
 func (s *Store) DeleteKey(ctx context.Context, keyID, owner string, now time.Time) error {
-	if _, err := s.end(ctx, keyID, owner, endDoc{State: keyReleased, At: now}); err != nil {
+	if _, err := s.end(ctx, keyID, owner, endDoc{State: keyReleased}, now); err != nil {
 		return fmt.Errorf("bff store: delete key: %w", err)
 	}
 	return nil
@@ -342,10 +353,9 @@ func (s *Store) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // legacyKeyDoc is the previous release's record: one per key, found by the
-// unique key_id; its _id is the owner, or random with the owner in owner.
+// unique key_id.
 type legacyKeyDoc struct {
 	ID             string    `bson:"_id"`
-	Owner          string    `bson:"owner"`
 	KeyID          string    `bson:"key_id"`
 	Check          string    `bson:"check"`
 	State          string    `bson:"state"`
@@ -364,7 +374,8 @@ type legacyKeyDoc struct {
 // It reads the whole old collection: empty once upgraded, refilled only by
 // replicas of the previous release during a rollout. An old replica
 // completing a record moved meanwhile finds it gone and leaves the answer
-// to the saga, as when its lease was taken over.
+// to the saga, as when its lease was taken over; a replica of this release
+// reads the moved claim's owner as the claim's _id.
 func (s *Store) upgradeKeys(ctx context.Context, now time.Time) error {
 	cur, err := s.legacy.Find(ctx, bson.D{})
 	if err != nil {
@@ -389,13 +400,9 @@ func (s *Store) upgradeKey(ctx context.Context, d legacyKeyDoc, now time.Time) e
 	if !now.Before(d.ExpiresAt) || d.KeyID == "" {
 		return nil
 	}
-	owner := d.Owner
-	if owner == "" {
-		owner = d.ID
-	}
 	b := bucketOf(d.CreatedAt)
 	id := claimID(d.KeyID, b, 0)
-	_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: d.KeyID, Bucket: b, Owner: owner, Check: d.Check,
+	_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: d.KeyID, Bucket: b, Check: d.Check,
 		SagaID: d.SagaID, LeaseExpiresAt: d.LeaseExpiresAt, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt})
 	if mongo.IsDuplicateKeyError(err) || err != nil || d.State != bff.KeyDone {
 		return ignoreDuplicate(err)

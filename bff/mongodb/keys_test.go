@@ -31,19 +31,20 @@ func TestIdempotencyRecords(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	rec := keyRecord("k1", "o1", now)
 	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	wins, dups := 0, 0
+	wins, dups, owner := 0, 0, ""
 	for range 10 {
 		wg.Go(func() {
+			rec := keyRecord("k1", "o1", now)
 			err := s.InsertKey(ctx, rec)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				wins++
+				owner = rec.Owner
 			case errors.Is(err, bff.ErrKeyExists):
 				dups++
 			default:
@@ -56,14 +57,14 @@ func TestIdempotencyRecords(t *testing.T) {
 		t.Fatalf("wins %d, duplicates %d", wins, dups)
 	}
 	got, err := s.GetKey(ctx, "k1", now)
-	if err != nil || got.State != bff.KeyInFlight || got.Owner != "o1" || got.SagaID != "saga-o1" {
+	if err != nil || got.State != bff.KeyInFlight || got.Owner != owner || got.SagaID != "saga-o1" {
 		t.Fatalf("in flight: %+v %v", got, err)
 	}
 	if err := s.CompleteKey(ctx, "k1", "someone-else", 201, []byte("x"), now); !errors.Is(err, bff.ErrKeyChanged) {
 		t.Fatalf("complete by another owner: %v", err)
 	}
-	testenv.Must(t, s.CompleteKey(ctx, "k1", "o1", 201, []byte("sealed"), now), "complete")
-	if err := s.CompleteKey(ctx, "k1", "o1", 500, []byte("again"), now); !errors.Is(err, bff.ErrKeyChanged) {
+	testenv.Must(t, s.CompleteKey(ctx, "k1", owner, 201, []byte("sealed"), now), "complete")
+	if err := s.CompleteKey(ctx, "k1", owner, 500, []byte("again"), now); !errors.Is(err, bff.ErrKeyChanged) {
 		t.Fatalf("second completion: %v", err)
 	}
 	got, err = s.GetKey(ctx, "k1", now)
@@ -72,7 +73,7 @@ func TestIdempotencyRecords(t *testing.T) {
 		t.Fatalf("record: %+v", got)
 	}
 	// A done record is not released, nor swept while a window reaches it.
-	testenv.Must(t, s.DeleteKey(ctx, "k1", "o1", now), "delete")
+	testenv.Must(t, s.DeleteKey(ctx, "k1", owner, now), "delete")
 	if _, err := s.GetKey(ctx, "k1", now); err != nil {
 		t.Fatalf("done record released: %v", err)
 	}
@@ -110,8 +111,9 @@ func TestReleasedKeyIsClaimedAgain(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for i := range 3 {
-		owner := fmt.Sprintf("o%d", i)
-		testenv.Must(t, s.InsertKey(ctx, keyRecord("k", owner, now)), "claim %s", owner)
+		rec := keyRecord("k", "o", now)
+		testenv.Must(t, s.InsertKey(ctx, rec), "claim %d", i)
+		owner := rec.Owner
 		got, err := s.GetKey(ctx, "k", now)
 		if err != nil || got.Owner != owner {
 			t.Fatalf("claim %d: %+v %v", i, got, err)
@@ -139,11 +141,12 @@ func TestCompletionAndReleaseOfOneClaimHaveOneWinner(t *testing.T) {
 	now := time.Now()
 	for i := range 20 {
 		key := fmt.Sprintf("k%d", i)
-		testenv.Must(t, s.InsertKey(ctx, keyRecord(key, "o", now)), "claim")
+		rec := keyRecord(key, "o", now)
+		testenv.Must(t, s.InsertKey(ctx, rec), "claim")
 		var wg sync.WaitGroup
 		var completed error
-		wg.Go(func() { completed = s.CompleteKey(ctx, key, "o", 201, []byte("answer"), now) })
-		wg.Go(func() { testenv.Must(t, s.DeleteKey(ctx, key, "o", now), "release") })
+		wg.Go(func() { completed = s.CompleteKey(ctx, key, rec.Owner, 201, []byte("answer"), now) })
+		wg.Go(func() { testenv.Must(t, s.DeleteKey(ctx, key, rec.Owner, now), "release") })
 		wg.Wait()
 		got, err := s.GetKey(ctx, key, now)
 		switch {
@@ -172,12 +175,12 @@ func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	)
 	for i := range 20 {
 		wg.Go(func() {
-			owner := fmt.Sprintf("w%d", i)
-			err := s.InsertKey(ctx, keyRecord("k", owner, now))
+			rec := keyRecord("k", fmt.Sprintf("w%d", i), now)
+			err := s.InsertKey(ctx, rec)
 			switch {
 			case err == nil:
 				wins.Add(1)
-				winner.Store(owner)
+				winner.Store(rec.Owner)
 			case !errors.Is(err, bff.ErrKeyExists):
 				t.Error(err)
 			}
@@ -185,7 +188,7 @@ func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	}
 	wg.Wait()
 	got, err := s.GetKey(ctx, "k", now)
-	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() {
+	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() || got.SagaID == old.SagaID {
 		t.Fatalf("%d winners, record %+v %v", wins.Load(), got, err)
 	}
 }
@@ -206,7 +209,7 @@ func TestYesterdaysRecordHoldsTheKey(t *testing.T) {
 			t.Fatalf("today's claim: %v", err)
 		}
 		got, err := s.GetKey(ctx, "k", now)
-		if err != nil || got.Owner != "yesterday" || string(got.Answer) != "first" {
+		if err != nil || got.Owner != y.Owner || got.SagaID != "saga-yesterday" || string(got.Answer) != "first" {
 			t.Fatalf("record: %+v %v", got, err)
 		}
 	}
@@ -257,7 +260,7 @@ func TestClaimsAcrossABucketBoundaryEveryInterleaving(t *testing.T) {
 			r := recs[st.who]
 			id := claimID(key, bucketOf(r.CreatedAt), 0)
 			if st.insert {
-				_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: key, Bucket: bucketOf(r.CreatedAt), Owner: r.Owner,
+				_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: key, Bucket: bucketOf(r.CreatedAt),
 					CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, LeaseExpiresAt: r.LeaseExpiresAt})
 				testenv.Must(t, err, "insert")
 				continue
@@ -294,14 +297,14 @@ func TestConcurrentClaimsAcrossABucketBoundary(t *testing.T) {
 		for i := range 8 {
 			wg.Go(func() {
 				at := boundary.Add(time.Duration(i%2*2-1) * time.Second)
-				owner := fmt.Sprintf("r%d-%d", round, i)
-				err := s.InsertKey(ctx, keyRecord("k", owner, at))
+				rec := keyRecord("k", fmt.Sprintf("r%d-%d", round, i), at)
+				err := s.InsertKey(ctx, rec)
 				if err != nil && !errors.Is(err, bff.ErrKeyExists) {
 					t.Error(err)
 				}
 				if err == nil {
 					mu.Lock()
-					kept = append(kept, owner)
+					kept = append(kept, rec.Owner)
 					mu.Unlock()
 				}
 			})
@@ -369,10 +372,10 @@ func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 		t.Fatalf("done: %+v %v", got, err)
 	}
 	got, err = s.GetKey(ctx, "running", now)
-	if err != nil || got.State != bff.KeyInFlight || got.Owner != "owner-running" || !got.LeaseExpiresAt.Equal(now.Add(time.Minute)) {
+	if err != nil || got.State != bff.KeyInFlight || got.SagaID != "s2" || !got.LeaseExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("running: %+v %v", got, err)
 	}
-	testenv.Must(t, s.CompleteKey(ctx, "running", "owner-running", 201, []byte("x"), now), "complete the upgraded claim")
+	testenv.Must(t, s.CompleteKey(ctx, "running", got.Owner, 201, []byte("x"), now), "complete the upgraded claim")
 	if _, err := s.GetKey(ctx, "old", now); !errors.Is(err, bff.ErrKeyNotFound) {
 		t.Fatalf("expired: %v", err)
 	}
@@ -383,7 +386,7 @@ func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 	testenv.Must(t, err, "late legacy record")
 	_, err = s.SweepKeys(ctx, now)
 	testenv.Must(t, err, "sweep")
-	if got, err := s.GetKey(ctx, "late", now); err != nil || got.Owner != "late" {
+	if got, err := s.GetKey(ctx, "late", now); err != nil || got.State != bff.KeyInFlight {
 		t.Fatalf("late: %+v %v", got, err)
 	}
 }

@@ -298,13 +298,15 @@ func sagaLife(ctx context.Context, st *bffmongo.Store) error {
 		AnswerSealed: randomBytes(1500), WipeSecrets: true})
 }
 
-// insertKey inserts a fresh in-flight idempotency record.
+// insertKey inserts a fresh in-flight idempotency record and returns its
+// key and owner (the store's handle of the claim).
 func insertKey(ctx context.Context, st *bffmongo.Store) (keyID, owner string, err error) {
 	now := time.Now().UTC()
-	keyID, owner = sha256Hex(contract.NewID()), contract.NewID()
-	err = st.InsertKey(ctx, &bff.IdempotencyRecord{KeyID: keyID, Check: randomHex(16), State: bff.KeyInFlight, Owner: owner,
-		LeaseExpiresAt: now.Add(30 * time.Second), SagaID: contract.NewID(), CreatedAt: now, ExpiresAt: now.Add(bff.KeyTTL)})
-	return keyID, owner, err
+	keyID = sha256Hex(contract.NewID())
+	rec := &bff.IdempotencyRecord{KeyID: keyID, Check: randomHex(16), State: bff.KeyInFlight, Owner: contract.NewID(),
+		LeaseExpiresAt: now.Add(30 * time.Second), SagaID: contract.NewID(), CreatedAt: now, ExpiresAt: now.Add(bff.KeyTTL)}
+	err = st.InsertKey(ctx, rec)
+	return keyID, rec.Owner, err
 }
 
 // capacityRole names a service of the capacity model and the process
