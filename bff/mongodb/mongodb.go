@@ -23,7 +23,7 @@
 //	                  indexes: {saga_id} unique, {expires_at}
 //	idempotency_claims {_id [string, "<key id>/<bucket>/<generation>": the key id is the
 //	                   hex SHA-256 of the Idempotency-Key, the bucket its day (Unix time ÷
-//	                   KeyTTL)], key_id, bucket [int64], owner [random per claim], check,
+//	                   KeyTTL); the claim's owner is this _id], key_id, bucket [int64], check,
 //	                   saga_id, lease_expires_at [date], created_at [date], expires_at [date]}
 //	                  indexes: {bucket}
 //	idempotency_ends  {_id [string, the claim's], bucket [int64], state [done or released],
