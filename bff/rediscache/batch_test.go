@@ -67,6 +67,16 @@ func batchCache(t *testing.T) (*Cache, *redis.Client, *gateHook) {
 
 func batchCacheWith(t *testing.T, br *breaker.Breaker) (*Cache, *redis.Client, *gateHook) {
 	t.Helper()
+	h := &gateHook{gate: make(chan struct{})}
+	h.holding.Store(true) // disarmed
+	c, rdb := hookedCache(t, h, Options{Timeout: 5 * time.Second, Breaker: br})
+	return c, rdb, h
+}
+
+// hookedCache is a cache over a real Redis whose client runs hook, over
+// staticOrigin.
+func hookedCache(t *testing.T, hook redis.Hook, o Options) (*Cache, *redis.Client) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real Redis")
 	}
@@ -75,12 +85,10 @@ func batchCacheWith(t *testing.T, br *breaker.Breaker) (*Cache, *redis.Client, *
 	testenv.Must(t, err, "url")
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	h := &gateHook{gate: make(chan struct{})}
-	h.holding.Store(true) // disarmed
-	rdb.AddHook(h)
-	c, err := New(rdb, staticOrigin{}, Options{Timeout: 5 * time.Second, Breaker: br})
+	rdb.AddHook(hook)
+	c, err := New(rdb, staticOrigin{}, o)
 	testenv.Must(t, err, "cache")
-	return c, rdb, h
+	return c, rdb
 }
 
 // TestLookupsQueuedDuringARoundTripShareTheNext: while one lookup's round

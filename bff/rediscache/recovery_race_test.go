@@ -40,18 +40,8 @@ func (h *afterLookupHook) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // miss (the replica was not clean when the lookup started).
 func TestARecoveryDuringALookupServesNothingItRead(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("needs a real Redis")
-	}
-	r := testenv.Redis(t)
-	opt, err := redis.ParseURL(r.URL)
-	testenv.Must(t, err, "url")
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
 	h := &afterLookupHook{}
-	rdb.AddHook(h)
-	c, err := New(rdb, staticOrigin{}, Options{Timeout: 5 * time.Second, RecoveryInterval: time.Hour})
-	testenv.Must(t, err, "cache")
+	c, rdb := hookedCache(t, h, Options{Timeout: 5 * time.Second, RecoveryInterval: time.Hour})
 	ctx := context.Background()
 
 	if _, st, err := c.View(ctx, "u1", "token"); err != nil || st != bff.CacheMiss {
