@@ -150,6 +150,14 @@ func NewOrigin(users UserSource, profiles ProfileSource) *Origin {
 // and checks that both belong to userID. If either fetch fails, the other is
 // cancelled and the first failure is returned (wrapped, so callers can match
 // the sources' error kinds with errors.Is).
+//
+// The profile's user fields (email, first_name, last_name, phone_number:
+// the customer service's CustomerWithUserData) are filled from the user
+// part, whatever the profile source answered for them: the source reads the
+// profile without them (include_user=false, sparing the customer service
+// its own call to the auth service), and the auth service, which this view
+// asks anyway, is their source of truth. So both parts of a view always
+// carry the same values, and the profile keeps its members and their order.
 func (o *Origin) Load(ctx context.Context, userID, token string) (View, error) {
 	if userID == "" {
 		return View{}, errors.New("bff: view of an empty user id")
@@ -162,36 +170,39 @@ func (o *Origin) Load(ctx context.Context, userID, token string) (View, error) {
 	)
 	fail := func(err error) { once.Do(func() { first = err; cancel() }) }
 
-	profile := make(chan json.RawMessage, 1)
+	profile := make(chan []member, 1)
 	go func() {
 		raw, err := o.profiles.CurrentProfile(ctx, token)
+		var members []member
 		switch {
 		case errors.Is(err, ErrNoProfile):
-			raw = nil
 		case err != nil:
 			fail(fmt.Errorf("load customer profile: %w", err))
-			raw = nil
 		default:
-			raw = bytes.TrimSpace(raw)
-			if !profileOwnerOf(raw, userID) {
+			var ok bool
+			if members, ok = profileMembers(bytes.TrimSpace(raw), userID); !ok {
 				fail(fmt.Errorf("load customer profile: %w", ErrViewMismatch))
-				raw = nil
 			}
 		}
-		profile <- raw
+		profile <- members
 	}()
 
+	var u userPart
 	user, err := o.users.CurrentUser(ctx, token)
 	if err != nil {
 		fail(fmt.Errorf("load user: %w", err))
-	} else if user = bytes.TrimSpace(user); !userOf(user, userID) {
+	} else if user = bytes.TrimSpace(user); !u.parse(user, userID) {
 		fail(fmt.Errorf("load user: %w", ErrViewMismatch))
 	}
-	p := <-profile
+	members := <-profile
 	if first != nil {
 		return View{}, first
 	}
-	return View{User: user, Profile: p}, nil
+	v := View{User: user}
+	if members != nil {
+		v.Profile = u.fill(members)
+	}
+	return v, nil
 }
 
 // View loads the view from the origins; the status is always CacheBypass.
@@ -211,18 +222,196 @@ func isObject(raw []byte) bool {
 	return len(raw) >= 2 && raw[0] == '{' && raw[len(raw)-1] == '}' && json.Valid(raw)
 }
 
-// userOf and profileOwnerOf check a part's owner: ids are UUIDs, compared
-// case-insensitively. json.Unmarshal validates the whole document first.
-func userOf(raw []byte, userID string) bool {
-	var u struct {
-		ID string `json:"id"`
-	}
-	return len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &u) == nil && strings.EqualFold(u.ID, userID)
+// userPart is what a view reads of its user part: the id (the owner check)
+// and the user fields the profile part carries too.
+type userPart struct {
+	ID          string          `json:"id"`
+	Email       json.RawMessage `json:"email"`
+	FirstName   json.RawMessage `json:"first_name"`
+	LastName    json.RawMessage `json:"last_name"`
+	PhoneNumber json.RawMessage `json:"phone_number"`
 }
 
-func profileOwnerOf(raw []byte, userID string) bool {
-	var p struct {
-		UserID string `json:"user_id"`
+// parse reads raw into u and reports whether it is one JSON object, the
+// user userID's: ids are UUIDs, compared case-insensitively. json.Unmarshal
+// validates the whole document first.
+func (u *userPart) parse(raw []byte, userID string) bool {
+	return len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, u) == nil && strings.EqualFold(u.ID, userID)
+}
+
+// userFields are the profile's members filled from the user part, in the
+// order the customer service writes them.
+var userFields = [...]string{"email", "first_name", "last_name", "phone_number"}
+
+// userField is the index in userFields of the member name as written (a
+// JSON string), or -1.
+func userField(name []byte) int {
+	switch string(name) {
+	case `"email"`:
+		return 0
+	case `"first_name"`:
+		return 1
+	case `"last_name"`:
+		return 2
+	case `"phone_number"`:
+		return 3
 	}
-	return len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &p) == nil && strings.EqualFold(p.UserID, userID)
+	return -1
+}
+
+// values are the user's values of userFields; a field the user part lacks
+// is null.
+func (u *userPart) values() [len(userFields)]json.RawMessage {
+	vs := [...]json.RawMessage{u.Email, u.FirstName, u.LastName, u.PhoneNumber}
+	for i, v := range vs {
+		if len(v) == 0 {
+			vs[i] = viewNull
+		}
+	}
+	return vs
+}
+
+// fill encodes the profile's members with the user fields' values taken
+// from u, in place; a user field the profile lacks is added at its end.
+func (u *userPart) fill(members []member) json.RawMessage {
+	vs := u.values()
+	size := 2 + len(vs[0]) + len(vs[1]) + len(vs[2]) + len(vs[3]) + 64
+	for _, m := range members {
+		size += len(m.name) + len(m.value) + 2
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	put := func(name, v []byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, name...)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	var seen [len(userFields)]bool
+	for _, m := range members {
+		if i := m.field; i >= 0 {
+			seen[i] = true
+			put(m.name, vs[i])
+			continue
+		}
+		put(m.name, m.value)
+	}
+	for i, f := range userFields {
+		if !seen[i] {
+			put([]byte(`"`+f+`"`), vs[i])
+		}
+	}
+	return append(out, '}')
+}
+
+// member is one member of a JSON object: its name and value as written,
+// and the index of the name in userFields (-1: not a user field).
+type member struct {
+	name, value []byte
+	field       int
+}
+
+// profileMembers splits raw, a profile, into its members and reports
+// whether it is one valid JSON object whose every user_id is userID's
+// (compared case-insensitively, ids being UUIDs). The names of a profile
+// are plain: one written with an escape is not recognised as a user field
+// or as user_id (then the profile has no owner and is refused).
+func profileMembers(raw []byte, userID string) ([]member, bool) {
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return nil, false
+	}
+	members := make([]member, 0, 32)
+	owner := false
+	i := skipSpace(raw, 1)
+	if raw[i] == '}' {
+		return nil, false
+	}
+	for {
+		// raw is valid JSON: a member name, a colon, a value, then a comma or
+		// the closing brace.
+		end := stringEnd(raw, i)
+		m := member{name: raw[i:end]}
+		m.field = userField(m.name)
+		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
+		vend := valueEnd(raw, i)
+		m.value = raw[i:vend]
+		if string(m.name) == `"user_id"` {
+			if !isString(m.value, userID) {
+				return nil, false
+			}
+			owner = true
+		}
+		members = append(members, m)
+		i = skipSpace(raw, vend)
+		if raw[i] == '}' {
+			return members, owner
+		}
+		i = skipSpace(raw, i+1) // past the comma
+	}
+}
+
+// isString reports whether v, a valid JSON value, is the string s, compared
+// case-insensitively (an escaped string is decoded first).
+func isString(v []byte, s string) bool {
+	if len(v) < 2 || v[0] != '"' {
+		return false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return strings.EqualFold(string(v[1:len(v)-1]), s)
+	}
+	var got string
+	return json.Unmarshal(v, &got) == nil && strings.EqualFold(got, s)
+}
+
+// skipSpace returns the index of the first byte of raw at or after i that
+// is not JSON whitespace.
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at i.
+func stringEnd(raw []byte, i int) int {
+	for i++; i < len(raw); i++ {
+		switch raw[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at i, in a
+// document json.Valid accepted.
+func valueEnd(raw []byte, i int) int {
+	switch raw[i] {
+	case '"':
+		return stringEnd(raw, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(raw); i++ {
+			switch raw[i] {
+			case '"':
+				i = stringEnd(raw, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default: // a number, true, false or null
+		for i < len(raw) && raw[i] != ',' && raw[i] != '}' && raw[i] != ']' && raw[i] != ' ' && raw[i] != '\t' && raw[i] != '\n' && raw[i] != '\r' {
+			i++
+		}
+		return i
+	}
 }

@@ -18,8 +18,13 @@ const (
 )
 
 var (
-	viewUser    = json.RawMessage(`{"id":"` + viewUserID + `","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100","user_role":"customer","date_joined":"2024-01-02T03:04:05Z"}`)
-	viewProfile = json.RawMessage(`{"id":"5d1c0b7e-3a2f-4e6d-9c8b-7a6f5e4d3c2b","user_id":"` + viewUserID + `","city":"Springfield","postal_code":"12345","country":"USA","notification_preferences":{"email":true,"sms":false,"marketing":false}}`)
+	viewUser = json.RawMessage(`{"id":"` + viewUserID + `","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100","user_role":"customer","date_joined":"2024-01-02T03:04:05Z"}`)
+	// viewProfile is the customer service's answer without the user data
+	// (include_user=false): the user fields null.
+	viewProfile = json.RawMessage(`{"id":"5d1c0b7e-3a2f-4e6d-9c8b-7a6f5e4d3c2b","user_id":"` + viewUserID + `","email":null,"first_name":null,"last_name":null,"phone_number":null,"city":"Springfield","postal_code":"12345","country":"USA","notification_preferences":{"email":true,"sms":false,"marketing":false}}`)
+	// viewMerged is viewProfile as the view carries it: the user fields
+	// filled from viewUser, in place.
+	viewMerged  = json.RawMessage(`{"id":"5d1c0b7e-3a2f-4e6d-9c8b-7a6f5e4d3c2b","user_id":"` + viewUserID + `","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100","city":"Springfield","postal_code":"12345","country":"USA","notification_preferences":{"email":true,"sms":false,"marketing":false}}`)
 	errUpstream = errors.New("upstream unavailable")
 )
 
@@ -82,7 +87,7 @@ func TestLoadMergesBothParts(t *testing.T) {
 	if status != bff.CacheBypass {
 		t.Fatalf("status %s, want BYPASS from the origin-only views", status)
 	}
-	want := `{"user":` + string(viewUser) + `,"profile":` + string(viewProfile) + `}`
+	want := `{"user":` + string(viewUser) + `,"profile":` + string(viewMerged) + `}`
 	if string(body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", body, want)
 	}
@@ -193,6 +198,14 @@ func TestLoadRefusesAnotherUsersOrMalformedParts(t *testing.T) {
 		{"user truncated", viewUser[:len(viewUser)-5], viewProfile, false},
 		{"user an array", json.RawMessage(`[1]`), viewProfile, false},
 		{"profile truncated", viewUser, viewProfile[:20], false},
+		{"profile without user_id", viewUser, json.RawMessage(`{"id":"p","city":"Salem"}`), false},
+		{"profile empty", viewUser, json.RawMessage(`{}`), false},
+		{"profile with a second, other user_id", viewUser, json.RawMessage(`{"user_id":"` + viewUserID + `","user_id":"` + otherUserID + `"}`), false},
+		{"profile's user_id a number", viewUser, json.RawMessage(`{"user_id":7}`), false},
+		{"profile's user_id escaped", viewUser, json.RawMessage(`{"user_id":"` + strings.Replace(viewUserID, "0", `\u0030`, 1) + `"}`), true},
+		{"profile's member name user_id escaped", viewUser, json.RawMessage(`{"user_\u0069d":"` + viewUserID + `"}`), false},
+		{"profile an array", viewUser, json.RawMessage(`[` + string(viewProfile) + `]`), false},
+		{"profile with trailing data", viewUser, json.RawMessage(string(viewProfile) + `{}`), false},
 		{"empty user", json.RawMessage(``), viewProfile, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,6 +219,54 @@ func TestLoadRefusesAnotherUsersOrMalformedParts(t *testing.T) {
 			}
 			if !errors.Is(err, bff.ErrViewMismatch) {
 				t.Fatalf("got %v (view %s), want ErrViewMismatch", err, v.JSON())
+			}
+		})
+	}
+}
+
+// TestLoadFillsTheProfilesUserFields: the view's profile carries email,
+// first_name, last_name and phone_number from the view's user part, the
+// auth service's answer, whatever the customer service answered for them
+// (null when asked include_user=false; the token's names, possibly stale,
+// from a service that merges anyway); every other member is kept as
+// written, in its place.
+func TestLoadFillsTheProfilesUserFields(t *testing.T) {
+	t.Parallel()
+	const head = `{"id":"p1","user_id":"` + viewUserID + `"`
+	for _, tc := range []struct {
+		name, user, profile, want string
+	}{
+		{"the user fields null", string(viewUser), string(viewProfile), string(viewMerged)},
+		{"merged by the customer service from an older token", string(viewUser),
+			head + `,"email":"old@example.com","first_name":"Augusta","last_name":"Byron","phone_number":null,"city":"Salem"}`,
+			head + `,"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100","city":"Salem"}`},
+		{"the user fields missing: added at the end, in order", string(viewUser),
+			head + `,"city":"Salem"}`,
+			head + `,"city":"Salem","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","phone_number":"+15555550100"}`},
+		{"a user field the user lacks is null", `{"id":"` + viewUserID + `","email":"ada@example.com","first_name":"Ada","last_name":null}`,
+			head + `,"email":null,"first_name":null,"last_name":"x","phone_number":"+1"}`,
+			head + `,"email":"ada@example.com","first_name":"Ada","last_name":null,"phone_number":null}`},
+		{"values as the user part writes them", `{"id":"` + viewUserID + `","email":"a\u0040b.c","first_name":"Zo\u00eb \"Z\"","last_name":"O'Brien","phone_number":""}`,
+			head + `,"email":null,"first_name":null,"last_name":null,"phone_number":null}`,
+			head + `,"email":"a\u0040b.c","first_name":"Zo\u00eb \"Z\"","last_name":"O'Brien","phone_number":""}`},
+		{"nested values, escapes and whitespace", string(viewUser),
+			"{ \"user_id\" : \"" + viewUserID + "\" ,\n\t\"note\": \"a \\\"}{,\\\" b\\\\\",\"email\" :null , \"prefs\":{\"email\":{\"a\":[1,{\"b\":\"]}\"}]}},\"n\":-1.5e3,\"ok\":true,\"phone_number\":null,\"x\":[]\r\n}",
+			`{"user_id":"` + viewUserID + `","note":"a \"}{,\" b\\","email":"ada@example.com","prefs":{"email":{"a":[1,{"b":"]}"}]}},"n":-1.5e3,"ok":true,"phone_number":"+15555550100","x":[],"first_name":"Ada","last_name":"Lovelace"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v, err := bff.NewOrigin(staticUsers(json.RawMessage(tc.user), nil), staticProfiles(json.RawMessage(tc.profile), nil)).Load(context.Background(), viewUserID, "tok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(v.Profile) != tc.want {
+				t.Fatalf("profile\n%s\nwant\n%s", v.Profile, tc.want)
+			}
+			if string(v.User) != tc.user {
+				t.Fatalf("user part %s, want %s as answered", v.User, tc.user)
+			}
+			if _, err := bff.ParseView(v.JSON()); err != nil {
+				t.Fatalf("the view is not valid: %v", err)
 			}
 		})
 	}
@@ -225,7 +286,7 @@ func TestLoadNeedsAUserID(t *testing.T) {
 
 func TestViewEncodingRoundTrips(t *testing.T) {
 	t.Parallel()
-	for _, v := range []bff.View{{User: viewUser, Profile: viewProfile}, {User: viewUser}} {
+	for _, v := range []bff.View{{User: viewUser, Profile: viewMerged}, {User: viewUser}} {
 		got, err := bff.ParseView(v.JSON())
 		if err != nil {
 			t.Fatal(err)

@@ -232,10 +232,13 @@ func existence(e customerclient.Existence, err error) (bool, string, error) {
 	return e.Exists, id, nil
 }
 
-// CurrentProfile is the view loader's profile source.
+// CurrentProfile is the view loader's profile source: the profile without
+// its user data (include_user=false), which the loader fills from the user
+// it loads from the auth service itself, so the customer service does not
+// ask the auth service for it too.
 func (c *customers) CurrentProfile(ctx context.Context, token string) (json.RawMessage, error) {
 	p, err := breaker.Call(ctx, c.br, func(ctx context.Context) (*customerclient.Profile, error) {
-		return c.c.Profile(ctx, token)
+		return c.c.ProfileWithoutUser(ctx, token)
 	})
 	if errors.Is(err, customerclient.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", bff.ErrNoProfile, fromCustomer(err))
