@@ -23,12 +23,19 @@ type Reconciler struct {
 	attention atomic.Int64
 	oldest    atomic.Int64 // unix nanoseconds of the oldest open saga; 0: none
 	passes    atomic.Int64
-	lastSweep time.Time // of expired keys and old sagas; only Pass touches it
+	// lastSweep and lastSagaSweep are when the leases and keys, and the
+	// finished sagas, were last swept; only Pass touches them.
+	lastSweep, lastSagaSweep time.Time
 }
 
-// sweepEvery is how often expired idempotency keys and finished sagas past
-// their retention are deleted.
-const sweepEvery = time.Minute
+// sweepEvery is how often expired leases and idempotency keys are deleted,
+// and sagaSweepEvery how often the finished sagas past their retention:
+// that sweep reads every saga on the embedded server, and a retention is
+// counted in days, so an hour late costs nothing.
+const (
+	sweepEvery     = time.Minute
+	sagaSweepEvery = time.Hour
+)
 
 // NewReconciler returns a reconciler that looks for due sagas every
 // interval (with ±20% jitter) and deletes the finished ones (completed,
@@ -86,8 +93,9 @@ func (rc *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// Pass works on every due saga once, and once a minute sweeps the expired
-// idempotency keys and the finished sagas past their retention. It returns
+// Pass works on every due saga once; once a minute it sweeps the expired
+// leases and idempotency keys, once an hour the finished sagas past their
+// retention. It returns
 // how many sagas it advanced. Passes must not run concurrently.
 func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 	defer rc.passes.Add(1)
@@ -137,8 +145,9 @@ func (rc *Reconciler) Pass(ctx context.Context) (int, error) {
 	return advanced, errors.Join(errs...)
 }
 
-// sweep deletes expired idempotency keys and old finished sagas. Failures
-// are logged: the next sweep tries again.
+// sweep deletes expired leases and idempotency keys and, once every
+// sagaSweepEvery, old finished sagas. Failures are logged: the next sweep
+// tries again.
 func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	s := rc.s
 	// Leases orphaned by a crash (between the lease and the saga record)
@@ -153,9 +162,10 @@ func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	} else if n > 0 {
 		s.log.InfoContext(ctx, "expired idempotency keys removed", "count", n)
 	}
-	if rc.retention == 0 {
+	if rc.retention == 0 || now.Sub(rc.lastSagaSweep) < sagaSweepEvery {
 		return
 	}
+	rc.lastSagaSweep = now
 	if n, err := s.sagas.SweepSagas(ctx, now.Add(-rc.retention)); err != nil {
 		s.log.WarnContext(ctx, "saga sweep failed", "error", err.Error())
 	} else if n > 0 {

@@ -204,7 +204,8 @@ func TestReconcilerSweepsFinishedSagasPastTheirRetention(t *testing.T) {
 	if n := len(h.store.sagas); n != 6 {
 		t.Fatalf("without a retention %d sagas are left, want all 6", n)
 	}
-	if _, err := h.svc.NewReconciler(time.Second, 30*24*time.Hour).Pass(ctx); err != nil {
+	rc := h.svc.NewReconciler(time.Second, 30*24*time.Hour)
+	if _, err := rc.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"old-completed", "old-compensated", "old-failed"} {
@@ -215,6 +216,24 @@ func TestReconcilerSweepsFinishedSagasPastTheirRetention(t *testing.T) {
 	for _, id := range []string{"old-needs-attention", "old-open", "recent-completed"} {
 		if _, ok := h.store.sagas[id]; !ok {
 			t.Errorf("%s was deleted", id)
+		}
+	}
+	// The sagas' sweep (a scan of every saga on the embedded server) runs
+	// once an hour, the keys' and leases' once a minute.
+	late := Saga{ID: "late-completed", Kind: KindRegister, State: StateCompleted, UpdatedAt: old}
+	if err := h.store.CreateSaga(ctx, &late); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		kept    bool
+	}{{2 * time.Minute, true}, {sagaSweepEvery, false}} {
+		h.clock.advance(step.advance)
+		if _, err := rc.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := h.store.sagas[late.ID]; ok != step.kept {
+			t.Fatalf("%s after %s: kept %v, want %v", late.ID, step.advance, ok, step.kept)
 		}
 	}
 }

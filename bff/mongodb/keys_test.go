@@ -340,6 +340,18 @@ func TestSweepKeepsWhatAWindowReaches(t *testing.T) {
 	if got, err := s.GetKey(ctx, "k0", now); err != nil || got.State != bff.KeyDone {
 		t.Fatalf("today's record: %+v %v", got, err)
 	}
+	// A swept bucket gets no new record, so the store sweeps up to a
+	// bucket once: a record put there behind its back stays until the
+	// next day's sweep.
+	late := bucketOf(now) - 4
+	_, err := s.claims.InsertOne(ctx, claimDoc{ID: claimID("late", late, 0), KeyID: "late", Bucket: late})
+	testenv.Must(t, err, "a record in a swept bucket")
+	if n, err := s.SweepKeys(ctx, now.Add(time.Minute)); n != 0 || err != nil {
+		t.Fatalf("second sweep of the day: %d %v, want nothing", n, err)
+	}
+	if n, err := s.SweepKeys(ctx, now.Add(bff.KeyTTL)); n != 2 || err != nil {
+		t.Fatalf("next day's sweep: %d %v, want the late record and the bucket 3 days back", n, err)
+	}
 }
 
 // The previous release's records (one per key, by key_id) are moved into

@@ -44,6 +44,8 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -75,6 +77,9 @@ type Store struct {
 	// by _id alone (the fence is the guard); MongoDB's is also filtered by
 	// the version. See mongodb.IsFerretDB.
 	guardByRead bool
+	// keysSwept is the last bucket of idempotency records SweepKeys
+	// deleted (math.MinInt64: none yet).
+	keysSwept atomic.Int64
 }
 
 var (
@@ -99,6 +104,7 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		legacy:      db.Collection(LegacyKeysCollection),
 		guardByRead: ferret,
 	}
+	s.keysSwept.Store(math.MinInt64)
 	// One index per call: FerretDB v1 drops the connection when a
 	// createIndexes of several indexes finds them existing already.
 	for _, ix := range []struct {
