@@ -251,7 +251,9 @@ func figure1(ctx context.Context, o options, s *system, progress func(string)) (
 }
 
 // figure2: a miss against the slower of the two origin calls it makes,
-// each made directly with the same token.
+// each made directly, as the BFF makes it, with the same token: the
+// customer's profile without the user fields (include_user=false), which
+// the BFF fills from the user it loads.
 func figure2(ctx context.Context, o options, s *system, progress func(string)) (figure, error) {
 	miss := httpSide("miss", s.bffMiss.addr, o.light, rotate(perUser(s, func(u user) []byte {
 		return getRequest(s.bffMiss.addr, "/api/bff/me/", u.access)
@@ -259,8 +261,8 @@ func figure2(ctx context.Context, o options, s *system, progress func(string)) (
 	authDirect := httpSide("auth GET profile/", s.auth.addr, o.light, rotate(perUser(s, func(u user) []byte {
 		return getRequest(s.auth.addr, "/api/auth/profile/", u.access)
 	})), status(http.StatusOK, ""))
-	custDirect := httpSide("customer GET profile/", s.customer.addr, o.light, rotate(perUser(s, func(u user) []byte {
-		return getRequest(s.customer.addr, "/api/v1/customers/profile/", u.access)
+	custDirect := httpSide("customer GET profile/?include_user=false", s.customer.addr, o.light, rotate(perUser(s, func(u user) []byte {
+		return getRequest(s.customer.addr, "/api/v1/customers/profile/?include_user=false", u.access)
 	})), status(http.StatusOK, ""))
 	defer closeAll(miss, authDirect, custDirect)
 	if err := interleave(ctx, []*side{miss, authDirect, custDirect}, o.rounds, o.round, o.warm, s.watch, progress); err != nil {
