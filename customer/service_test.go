@@ -630,3 +630,64 @@ func TestServiceScopes(t *testing.T) {
 		t.Errorf("Delete with customers:delete: %v", err)
 	}
 }
+
+// rendezvousStore's Count and List each wait until the other has started:
+// a listing that made them one after the other would never finish.
+type rendezvousStore struct {
+	*memStore
+	counting, listing chan struct{}
+}
+
+func (r *rendezvousStore) meet(mine, other chan struct{}) error {
+	close(mine)
+	select {
+	case <-other:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the count and the page read were not sent at once")
+	}
+}
+
+func (r *rendezvousStore) Count(ctx context.Context, f customer.Filter) (int, error) {
+	if err := r.meet(r.counting, r.listing); err != nil {
+		return 0, err
+	}
+	return r.memStore.Count(ctx, f)
+}
+
+func (r *rendezvousStore) List(ctx context.Context, f customer.Filter, offset, limit int) ([]customer.Customer, error) {
+	if err := r.meet(r.listing, r.counting); err != nil {
+		return nil, err
+	}
+	return r.memStore.List(ctx, f, offset, limit)
+}
+
+// A page asked for by number is read while the profiles are counted (each
+// reads every profile on the embedded server); the last page, whose number
+// comes from the count, after it; a page past the last one is refused.
+func TestListCountsAndReadsThePageAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	employee := actorOf(contract.RoleEmployee)
+	mem := newMemStore()
+	seed := customer.NewService(mem, customertest.KnownUsers(), nil, customer.Options{})
+	for range 5 {
+		if _, err := seed.CreateFor(ctx, employee, contract.NewID(), validChanges()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := &rendezvousStore{memStore: mem, counting: make(chan struct{}), listing: make(chan struct{})}
+	s := customer.NewService(store, customertest.KnownUsers(), nil, customer.Options{})
+	p, err := s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Number: 2, Size: 2})
+	if err != nil || p.Total != 5 || p.Number != 2 || len(p.Items) != 2 {
+		t.Fatalf("page 2: %+v %v", p, err)
+	}
+	s = customer.NewService(mem, customertest.KnownUsers(), nil, customer.Options{})
+	p, err = s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Last: true, Size: 2})
+	if err != nil || p.Number != 3 || len(p.Items) != 1 {
+		t.Fatalf("last page: %+v %v", p, err)
+	}
+	if _, err := s.List(ctx, employee, customer.Filter{}, customer.PageRequest{Number: 4, Size: 2}); !errors.Is(err, customer.ErrInvalidPage) {
+		t.Fatalf("page 4 of 3: %v", err)
+	}
+}
