@@ -47,7 +47,7 @@ import (
 
 // Collection names of the idempotency records; LegacyKeysCollection is the
 // previous release's (one document per key, found by key_id), upgraded at
-// start and by every sweep.
+// start.
 const (
 	ClaimsCollection     = "idempotency_claims"
 	EndsCollection       = "idempotency_ends"
@@ -63,7 +63,10 @@ const clockSkew = time.Minute
 // boundary.
 const keyReleased = "released"
 
-// claimDoc is a request's claim of a key.
+// claimDoc is a request's claim of a key. A claim written already done
+// (a record of the previous release, or seeded) carries its answer itself,
+// in one insert, so no reader ever sees it in flight; an end inserted
+// under it later changes nothing.
 type claimDoc struct {
 	ID             string    `bson:"_id"`
 	KeyID          string    `bson:"key_id"`
@@ -73,6 +76,9 @@ type claimDoc struct {
 	LeaseExpiresAt time.Time `bson:"lease_expires_at"`
 	CreatedAt      time.Time `bson:"created_at"`
 	ExpiresAt      time.Time `bson:"expires_at"`
+	State          string    `bson:"state,omitempty"` // bff.KeyDone: done at its insert
+	Status         int32     `bson:"status,omitempty"`
+	Answer         []byte    `bson:"answer,omitempty"`
 }
 
 // endDoc settles the claim with the same _id.
@@ -91,7 +97,15 @@ type link struct {
 	end   *endDoc
 }
 
-func (l *link) released() bool { return l.end != nil && l.end.State == keyReleased }
+// doneAtInsert reports whether the claim was written done.
+func (l *link) doneAtInsert() bool { return l.claim.State == bff.KeyDone }
+
+func (l *link) released() bool {
+	return !l.doneAtInsert() && l.end != nil && l.end.State == keyReleased
+}
+
+// inFlight reports whether the claim is neither settled nor written done.
+func (l *link) inFlight() bool { return !l.doneAtInsert() && l.end == nil }
 
 // live reports whether the claim holds its key at now: not released and
 // not expired.
@@ -103,7 +117,10 @@ func (l *link) record() *bff.IdempotencyRecord {
 		LeaseExpiresAt: l.claim.LeaseExpiresAt, SagaID: l.claim.SagaID,
 		CreatedAt: l.claim.CreatedAt, ExpiresAt: l.claim.ExpiresAt,
 	}
-	if l.end != nil && l.end.State == bff.KeyDone {
+	switch {
+	case l.doneAtInsert():
+		r.State, r.Status, r.Answer = bff.KeyDone, int(l.claim.Status), l.claim.Answer
+	case l.end != nil && l.end.State == bff.KeyDone:
 		r.State, r.Status, r.Answer = bff.KeyDone, int(l.end.Status), l.end.Answer
 	}
 	return r
@@ -144,21 +161,54 @@ func window(now time.Time) []int64 {
 	return out
 }
 
-// chain reads the claims of keyID in bucket b: by _id from generation 0
-// up to the first missing one (one read when the bucket holds none).
-func (s *Store) chain(ctx context.Context, keyID string, b int64) ([]claimDoc, error) {
-	var out []claimDoc
-	for gen := 0; ; gen++ {
-		var d claimDoc
-		err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: claimID(keyID, b, gen)}}).Decode(&d)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
+// claimAt reads generation gen of keyID's claims in bucket b (nil: none).
+func (s *Store) claimAt(ctx context.Context, keyID string, b int64, gen int) (*claimDoc, error) {
+	var d claimDoc
+	err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: claimID(keyID, b, gen)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// lastClaim finds the last claim of keyID in bucket b (nil: none) and the
+// number of claims there. The generations of a bucket exist from 0 up
+// without a gap (nothing inside a window is deleted), so a galloping
+// search finds the last in about 2·log₂(n) reads by _id: one when the
+// bucket holds none, two when it holds one.
+func (s *Store) lastClaim(ctx context.Context, keyID string, b int64) (*claimDoc, int, error) {
+	last, err := s.claimAt(ctx, keyID, b, 0)
+	if err != nil || last == nil {
+		return nil, 0, err
+	}
+	lo, hi := 0, -1 // generation lo exists; hi (once >= 0) does not
+	for step := 1; hi < 0; step *= 2 {
+		d, err := s.claimAt(ctx, keyID, b, lo+step)
+		if err != nil {
+			return nil, 0, err
+		}
+		if d == nil {
+			hi = lo + step
+		} else {
+			lo, last = lo+step, d
+		}
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		d, err := s.claimAt(ctx, keyID, b, mid)
+		if err != nil {
+			return nil, 0, err
+		}
+		if d == nil {
+			hi = mid
+		} else {
+			lo, last = mid, d
+		}
+	}
+	return last, lo + 1, nil
 }
 
 // endOf reads the end of the claim id (nil: none).
@@ -179,27 +229,32 @@ func (s *Store) endOf(ctx context.Context, id string) (*endDoc, error) {
 // claim of a bucket can hold the key: the next one is inserted only once
 // it was settled or had expired.
 func (s *Store) last(ctx context.Context, keyID string, b int64) (*link, int, error) {
-	claims, err := s.chain(ctx, keyID, b)
-	if err != nil || len(claims) == 0 {
+	c, n, err := s.lastClaim(ctx, keyID, b)
+	if err != nil || c == nil {
 		return nil, 0, err
 	}
-	l := &link{claim: claims[len(claims)-1]}
-	if l.end, err = s.endOf(ctx, l.claim.ID); err != nil {
-		return nil, 0, err
+	l := &link{claim: *c}
+	if !l.doneAtInsert() {
+		if l.end, err = s.endOf(ctx, l.claim.ID); err != nil {
+			return nil, 0, err
+		}
 	}
-	return l, len(claims), nil
+	return l, n, nil
 }
 
 // current reads the key's record at now: the newest last claim of a bucket
 // of the window that was not released (expired or not; nil when none), and
-// the next free generation of bucket mine.
+// the next free generation of bucket mine. An in-flight claim does not
+// hide a live record of an older bucket: a kept claim never has one beside
+// it (keepClaim), so such a claim is letting go, or was left behind by a
+// claimer that could not let go, and the older record is the key's.
 func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine int64) (*link, int, error) {
 	var (
 		cur  *link
 		next int
 	)
 	for _, b := range window(now) {
-		if cur != nil && b < mine {
+		if cur != nil && b < mine && !cur.inFlight() {
 			break
 		}
 		l, n, err := s.last(ctx, keyID, b)
@@ -209,7 +264,11 @@ func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine i
 		if b == mine {
 			next = n
 		}
-		if cur == nil && l != nil && !l.released() {
+		switch {
+		case l == nil || l.released():
+		case cur == nil:
+			cur = l
+		case cur.inFlight() && l.live(now):
 			cur = l
 		}
 	}
@@ -218,17 +277,21 @@ func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine i
 
 // InsertKey claims the key for r: the next generation of the bucket of
 // r.CreatedAt, unless a live record holds the key (ErrKeyExists), and sets
-// r.Owner to the claim's _id. A record written done (seeding) gets its end
-// at once.
+// r.Owner to the claim's _id. A record written done (seeding) is done in
+// its one insert.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 	now, mine := r.CreatedAt, bucketOf(r.CreatedAt)
 	gen := 0 // a new key's first claim is sent unread
 	for range 4 {
 		id := claimID(r.KeyID, mine, gen)
-		_, err := s.claims.InsertOne(ctx, claimDoc{
+		c := claimDoc{
 			ID: id, KeyID: r.KeyID, Bucket: mine, Check: r.Check, SagaID: r.SagaID,
 			LeaseExpiresAt: r.LeaseExpiresAt.UTC(), CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
-		})
+		}
+		if r.State == bff.KeyDone {
+			c.State, c.Status, c.Answer = bff.KeyDone, int32(r.Status), r.Answer
+		}
+		_, err := s.claims.InsertOne(ctx, c)
 		if err == nil {
 			if err := s.keepClaim(ctx, r, id, mine, now); err != nil {
 				return err
@@ -263,8 +326,14 @@ func (s *Store) keepClaim(ctx context.Context, r *bff.IdempotencyRecord, id stri
 		if err == nil && (l == nil || !l.live(now)) {
 			continue
 		}
-		// A live record elsewhere, or it could not be read: let go.
-		if _, rerr := s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: mine, State: keyReleased, At: now.UTC()}); rerr != nil && !mongo.IsDuplicateKeyError(rerr) {
+		// A live record elsewhere, or it could not be read: let go, also
+		// when the read failed because the call's deadline passed (a claim
+		// left in flight would answer 409 to its key's retries until its
+		// lease ends).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		_, rerr := s.ends.InsertOne(rctx, endDoc{ID: id, Bucket: mine, State: keyReleased, At: now.UTC()})
+		cancel()
+		if rerr != nil && !mongo.IsDuplicateKeyError(rerr) {
 			err = errors.Join(err, rerr)
 		}
 		if err != nil {
@@ -272,13 +341,12 @@ func (s *Store) keepClaim(ctx context.Context, r *bff.IdempotencyRecord, id stri
 		}
 		return bff.ErrKeyExists
 	}
-	if r.State == bff.KeyDone {
-		if _, err := s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: mine, State: bff.KeyDone, Status: int32(r.Status), Answer: r.Answer, At: now.UTC()}); err != nil {
-			return fmt.Errorf("bff store: insert key: %w", err)
-		}
-	}
 	return nil
 }
+
+// releaseTimeout bounds keepClaim's release of its claim, sent past the
+// caller's deadline.
+const releaseTimeout = 2 * time.Second
 
 // GetKey reads the key's record at now: its newest claim not released,
 // which may have expired (the caller tells).
@@ -335,15 +403,11 @@ func (s *Store) DeleteKey(ctx context.Context, keyID, owner string, now time.Tim
 
 // SweepKeys deletes the claims and ends of the buckets no window reaches
 // any more (three days back: a window reaches two, with the clocks'
-// skew), and upgrades records the previous release wrote meanwhile. It
-// returns the number of claims deleted. A bucket no window reaches gets no
+// skew), and returns the number of claims deleted. A bucket no window reaches gets no
 // new record, so each store deletes up to a bucket once: its filtered
 // deletes, which read every record on the embedded server, run once a day,
 // not on every sweep.
 func (s *Store) SweepKeys(ctx context.Context, now time.Time) (int64, error) {
-	if err := s.upgradeKeys(ctx, now); err != nil {
-		return 0, err
-	}
 	through := bucketOf(now) - 3
 	if through <= s.keysSwept.Load() {
 		return 0, nil
@@ -375,31 +439,35 @@ type legacyKeyDoc struct {
 	ExpiresAt      time.Time `bson:"expires_at"`
 }
 
-// upgradeKeys moves the previous release's records into claims: each live
-// one becomes generation 0 of its day's bucket (with its end when done),
-// unless that generation is taken already (the key was claimed by this
-// release, whose claim stands); then the old record is deleted by its _id.
-// It reads the whole old collection: empty once upgraded, refilled only by
-// replicas of the previous release during a rollout. An old replica
-// completing a record moved meanwhile finds it gone and leaves the answer
-// to the saga, as when its lease was taken over; a replica of this release
-// reads the moved claim's owner as the claim's _id.
+// upgradeKeys moves the previous release's records into claims, at
+// start: each live one becomes generation 0 of its day's bucket, in one
+// insert (a done one with its answer), unless that generation is taken
+// already (the key was claimed by this release, whose claim stands); then
+// the old record is deleted by its _id. Starting replicas may run it at
+// once: the inserts and deletes are idempotent. It reads the old
+// collection through a cursor: empty once upgraded. The previous release
+// reads and writes only that collection, so its replicas must be stopped
+// before this one starts (docs/operations.md, "Upgrading").
 func (s *Store) upgradeKeys(ctx context.Context, now time.Time) error {
 	cur, err := s.legacy.Find(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("bff store: upgrade keys: %w", err)
 	}
-	var docs []legacyKeyDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("bff store: upgrade keys: %w", err)
-	}
-	for _, d := range docs {
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d legacyKeyDoc
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("bff store: upgrade key: %w", err)
+		}
 		if err := s.upgradeKey(ctx, d, now); err != nil {
 			return fmt.Errorf("bff store: upgrade key: %w", err)
 		}
 		if _, err := s.legacy.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}}); err != nil {
 			return fmt.Errorf("bff store: upgrade key: %w", err)
 		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("bff store: upgrade keys: %w", err)
 	}
 	return nil
 }
@@ -409,13 +477,12 @@ func (s *Store) upgradeKey(ctx context.Context, d legacyKeyDoc, now time.Time) e
 		return nil
 	}
 	b := bucketOf(d.CreatedAt)
-	id := claimID(d.KeyID, b, 0)
-	_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: d.KeyID, Bucket: b, Check: d.Check,
-		SagaID: d.SagaID, LeaseExpiresAt: d.LeaseExpiresAt, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt})
-	if mongo.IsDuplicateKeyError(err) || err != nil || d.State != bff.KeyDone {
-		return ignoreDuplicate(err)
+	c := claimDoc{ID: claimID(d.KeyID, b, 0), KeyID: d.KeyID, Bucket: b, Check: d.Check,
+		SagaID: d.SagaID, LeaseExpiresAt: d.LeaseExpiresAt, CreatedAt: d.CreatedAt, ExpiresAt: d.ExpiresAt}
+	if d.State == bff.KeyDone {
+		c.State, c.Status, c.Answer = bff.KeyDone, d.Status, d.Answer
 	}
-	_, err = s.ends.InsertOne(ctx, endDoc{ID: id, Bucket: b, State: bff.KeyDone, Status: d.Status, Answer: d.Answer, At: now.UTC()})
+	_, err := s.claims.InsertOne(ctx, c)
 	return ignoreDuplicate(err)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/internal/testenv"
+	"github.com/acme/customer-platform/internal/testenv/indexcheck"
 )
 
 func keyRecord(keyID, owner string, created time.Time) *bff.IdempotencyRecord {
@@ -160,7 +161,8 @@ func TestCompletionAndReleaseOfOneClaimHaveOneWinner(t *testing.T) {
 	}
 }
 
-// Many workers taking over one expired key: exactly one gets it.
+// Many workers claiming a key whose record of yesterday expired: exactly
+// one gets it.
 func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -334,8 +336,8 @@ func TestSweepKeepsWhatAWindowReaches(t *testing.T) {
 	if n, err := s.SweepKeys(ctx, now); n != 2 || err != nil {
 		t.Fatalf("swept %d (%v), want the buckets 3 and 4 days back", n, err)
 	}
-	if c, e := count(t, s.claims), count(t, s.ends); c != 3 || e != 3 {
-		t.Fatalf("%d claims and %d ends left, want 3 and 3", c, e)
+	if c := count(t, s.claims); c != 3 {
+		t.Fatalf("%d claims left, want 3", c)
 	}
 	if got, err := s.GetKey(ctx, "k0", now); err != nil || got.State != bff.KeyDone {
 		t.Fatalf("today's record: %+v %v", got, err)
@@ -363,7 +365,14 @@ func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	legacy := db.Collection(LegacyKeysCollection)
-	_, err := legacy.InsertMany(ctx, []any{
+	// A key this release claimed already keeps its claim.
+	mine := keyRecord("claimed", "new", now.Add(-time.Hour))
+	pre, err := New(ctx, db)
+	testenv.Must(t, err, "store before the old records")
+	testenv.Must(t, pre.InsertKey(ctx, mine), "this release's claim")
+	_, err = legacy.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "owner-claimed"}, {Key: "key_id", Value: "claimed"}, {Key: "state", Value: bff.KeyDone},
+			{Key: "created_at", Value: now.Add(-time.Hour)}, {Key: "expires_at", Value: now.Add(time.Hour)}},
 		bson.D{{Key: "_id", Value: "owner-done"}, {Key: "owner", Value: "owner-done"}, {Key: "key_id", Value: "done"},
 			{Key: "check", Value: "c"}, {Key: "state", Value: bff.KeyDone}, {Key: "saga_id", Value: "s1"}, {Key: "status", Value: int32(201)},
 			{Key: "answer", Value: []byte("sealed")}, {Key: "created_at", Value: now.Add(-time.Hour)}, {Key: "expires_at", Value: now.Add(time.Hour)}},
@@ -391,14 +400,145 @@ func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 	if _, err := s.GetKey(ctx, "old", now); !errors.Is(err, bff.ErrKeyNotFound) {
 		t.Fatalf("expired: %v", err)
 	}
-	// An old replica still writing during the rollout: the next sweep
-	// moves its record.
-	_, err = legacy.InsertOne(ctx, bson.D{{Key: "_id", Value: "late"}, {Key: "owner", Value: "late"}, {Key: "key_id", Value: "late"},
-		{Key: "state", Value: bff.KeyInFlight}, {Key: "created_at", Value: now}, {Key: "expires_at", Value: now.Add(bff.KeyTTL)}})
-	testenv.Must(t, err, "late legacy record")
-	_, err = s.SweepKeys(ctx, now)
-	testenv.Must(t, err, "sweep")
-	if got, err := s.GetKey(ctx, "late", now); err != nil || got.State != bff.KeyInFlight {
-		t.Fatalf("late: %+v %v", got, err)
+	if got, err := s.GetKey(ctx, "claimed", now); err != nil || got.Owner != mine.Owner || got.State != bff.KeyInFlight {
+		t.Fatalf("a key claimed by this release: %+v %v", got, err)
+	}
+	// A done record is done in its one insert: no end, so no reader can
+	// see it in flight between two writes.
+	if n := count(t, s.ends); n != 1 { // the "running" one's completion
+		t.Fatalf("%d ends, want only the completion's", n)
+	}
+}
+
+// A released claim taken over by many retries at once, in the same
+// bucket: exactly one claims the next generation, and GetKey names it.
+func TestReleasedKeyTakeoverHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	first := keyRecord("k", "first", now)
+	testenv.Must(t, s.InsertKey(ctx, first), "first")
+	testenv.Must(t, s.DeleteKey(ctx, "k", first.Owner, now), "release")
+	var (
+		wins   atomic.Int32
+		winner atomic.Value
+		wg     sync.WaitGroup
+	)
+	for i := range 20 {
+		wg.Go(func() {
+			r := keyRecord("k", fmt.Sprintf("w%d", i), now.Add(time.Second))
+			err := s.InsertKey(ctx, r)
+			switch {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(r.Owner)
+			case !errors.Is(err, bff.ErrKeyExists):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.GetKey(ctx, "k", now.Add(time.Second))
+	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() || got.Owner == first.Owner {
+		t.Fatalf("%d winners, %+v %v", wins.Load(), got, err)
+	}
+}
+
+// A replica whose clock is 30 s ahead claimed just past midnight; a
+// replica still before midnight reads that claim and cannot claim the key.
+func TestSkewedClaimIsSeen(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	midnight := bucketStart(time.Now()).Add(bff.KeyTTL)
+	ahead := keyRecord("k", "ahead", midnight.Add(20*time.Second))
+	testenv.Must(t, s.InsertKey(ctx, ahead), "ahead")
+	behind := midnight.Add(-10 * time.Second)
+	if got, err := s.GetKey(ctx, "k", behind); err != nil || got.Owner != ahead.Owner {
+		t.Fatalf("the replica behind reads %+v %v", got, err)
+	}
+	if err := s.InsertKey(ctx, keyRecord("k", "behind", behind)); !errors.Is(err, bff.ErrKeyExists) {
+		t.Fatalf("the replica behind claims: %v", err)
+	}
+}
+
+// yesterdaysAnswer stores a done record of the key in the previous bucket,
+// live at now.
+func yesterdaysAnswer(t *testing.T, s *Store, key string, now time.Time) *bff.IdempotencyRecord {
+	t.Helper()
+	y := keyRecord(key, "yesterday", bucketStart(now).Add(-time.Second))
+	y.ExpiresAt = now.Add(time.Hour)
+	y.State, y.Status, y.Answer = bff.KeyDone, 201, []byte("first")
+	testenv.Must(t, s.InsertKey(context.Background(), y), "yesterday's answer")
+	return y
+}
+
+// A claim whose check of the other days failed because its deadline had
+// passed is still let go (with a deadline of its own), and a claim left in
+// flight beside a live record of an older day does not hide that record.
+func TestAClaimThatCannotStayLetsGo(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	yesterdaysAnswer(t, s, "k", now)
+	r := keyRecord("k", "today", now)
+	mine := bucketOf(now)
+	id := claimID("k", mine, 0)
+	_, err := s.claims.InsertOne(ctx, claimDoc{ID: id, KeyID: "k", Bucket: mine, SagaID: r.SagaID, Check: "c",
+		LeaseExpiresAt: r.LeaseExpiresAt, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt})
+	testenv.Must(t, err, "today's claim")
+	// While it is in flight (before its check), yesterday's answer is the
+	// key's record.
+	if got, err := s.GetKey(ctx, "k", now); err != nil || got.State != bff.KeyDone || string(got.Answer) != "first" {
+		t.Fatalf("beside an in-flight claim: %+v %v, want yesterday's answer", got, err)
+	}
+	dead, cancel := context.WithCancel(ctx)
+	cancel() // the call's deadline passed after the insert
+	if err := s.keepClaim(dead, r, id, mine, now); err == nil || errors.Is(err, bff.ErrKeyExists) {
+		t.Fatalf("check with a dead context: %v, want its error", err)
+	}
+	if e, err := s.endOf(ctx, id); err != nil || e == nil || e.State != keyReleased {
+		t.Fatalf("the claim's end: %+v %v, want released", e, err)
+	}
+	if got, err := s.GetKey(ctx, "k", now); err != nil || got.State != bff.KeyDone {
+		t.Fatalf("after: %+v %v, want yesterday's answer", got, err)
+	}
+}
+
+// A key released many times in one day: a lookup reads about 2·log₂(n)
+// claims of that day, not all of them.
+func TestALookupReadsLogarithmicallyManyClaims(t *testing.T) {
+	t.Parallel()
+	rec, db := indexcheck.Connect(t)
+	ctx := context.Background()
+	s, err := New(ctx, db)
+	testenv.Must(t, err, "store")
+	now := time.Now()
+	const n = 64
+	var last *bff.IdempotencyRecord
+	for i := range n {
+		last = keyRecord("k", fmt.Sprint(i), now)
+		testenv.Must(t, s.InsertKey(ctx, last), "claim %d", i)
+		if i < n-1 {
+			testenv.Must(t, s.DeleteKey(ctx, "k", last.Owner, now), "release %d", i)
+		}
+	}
+	rec.Reset()
+	got, err := s.GetKey(ctx, "k", now)
+	if err != nil || got.Owner != last.Owner {
+		t.Fatalf("%+v %v", got, err)
+	}
+	finds := 0
+	for _, q := range rec.Queries() {
+		if q.Collection == ClaimsCollection {
+			finds++
+		}
+	}
+	// Today's bucket: generation 0, 1, 2, 4, ..., 64, then a binary search
+	// between 32 and 64; the other buckets of the window: one read each.
+	if limit := 2*7 + 3; finds > limit || finds < 7 {
+		t.Fatalf("%d reads of claims for %d claims, want at most %d", finds, n, limit)
 	}
 }

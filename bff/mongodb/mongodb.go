@@ -30,7 +30,7 @@
 //	                   status [int32], answer [binary, AES-GCM], at [date]}
 //	                  indexes: {bucket}
 //	idempotency_keys  the previous release's records (one per key, by a unique key_id),
-//	                  moved into claims at start and by every sweep (keys.go)
+//	                  moved into claims at start (keys.go)
 //
 // Everything contended is an insert with a unique _id (a lease, a key's
 // claim and its end, a saga's next fence); a saga's transition is the insert of its fence,
