@@ -25,6 +25,11 @@ import (
 // ServiceName names the service in logs, traces and metrics.
 const ServiceName = "bff"
 
+// maxClockSkew is the disagreement with the database's clock past which a
+// replica warns at start: half the minute the idempotency store allows
+// between replicas (bff/mongodb), so two replicas each within it agree.
+const maxClockSkew = 30 * time.Second
+
 // Upstream breakers: five unavailable answers in a row open one; it probes
 // again after five seconds.
 var upstreamBreaker = breaker.Settings{
@@ -52,6 +57,15 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	store, err := bffmongo.New(ctx, mc.Database(cfg.DB))
 	if err != nil {
 		return err
+	}
+	// Leases, a saga's next attempt and the idempotency records' days are
+	// written with this replica's clock and read with others': say so when
+	// it disagrees with the database's (and so, likely, with theirs).
+	if skew, err := mongodb.ClockSkew(ctx, mc.Database(cfg.DB), time.Now); err != nil {
+		log.WarnContext(ctx, "clock not compared with the database's", "error", err.Error())
+	} else if skew.Abs() > maxClockSkew {
+		log.WarnContext(ctx, "this replica's clock disagrees with the database's: keep the replicas' clocks synchronised (NTP)",
+			"skew", skew.String(), "allowed", maxClockSkew.String())
 	}
 
 	breakers, err := breaker.NewRegistry(log, tel.Meter)

@@ -1,0 +1,30 @@
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+)
+
+// ClockSkew is how far the database server's clock is ahead of now (taken
+// at the middle of the hello round trip; negative: behind). Services that
+// write times other replicas compare with their own clocks (leases, the
+// BFF's idempotency days) check it at start: every replica's skew against
+// the one server bounds the replicas' skew against each other.
+func ClockSkew(ctx context.Context, db *mongo.Database, now func() time.Time) (time.Duration, error) {
+	var res struct {
+		LocalTime time.Time `bson:"localTime"`
+	}
+	sent := now()
+	if err := db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&res); err != nil {
+		return 0, fmt.Errorf("mongodb hello: %w", err)
+	}
+	if res.LocalTime.IsZero() {
+		return 0, fmt.Errorf("mongodb hello: no localTime")
+	}
+	mid := sent.Add(now().Sub(sent) / 2)
+	return res.LocalTime.Sub(mid), nil
+}
