@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/acme/customer-platform/bff"
+	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 // An Idempotency-Key's records are insert-only documents found by _id
@@ -184,31 +185,17 @@ func (s *Store) lastClaim(ctx context.Context, keyID string, b int64) (*claimDoc
 	if err != nil || last == nil {
 		return nil, 0, err
 	}
-	lo, hi := 0, -1 // generation lo exists; hi (once >= 0) does not
-	for step := 1; hi < 0; step *= 2 {
-		d, err := s.claimAt(ctx, keyID, b, lo+step)
-		if err != nil {
-			return nil, 0, err
+	n, err := mongodb.LastPresent(0, -1, func(gen int64) (bool, error) {
+		d, err := s.claimAt(ctx, keyID, b, int(gen))
+		if d != nil {
+			last = d
 		}
-		if d == nil {
-			hi = lo + step
-		} else {
-			lo, last = lo+step, d
-		}
+		return d != nil, err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		d, err := s.claimAt(ctx, keyID, b, mid)
-		if err != nil {
-			return nil, 0, err
-		}
-		if d == nil {
-			hi = mid
-		} else {
-			lo, last = mid, d
-		}
-	}
-	return last, lo + 1, nil
+	return last, int(n) + 1, nil
 }
 
 // endOf reads the end of the claim id (nil: none).

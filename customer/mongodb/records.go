@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 // Service records are numbered slots of the profile's series: slot n is
@@ -152,30 +153,17 @@ func (s *Store) count(ctx context.Context, series string) (int64, *slotDoc, erro
 			lo, last = h+1, next
 		}
 	}
-	for step := int64(1); hi < 0; step *= 2 {
-		d, err := probe(lo + step)
-		if err != nil {
-			return 0, nil, err
+	n, err := mongodb.LastPresent(lo, hi, func(n int64) (bool, error) {
+		d, err := probe(n)
+		if d != nil {
+			last = d
 		}
-		if d == nil {
-			hi = lo + step
-		} else {
-			lo, last = lo+step, d
-		}
+		return d != nil, err
+	})
+	if err != nil {
+		return 0, nil, err
 	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		d, err := probe(mid)
-		if err != nil {
-			return 0, nil, err
-		}
-		if d == nil {
-			hi = mid
-		} else {
-			lo, last = mid, d
-		}
-	}
-	return lo, last, nil
+	return n, last, nil
 }
 
 // withFigures converts a profile document and adds its service figures.
