@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +22,42 @@ func keyRecord(keyID, owner string, created time.Time) *bff.IdempotencyRecord {
 		LeaseExpiresAt: created.Add(time.Minute), SagaID: "saga-" + owner, CreatedAt: created, ExpiresAt: created.Add(bff.KeyTTL)}
 }
 
+// claimRace has one claimer per time in at claim key at once and returns
+// the owners of the claims kept; any error but ErrKeyExists fails t.
+func claimRace(t *testing.T, s *Store, key string, at ...time.Time) []string {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		kept []string
+	)
+	for i, when := range at {
+		wg.Go(func() {
+			rec := keyRecord(key, fmt.Sprintf("claimer-%d", i), when)
+			err := s.InsertKey(context.Background(), rec)
+			switch {
+			case err == nil:
+				mu.Lock()
+				kept = append(kept, rec.Owner)
+				mu.Unlock()
+			case !errors.Is(err, bff.ErrKeyExists):
+				t.Errorf("claim: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return kept
+}
+
+// times is n copies of t.
+func times(n int, t time.Time) []time.Time {
+	out := make([]time.Time, n)
+	for i := range out {
+		out[i] = t
+	}
+	return out
+}
+
 // bucketStart is when the bucket of t begins.
 func bucketStart(t time.Time) time.Time {
 	return time.Unix(bucketOf(t)*int64(bff.KeyTTL/time.Second), 0)
@@ -33,32 +69,13 @@ func TestIdempotencyRecords(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins, dups, owner := 0, 0, ""
-	for range 10 {
-		wg.Go(func() {
-			rec := keyRecord("k1", "o1", now)
-			err := s.InsertKey(ctx, rec)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-				owner = rec.Owner
-			case errors.Is(err, bff.ErrKeyExists):
-				dups++
-			default:
-				t.Errorf("insert: %v", err)
-			}
-		})
+	kept := claimRace(t, s, "k1", times(10, now)...)
+	if len(kept) != 1 {
+		t.Fatalf("%d claims kept", len(kept))
 	}
-	wg.Wait()
-	if wins != 1 || dups != 9 {
-		t.Fatalf("wins %d, duplicates %d", wins, dups)
-	}
+	owner := kept[0]
 	got, err := s.GetKey(ctx, "k1", now)
-	if err != nil || got.State != bff.KeyInFlight || got.Owner != owner || got.SagaID != "saga-o1" {
+	if err != nil || got.State != bff.KeyInFlight || got.Owner != owner || !strings.HasPrefix(got.SagaID, "saga-claimer-") {
 		t.Fatalf("in flight: %+v %v", got, err)
 	}
 	if err := s.CompleteKey(ctx, "k1", "someone-else", 201, []byte("x"), now); !errors.Is(err, bff.ErrKeyChanged) {
@@ -68,9 +85,10 @@ func TestIdempotencyRecords(t *testing.T) {
 	if err := s.CompleteKey(ctx, "k1", owner, 500, []byte("again"), now); !errors.Is(err, bff.ErrKeyChanged) {
 		t.Fatalf("second completion: %v", err)
 	}
+	sagaID := got.SagaID
 	got, err = s.GetKey(ctx, "k1", now)
 	testenv.Must(t, err, "get")
-	if got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != "saga-o1" {
+	if got.State != bff.KeyDone || got.Status != 201 || string(got.Answer) != "sealed" || got.SagaID != sagaID {
 		t.Fatalf("record: %+v", got)
 	}
 	// A done record is not released, nor swept while a window reaches it.
@@ -170,28 +188,10 @@ func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	now := time.Now()
 	old := keyRecord("k", "crashed", now.Add(-25*time.Hour))
 	testenv.Must(t, s.InsertKey(ctx, old), "insert")
-	var (
-		wg     sync.WaitGroup
-		wins   atomic.Int32
-		winner atomic.Value
-	)
-	for i := range 20 {
-		wg.Go(func() {
-			rec := keyRecord("k", fmt.Sprintf("w%d", i), now)
-			err := s.InsertKey(ctx, rec)
-			switch {
-			case err == nil:
-				wins.Add(1)
-				winner.Store(rec.Owner)
-			case !errors.Is(err, bff.ErrKeyExists):
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	kept := claimRace(t, s, "k", times(20, now)...)
 	got, err := s.GetKey(ctx, "k", now)
-	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() || got.SagaID == old.SagaID {
-		t.Fatalf("%d winners, record %+v %v", wins.Load(), got, err)
+	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.SagaID == old.SagaID {
+		t.Fatalf("claims kept %v, record %+v %v", kept, got, err)
 	}
 }
 
@@ -290,28 +290,9 @@ func TestConcurrentClaimsAcrossABucketBoundary(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	boundary := bucketStart(time.Now())
+	at := append(times(4, boundary.Add(-time.Second)), times(4, boundary.Add(time.Second))...)
 	for round := range 10 {
-		var (
-			wg   sync.WaitGroup
-			mu   sync.Mutex
-			kept []string
-		)
-		for i := range 8 {
-			wg.Go(func() {
-				at := boundary.Add(time.Duration(i%2*2-1) * time.Second)
-				rec := keyRecord("k", fmt.Sprintf("r%d-%d", round, i), at)
-				err := s.InsertKey(ctx, rec)
-				if err != nil && !errors.Is(err, bff.ErrKeyExists) {
-					t.Error(err)
-				}
-				if err == nil {
-					mu.Lock()
-					kept = append(kept, rec.Owner)
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+		kept := claimRace(t, s, "k", at...)
 		if len(kept) > 1 {
 			t.Fatalf("round %d: %d claims kept: %v", round, len(kept), kept)
 		}
@@ -420,28 +401,10 @@ func TestReleasedKeyTakeoverHasOneWinner(t *testing.T) {
 	first := keyRecord("k", "first", now)
 	testenv.Must(t, s.InsertKey(ctx, first), "first")
 	testenv.Must(t, s.DeleteKey(ctx, "k", first.Owner, now), "release")
-	var (
-		wins   atomic.Int32
-		winner atomic.Value
-		wg     sync.WaitGroup
-	)
-	for i := range 20 {
-		wg.Go(func() {
-			r := keyRecord("k", fmt.Sprintf("w%d", i), now.Add(time.Second))
-			err := s.InsertKey(ctx, r)
-			switch {
-			case err == nil:
-				wins.Add(1)
-				winner.Store(r.Owner)
-			case !errors.Is(err, bff.ErrKeyExists):
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	kept := claimRace(t, s, "k", times(20, now.Add(time.Second))...)
 	got, err := s.GetKey(ctx, "k", now.Add(time.Second))
-	if wins.Load() != 1 || err != nil || got.Owner != winner.Load() || got.Owner == first.Owner {
-		t.Fatalf("%d winners, %+v %v", wins.Load(), got, err)
+	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.Owner == first.Owner {
+		t.Fatalf("claims kept %v, record %+v %v", kept, got, err)
 	}
 }
 
