@@ -229,7 +229,7 @@ func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
 	if len(rows) == 0 {
 		return
 	}
-	sm, lg := rows[0].smallSize, rows[0].largeSize
+	sm, lg := o.small, o.records
 	fmt.Fprintf(b, "\n7. hot paths at %d and at %d customers: p50 of one connection, %d interleaved rounds of %s per side (at least %d operations each)\n",
 		sm, lg, o.scaleRounds, o.scaleRound, o.scaleMin)
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
@@ -269,7 +269,7 @@ func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
 		}
 	}
 	_ = tw.Flush()
-	writeCapacity(b, rows)
+	writeCapacity(b, o, rows)
 }
 
 // writeCapacity prints the capacity model's input: each hot path's CPU
@@ -277,10 +277,10 @@ func writeScaling(b *strings.Builder, o options, rows []scaleRow) {
 // requests per second one core of that service serves (1 s ÷ its CPU per
 // operation). One connection, so a service's CPU per operation is its
 // own work, without queueing.
-func writeCapacity(b *strings.Builder, rows []scaleRow) {
-	roles := []string{"BFF", "auth", "customer", "FerretDB"}
+func writeCapacity(b *strings.Builder, o options, rows []scaleRow) {
+	roles := capacityRoleNames
 	fmt.Fprintf(b, "\ncapacity: CPU time per operation of each service at %d customers, and requests/s per core (1 s ÷ CPU per operation); 10 ms clock ticks over the rounds\n",
-		rows[0].largeSize)
+		o.records)
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "path\t%s\t%s\n", strings.Join(roles, "\t"), "requests/s per core (BFF / auth / customer)")
 	for _, r := range rows {

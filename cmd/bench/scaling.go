@@ -81,10 +81,9 @@ type scaleRow struct {
 	hasDB              bool
 	// svc is each service's CPU time per operation at the large size
 	// (keys: the roles of capacityRoles), the capacity model's input.
-	svc                  map[string]time.Duration
-	err                  error
-	notes                []string
-	smallSize, largeSize int
+	svc   map[string]time.Duration
+	err   error
+	notes []string
 }
 
 func (r scaleRow) met() bool { return r.err == nil && !math.IsNaN(r.ratio) && r.ratio <= scaleTarget }
@@ -302,7 +301,7 @@ func sagaLife(ctx context.Context, st *bffmongo.Store) error {
 // key and owner (the store's handle of the claim).
 func insertKey(ctx context.Context, st *bffmongo.Store) (keyID, owner string, err error) {
 	now := time.Now().UTC()
-	keyID = sha256Hex(contract.NewID())
+	keyID = bff.KeyID(contract.NewID())
 	rec := &bff.IdempotencyRecord{KeyID: keyID, Check: randomHex(16), State: bff.KeyInFlight, Owner: contract.NewID(),
 		LeaseExpiresAt: now.Add(30 * time.Second), SagaID: contract.NewID(), CreatedAt: now, ExpiresAt: now.Add(bff.KeyTTL)}
 	err = st.InsertKey(ctx, rec)
@@ -313,8 +312,16 @@ func insertKey(ctx context.Context, st *bffmongo.Store) (keyID, owner string, er
 // that plays it in figure 7's large stack.
 type capacityRole struct{ role, proc string }
 
+// capacityRoleNames are the capacity model's roles, in its columns' order.
+var capacityRoleNames = []string{"BFF", "auth", "customer", "FerretDB"}
+
 func capacityRoles(s *system) []capacityRole {
-	return []capacityRole{{"BFF", s.large.bff.name}, {"auth", s.large.auth.name}, {"customer", s.large.customer.name}, {"FerretDB", "ferretdb"}}
+	procs := []string{s.large.bff.name, s.large.auth.name, s.large.customer.name, "ferretdb"}
+	roles := make([]capacityRole, len(capacityRoleNames))
+	for i, name := range capacityRoleNames {
+		roles[i] = capacityRole{name, procs[i]}
+	}
+	return roles
 }
 
 // figure7 measures every path at both sizes.
@@ -338,8 +345,7 @@ func figure7(ctx context.Context, o options, s *system, progress func(string)) (
 		if err != nil {
 			return figure{}, nil, err
 		}
-		row := scaleRow{name: p.name, mayGrow: p.mayGrow, smallSize: s.small.records, largeSize: s.large.records,
-			err: errors.Join(small.check(), large.check())}
+		row := scaleRow{name: p.name, mayGrow: p.mayGrow, err: errors.Join(small.check(), large.check())}
 		ts, tl := small.total(), large.total()
 		row.nSmall, row.nLarge = ts.n, tl.n
 		row.p50Small, row.p50Large = percentile(ts.lat, 0.5), percentile(tl.lat, 0.5)

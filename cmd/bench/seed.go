@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,14 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/acme/customer-platform/auth"
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/auth/password"
 	"github.com/acme/customer-platform/auth/token"
-	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	bffmongo "github.com/acme/customer-platform/bff/mongodb"
 	"github.com/acme/customer-platform/customer"
@@ -62,7 +59,7 @@ type seedStack struct {
 	auth                      *authmongo.Store
 	customers                 *custmongo.Store
 	bff                       *bffmongo.Store
-	minter                    minter
+	tokens                    *token.Issuer
 	hash                      string
 	runID                     string
 	conc                      int
@@ -78,8 +75,8 @@ func seedEmail(runID, stack string, i int) string {
 
 // newSeedStack opens the stores of one stack's databases, as the services
 // do at start (their indexes exist already: the services made them).
-func newSeedStack(ctx context.Context, client *mongo.Client, name string, dbs [3]string, n, sample, conc int, m minter, hash, runID string) (*seedStack, error) {
-	st := &seedStack{name: name, n: n, sample: min(sample, n), minter: m, hash: hash, runID: runID, conc: conc,
+func newSeedStack(ctx context.Context, client *mongo.Client, name string, dbs [3]string, n, sample, conc int, tokens *token.Issuer, hash, runID string) (*seedStack, error) {
+	st := &seedStack{name: name, n: n, sample: min(sample, n), tokens: tokens, hash: hash, runID: runID, conc: conc,
 		authDB: client.Database(dbs[0]), customerDB: client.Database(dbs[1]), bffDB: client.Database(dbs[2])}
 	st.auth = authmongo.New(st.authDB)
 	if err := st.auth.EnsureIndexes(ctx); err != nil {
@@ -106,7 +103,7 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 		return seeded{}, fmt.Errorf("seed staff user: %w", err)
 	}
 	var err error
-	if st.seeded.staff, err = st.minter.access(staff, now); err != nil {
+	if st.seeded.staff, err = st.access(staff, now); err != nil {
 		return seeded{}, err
 	}
 
@@ -209,16 +206,13 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 	}
 	for i := 0; i < st.n && len(st.seeded.users) < st.sample; i += st.sampleEvery {
 		c := &cs[i]
-		access, err := st.minter.access(c.user, now)
+		access, err := st.access(c.user, now)
 		if err != nil {
 			return seeded{}, err
 		}
-		st.seeded.users = append(st.seeded.users, user{id: c.user.ID, email: c.user.Email, access: access})
+		st.seeded.users = append(st.seeded.users, user{id: c.user.ID, email: c.user.Email, access: access, profileID: c.profile.ID})
 		st.seeded.sagas = append(st.seeded.sagas, c.saga.ID)
 		st.seeded.keys = append(st.seeded.keys, c.key.KeyID)
-	}
-	if err := st.profileIDs(ctx); err != nil {
-		return seeded{}, err
 	}
 	st.seeded.took = time.Since(started)
 	st.seeded.ops = st.ops.Load()
@@ -296,7 +290,7 @@ func (st *seedStack) customer(i int, now time.Time) seedCustomer {
 	// it, written by one CreateSaga (a finished saga gets no open marker)
 	// and one InsertKey. Not written: the saga's two fences, which only a
 	// reader of the saga at version 0 or 1 would look for, by _id.
-	keyID := sha256Hex("bench-seed-" + u.RegistrationKey)
+	keyID := bff.KeyID("bench-seed-" + u.RegistrationKey)
 	sc.saga = &bff.Saga{ID: u.RegistrationKey, Kind: bff.KindRegister, State: bff.StateCompleted, UserID: u.ID, CustomerID: c.ID,
 		EmailHash: randomHex(32), TokenExpiresAt: now.Add(time.Hour), IdempotencyKeyID: keyID, AnswerSealed: randomBytes(1500),
 		Version: 2, NextAttemptAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now}
@@ -306,44 +300,14 @@ func (st *seedStack) customer(i int, now time.Time) seedCustomer {
 	return sc
 }
 
-// profileIDs reads the profile ids of the sampled users through the store
-// (in one call): the id a profile gets is the store's business.
-func (st *seedStack) profileIDs(ctx context.Context) error {
-	ids := make([]string, len(st.seeded.users))
-	for i, u := range st.seeded.users {
-		ids[i] = u.id
-	}
-	profiles, err := st.customers.ProfilesByUserIDs(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("profiles of the seeded users: %w", err)
-	}
-	for i, u := range st.seeded.users {
-		p, ok := profiles[u.id]
-		if !ok {
-			return fmt.Errorf("seeded user %s has no profile", u.id)
-		}
-		st.seeded.users[i].profileID = p.ID
-	}
-	return nil
-}
-
-// minter issues the seeded users' access tokens as the auth service does
-// (simplejwt's claims, HS256 with the services' signing key), without a
-// refresh token: the benchmark only reads with them.
-type minter struct {
-	key []byte
-	ttl time.Duration
-}
-
-func (m minter) access(u auth.User, now time.Time) (string, error) {
-	c := authclient.TokenClaims{TokenType: authclient.TokenTypeAccess, UserID: u.ID, Email: u.Email, FirstName: u.FirstName,
-		LastName: u.LastName, UserRole: u.Role, ExpiresAt: jwt.NewNumericDate(now.Add(m.ttl)), IssuedAt: jwt.NewNumericDate(now),
-		ID: token.NewJTI()}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, &c).SignedString(m.key)
+// access issues u's access token with the auth service's issuer (the
+// benchmark only reads with it).
+func (st *seedStack) access(u auth.User, now time.Time) (string, error) {
+	pair, err := st.tokens.Pair(u, now)
 	if err != nil {
 		return "", fmt.Errorf("access token of %s: %w", u.Email, err)
 	}
-	return s, nil
+	return pair.Access, nil
 }
 
 // seedHash is the one Argon2id hash of benchPassword every seeded user
@@ -364,8 +328,3 @@ func randomBytes(n int) []byte {
 }
 
 func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
-
-func sha256Hex(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}

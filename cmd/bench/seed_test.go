@@ -9,6 +9,8 @@ import (
 
 	authmongo "github.com/acme/customer-platform/auth/mongodb"
 	"github.com/acme/customer-platform/auth/password"
+	"github.com/acme/customer-platform/auth/token"
+	"github.com/acme/customer-platform/authclient"
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/testenv"
@@ -34,15 +36,25 @@ func TestSeedThroughStores(t *testing.T) {
 	params := password.Params{MemoryKiB: 256, Iterations: 1, Parallelism: 1}
 	hash, err := seedHash(ctx, params)
 	testenv.Must(t, err, "hash")
-	m := minter{key: []byte("0123456789abcdef0123456789abcdef"), ttl: time.Hour}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	tokens, err := token.New(token.Config{Key: key, AccessTTL: time.Hour})
+	testenv.Must(t, err, "issuer")
 	const n, sample = 2*seedChunk + 7, 5 // chunks of the streams, and a partial one
-	st, err := newSeedStack(ctx, client, "t", dbs, n, sample, 3, m, hash, "run")
+	st, err := newSeedStack(ctx, client, "t", dbs, n, sample, 3, tokens, hash, "run")
 	testenv.Must(t, err, "stack")
 	sd, err := st.seed(ctx)
 	testenv.Must(t, err, "seed")
 
 	if len(sd.users) != sample || len(sd.sagas) != sample || len(sd.keys) != sample || sd.staff == "" {
 		t.Fatalf("seeded %d users, %d sagas, %d keys, staff %q; want %d each and a staff token", len(sd.users), len(sd.sagas), len(sd.keys), sd.staff, sample)
+	}
+	// The tokens are the auth service's: the services' verifier takes them.
+	verifier, err := authclient.NewVerifier(authclient.VerifierConfig{Key: key})
+	testenv.Must(t, err, "verifier")
+	for _, tok := range append([]string{sd.staff}, sd.users[0].access) {
+		if _, err := verifier.Verify(tok); err != nil {
+			t.Errorf("a seeded token is refused: %v", err)
+		}
 	}
 	if len(sd.streams) != len(sd.streamNames) || len(sd.streams) == 0 {
 		t.Errorf("streams %v, names %v", sd.streams, sd.streamNames)

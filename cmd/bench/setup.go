@@ -25,6 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	mongoopts "go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/acme/customer-platform/auth/token"
 	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/stack"
 )
@@ -263,7 +264,7 @@ func startSystem(ctx context.Context, o options, dir string, stderr io.Writer, p
 	if err := s.seed(ctx, o, progress); err != nil {
 		return s, err
 	}
-	if o.wants(1) || o.wants(5) || o.wants(9) { // the figures of cached views
+	if o.wants(1) || o.wants(5) { // the figures of cached views (9 loads its own, just before it)
 		progress("loading the merged views of %d users into bff's cache", len(s.users))
 		if err := s.prime(ctx, progress); err != nil {
 			return s, err
@@ -279,7 +280,10 @@ func (s *system) seed(ctx context.Context, o options, progress func(string, ...a
 	if err != nil {
 		return err
 	}
-	m := minter{key: []byte(s.signingKey), ttl: 6 * time.Hour}
+	tokens, err := token.New(token.Config{Key: []byte(s.signingKey), AccessTTL: 6 * time.Hour})
+	if err != nil {
+		return err
+	}
 	type job struct {
 		name      string
 		n, sample int
@@ -291,7 +295,7 @@ func (s *system) seed(ctx context.Context, o options, progress func(string, ...a
 		jobs = append(jobs, job{"small", o.small, o.small, [3]string{s.authDBS, s.customerDBS, s.bffDBS}, &s.small})
 	}
 	for _, j := range jobs {
-		st, err := newSeedStack(ctx, s.db, j.name, j.dbs, j.n, j.sample, o.seedConc, m, hash, s.runID)
+		st, err := newSeedStack(ctx, s.db, j.name, j.dbs, j.n, j.sample, o.seedConc, tokens, hash, s.runID)
 		if err != nil {
 			return fmt.Errorf("seeding the %s stack: %w", j.name, err)
 		}

@@ -452,7 +452,7 @@ var errStopped = errors.New("stopped")
 //
 // So the auth service is asked once per page of users and once per
 // candidate, never once per profile. Memory is one page, one batch of
-// profiles and of candidates, the listed ids and the first keep ghosts,
+// profiles and of candidates, and the first keep ghosts,
 // which are returned for the repair.
 func mergeUsersAndProfiles(ctx context.Context, users userPages, dir userChecker, store profileRefs, batch, bound, keep int, grace time.Duration, now time.Time, rep *reconcileReport) ([]ghost, error) {
 	ctx, cancel := context.WithCancel(ctx)
