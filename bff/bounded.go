@@ -27,7 +27,7 @@ import (
 type bounded struct {
 	raw     rawStores
 	timeout time.Duration
-	gate    *gate // nil: no bound on the calls in flight
+	gate    *gate
 }
 
 // rawStores are the stores a bounded wraps: called only with a slot held,
@@ -55,9 +55,6 @@ func newGate(slots int, wait time.Duration) *gate {
 // enter waits for a slot, at most g.wait (and not past ctx), and returns
 // its release.
 func (g *gate) enter(ctx context.Context) (func(), error) {
-	if g == nil {
-		return func() {}, nil
-	}
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}

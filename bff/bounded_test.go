@@ -167,8 +167,6 @@ func TestBusyStoreAnswers503AndLeavesNothing(t *testing.T) {
 	newBusyHarness := func(t *testing.T) *harness {
 		h := newHarness(t, true)
 		h.svc.gated.gate = newGate(2, 10*time.Millisecond)
-		b := h.svc.gated
-		h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 		return h
 	}
 
@@ -229,8 +227,6 @@ func TestSagaTimesCountFromTheSlot(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
 	h.svc.gated.gate = newGate(1, time.Minute)
-	b := h.svc.gated
-	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 	var deadline time.Time
 	register := h.auth.register
 	h.auth.register = func(in AuthRegistration) (AuthUser, TokenPair, error) {
@@ -262,8 +258,6 @@ func TestKeyHoldRunOutStartsNoSaga(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
 	h.svc.gated.gate = newGate(1, time.Minute)
-	b := h.svc.gated
-	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
 	fp := regFingerprint(t, validRegistration)
 	claim, replay, err := h.svc.BeginIdempotent(context.Background(), "k1", fp)
 	if err != nil || replay != nil {

@@ -261,13 +261,12 @@ func TestScenario4OnlyFinalAnswersAreStored(t *testing.T) {
 func TestScenario5StoreCallsAreBounded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, true)
-	// The bound NewService put around the store, shortened for the test.
-	b, ok := h.svc.sagas.(bounded)
-	if !ok {
-		t.Fatalf("the service's store is %T, not bounded", h.svc.sagas)
+	// The bound NewService put around the store (every call, the held
+	// ones too), shortened for the test.
+	if h.svc.sagas != SagaStore(h.svc.gated) || h.svc.keys != IdempotencyStore(h.svc.gated) || h.svc.leases != LeaseStore(h.svc.gated) {
+		t.Fatal("the service's stores are not its one bounded store")
 	}
-	b.timeout = 50 * time.Millisecond
-	h.svc.sagas, h.svc.leases, h.svc.keys = b, b, b
+	h.svc.gated.timeout = 50 * time.Millisecond
 	h.store.hang = true
 	done := make(chan error, 3)
 	go func() { _, err := h.svc.Register(context.Background(), validRegistration, nil); done <- err }()

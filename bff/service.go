@@ -64,7 +64,7 @@ type Service struct {
 	keys           IdempotencyStore
 	// gated is the bounded stores that sagas, leases and keys are, for
 	// hold, which gives its call the raw stores once it holds a slot.
-	gated        bounded
+	gated        *bounded
 	secrets      *Secrets
 	tel          Telemetry
 	log          *slog.Logger
@@ -107,7 +107,7 @@ func NewService(o Options) (*Service, error) {
 	if o.StoreWait <= 0 {
 		o.StoreWait = DefaultStoreWait
 	}
-	b := bounded{raw: rawStores{sagas: o.Sagas, leases: o.Leases, keys: o.Keys}, timeout: s.storeTimeout, gate: newGate(o.StoreSlots, o.StoreWait)}
+	b := &bounded{raw: rawStores{sagas: o.Sagas, leases: o.Leases, keys: o.Keys}, timeout: s.storeTimeout, gate: newGate(o.StoreSlots, o.StoreWait)}
 	s.sagas, s.leases, s.keys, s.gated = b, b, b, b
 	if s.authTimeout <= 0 {
 		s.authTimeout = 3 * time.Second
