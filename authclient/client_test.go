@@ -243,7 +243,7 @@ func TestAnswerShapes(t *testing.T) {
 	}
 }
 
-// TestListUsers: EachUserPage follows the pages by the after of each next
+// TestListUsers: ListUsers follows the pages by the after of each next
 // link (not the link's host), with the role and size asked; a service
 // whose users/ wants an email, or pages without after, has no listing.
 func TestListUsers(t *testing.T) {
@@ -264,15 +264,27 @@ func TestListUsers(t *testing.T) {
 		}
 	})
 	var got []string
-	tok := func(context.Context) (string, error) { return "tok", nil }
-	err := cl.EachUserPage(ctx, tok, authclient.ListUsersRequest{Role: "customer", PageSize: 2}, func(us []authclient.User) error {
-		for _, u := range us {
-			got = append(got, u.ID)
-		}
-		return nil
-	})
-	if err != nil || strings.Join(got, ",") != strings.Join(ids, ",") {
-		t.Fatalf("listed %v, %v", got, err)
+	r := authclient.ListUsersRequest{Role: "customer", PageSize: 2}
+	first, err := cl.ListUsers(ctx, "tok", r)
+	if err != nil {
+		t.Fatalf("first page: %v", err)
+	}
+	if first.Next != ids[1] {
+		t.Fatalf("first page's next %q, want %q", first.Next, ids[1])
+	}
+	r.After = first.Next
+	last, err := cl.ListUsers(ctx, "tok", r)
+	if err != nil {
+		t.Fatalf("last page: %v", err)
+	}
+	if last.Next != "" {
+		t.Fatalf("last page's next %q, want none", last.Next)
+	}
+	for _, u := range append(first.Users, last.Users...) {
+		got = append(got, u.ID)
+	}
+	if strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("listed %v, want %v", got, ids)
 	}
 	if len(queries) != 2 || queries[0] != "page_size=2&user_role=customer" || queries[1] != "after="+ids[1]+"&page_size=2&user_role=customer" {
 		t.Fatalf("queries %v", queries)

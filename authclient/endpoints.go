@@ -295,26 +295,3 @@ func (cl *Client) ListUsers(ctx context.Context, token string, r ListUsersReques
 	}
 	return page, nil
 }
-
-// EachUserPage reads the listing from r.After to its last page, calling fn
-// with each page's users; token gives the token of each call (a
-// ServiceTokens' Token, which renews it). It stops at fn's first error.
-func (cl *Client) EachUserPage(ctx context.Context, token func(context.Context) (string, error), r ListUsersRequest, fn func([]User) error) error {
-	for {
-		tok, err := token(ctx)
-		if err != nil {
-			return err
-		}
-		page, err := cl.ListUsers(ctx, tok, r)
-		if err != nil {
-			return err
-		}
-		if err := fn(page.Users); err != nil {
-			return err
-		}
-		if page.Next == "" {
-			return nil
-		}
-		r.After = page.Next
-	}
-}
