@@ -143,7 +143,6 @@ func redactTarget(s string) string {
 	return path + "?" + RedactQuery(query)
 }
 
-// redactQuery replaces the value of each parameter of a raw query.
 // RedactQuery returns the raw query q with every value replaced by
 // Redacted, the names kept in their order ("email=a%40b.c&after=x" becomes
 // "email=REDACTED&after=REDACTED"); a bare value (?a@b.com) and a name that
