@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/customer-platform/bff/httpapi"
+	"github.com/acme/customer-platform/customer/httpapi"
 )
 
 func server(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
@@ -208,7 +208,7 @@ func TestCustomerAndIncrementService(t *testing.T) {
 
 // TestProfileKeepsOnlyContractMembers: a member the customer service adds
 // to a profile by mistake (an internal field, a secret) is not in Raw, so
-// the BFF never passes it on; the allow-list is the contract's Customer
+// the BFF never passes it on; the allow-list is the customer service's Customer
 // schema exactly; a clean document is kept byte for byte.
 func TestProfileKeepsOnlyContractMembers(t *testing.T) {
 	t.Parallel()
