@@ -16,6 +16,7 @@ func probeAPI5FunctionLevelAuthorization(t *testing.T, s *suite) {
 		return map[string]any{"email": s.newEmail("bfla-new"), "first_name": "New", "last_name": "User", "phone_number": "+15035550199",
 			"password": "Probe-Quartz-New-4471", "user_role": "admin"}
 	}
+	custNew, empNew := newUser(), newUser()
 	profileFor := map[string]any{"user_id": victim.userID, "street_address": "1 A St", "city": "Portland", "postal_code": "97201"}
 	cases := []struct {
 		who         *account
@@ -25,14 +26,14 @@ func probeAPI5FunctionLevelAuthorization(t *testing.T, s *suite) {
 		{c, http.MethodGet, s.auth + "/api/auth/users/?email=" + victim.email, nil},
 		{c, http.MethodGet, s.auth + "/api/auth/users/", nil},
 		{c, http.MethodGet, s.auth + "/api/auth/users/" + victim.userID + "/", nil},
-		{c, http.MethodPost, s.auth + "/api/auth/users/", newUser()},
+		{c, http.MethodPost, s.auth + "/api/auth/users/", custNew},
 		{c, http.MethodDelete, s.auth + "/api/auth/users/" + victim.userID + "/", nil},
 		{c, http.MethodPost, s.customer + "/api/v1/customers/", profileFor},
 		{c, http.MethodPost, s.customer + "/api/v1/customers/" + c.profileID + "/verify/", nil},
 		{c, http.MethodPost, s.customer + "/api/v1/customers/" + c.profileID + "/increment_service/", map[string]any{"service_type": "free"}},
 		{c, http.MethodPost, s.customer + "/api/v1/customers/" + victim.profileID + "/verify/", nil},
 		{s.employee, http.MethodDelete, s.auth + "/api/auth/users/" + victim.userID + "/", nil},
-		{s.employee, http.MethodPost, s.auth + "/api/auth/users/", newUser()},
+		{s.employee, http.MethodPost, s.auth + "/api/auth/users/", empNew},
 		{s.employee, http.MethodDelete, s.customer + "/api/v1/customers/" + victim.profileID + "/", nil},
 	}
 	for _, x := range cases {
@@ -44,8 +45,10 @@ func probeAPI5FunctionLevelAuthorization(t *testing.T, s *suite) {
 		a := s.call(t, x.method, x.url, x.body, x.who.as())
 		wantError(t, what, a, http.StatusForbidden, "permission_denied")
 	}
-	if b := newUser(); s.userByEmail(t, b["email"].(string)) != "" {
-		t.Error("a refused create made a user")
+	for _, b := range []map[string]any{custNew, empNew} {
+		if id := s.userByEmail(t, b["email"].(string)); id != "" {
+			t.Errorf("a refused create made the user %s (%s)", b["email"], id)
+		}
 	}
 
 	// Nothing happened to the victim or the customer.
