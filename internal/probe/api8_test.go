@@ -133,7 +133,13 @@ func probeAPI8Misconfiguration(t *testing.T, s *suite) {
 		}
 	}
 
-	// Links are never built from what the client says its host is.
+	// Links are never built from what the client says its host is. Two
+	// service records, so a page of one has a next link.
+	for range 2 {
+		if a := s.call(t, http.MethodPost, s.customer+"/api/v1/customers/"+c.profileID+"/increment_service/", map[string]any{}, s.employee.as()); a.Status != http.StatusOK {
+			t.Fatalf("increment_service: %s", a)
+		}
+	}
 	for _, x := range []struct {
 		what, url string
 		who       *account
@@ -142,13 +148,10 @@ func probeAPI8Misconfiguration(t *testing.T, s *suite) {
 		{"user listing", s.auth + "/api/auth/users/?page_size=1", s.admin},
 		{"service records", s.customer + "/api/v1/customers/" + c.profileID + "/services/?page_size=1", c},
 	} {
-		if a := s.call(t, http.MethodPost, s.customer+"/api/v1/customers/"+c.profileID+"/increment_service/", map[string]any{}, s.employee.as()); a.Status != http.StatusOK && x.what == "service records" {
-			t.Fatalf("increment_service: %s", a)
-		}
 		for _, h := range []map[string]string{{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"}, {"Forwarded": "host=evil.example"}} {
 			a := callHost(t, x.url, x.who, h)
 			if a.Status != http.StatusOK {
-				if a.Status/100 == 4 {
+				if a.Status == http.StatusBadRequest {
 					continue // a host outside an allowed list refused: as good
 				}
 				t.Errorf("%s with %v: %s", x.what, h, a)
