@@ -208,7 +208,11 @@ func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, erro
 	}
 	if err := s.d.Store.BlacklistToken(ctx, c.JTI, c.UserID, c.ExpiresAt); err != nil {
 		if errors.Is(err, ErrTokenBlacklisted) {
-			s.revokeFamily(ctx, c)
+			if err := s.revokeFamily(ctx, c); err != nil {
+				s.d.Logger.WarnContext(ctx, "could not revoke a replayed refresh token's family", "user_id", c.UserID, "error", err.Error())
+			} else if c.Family != "" {
+				s.d.Logger.WarnContext(ctx, "refresh token replayed: its family is revoked", "user_id", c.UserID)
+			}
 			return TokenPair{}, ErrTokenBlacklisted
 		}
 		return TokenPair{}, fmt.Errorf("blacklist refresh token: %w", err)
@@ -231,18 +235,19 @@ func (s *Service) Refresh(ctx context.Context, refresh *string) (TokenPair, erro
 // hex characters, so the two never collide).
 func familyKey(family string) string { return "family:" + family }
 
-// revokeFamily revokes the family of a replayed refresh token: an insert
-// keyed by the family (a second revocation is a duplicate, and harmless).
-func (s *Service) revokeFamily(ctx context.Context, c RefreshClaims) {
+// revokeFamily revokes the token family of c (a replayed refresh token, or
+// the session logged out): an insert keyed by the family, so a second
+// revocation is a duplicate, and harmless. A token without a family has
+// nothing to revoke.
+func (s *Service) revokeFamily(ctx context.Context, c RefreshClaims) error {
 	if c.Family == "" {
-		return
+		return nil
 	}
 	err := s.d.Store.BlacklistToken(ctx, familyKey(c.Family), c.UserID, c.FamilyExpiresAt)
 	if err != nil && !errors.Is(err, ErrTokenBlacklisted) {
-		s.d.Logger.WarnContext(ctx, "could not revoke a replayed refresh token's family", "user_id", c.UserID, "error", err.Error())
-		return
+		return fmt.Errorf("revoke token family: %w", err)
 	}
-	s.d.Logger.WarnContext(ctx, "refresh token replayed: its family is revoked", "user_id", c.UserID)
+	return nil
 }
 
 // MsgTokenInvalid is simplejwt's message for a bad refresh token in a body.
@@ -266,12 +271,7 @@ func (s *Service) Logout(ctx context.Context, p Principal, refresh *string) erro
 		return fmt.Errorf("blacklist refresh token: %w", err)
 	}
 	// The session ends: the tokens rotated from this one too.
-	if c.Family != "" {
-		if err := s.d.Store.BlacklistToken(ctx, familyKey(c.Family), c.UserID, c.FamilyExpiresAt); err != nil && !errors.Is(err, ErrTokenBlacklisted) {
-			return fmt.Errorf("revoke token family: %w", err)
-		}
-	}
-	return nil
+	return s.revokeFamily(ctx, c)
 }
 
 // Profile returns the caller's own account.

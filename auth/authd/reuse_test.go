@@ -60,6 +60,35 @@ func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 	}
 }
 
+// TestLogoutRevokesTheFamily: logging out ends the session, not only the
+// token presented: the owner refreshes R1 to R2 and logs out with R1 (the
+// token their client kept), and R2 is refused; another session of the same
+// user (another family) keeps working.
+func TestLogoutRevokesTheFamily(t *testing.T) {
+	t.Parallel()
+	s := start(t, nil)
+	u := s.register("logout-family@example.com", "Log", "Out")
+	other := toSession(t, s.login(u.email, goodPassword))
+	refresh := func(tok string) answer {
+		return s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": tok})
+	}
+	a := refresh(u.refresh)
+	if a.Status != http.StatusOK {
+		t.Fatalf("refresh R1: %d %s", a.Status, a.Body)
+	}
+	r2, _ := a.Map(t)["refresh"].(string)
+	if r2 == "" || family(t, r2) == "" || family(t, r2) != family(t, u.refresh) {
+		t.Fatalf("families: R1 %q R2 %q", family(t, u.refresh), family(t, r2))
+	}
+	if a := s.post("/api/auth/logout/", u.access, map[string]any{"refresh": u.refresh}); a.Status != http.StatusResetContent {
+		t.Fatalf("logout with R1: %d %s", a.Status, a.Body)
+	}
+	wantDetail(t, refresh(r2), http.StatusUnauthorized, "token_not_valid", "")
+	if a := refresh(other.refresh); a.Status != http.StatusOK {
+		t.Fatalf("another session of the user: %d %s", a.Status, a.Body)
+	}
+}
+
 // family is a refresh token's family claim ("" without one).
 func family(t *testing.T, tok string) string {
 	t.Helper()
