@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme/customer-platform/internal/embedded"
+	"github.com/acme/customer-platform/internal/testenv"
 )
 
 // A client opened from a redis-sentinel:// URL asks the Sentinel for the
@@ -52,11 +53,7 @@ func TestOpenFollowsSentinelAndCluster(t *testing.T) {
 		t.Fatalf("GET at the master %s: %q, %v; want the client's write", s.MasterAddr, got, err)
 	}
 
-	cl, err := embedded.StartRedisCluster(ctx, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Stop()
+	cl := testenv.RedisCluster(t)
 	cc, err := Open(cl.URL, Options{})
 	if err != nil {
 		t.Fatalf("Open(%q): %v", cl.URL, err)
