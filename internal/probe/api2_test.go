@@ -81,7 +81,7 @@ func probeAPI2BrokenAuthentication(t *testing.T, s *suite) {
 
 	// A service token never works on the self-service endpoints, and
 	// changes nothing there.
-	svc := s.serviceToken(t)
+	svc := s.serviceToken(t, systest.BFFClientID, systest.BFFClientSecret)
 	for _, c := range []struct {
 		method, url string
 		body        any

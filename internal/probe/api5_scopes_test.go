@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
 
@@ -14,14 +15,6 @@ import (
 // migration's reads and creates users and deletes none; the customer
 // service's (its erasure cascade's) only reads users.
 func probeAPI5ServiceClientScopes(t *testing.T, s *suite) {
-	token := func(id, secret string) string {
-		a := s.call(t, http.MethodPost, s.auth+"/api/auth/token/service/", map[string]string{"client_id": id, "client_secret": secret}, from(s.newAddr()))
-		var v struct{ Access string }
-		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &v) != nil || v.Access == "" {
-			t.Fatalf("service token of %s: %s", id, a)
-		}
-		return v.Access
-	}
 	staff := func(role string) string {
 		a := s.call(t, http.MethodPost, s.auth+"/api/auth/users/", map[string]any{"email": s.newEmail("scope-" + role), "first_name": "Staff",
 			"last_name": "Member", "phone_number": "+15035550111", "user_role": role, "password": "Probe-Quartz-Staff-1180"}, s.admin.as())
@@ -33,9 +26,9 @@ func probeAPI5ServiceClientScopes(t *testing.T, s *suite) {
 	}
 	victim := s.customerAccount(t, "scope-victim")
 	employee, admin := staff("employee"), staff("admin")
-	bffTok := token(systest.BFFClientID, systest.BFFClientSecret)
-	migrateTok := token(systest.MigrateClientID, systest.MigrateClientSecret)
-	customerTok := token(systest.CustomerClientID, systest.CustomerClientSecret)
+	bffTok := s.serviceToken(t, systest.BFFClientID, systest.BFFClientSecret)
+	migrateTok := s.serviceToken(t, systest.MigrateClientID, systest.MigrateClientSecret)
+	customerTok := s.serviceToken(t, systest.CustomerClientID, systest.CustomerClientSecret)
 	newUser := map[string]any{"email": s.newEmail("scope-new"), "first_name": "New", "last_name": "User", "phone_number": "+15035550112"}
 	for _, x := range []struct {
 		client, token, method, url string
@@ -51,7 +44,7 @@ func probeAPI5ServiceClientScopes(t *testing.T, s *suite) {
 		{"customer", customerTok, http.MethodGet, s.customer + "/api/v1/customers/" + victim.profileID + "/", nil},
 		{"customer", customerTok, http.MethodDelete, s.customer + "/api/v1/customers/" + victim.profileID + "/", nil},
 	} {
-		a := s.call(t, x.method, x.url, x.body, map[string]string{"Authorization": "Bearer " + x.token})
+		a := s.call(t, x.method, x.url, x.body, testenv.Bearer(x.token))
 		wantError(t, "the "+x.client+" client at "+x.method+" "+x.url, a, http.StatusForbidden, "permission_denied")
 	}
 	for _, id := range []string{employee, admin, victim.userID} {
@@ -69,7 +62,7 @@ func probeAPI5ServiceClientScopes(t *testing.T, s *suite) {
 		{"migrate", migrateTok, http.MethodGet, s.auth + "/api/auth/users/?email=" + victim.email},
 		{"customer", customerTok, http.MethodGet, s.auth + "/api/auth/users/" + victim.userID + "/"},
 	} {
-		if a := s.call(t, x.method, x.url, nil, map[string]string{"Authorization": "Bearer " + x.token}); a.Status != http.StatusOK {
+		if a := s.call(t, x.method, x.url, nil, testenv.Bearer(x.token)); a.Status != http.StatusOK {
 			t.Errorf("the %s client at %s %s, which it needs: %s", x.client, x.method, x.url, a)
 		}
 	}

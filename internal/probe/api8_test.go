@@ -119,7 +119,7 @@ func probeAPI8Misconfiguration(t *testing.T, s *suite) {
 		{http.MethodPost, s.bff + "/api/bff/register/", map[string]any{"email": map[string]any{"$gt": ""}}, from(s.newAddr())},
 		{http.MethodPost, s.bff + "/api/bff/login/", `{"email": "\ud800@x.y", "password": "x"}`, from(s.newAddr())},
 		{http.MethodPatch, s.bff + "/api/bff/me/", `null`, c.as()},
-		{http.MethodGet, s.bff + "/api/bff/me/", nil, map[string]string{"Authorization": "Bearer " + strings.Repeat("A", 8000)}},
+		{http.MethodGet, s.bff + "/api/bff/me/", nil, testenv.Bearer(strings.Repeat("A", 8000))},
 		{http.MethodGet, s.bff + "/api/bff/me/", nil, map[string]string{"Authorization": "Basic YWRtaW46YWRtaW4="}},
 	} {
 		a := s.call(t, x.method, x.url, x.body, x.header)

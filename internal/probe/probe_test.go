@@ -187,14 +187,15 @@ func (s *suite) loginAt(t *testing.T, endpoint, email, password string) *account
 	return acct
 }
 
-// serviceToken is a service token of the BFF's client, from addr.
-func (s *suite) serviceToken(t *testing.T) string {
+// serviceToken is a service token of the client id with secret, asked
+// for from an address of its own.
+func (s *suite) serviceToken(t *testing.T, id, secret string) string {
 	t.Helper()
 	a := s.call(t, http.MethodPost, s.auth+"/api/auth/token/service/",
-		map[string]string{"client_id": systest.BFFClientID, "client_secret": systest.BFFClientSecret}, from(s.newAddr()))
+		map[string]string{"client_id": id, "client_secret": secret}, from(s.newAddr()))
 	var v struct{ Access string }
 	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &v) != nil || v.Access == "" {
-		t.Fatalf("service token: %s", a)
+		t.Fatalf("service token of %s: %s", id, a)
 	}
 	return v.Access
 }
@@ -319,7 +320,7 @@ func noLeak(t *testing.T, what string, a testenv.Answer) {
 	}
 }
 
-// keysOf returns the members of a JSON object that are not in allowed.
+// extraKeys returns the members of a JSON object that are not in allowed.
 func extraKeys(obj map[string]any, allowed ...string) []string {
 	var extra []string
 	for k := range obj {
