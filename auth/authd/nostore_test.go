@@ -1,7 +1,6 @@
 package authd_test
 
 import (
-	"net/http"
 	"testing"
 
 	"github.com/acme/customer-platform/internal/testenv/systest"
@@ -34,8 +33,5 @@ func TestTokenAnswersAreNotStored(t *testing.T) {
 		if got := a.Header.Get("Pragma"); got != "no-cache" {
 			t.Errorf("%s (%d): Pragma %q, want no-cache", name, a.Status, got)
 		}
-	}
-	if a := s.get("/healthz", ""); a.Status != http.StatusOK {
-		t.Fatalf("healthz: %d", a.Status)
 	}
 }
