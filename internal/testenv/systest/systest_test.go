@@ -165,7 +165,9 @@ func TestChildProcesses(t *testing.T) {
 		in.mu.Lock()
 		pid := in.proc.Pid
 		in.mu.Unlock()
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && (pid == os.Getpid() || exe != self) {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		testenv.Must(t, err, "the executable of %s's process %d", name, pid)
+		if pid == os.Getpid() || exe != self {
 			t.Errorf("%s runs %s as process %d, want this test binary %s in a process of its own", name, exe, pid, self)
 		}
 	}
