@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"fmt"
-	"slices"
 )
 
 // ClientScopes are the scopes configured for a service client: what a
@@ -13,7 +12,7 @@ func (s *Service) ClientScopes(clientID string) []string {
 	if s.d.Clients == nil {
 		return nil
 	}
-	return slices.Clone(s.d.Clients.Scopes(clientID))
+	return s.d.Clients.Scopes(clientID)
 }
 
 // ServiceToken issues a service account's short-lived access token, with

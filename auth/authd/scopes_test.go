@@ -43,8 +43,11 @@ func TestServiceClientScopes(t *testing.T) {
 	for id, want := range wantScopes {
 		tokens[id] = token(id)
 		c, err := s.verifier.Verify(tokens[id])
-		if err != nil || !c.ScopeClaim || !slices.Equal(c.Scopes, want) {
-			t.Fatalf("%s's token: scopes %q (claim %v), %v; want %q", id, c.Scopes, c != nil && c.ScopeClaim, err, want)
+		if err != nil {
+			t.Fatalf("%s's token: %v", id, err)
+		}
+		if !c.ScopeClaim || !slices.Equal(c.Scopes, want) {
+			t.Fatalf("%s's token: scopes %q (claim %v); want %q", id, c.Scopes, c.ScopeClaim, want)
 		}
 	}
 	admin := toSession(t, s.login(adminEmail, adminPassword))
