@@ -87,28 +87,41 @@ func (r *Redis) Start(ctx context.Context) error {
 		return nil
 	}
 	host, port, _ := net.SplitHostPort(r.Addr)
-	cmd := exec.Command(RedisServerPath(),
+	cmd, err := startRedisServer(ctx, r.Addr,
 		"--bind", host, "--port", port,
 		"--save", "", "--appendonly", "no",
 		"--protected-mode", "no", "--loglevel", "warning",
 		"--dir", os.TempDir())
-	cmd.Stdout, cmd.Stderr = nil, nil
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("embedded redis: start redis-server: %w", err)
-	}
-	go func() { // drain, so the child never blocks on a full pipe
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-		}
-	}()
-	if err := waitDial(ctx, r.Addr, 10*time.Second); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("embedded redis: redis-server: %w", err)
+	if err != nil {
+		return fmt.Errorf("embedded redis: %w", err)
 	}
 	r.cmd = cmd
 	return nil
+}
+
+// startRedisServer starts redis-server with args and waits until it
+// accepts connections on addr; one that does not within 10 s is killed.
+// Its standard error is drained, so it never blocks on a full pipe.
+func startRedisServer(ctx context.Context, addr string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(RedisServerPath(), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("redis-server on %s: %w", addr, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server on %s: %w", addr, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+		}
+	}()
+	if err := waitDial(ctx, addr, 10*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("redis-server: %w", err)
+	}
+	return cmd, nil
 }
 
 // Stop stops the server; its data is gone (it is a cache).

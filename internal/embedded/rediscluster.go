@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -82,28 +81,17 @@ func StartRedisCluster(ctx context.Context, masters int) (_ *RedisCluster, err e
 		if err := os.Mkdir(nodeDir, 0o700); err != nil {
 			return nil, fmt.Errorf("embedded redis cluster: %w", err)
 		}
-		cmd := exec.Command(RedisServerPath(),
+		cmd, err := startRedisServer(ctx, addr,
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
 			"--cluster-node-timeout", "5000",
 			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
 			"--dir", nodeDir)
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("embedded redis cluster: start redis-server: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("embedded redis cluster: node %d: %w", i, err)
 		}
-		go func() { // drain, so the child never blocks on a full pipe
-			s := bufio.NewScanner(stderr)
-			for s.Scan() {
-			}
-		}()
 		c.procs = append(c.procs, cmd)
 		c.Addrs = append(c.Addrs, addr)
-	}
-	for _, a := range c.Addrs {
-		if err := waitDial(ctx, a, 10*time.Second); err != nil {
-			return nil, fmt.Errorf("embedded redis cluster: %s: %w", a, err)
-		}
 	}
 	if err := c.form(ctx); err != nil {
 		return nil, fmt.Errorf("embedded redis cluster: %w", err)

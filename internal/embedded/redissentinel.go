@@ -1,12 +1,10 @@
 package embedded
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -51,10 +49,12 @@ func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
 		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
 	}
 	s.MasterAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(masterPort))
-	if err := s.start(ctx, s.MasterAddr, "--bind", "127.0.0.1", "--port", strconv.Itoa(masterPort),
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", dir); err != nil {
-		return nil, err
+	master, err := startRedisServer(ctx, s.MasterAddr, "--bind", "127.0.0.1", "--port", strconv.Itoa(masterPort),
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: the master: %w", err)
 	}
+	s.procs = append(s.procs, master)
 	sentinelPort, err := freePort("127.0.0.1")
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
@@ -66,9 +66,11 @@ func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
 		sentinelPort, dir, s.MasterName, masterPort, s.MasterName), 0o600); err != nil {
 		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
 	}
-	if err := s.start(ctx, s.SentinelAddr, conf, "--sentinel", "--loglevel", "warning"); err != nil {
-		return nil, err
+	sentinel, err := startRedisServer(ctx, s.SentinelAddr, conf, "--sentinel", "--loglevel", "warning")
+	if err != nil {
+		return nil, fmt.Errorf("embedded redis sentinel: the Sentinel: %w", err)
 	}
+	s.procs = append(s.procs, sentinel)
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddr, MaxRetries: -1})
 	defer sc.Close()
 	deadline := time.Now().Add(30 * time.Second)
@@ -88,23 +90,4 @@ func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
 	}
 	s.URL = "redis-sentinel://" + s.SentinelAddr + "/" + s.MasterName
 	return s, nil
-}
-
-// start starts a redis-server with args and waits until addr accepts.
-func (s *RedisSentinel) start(ctx context.Context, addr string, args ...string) error {
-	cmd := exec.Command(RedisServerPath(), args...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("embedded redis sentinel: start redis-server: %w", err)
-	}
-	go func() { // drain, so the child never blocks on a full pipe
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-		}
-	}()
-	s.procs = append(s.procs, cmd)
-	if err := waitDial(ctx, addr, 10*time.Second); err != nil {
-		return fmt.Errorf("embedded redis sentinel: %s: %w", addr, err)
-	}
-	return nil
 }
