@@ -7,7 +7,6 @@ package bffd
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/acme/customer-platform/bff"
@@ -118,12 +117,9 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 		BenchFloor:        r.Bool("BFF_BENCH_FLOOR", false),
 		PublishDocs:       r.Bool("BFF_PUBLISH_DOCS", env == config.Development),
 	}
-	if prev := r.Secret("BFF_PREVIOUS_SECRETS", ""); prev != "" {
-		for _, p := range strings.Split(prev.Reveal(), ",") {
-			p = strings.TrimSpace(p)
-			r.Check(len(p) >= 16, "BFF_PREVIOUS_SECRETS", "each must have at least 16 characters")
-			c.PreviousSecrets = append(c.PreviousSecrets, config.Secret(p))
-		}
+	for _, p := range r.List("BFF_PREVIOUS_SECRETS") {
+		r.Check(len(p) >= 16, "BFF_PREVIOUS_SECRETS", "each must have at least 16 characters")
+		c.PreviousSecrets = append(c.PreviousSecrets, config.Secret(p))
 	}
 	for _, o := range r.List("CORS_ALLOWED_ORIGINS") {
 		origin, err := httpapi.ParseOrigin(o)

@@ -25,6 +25,9 @@ func TestSecretRotation(t *testing.T) {
 		oldSecret = "old-server-secret-0123456789"
 		newSecret = "new-server-secret-9876543210"
 	)
+	// crashNext makes the first BFF die at its next registration's
+	// user_created step.
+	var crashNext atomic.Bool
 	old := s.startBFF(map[string]string{"BFF_IDEMPOTENCY_SECRET": oldSecret, "SAGA_LEASE_TTL": "2s"}, func(_ context.Context, step string) error {
 		if step == "user_created" && crashNext.Load() {
 			return errCrash
@@ -61,7 +64,3 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatalf("%d profiles, want 1", n)
 	}
 }
-
-// crashNext makes TestSecretRotation's first BFF die at its next
-// registration's user_created step.
-var crashNext atomic.Bool
