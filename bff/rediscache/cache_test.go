@@ -274,18 +274,7 @@ func TestStaleSetRace(t *testing.T) {
 func TestInvalidateMakesLaterCallersSkipTheLoadInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	readOrigin, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	e.origin.ViewFn = func(_ context.Context, userID, _ string) ([]byte, bff.CacheStatus, error) {
-		body := e.origin.body(userID)
-		first := false
-		once.Do(func() { first = true })
-		if first {
-			close(readOrigin)
-			<-release
-		}
-		return body, bff.CacheBypass, nil
-	}
+	readOrigin, release := e.origin.holdFirstLoad(t)
 	done := make(chan struct{})
 	go func() { defer close(done); _, _, _ = e.cache.View(context.Background(), userA, "tok") }()
 	<-readOrigin
@@ -296,7 +285,7 @@ func TestInvalidateMakesLaterCallersSkipTheLoadInFlight(t *testing.T) {
 	if status != bff.CacheMiss || !strings.Contains(string(body), `"version":2`) {
 		t.Fatalf("%s %s, want a fresh MISS with version 2", status, body)
 	}
-	close(release)
+	release()
 	<-done
 	if body, _ := e.view(t, userA); !strings.Contains(string(body), `"version":2`) {
 		t.Fatalf("then served %s", body)
@@ -540,20 +529,7 @@ func TestAReadAfterAWriteNeverJoinsAnOlderLoad(t *testing.T) {
 			t.Parallel()
 			a := newEnv(t, envOptions{})
 			b := newEnv(t, envOptions{sharedRedis: a.redis})
-			readOrigin, release := make(chan struct{}), make(chan struct{})
-			var once, released sync.Once
-			free := func() { released.Do(func() { close(release) }) }
-			t.Cleanup(free)
-			b.origin.ViewFn = func(_ context.Context, userID, _ string) ([]byte, bff.CacheStatus, error) {
-				body := b.origin.body(userID)
-				first := false
-				once.Do(func() { first = true })
-				if first {
-					close(readOrigin)
-					<-release
-				}
-				return body, bff.CacheBypass, nil
-			}
+			readOrigin, free := b.origin.holdFirstLoad(t)
 			first := make(chan struct{})
 			go func() { defer close(first); _, _, _ = b.cache.View(context.Background(), userA, "tok") }()
 			<-readOrigin // B's first load read the origins: version 0

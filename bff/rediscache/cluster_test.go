@@ -3,7 +3,6 @@ package rediscache_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/acme/customer-platform/bff"
 	"github.com/acme/customer-platform/bff/rediscache"
 	"github.com/acme/customer-platform/internal/changefeed"
-	"github.com/acme/customer-platform/internal/embedded"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -29,12 +27,7 @@ func TestCacheOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cluster, err := embedded.StartRedisCluster(ctx, 3)
-	if errors.Is(err, embedded.ErrNoRedisServer) {
-		t.Skip("redis-server is not installed: the Redis Cluster test needs it (CI installs it)")
-	}
-	testenv.Must(t, err, "redis cluster")
-	t.Cleanup(cluster.Stop)
+	cluster := testenv.RedisCluster(t)
 	e := newEnv(t, envOptions{redisURL: cluster.URL})
 
 	// Miss, then hit.

@@ -38,6 +38,28 @@ type fakeOrigin struct {
 
 var _ bff.Views = (*fakeOrigin)(nil)
 
+// holdFirstLoad makes f's first load read the origin (its version then),
+// say so on reading, and wait for release before it returns; later loads
+// run through. release may be called more than once, and is called when
+// the test ends.
+func (f *fakeOrigin) holdFirstLoad(t *testing.T) (reading <-chan struct{}, release func()) {
+	read, held := make(chan struct{}), make(chan struct{})
+	var first, released sync.Once
+	release = func() { released.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	f.ViewFn = func(_ context.Context, userID, _ string) ([]byte, bff.CacheStatus, error) {
+		body := f.body(userID)
+		isFirst := false
+		first.Do(func() { isFirst = true }) // not the wait: Do holds the others until it returns
+		if isFirst {
+			close(read)
+			<-held
+		}
+		return body, bff.CacheBypass, nil
+	}
+	return read, release
+}
+
 func (f *fakeOrigin) View(ctx context.Context, userID, token string) ([]byte, bff.CacheStatus, error) {
 	f.loads.Add(1)
 	if f.ViewFn != nil {
