@@ -164,15 +164,7 @@ func window(now time.Time) []int64 {
 
 // claimAt reads generation gen of keyID's claims in bucket b (nil: none).
 func (s *Store) claimAt(ctx context.Context, keyID string, b int64, gen int) (*claimDoc, error) {
-	var d claimDoc
-	err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: claimID(keyID, b, gen)}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return mongodb.FindByID[claimDoc](ctx, s.claims, claimID(keyID, b, gen))
 }
 
 // lastClaim finds the last claim of keyID in bucket b (nil: none) and the
@@ -181,17 +173,11 @@ func (s *Store) claimAt(ctx context.Context, keyID string, b int64, gen int) (*c
 // search finds the last in about 2·log₂(n) reads by _id: one when the
 // bucket holds none, two when it holds one.
 func (s *Store) lastClaim(ctx context.Context, keyID string, b int64) (*claimDoc, int, error) {
-	last, err := s.claimAt(ctx, keyID, b, 0)
-	if err != nil || last == nil {
+	first, err := s.claimAt(ctx, keyID, b, 0)
+	if err != nil || first == nil {
 		return nil, 0, err
 	}
-	n, err := mongodb.LastPresent(0, -1, func(gen int64) (bool, error) {
-		d, err := s.claimAt(ctx, keyID, b, int(gen))
-		if d != nil {
-			last = d
-		}
-		return d != nil, err
-	})
+	n, last, err := mongodb.LastPresent(0, -1, first, func(gen int64) (*claimDoc, error) { return s.claimAt(ctx, keyID, b, int(gen)) })
 	if err != nil {
 		return nil, 0, err
 	}
@@ -200,15 +186,7 @@ func (s *Store) lastClaim(ctx context.Context, keyID string, b int64) (*claimDoc
 
 // endOf reads the end of the claim id (nil: none).
 func (s *Store) endOf(ctx context.Context, id string) (*endDoc, error) {
-	var d endDoc
-	err := s.ends.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return mongodb.FindByID[endDoc](ctx, s.ends, id)
 }
 
 // last reads the last claim of keyID in bucket b with its end (nil: the
@@ -280,7 +258,7 @@ func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 		}
 		_, err := s.claims.InsertOne(ctx, c)
 		if err == nil {
-			if err := s.keepClaim(ctx, r, id, mine, now); err != nil {
+			if err := s.keepClaim(ctx, r.KeyID, id, mine, now); err != nil {
 				return err
 			}
 			r.Owner = id
@@ -304,12 +282,12 @@ func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 // keepClaim checks, after the insert of the claim id, that no other
 // bucket of the window holds a live record (a claimer across a bucket
 // boundary); if one does, the claim is released and ErrKeyExists returned.
-func (s *Store) keepClaim(ctx context.Context, r *bff.IdempotencyRecord, id string, mine int64, now time.Time) error {
+func (s *Store) keepClaim(ctx context.Context, keyID, id string, mine int64, now time.Time) error {
 	for _, b := range window(now) {
 		if b == mine {
 			continue
 		}
-		l, _, err := s.last(ctx, r.KeyID, b)
+		l, _, err := s.last(ctx, keyID, b)
 		if err == nil && (l == nil || !l.live(now)) {
 			continue
 		}
@@ -320,9 +298,7 @@ func (s *Store) keepClaim(ctx context.Context, r *bff.IdempotencyRecord, id stri
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		_, rerr := s.ends.InsertOne(rctx, endDoc{ID: id, Bucket: mine, State: keyReleased, At: now.UTC()})
 		cancel()
-		if rerr != nil && !mongo.IsDuplicateKeyError(rerr) {
-			err = errors.Join(err, rerr)
-		}
+		err = errors.Join(err, ignoreDuplicate(rerr))
 		if err != nil {
 			return fmt.Errorf("bff store: insert key: %w", err)
 		}

@@ -165,7 +165,11 @@ func TestCompletionAndReleaseOfOneClaimHaveOneWinner(t *testing.T) {
 		var wg sync.WaitGroup
 		var completed error
 		wg.Go(func() { completed = s.CompleteKey(ctx, key, rec.Owner, 201, []byte("answer"), now) })
-		wg.Go(func() { testenv.Must(t, s.DeleteKey(ctx, key, rec.Owner, now), "release") })
+		wg.Go(func() {
+			if err := s.DeleteKey(ctx, key, rec.Owner, now); err != nil {
+				t.Errorf("release: %v", err)
+			}
+		})
 		wg.Wait()
 		got, err := s.GetKey(ctx, key, now)
 		switch {
@@ -179,19 +183,21 @@ func TestCompletionAndReleaseOfOneClaimHaveOneWinner(t *testing.T) {
 	}
 }
 
-// Many workers claiming a key whose record of yesterday expired: exactly
-// one gets it.
+// Many workers claiming a key whose record of today, still in flight
+// (its request crashed), has expired: each finds generation 0 taken and
+// expired, exactly one claims generation 1.
 func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	old := keyRecord("k", "crashed", now.Add(-25*time.Hour))
+	old := keyRecord("k", "crashed", bucketStart(now))
+	old.ExpiresAt = now.Add(-time.Millisecond)
 	testenv.Must(t, s.InsertKey(ctx, old), "insert")
 	kept := claimRace(t, s, "k", times(20, now)...)
 	got, err := s.GetKey(ctx, "k", now)
-	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.SagaID == old.SagaID {
-		t.Fatalf("claims kept %v, record %+v %v", kept, got, err)
+	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.SagaID == old.SagaID || got.Owner != claimID("k", bucketOf(now), 1) {
+		t.Fatalf("claims kept %v, record %+v %v, want generation 1 of today", kept, got, err)
 	}
 }
 
@@ -202,10 +208,7 @@ func TestYesterdaysRecordHoldsTheKey(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	y := keyRecord("k", "yesterday", bucketStart(now).Add(-time.Second))
-	y.ExpiresAt = now.Add(time.Hour)
-	y.State, y.Status, y.Answer = bff.KeyDone, 201, []byte("first")
-	testenv.Must(t, s.InsertKey(ctx, y), "yesterday's")
+	y := yesterdaysAnswer(t, s, "k", now)
 	for range 2 {
 		if err := s.InsertKey(ctx, keyRecord("k", "today", now)); !errors.Is(err, bff.ErrKeyExists) {
 			t.Fatalf("today's claim: %v", err)
@@ -267,7 +270,7 @@ func TestClaimsAcrossABucketBoundaryEveryInterleaving(t *testing.T) {
 				testenv.Must(t, err, "insert")
 				continue
 			}
-			kept[st.who] = s.keepClaim(ctx, r, id, bucketOf(r.CreatedAt), r.CreatedAt)
+			kept[st.who] = s.keepClaim(ctx, key, id, bucketOf(r.CreatedAt), r.CreatedAt)
 			if kept[st.who] != nil && !errors.Is(kept[st.who], bff.ErrKeyExists) {
 				t.Fatalf("order %d: %v", i, kept[st.who])
 			}
@@ -459,7 +462,7 @@ func TestAClaimThatCannotStayLetsGo(t *testing.T) {
 	}
 	dead, cancel := context.WithCancel(ctx)
 	cancel() // the call's deadline passed after the insert
-	if err := s.keepClaim(dead, r, id, mine, now); err == nil || errors.Is(err, bff.ErrKeyExists) {
+	if err := s.keepClaim(dead, "k", id, mine, now); err == nil || errors.Is(err, bff.ErrKeyExists) {
 		t.Fatalf("check with a dead context: %v, want its error", err)
 	}
 	if e, err := s.endOf(ctx, id); err != nil || e == nil || e.State != keyReleased {

@@ -44,7 +44,6 @@ package mongodb
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +77,7 @@ type Store struct {
 	// the version. See mongodb.IsFerretDB.
 	guardByRead bool
 	// keysSwept is the last bucket of idempotency records SweepKeys
-	// deleted (math.MinInt64: none yet).
+	// deleted (0: none yet; a bucket of the real clock is far above).
 	keysSwept atomic.Int64
 }
 
@@ -104,7 +103,6 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		legacy:      db.Collection(LegacyKeysCollection),
 		guardByRead: ferret,
 	}
-	s.keysSwept.Store(math.MinInt64)
 	// One index per call: FerretDB v1 drops the connection when a
 	// createIndexes of several indexes finds them existing already.
 	for _, ix := range []struct {

@@ -91,14 +91,11 @@ func (d slotDoc) toRecord() customer.ServiceRecord {
 
 // slot reads slot n of a series; nil when there is none.
 func (s *Store) slot(ctx context.Context, series string, n int64) (*slotDoc, error) {
-	var d slotDoc
-	if err := s.services.FindOne(ctx, byID(slotID(series, n))).Decode(&d); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, nil
-		}
+	d, err := mongodb.FindByID[slotDoc](ctx, s.services, slotID(series, n))
+	if err != nil {
 		return nil, fmt.Errorf("read service record: %w", err)
 	}
-	return &d, nil
+	return d, nil
 }
 
 // hint reads the hint of a series (0 without one).
@@ -153,17 +150,7 @@ func (s *Store) count(ctx context.Context, series string) (int64, *slotDoc, erro
 			lo, last = h+1, next
 		}
 	}
-	n, err := mongodb.LastPresent(lo, hi, func(n int64) (bool, error) {
-		d, err := probe(n)
-		if d != nil {
-			last = d
-		}
-		return d != nil, err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return n, last, nil
+	return mongodb.LastPresent(lo, hi, last, probe)
 }
 
 // withFigures converts a profile document and adds its service figures.

@@ -13,15 +13,19 @@ func TestLastPresent(t *testing.T) {
 		for lo := int64(0); lo <= last; lo++ {
 			for _, hi := range []int64{-1, last + 1, last + 9} {
 				lookups := 0
-				got, err := LastPresent(lo, hi, func(n int64) (bool, error) {
+				start := lo
+				got, member, err := LastPresent(lo, hi, &start, func(n int64) (*int64, error) {
 					lookups++
 					if n <= lo || hi >= 0 && n >= hi {
 						t.Fatalf("lo %d hi %d: looked up %d", lo, hi, n)
 					}
-					return n <= last, nil
+					if n > last {
+						return nil, nil
+					}
+					return &n, nil
 				})
-				if err != nil || got != last {
-					t.Fatalf("last %d from lo %d hi %d: got %d %v", last, lo, hi, got, err)
+				if err != nil || got != last || member == nil || *member != last {
+					t.Fatalf("last %d from lo %d hi %d: got %d (member %v) %v", last, lo, hi, got, member, err)
 				}
 				if bound := 2*bitsLen(last-lo+1) + 1; lookups > bound {
 					t.Fatalf("last %d from lo %d hi %d: %d lookups, more than %d", last, lo, hi, lookups, bound)
@@ -30,7 +34,7 @@ func TestLastPresent(t *testing.T) {
 		}
 	}
 	boom := errors.New("down")
-	if _, err := LastPresent(0, -1, func(int64) (bool, error) { return false, boom }); !errors.Is(err, boom) {
+	if _, _, err := LastPresent(0, -1, (*int)(nil), func(int64) (*int, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("error: %v", err)
 	}
 }
