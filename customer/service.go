@@ -176,13 +176,8 @@ type ReadOptions struct {
 	WithoutUser bool
 }
 
-// Own returns the caller's own profile.
-func (s *Service) Own(ctx context.Context, a Actor) (CustomerWithUserData, error) {
-	return s.OwnWith(ctx, a, ReadOptions{})
-}
-
-// OwnWith returns the caller's own profile as o asks.
-func (s *Service) OwnWith(ctx context.Context, a Actor, o ReadOptions) (CustomerWithUserData, error) {
+// Own returns the caller's own profile, as o asks.
+func (s *Service) Own(ctx context.Context, a Actor, o ReadOptions) (CustomerWithUserData, error) {
 	c, err := s.own(ctx, a)
 	if err != nil {
 		return CustomerWithUserData{}, err
@@ -220,10 +215,10 @@ func (s *Service) CheckExists(ctx context.Context, a Actor, userID string) (bool
 			return false, "", FieldErrors{FieldUserID: {MsgInvalidUUID}}.Err()
 		}
 		userID = normalizeUUID(userID)
-		if userID != a.UserID && !a.staffReader() {
-			return false, "", ErrForbidden
-		}
 		if userID != a.UserID {
+			if !a.staffReader() {
+				return false, "", ErrForbidden
+			}
 			if err := a.permit(ScopeRead); err != nil {
 				return false, "", err
 			}
@@ -255,14 +250,9 @@ func (s *Service) visible(ctx context.Context, a Actor, id string) (Customer, er
 	return c, nil
 }
 
-// Get returns a profile by id (its owner, staff, services holding
-// ScopeRead).
-func (s *Service) Get(ctx context.Context, a Actor, id string) (CustomerWithUserData, error) {
-	return s.GetWith(ctx, a, id, ReadOptions{})
-}
-
-// GetWith returns a profile by id as o asks (the same callers as Get).
-func (s *Service) GetWith(ctx context.Context, a Actor, id string, o ReadOptions) (CustomerWithUserData, error) {
+// Get returns a profile by id, as o asks (its owner, staff, services
+// holding ScopeRead).
+func (s *Service) Get(ctx context.Context, a Actor, id string, o ReadOptions) (CustomerWithUserData, error) {
 	if err := a.permit(ScopeRead); err != nil {
 		return CustomerWithUserData{}, err
 	}
@@ -449,7 +439,7 @@ func (s *Service) List(ctx context.Context, a Actor, f Filter, pr PageRequest) (
 	if !a.staffReader() {
 		f.UserID = a.UserID
 	}
-	total, cs, err := s.countAndList(ctx, f, pr)
+	total, cs, read, err := s.countAndList(ctx, f, pr)
 	if err != nil {
 		return Page[CustomerWithUserData]{}, err
 	}
@@ -460,7 +450,7 @@ func (s *Service) List(ctx context.Context, a Actor, f Filter, pr PageRequest) (
 	if total == 0 {
 		return p, nil
 	}
-	if cs == nil { // the last page: its number came from the count
+	if !read { // the last page: its number came from the count
 		if cs, err = s.store.List(ctx, f, (p.Number-1)*p.Size, p.Size); err != nil {
 			return Page[CustomerWithUserData]{}, err
 		}
@@ -474,11 +464,12 @@ func (s *Service) List(ctx context.Context, a Actor, f Filter, pr PageRequest) (
 // profile on the embedded server, so together they take about the time of
 // one where there are cores for them; on MongoDB each uses an index). A
 // page past the last one is read for nothing and refused by paginate.
-// cs is nil when the page was not read (the last page, or none).
-func (s *Service) countAndList(ctx context.Context, f Filter, pr PageRequest) (total int, cs []Customer, err error) {
+// read says whether the page was read (not the last page, whose number
+// comes from the count).
+func (s *Service) countAndList(ctx context.Context, f Filter, pr PageRequest) (total int, cs []Customer, read bool, err error) {
 	if pr.Last || pr.Number < 1 {
 		total, err = s.store.Count(ctx, f)
-		return total, nil, err
+		return total, nil, false, err
 	}
 	size := pageSize(pr)
 	listed := make(chan error, 1)
@@ -491,10 +482,7 @@ func (s *Service) countAndList(ctx context.Context, f Filter, pr PageRequest) (t
 	if lerr := <-listed; err == nil {
 		err = lerr
 	}
-	if cs == nil {
-		cs = []Customer{}
-	}
-	return total, cs, err
+	return total, cs, true, err
 }
 
 // pageSize is the size of the page pr asks for: DefaultPageSize when it

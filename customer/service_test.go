@@ -211,14 +211,14 @@ func TestServiceRules(t *testing.T) {
 			t.Errorf("%s CreateFor: %v", a.Role, err)
 		}
 	}
-	if _, err := s.Get(ctx, other, id); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.Get(ctx, other, id, customer.ReadOptions{}); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("other Get: %v", err)
 	}
-	if _, err := s.Get(ctx, owner, "not-a-uuid"); !errors.Is(err, customer.ErrNotFound) {
+	if _, err := s.Get(ctx, owner, "not-a-uuid", customer.ReadOptions{}); !errors.Is(err, customer.ErrNotFound) {
 		t.Errorf("bad id: %v", err)
 	}
 	for _, a := range []customer.Actor{owner, employee, admin, service} {
-		if _, err := s.Get(ctx, a, id); err != nil {
+		if _, err := s.Get(ctx, a, id, customer.ReadOptions{}); err != nil {
 			t.Errorf("%s Get: %v", a.Role, err)
 		}
 	}
@@ -364,11 +364,11 @@ func TestUserDataViews(t *testing.T) {
 		}
 	}
 	down.Store(true)
-	cw, err = s.Own(ctx, owner)
+	cw, err = s.Own(ctx, owner, customer.ReadOptions{})
 	if err != nil || cw.User.PhoneNumber != nil || *cw.User.Email != owner.Email {
 		t.Fatalf("owner view, directory down: %+v %v", cw.User, err)
 	}
-	got, err := s.Get(ctx, employee, cw.ID)
+	got, err := s.Get(ctx, employee, cw.ID, customer.ReadOptions{})
 	if err != nil || got.User != (customer.UserData{}) {
 		t.Fatalf("staff view, directory down: %+v %v", got.User, err)
 	}
@@ -581,7 +581,7 @@ func TestServiceScopes(t *testing.T) {
 		needs string
 		call  func(customer.Actor) error
 	}{
-		"Get": {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Get(ctx, a, id); return err }},
+		"Get": {customer.ScopeRead, func(a customer.Actor) error { _, err := s.Get(ctx, a, id, customer.ReadOptions{}); return err }},
 		"List": {customer.ScopeRead, func(a customer.Actor) error {
 			_, err := s.List(ctx, a, customer.Filter{}, customer.PageRequest{Number: 1})
 			return err

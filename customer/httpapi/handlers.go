@@ -101,7 +101,7 @@ func handleGetProfile(s *customer.Service) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		cw, err := s.OwnWith(c.Request.Context(), a, o)
+		cw, err := s.Own(c.Request.Context(), a, o)
 		if err != nil {
 			return err
 		}
@@ -188,7 +188,7 @@ func handleGet(s *customer.Service) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		cw, err := s.GetWith(c.Request.Context(), a, c.Param("id"), o)
+		cw, err := s.Get(c.Request.Context(), a, c.Param("id"), o)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -78,8 +79,7 @@ func TestIncludeUserFalse(t *testing.T) {
 				if bare[k] != nil {
 					t.Fatalf("%s, include_user=false: %s = %v, want null", c.what, k, bare[k])
 				}
-			case k == "notification_preferences":
-			case bare[k] != v:
+			case !reflect.DeepEqual(bare[k], v):
 				t.Fatalf("%s, include_user=false: %s = %v, want %v", c.what, k, bare[k], v)
 			}
 		}
