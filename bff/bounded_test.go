@@ -270,8 +270,8 @@ func TestKeyHoldRunOutStartsNoSaga(t *testing.T) {
 	h.clock.advance(h.svc.leaseTTL)
 	<-h.svc.gated.gate.slots
 	err = <-done
-	if be, ok := errors.AsType[*Error](err); !ok || be.Code != CodeStoreUnavailable {
-		t.Fatalf("error %v, want service_unavailable", err)
+	if be, ok := errors.AsType[*Error](err); !ok || be.Code != CodeStoreUnavailable || !errors.Is(err, errKeyHoldEnded) {
+		t.Fatalf("error %v, want service_unavailable caused by the key's hold ending", err)
 	}
 	if h.auth.count("register") != 0 || len(h.store.sagas) != 0 {
 		t.Fatalf("a registration past its key's hold started: %d register calls, %d sagas", h.auth.count("register"), len(h.store.sagas))

@@ -22,6 +22,10 @@ type Registered struct {
 	body []byte
 }
 
+// errKeyHoldEnded fails (as a 503, nothing done) a registration whose
+// Idempotency-Key hold ran out while it waited for the store.
+var errKeyHoldEnded = errors.New("bff: the idempotency key's hold ended while the registration waited for the store")
+
 // MarshalJSON writes {"user", "profile", "tokens"}.
 func (r Registered) MarshalJSON() ([]byte, error) {
 	if r.body != nil {
@@ -68,10 +72,10 @@ func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClai
 			// The saga starts when its record can be written: the
 			// register call's deadline and the reconciler's grace count
 			// from here, not from before the waits for the store.
-			if claim != nil && !claim.leaseExpiresAt.IsZero() && !now.Add(min(clockSkew, s.leaseTTL/4)).Before(claim.leaseExpiresAt) {
+			if claim != nil && !now.Add(min(clockSkew, s.leaseTTL/4)).Before(claim.leaseExpiresAt) {
 				// The key's hold ran out while this request waited: a
 				// retry may have taken the key over. Nothing was done.
-				return ErrStoreBusy
+				return errKeyHoldEnded
 			}
 			sg.CreatedAt, sg.UpdatedAt, sg.NextAttemptAt = now, now, now.Add(s.authGrace())
 			return raw.sagas.CreateSaga(ctx, sg)

@@ -492,10 +492,8 @@ func (c *Cache) recover() {
 			if c.failed.Load() == seen || !c.recovering.CompareAndSwap(false, true) {
 				return
 			}
-			time.Sleep(c.recoverEach) // paced, however often calls fail
-			continue
 		}
-		time.Sleep(c.recoverEach)
+		time.Sleep(c.recoverEach) // paced, however often calls fail
 	}
 }
 
