@@ -26,9 +26,9 @@ import (
 const ServiceName = "bff"
 
 // maxClockSkew is the disagreement with the database's clock past which a
-// replica warns at start: half the minute the idempotency store allows
-// between replicas (bff/mongodb), so two replicas each within it agree.
-const maxClockSkew = 30 * time.Second
+// replica warns at start: half what the idempotency store allows between
+// replicas, so two replicas each within it agree.
+const maxClockSkew = bffmongo.MaxClockSkew / 2
 
 // Upstream breakers: five unavailable answers in a row open one; it probes
 // again after five seconds.

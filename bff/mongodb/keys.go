@@ -33,8 +33,8 @@ import (
 //
 // A key's record is its newest claim not released: a bucket is read from
 // generation 0 up to its first missing one, newest bucket first. A record
-// lives KeyTTL, so at a time t only the buckets of [t-KeyTTL-clockSkew,
-// t+clockSkew] can hold one: two, or three around midnight UTC. Nothing is
+// lives KeyTTL, so at a time t only the buckets of [t-KeyTTL-MaxClockSkew,
+// t+MaxClockSkew] can hold one: two, or three around midnight UTC. Nothing is
 // ever deleted inside those buckets, so a read is never cut short by a
 // delete; the sweep deletes whole buckets that no replica's window reaches
 // any more.
@@ -55,9 +55,9 @@ const (
 	LegacyKeysCollection = "idempotency_keys"
 )
 
-// clockSkew is how far the replicas' clocks may disagree (NTP keeps them
+// MaxClockSkew is how far the replicas' clocks may disagree (NTP keeps them
 // within milliseconds).
-const clockSkew = time.Minute
+const MaxClockSkew = time.Minute
 
 // keyReleased is the end of a claim given up: its request left nothing
 // behind, was taken over after its lease, or lost a race at a bucket
@@ -154,7 +154,7 @@ func claimOf(keyID, owner string) (bucket int64, ok bool) {
 // window lists the buckets that can hold a record live at now, newest
 // first.
 func window(now time.Time) []int64 {
-	hi, lo := bucketOf(now.Add(clockSkew)), bucketOf(now.Add(-bff.KeyTTL-clockSkew))
+	hi, lo := bucketOf(now.Add(MaxClockSkew)), bucketOf(now.Add(-bff.KeyTTL-MaxClockSkew))
 	out := make([]int64, 0, hi-lo+1)
 	for b := hi; b >= lo; b-- {
 		out = append(out, b)
