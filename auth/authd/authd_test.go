@@ -172,7 +172,7 @@ func TestRegisterLoginProfile(t *testing.T) {
 	}
 	wantDetail(t, s.get("/api/auth/profile/", reg.access), http.StatusUnauthorized, "user_not_found", "")
 	wantDetail(t, s.login("alicia@example.com", goodPassword), http.StatusUnauthorized, "no_active_account", "")
-	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": reg.refresh}), http.StatusUnauthorized, "user_not_found", "")
+	wantDetail(t, s.refresh(reg.refresh), http.StatusUnauthorized, "user_not_found", "")
 	if a := s.get("/api/auth/profile/", other.access); a.Status != http.StatusOK {
 		t.Fatalf("other user after a delete: %d", a.Status)
 	}
@@ -203,7 +203,7 @@ func TestAuthenticationErrors(t *testing.T) {
 	if m := s.get("/api/auth/profile/", u.access).Map(t); m["first_name"] != "Carol" {
 		t.Fatalf("profile after refused calls: %v", m)
 	}
-	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh}); a.Status != http.StatusOK {
+	if a := s.refresh(u.refresh); a.Status != http.StatusOK {
 		t.Fatalf("the refresh token stopped working after a refused logout: %d %s", a.Status, a.Body)
 	}
 }
@@ -321,7 +321,7 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 	s := start(t, nil)
 	u := s.register("frank@example.com", "Frank", "Ocean")
 
-	a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh})
+	a := s.refresh(u.refresh)
 	if a.Status != http.StatusOK {
 		t.Fatalf("refresh: %d %s", a.Status, a.Body)
 	}
@@ -335,9 +335,9 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 		t.Fatalf("refreshed access token: %v %+v", err, c)
 	}
 	// The used refresh token is blacklisted.
-	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh}), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
+	wantDetail(t, s.refresh(u.refresh), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
 	// Other bad refresh tokens.
-	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": access}), http.StatusUnauthorized, "token_not_valid", "Token is invalid or expired")
+	wantDetail(t, s.refresh(access), http.StatusUnauthorized, "token_not_valid", "Token is invalid or expired")
 	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": "a.b.c"}), http.StatusUnauthorized, "token_not_valid", "Token is invalid or expired")
 	if f := s.post("/api/auth/token/refresh/", "", map[string]any{}).fields(t); f["refresh"][0] != "This field is required." {
 		t.Fatalf("missing refresh: %v", f)
@@ -350,7 +350,7 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]int, n)
 	for i := range n {
-		wg.Go(func() { results[i] = s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": refresh}).Status })
+		wg.Go(func() { results[i] = s.refresh(refresh).Status })
 	}
 	wg.Wait()
 	ok := 0
@@ -378,12 +378,12 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 	if a.Status != http.StatusResetContent || len(a.Body) != 0 {
 		t.Fatalf("logout: %d %q", a.Status, a.Body)
 	}
-	wantDetail(t, s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": l.refresh}), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
+	wantDetail(t, s.refresh(l.refresh), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
 	if a := s.post("/api/auth/logout/", l.access, map[string]any{"refresh": l.refresh}); a.Status != http.StatusResetContent {
 		t.Fatalf("second logout: %d %s", a.Status, a.Body)
 	}
 	// The other user's token still works.
-	if a := s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": other.refresh}); a.Status != http.StatusOK {
+	if a := s.refresh(other.refresh); a.Status != http.StatusOK {
 		t.Fatalf("unrelated refresh after a logout: %d %s", a.Status, a.Body)
 	}
 }

@@ -179,3 +179,8 @@ func wantDetail(t *testing.T, a answer, status int, code, detail string) {
 		t.Fatalf("body %s, want code %q detail %q", a.Body, code, detail)
 	}
 }
+
+// refresh posts a refresh token to the refresh endpoint.
+func (s *server) refresh(tok string) answer {
+	return s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": tok})
+}

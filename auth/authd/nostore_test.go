@@ -19,7 +19,7 @@ func TestTokenAnswersAreNotStored(t *testing.T) {
 		"register":         reg,
 		"login":            s.login(u.email, goodPassword),
 		"login refused":    s.login(u.email, "wrong-password-1"),
-		"refresh":          s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": u.refresh}),
+		"refresh":          s.refresh(u.refresh),
 		"service":          s.post("/api/auth/token/service/", "", map[string]any{"client_id": systest.BFFClientID, "client_secret": systest.BFFClientSecret}),
 		"register invalid": s.post("/api/auth/register/", "", map[string]any{"email": "x"}),
 	}

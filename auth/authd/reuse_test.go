@@ -21,24 +21,9 @@ import (
 func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 	t.Parallel()
 	s := start(t, nil)
-	u := s.register("reuse@example.com", "Re", "Use")
-	other := toSession(t, s.login(u.email, goodPassword))
-	refresh := func(tok string) answer {
-		return s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": tok})
-	}
-	a := refresh(u.refresh)
-	if a.Status != http.StatusOK {
-		t.Fatalf("owner's refresh: %d %s", a.Status, a.Body)
-	}
-	r2, _ := a.Map(t)["refresh"].(string)
-	if r2 == "" || family(t, r2) == "" || family(t, r2) != family(t, u.refresh) || family(t, other.refresh) == family(t, u.refresh) {
-		t.Fatalf("families: R1 %q R2 %q other %q", family(t, u.refresh), family(t, r2), family(t, other.refresh))
-	}
-	wantDetail(t, refresh(u.refresh), http.StatusUnauthorized, "token_not_valid", "")
-	wantDetail(t, refresh(r2), http.StatusUnauthorized, "token_not_valid", "")
-	if a := refresh(other.refresh); a.Status != http.StatusOK {
-		t.Fatalf("another session of the user: %d %s", a.Status, a.Body)
-	}
+	u, other, r2 := rotatedSession(t, s, "reuse@example.com")
+	wantDetail(t, s.refresh(u.refresh), http.StatusUnauthorized, "token_not_valid", "")
+	familyRevoked(t, s, r2, other)
 
 	// simplejwt's shape, no family: rotated once, a replay refused, and
 	// the token it was rotated to (which starts a family) works.
@@ -49,13 +34,13 @@ func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a = refresh(plain)
+	a := s.refresh(plain)
 	if a.Status != http.StatusOK {
 		t.Fatalf("simplejwt-shaped refresh: %d %s", a.Status, a.Body)
 	}
 	next, _ := a.Map(t)["refresh"].(string)
-	wantDetail(t, refresh(plain), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
-	if a := refresh(next); a.Status != http.StatusOK || family(t, next) == "" {
+	wantDetail(t, s.refresh(plain), http.StatusUnauthorized, "token_not_valid", "Token is blacklisted")
+	if a := s.refresh(next); a.Status != http.StatusOK || family(t, next) == "" {
 		t.Fatalf("the token rotated from a simplejwt-shaped one: %d %s", a.Status, a.Body)
 	}
 }
@@ -67,24 +52,37 @@ func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 func TestLogoutRevokesTheFamily(t *testing.T) {
 	t.Parallel()
 	s := start(t, nil)
-	u := s.register("logout-family@example.com", "Log", "Out")
-	other := toSession(t, s.login(u.email, goodPassword))
-	refresh := func(tok string) answer {
-		return s.post("/api/auth/token/refresh/", "", map[string]any{"refresh": tok})
-	}
-	a := refresh(u.refresh)
-	if a.Status != http.StatusOK {
-		t.Fatalf("refresh R1: %d %s", a.Status, a.Body)
-	}
-	r2, _ := a.Map(t)["refresh"].(string)
-	if r2 == "" || family(t, r2) == "" || family(t, r2) != family(t, u.refresh) {
-		t.Fatalf("families: R1 %q R2 %q", family(t, u.refresh), family(t, r2))
-	}
+	u, other, r2 := rotatedSession(t, s, "logout-family@example.com")
 	if a := s.post("/api/auth/logout/", u.access, map[string]any{"refresh": u.refresh}); a.Status != http.StatusResetContent {
 		t.Fatalf("logout with R1: %d %s", a.Status, a.Body)
 	}
-	wantDetail(t, refresh(r2), http.StatusUnauthorized, "token_not_valid", "")
-	if a := refresh(other.refresh); a.Status != http.StatusOK {
+	familyRevoked(t, s, r2, other)
+}
+
+// rotatedSession registers a user (session u, whose refresh token is R1),
+// opens another session of theirs, and refreshes R1 to R2: R1 and R2 are
+// one family, the other session another.
+func rotatedSession(t *testing.T, s *server, email string) (u, other session, r2 string) {
+	t.Helper()
+	u = s.register(email, "Ro", "Tated")
+	other = toSession(t, s.login(u.email, goodPassword))
+	a := s.refresh(u.refresh)
+	if a.Status != http.StatusOK {
+		t.Fatalf("refresh R1: %d %s", a.Status, a.Body)
+	}
+	r2, _ = a.Map(t)["refresh"].(string)
+	if r2 == "" || family(t, r2) == "" || family(t, r2) != family(t, u.refresh) || family(t, other.refresh) == family(t, u.refresh) {
+		t.Fatalf("families: R1 %q R2 %q other %q", family(t, u.refresh), family(t, r2), family(t, other.refresh))
+	}
+	return u, other, r2
+}
+
+// familyRevoked checks that R2 of a revoked family is refused while the
+// user's other session still refreshes.
+func familyRevoked(t *testing.T, s *server, r2 string, other session) {
+	t.Helper()
+	wantDetail(t, s.refresh(r2), http.StatusUnauthorized, "token_not_valid", "")
+	if a := s.refresh(other.refresh); a.Status != http.StatusOK {
 		t.Fatalf("another session of the user: %d %s", a.Status, a.Body)
 	}
 }
