@@ -15,6 +15,8 @@ var (
 	ErrProfileExists = errors.New("customer profile already exists")
 	ErrForbidden     = errors.New("permission denied")
 	ErrInvalidPage   = errors.New("invalid page")
+	// ErrBusy: another write of the profile held it for too long.
+	ErrBusy = errors.New("the customer profile is being changed by another request")
 	// ErrMissingScope: a service token without the scope the operation
 	// needs. It is an ErrForbidden (errors.Is), answered as one.
 	ErrMissingScope        = fmt.Errorf("%w: the service token's scope does not allow this", ErrForbidden)

@@ -111,6 +111,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { mstore.Maintain(runCtx, log) })
 	if relay != nil {
 		wg.Go(func() { relay.Run(runCtx) })
 	}

@@ -14,6 +14,7 @@ var errorTable = []web.Mapping{
 	{Err: customer.ErrProfileExists, Answer: web.Error{Code: web.CodeConflict, Detail: "Customer profile already exists."}},
 	{Err: customer.ErrForbidden, Answer: web.Error{Code: web.CodePermissionDenied, Detail: "You do not have permission to perform this action."}},
 	{Err: customer.ErrInvalidPage, Answer: web.Error{Code: web.CodeNotFound, Detail: "Invalid page."}},
+	{Err: customer.ErrBusy, Answer: web.Error{Code: web.CodeUnavailable, Detail: "The customer profile is being changed by another request. Try again shortly.", RetryAfter: time.Second}},
 	{Err: customer.ErrIdempotencyMismatch, Answer: web.Error{Code: web.CodeUnprocessable, Detail: "This Idempotency-Key was already used with a different request body."}},
 	// A valid token whose user the auth service says is gone: answered as
 	// the auth service (and simplejwt) answers that token.

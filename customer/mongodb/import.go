@@ -100,10 +100,19 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 			idx = append(idx, i)
 		}
 	}
+	// The import writes without counting (figures.go): the figures are
+	// marked not exact before its first write and after its last, so Stats
+	// counts from the collections until the reconciler's next recount.
+	if err := s.markInexact(ctx, opImport); err != nil {
+		return nil, err
+	}
 	for start := 0; start < len(idx); start += importChunk {
 		if err := s.importChunk(ctx, cs, idx[start:min(start+importChunk, len(idx))], now, out); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.markInexact(ctx, opImport); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -186,19 +186,36 @@ func (s *Store) seriesOf(ctx context.Context, c customer.Customer) (string, int6
 	return d.series(), n + 1, nil
 }
 
-// AddService records r in the next free slot of the profile's series.
-// With a key "key:..." (an Idempotency-Key) a key document comes first,
-// and a retry finds the record of the first attempt (created false);
-// "auto:..." keys are unique by construction and need none.
+// AddService records r in the next free slot of the profile's series and
+// counts it in the figures, under an intent of its own (pending.go), so a
+// record is counted once even when its writer stops in between. With a
+// key "key:..." (an Idempotency-Key) a key document comes first, and a
+// retry finds the record of the first attempt (created false), which that
+// attempt counted; "auto:..." keys are unique by construction and need
+// none.
 func (s *Store) AddService(ctx context.Context, c customer.Customer, r customer.ServiceRecord, key string) (customer.ServiceRecord, bool, error) {
 	series, next, err := s.seriesOf(ctx, c)
 	if err != nil {
 		return customer.ServiceRecord{}, false, err
 	}
-	d, created, err := s.record(ctx, c.ID, series, next, r, key, strings.HasPrefix(key, "key:"))
-	if err != nil {
+	p := pendingDoc{ID: opService + "/" + r.ID, Change: opService + "/" + r.ID, Op: opService, CustomerID: c.ID, Series: series, RecordID: r.ID, Planned: true}
+	if err := s.lock(ctx, &p); err != nil {
 		return customer.ServiceRecord{}, false, err
 	}
+	d, created, err := s.record(ctx, c.ID, series, next, r, key, strings.HasPrefix(key, "key:"))
+	switch {
+	case errors.Is(err, customer.ErrNotFound):
+		s.release(ctx, p)
+		return customer.ServiceRecord{}, false, err
+	case err != nil: // the intent finds out whether the record was stored
+		return customer.ServiceRecord{}, false, err
+	}
+	if created {
+		if err := s.countChange(ctx, change{id: p.Change, services: 1}, s.now()); err != nil {
+			return customer.ServiceRecord{}, false, err
+		}
+	}
+	s.release(ctx, p)
 	return d.toRecord(), created, nil
 }
 
@@ -246,7 +263,7 @@ func (s *Store) record(ctx context.Context, customerID, series string, next int6
 	}
 	for n := next; ; n++ {
 		d := newSlot(customerID, series, n, r, key, withKey, prev)
-		_, err := s.services.InsertOne(ctx, d)
+		err := s.at("record", func() (err error) { _, err = s.services.InsertOne(ctx, d); return err })
 		if err == nil {
 			s.raiseHint(ctx, series, n)
 			return d, true, nil
@@ -363,23 +380,18 @@ func (s *Store) Services(ctx context.Context, customerID string, offset, limit i
 	return out, nil
 }
 
-// deleteRecords deletes the records of a series from the last slot down
-// (a delete that stops half-way leaves slots 1..k, which the next one
-// finds), each slot's key document before the slot, then the hint. A
-// record inserted by a request that raced the delete may stay behind,
-// unreachable: the series is dead. So may the key document of an attempt
-// that stopped before its slot.
-func (s *Store) deleteRecords(ctx context.Context, series string) error {
-	n, last, err := s.count(ctx, series)
-	if err != nil {
-		return err
-	}
+// deleteRecords deletes slots n..1 of a series, the records a delete
+// counted (a delete that stops half-way leaves slots 1..k, which its
+// roll-forward deletes), each slot's key document before the slot, then
+// the hint. A record inserted by a request that raced the delete, in a
+// slot after n, stays behind, unreachable (the series is dead) and
+// counted, as the recount counts it. So may the key document of an
+// attempt that stopped before its slot.
+func (s *Store) deleteRecords(ctx context.Context, series string, n int64) error {
 	for k := n; k >= 1; k-- {
-		d := last
-		if k != n {
-			if d, err = s.slot(ctx, series, k); err != nil {
-				return err
-			}
+		d, err := s.slot(ctx, series, k)
+		if err != nil {
+			return err
 		}
 		if d == nil {
 			continue
@@ -389,7 +401,7 @@ func (s *Store) deleteRecords(ctx context.Context, series string) error {
 				return fmt.Errorf("delete idempotency key: %w", err)
 			}
 		}
-		if _, err := s.services.DeleteOne(ctx, byID(d.ID)); err != nil {
+		if err := s.at("records", func() (err error) { _, err = s.services.DeleteOne(ctx, byID(d.ID)); return err }); err != nil {
 			return fmt.Errorf("delete service record: %w", err)
 		}
 	}

@@ -106,7 +106,12 @@ type Store struct {
 	services  *mongo.Collection
 	keys      *mongo.Collection
 	hints     *mongo.Collection
-	upgraded  UpgradeResult // what New's Upgrade did
+	stats     *mongo.Collection // the staff's figures (figures.go)
+	pending   *mongo.Collection // the intents of the writes in flight (pending.go)
+	fig       figuresState
+	now       func() time.Time
+	hook      func(step string, after bool) error // tests: see at
+	upgraded  UpgradeResult                       // what New's Upgrade did
 }
 
 var _ customer.Store = (*Store)(nil)
@@ -121,6 +126,9 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		services:  db.Collection(ServicesCollection),
 		keys:      db.Collection(ServiceKeysCollection),
 		hints:     db.Collection(ServiceHintsCollection),
+		stats:     db.Collection(StatsCollection),
+		pending:   db.Collection(PendingCollection),
+		now:       time.Now,
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		return nil, err
@@ -130,7 +138,24 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		return nil, err
 	}
 	s.upgraded = up
+	if err := s.countIfInexact(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// countIfInexact recounts the figures when they are not exact (a new
+// database, an import, the first start of this version), unless writes
+// are in flight: the reconciler tries again.
+func (s *Store) countIfInexact(ctx context.Context) error {
+	h, err := s.head(ctx)
+	if err != nil || h != nil && h.Exact {
+		return err
+	}
+	if _, err := s.Recount(ctx, s.now()); err != nil && !errors.Is(err, ErrRecountBusy) {
+		return err
+	}
+	return nil
 }
 
 // Upgraded returns what New's Upgrade did (for the start's log).
@@ -157,6 +182,10 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.customers, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("customer_key_unique")}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "performed_at", Value: -1}}}},
+		{s.stats, mongo.IndexModel{Keys: bson.D{{Key: "change", Value: 1}}, Options: options.Index().SetUnique(true).SetName("change_unique")}},
+		{s.stats, asc("n")},
+		{s.pending, asc("expires")},
+		{s.pending, mongo.IndexModel{Keys: bson.D{{Key: "series", Value: 1}, {Key: "op", Value: 1}}}},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
 			return fmt.Errorf("%s index: %w", ix.coll.Name(), err)
@@ -168,26 +197,37 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 // byID is the filter of a lone _id.
 func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
-// Create inserts a profile; a second profile of a user is ErrProfileExists.
-// A profile whose id is not ProfileID(user id) (an import's, a test's) gets
-// its alias after it is inserted. The profile gets a new service series.
+// Create inserts a profile and counts it, under its intent (pending.go);
+// a second profile of a user is ErrProfileExists. A profile whose id is
+// not ProfileID(user id) (an import's, a test's) gets its alias after it
+// is inserted. The profile gets a new service series.
 func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 	d := toCustomerDoc(c)
 	if d.ServiceSeries == "" {
 		d.ServiceSeries = contract.NewID()
 	}
-	if _, err := s.customers.InsertOne(ctx, d); err != nil {
+	k := keyOf(d)
+	p := pendingDoc{ID: c.ID, Change: opCreate + "/" + d.ServiceSeries, Op: opCreate, CustomerID: c.ID, UserID: c.UserID, Series: d.ServiceSeries, Planned: true, Key: &k}
+	if err := s.lock(ctx, &p); err != nil {
+		return err
+	}
+	if err := s.at("profile", func() (err error) { _, err = s.customers.InsertOne(ctx, d); return err }); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
+			s.release(ctx, p)
 			s.healAlias(ctx, c.UserID)
 			return customer.ErrProfileExists
 		}
-		return fmt.Errorf("insert customer: %w", err)
+		return fmt.Errorf("insert customer: %w", err) // the intent finds out whether it was
+	}
+	if err := s.countChange(ctx, change{id: p.Change, add: &k}, s.now()); err != nil {
+		return err
 	}
 	if c.ID != customer.ProfileID(c.UserID) {
-		if err := s.putAlias(ctx, c.UserID, c.ID); err != nil {
+		if err := s.at("alias", func() error { return s.putAlias(ctx, c.UserID, c.ID) }); err != nil {
 			return err
 		}
 	}
+	s.release(ctx, p)
 	return nil
 }
 
@@ -295,49 +335,72 @@ func (s *Store) healAlias(ctx context.Context, userID string) {
 }
 
 // Update $sets the fields ch sends and updated_at, never replacing the
-// document, and returns the profile as stored afterwards.
+// document, and returns the profile as stored afterwards. It holds the
+// profile's intent (pending.go): it reads the profile's key, records it,
+// counts the key's change, then writes.
 func (s *Store) Update(ctx context.Context, c customer.Customer, ch customer.Changes, now time.Time) (customer.Customer, error) {
-	res, err := s.customers.UpdateOne(ctx, byID(c.ID), bson.D{{Key: "$set", Value: setOf(ch, now)}})
+	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID, Set: bson.M(setOf(ch, now))}
+	if err := s.lock(ctx, &p); err != nil {
+		return customer.Customer{}, err
+	}
+	d, err := s.profileDoc(ctx, c.ID)
 	if err != nil {
-		return customer.Customer{}, fmt.Errorf("update customer: %w", err)
+		s.release(ctx, p)
+		return customer.Customer{}, err
 	}
-	if res.MatchedCount == 0 {
-		return customer.Customer{}, customer.ErrNotFound
+	k := keyOf(d)
+	p.Key = &k
+	if err := s.plan(ctx, &p); err != nil {
+		return customer.Customer{}, err
 	}
+	if err := s.applyUpdate(ctx, p, now); err != nil {
+		return customer.Customer{}, err
+	}
+	s.release(ctx, p)
 	return s.ByID(ctx, c.ID)
 }
 
-// Delete removes a profile's service records (deleteRecords), then the
-// profile, then its alias. The records go first: a delete that fails
-// between the two leaves the profile, so a retry (the client's, or the
-// erasure cascade's, which finds the records through the profile) removes
-// both. The profile's series dies with it: a profile created again for
-// the user starts a new one, so a record inserted by a request that raced
-// this delete stays out of its count.
+// Delete removes a profile, its service records and its alias, and counts
+// it, under its intent (pending.go): it reads the profile and its record
+// count, waits for the records in flight, records both, counts the
+// deletion, then deletes (applyDelete). The records go first: a delete
+// that stops between the two leaves the profile, and the intent's
+// roll-forward (or a retry, the erasure cascade's) finishes it. The
+// profile's series dies with it: a profile created again for the user
+// starts a new one, so a record inserted by a request that raced this
+// delete stays out of its count.
 func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
-	series, userID := c.ServiceSeries, c.UserID
-	if series == "" || userID == "" {
+	p := pendingDoc{ID: c.ID, Change: newChange(opDelete), Op: opDelete, CustomerID: c.ID}
+	if err := s.lock(ctx, &p); err != nil {
+		return err
+	}
+	err := func() error {
 		d, err := s.profileDoc(ctx, c.ID)
 		if err != nil {
 			return err
 		}
-		series, userID = d.series(), d.UserID
-	}
-	if err := s.deleteRecords(ctx, series); err != nil {
+		n, _, err := s.count(ctx, d.series())
+		if err != nil {
+			return err
+		}
+		if err := s.awaitServices(ctx, d.series()); err != nil {
+			return err
+		}
+		k := keyOf(d)
+		p.Key, p.Series, p.UserID, p.Records = &k, d.series(), d.UserID, n
+		return nil
+	}()
+	if err != nil {
+		s.release(ctx, p)
 		return err
 	}
-	res, err := s.customers.DeleteOne(ctx, byID(c.ID))
-	if err != nil {
-		return fmt.Errorf("delete customer: %w", err)
+	if err := s.plan(ctx, &p); err != nil {
+		return err
 	}
-	if res.DeletedCount == 0 {
-		return customer.ErrNotFound
+	if err := s.applyDelete(ctx, p, s.now()); err != nil {
+		return err
 	}
-	if c.ID != customer.ProfileID(userID) {
-		if _, err := s.aliases.DeleteOne(ctx, byID(userID)); err != nil {
-			return fmt.Errorf("delete customer alias: %w", err)
-		}
-	}
+	s.release(ctx, p)
 	return nil
 }
 
@@ -369,8 +432,18 @@ func filterOf(f customer.Filter) bson.D {
 	return q
 }
 
-// Count counts the profiles matching f.
+// Count counts the profiles matching f: without a filter, the counters'
+// total when they are exact.
 func (s *Store) Count(ctx context.Context, f customer.Filter) (int, error) {
+	if f == (customer.Filter{}) {
+		h, err := s.head(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("count customers: %w", err)
+		}
+		if h != nil && h.Exact {
+			return int(h.Figures.Customers), nil
+		}
+	}
 	n, err := s.customers.CountDocuments(ctx, filterOf(f))
 	if err != nil {
 		return 0, fmt.Errorf("count customers: %w", err)
@@ -406,82 +479,21 @@ func (s *Store) List(ctx context.Context, f customer.Filter, offset, limit int) 
 	return cs, nil
 }
 
-// Stats computes the staff's figures in three reads, run at once: one
-// $group over the profiles for the total, verified, business and
-// per-country figures, a count of the profiles since since
-// (customer_since's index on MongoDB) and a count of the service records.
-// On FerretDB each reads its whole collection, so the cost grows with the
-// data (docs/indexes.md); run together they take about the longest one's
-// time instead of the sum, where there are cores for them.
+// Stats returns the staff's figures from the last slot of the counters
+// (figures.go): a few lookups by _id, whatever the number of profiles.
+// While the counters are not exact (before the first recount, during an
+// import) they are counted from the collections instead.
 func (s *Store) Stats(ctx context.Context, since time.Time) (customer.Stats, error) {
-	var (
-		st     customer.Stats
-		groups []statsGroup
-	)
-	reads := []func(ctx context.Context) error{
-		func(ctx context.Context) error {
-			n, err := s.customers.CountDocuments(ctx, bson.D{{Key: "customer_since", Value: bson.D{{Key: "$gte", Value: since.UTC()}}}})
-			st.NewLast30Days = int(n)
-			return err
-		},
-		func(ctx context.Context) error {
-			n, err := s.services.CountDocuments(ctx, bson.D{})
-			st.TotalServices = int(n)
-			return err
-		},
-		func(ctx context.Context) (err error) {
-			groups, err = s.statsGroups(ctx)
-			return err
-		},
-	}
-	if err := each(ctx, len(reads), func(ctx context.Context, i int) error { return reads[i](ctx) }); err != nil {
+	h, err := s.head(ctx)
+	if err != nil {
 		return customer.Stats{}, fmt.Errorf("stats: %w", err)
 	}
-	st.CustomersByCountry = make(map[string]int, len(groups))
-	for _, r := range groups {
-		n := int(r.N)
-		st.TotalCustomers += n
-		st.CustomersByCountry[r.Key.Country] += n
-		if r.Key.Verified {
-			st.VerifiedCustomers += n
-		}
-		// As {business_type: {$nin: ["", "individual"]}} counts: a profile
-		// without the field is a business.
-		if b := r.Key.Business; b == nil || *b != "" && *b != "individual" {
-			st.BusinessCustomers += n
-		}
+	if h != nil && h.Exact {
+		return h.Figures.stats(since), nil
 	}
-	return st, nil
-}
-
-// statsGroup is the number of profiles of one (country, is_verified,
-// business_type).
-type statsGroup struct {
-	Key struct {
-		Country  string  `bson:"country"`
-		Verified bool    `bson:"verified"`
-		Business *string `bson:"business"`
-	} `bson:"_id"`
-	N int64 `bson:"n"`
-}
-
-// statsGroups is one pass over the profiles: a $group by (country,
-// is_verified, business_type), whose few groups Stats sums (on the
-// embedded server every filter reads every profile, so one pass instead of
-// four).
-func (s *Store) statsGroups(ctx context.Context) ([]statsGroup, error) {
-	cur, err := s.customers.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$group", Value: bson.D{
-			{Key: "_id", Value: bson.D{{Key: "country", Value: "$country"}, {Key: "verified", Value: "$is_verified"}, {Key: "business", Value: "$business_type"}}},
-			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
-		}}},
-	})
+	f, err := s.scanFigures(ctx, s.now())
 	if err != nil {
-		return nil, err
+		return customer.Stats{}, fmt.Errorf("stats: %w", err)
 	}
-	var rows []statsGroup
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return f.stats(since), nil
 }
