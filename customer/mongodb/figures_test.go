@@ -1,0 +1,434 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/acme/customer-platform/customer"
+	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/testenv"
+)
+
+// errStopped is the test hook's: the writer stopped at that point.
+var errStopped = errors.New("the writer stopped here")
+
+// point is a place a write can stop: before one of its writes (not
+// applied) or right after it (applied, the answer lost).
+type point struct {
+	step  string
+	after bool
+	nth   int // the hook's nth call, from 0
+}
+
+func (p point) String() string {
+	if p.after {
+		return fmt.Sprintf("#%d after %s", p.nth, p.step)
+	}
+	return fmt.Sprintf("#%d before %s", p.nth, p.step)
+}
+
+// figuresWrite is a write whose crash points the tests enumerate: seed
+// prepares the profile it writes (stored or not), run does it, done says
+// whether its effect is in the stored state (all of it), undone whether
+// none of it is.
+type figuresWrite struct {
+	name   string
+	seed   func(t *testing.T, s *Store) customer.Customer
+	run    func(ctx context.Context, s *Store, c customer.Customer) error
+	done   func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool
+	undone func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool
+}
+
+// stored creates c with n service records.
+func stored(t *testing.T, s *Store, c customer.Customer, n int) customer.Customer {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Must(t, s.Create(ctx, c), "seed")
+	for i := range n {
+		_, _, err := s.AddService(ctx, read(t, s, c.ID), svcRecord(c, base, "h"), fmt.Sprint("auto:", i))
+		testenv.Must(t, err, "seed a record")
+	}
+	return read(t, s, c.ID)
+}
+
+func legacy(at time.Time) customer.Customer { return profile(contract.NewID(), at) }
+
+// profileIs reads c's stored profile (nil: none) and its alias' state.
+func profileIs(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) (*customerDoc, bool) {
+	t.Helper()
+	d, err := s.profileDoc(context.Background(), c.ID)
+	if errors.Is(err, customer.ErrNotFound) {
+		d = customerDoc{}
+	} else {
+		testenv.Must(t, err, "read profile")
+	}
+	n, err := db.Collection(AliasesCollection).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: c.UserID}})
+	testenv.Must(t, err, "read alias")
+	if d.ID == "" {
+		return nil, n > 0
+	}
+	return &d, n > 0
+}
+
+func wantAlias(c customer.Customer) bool { return c.ID != customer.ProfileID(c.UserID) }
+
+var (
+	canada = "Canada"
+	llc    = "llc"
+	salem  = "Salem"
+	yes    = true
+)
+
+func figuresWrites() []figuresWrite {
+	exists := func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+		d, alias := profileIs(t, s, db, c)
+		return d != nil && alias == wantAlias(c)
+	}
+	gone := func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+		d, alias := profileIs(t, s, db, c)
+		return d == nil && !alias && slots(t, db, c.ID) == 0
+	}
+	records := func(n int64) func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+		return func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+			got, err := s.CountServices(context.Background(), c.ID)
+			testenv.Must(t, err, "count records")
+			return int64(got) == n
+		}
+	}
+	var writes []figuresWrite
+	for _, kind := range []struct {
+		name string
+		new  func(time.Time) customer.Customer
+	}{{"", derived}, {" (a legacy id)", legacy}} {
+		writes = append(writes,
+			figuresWrite{
+				name: "create" + kind.name,
+				seed: func(t *testing.T, s *Store) customer.Customer { return kind.new(base) },
+				run:  func(ctx context.Context, s *Store, c customer.Customer) error { return s.Create(ctx, c) },
+				done: exists,
+				undone: func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+					d, _ := profileIs(t, s, db, c)
+					return d == nil
+				},
+			},
+			figuresWrite{
+				name: "delete" + kind.name,
+				seed: func(t *testing.T, s *Store) customer.Customer { return stored(t, s, kind.new(base), 3) },
+				run:  func(ctx context.Context, s *Store, c customer.Customer) error { return s.Delete(ctx, c) },
+				done: gone,
+				undone: func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+					return exists(t, s, db, c) && records(3)(t, s, db, c)
+				},
+			},
+		)
+	}
+	changed := func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) (country, city bool) {
+		d, _ := profileIs(t, s, db, c)
+		return d != nil && d.Country == canada && d.IsVerified && d.BusinessType == llc, d != nil && d.City == salem
+	}
+	writes = append(writes,
+		figuresWrite{
+			name: "update of the figures' fields",
+			seed: func(t *testing.T, s *Store) customer.Customer { return stored(t, s, derived(base), 1) },
+			run: func(ctx context.Context, s *Store, c customer.Customer) error {
+				_, err := s.Update(ctx, c, customer.Changes{Country: &canada, City: &salem, IsVerified: &yes, BusinessType: &llc}, base.Add(time.Hour))
+				return err
+			},
+			done: func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+				country, city := changed(t, s, db, c)
+				return country && city
+			},
+			undone: func(t *testing.T, s *Store, db *mongo.Database, c customer.Customer) bool {
+				country, city := changed(t, s, db, c)
+				return !country && !city
+			},
+		},
+		figuresWrite{
+			name: "service record",
+			seed: func(t *testing.T, s *Store) customer.Customer { return stored(t, s, derived(base), 1) },
+			run: func(ctx context.Context, s *Store, c customer.Customer) error {
+				_, _, err := s.AddService(ctx, c, svcRecord(c, base, "x"), "auto:x")
+				return err
+			},
+			done:   records(2),
+			undone: records(1),
+		},
+		figuresWrite{
+			name: "service record with a key",
+			seed: func(t *testing.T, s *Store) customer.Customer { return stored(t, s, derived(base), 1) },
+			run: func(ctx context.Context, s *Store, c customer.Customer) error {
+				_, _, err := s.AddService(ctx, c, svcRecord(c, base, "k"), "key:k")
+				return err
+			},
+			done:   records(2),
+			undone: records(1),
+		},
+	)
+	return writes
+}
+
+// stepsOf runs w once on a fresh store and lists the hook's calls.
+func stepsOf(t *testing.T, w figuresWrite) []point {
+	t.Helper()
+	s, _ := newStore(t)
+	c := w.seed(t, s)
+	var pts []point
+	s.hook = func(step string, after bool) error {
+		pts = append(pts, point{step: step, after: after, nth: len(pts)})
+		return nil
+	}
+	testenv.Must(t, w.run(context.Background(), s, c), "%s", w.name)
+	s.hook = nil
+	return pts
+}
+
+// laterReplica is a new store on db whose clock is past every intent's
+// lease, as a replica that starts after the writer stopped.
+func laterReplica(t *testing.T, db *mongo.Database) *Store {
+	t.Helper()
+	s, err := New(context.Background(), db)
+	testenv.Must(t, err, "a later replica")
+	s.now = func() time.Time { return time.Now().Add(2 * lease) }
+	return s
+}
+
+// checkFigures asserts the invariants of the figures over the whole
+// state: no write in flight, and the last slot exact and equal to what a
+// count of the collections gives.
+func checkFigures(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := s.pending.CountDocuments(ctx, bson.D{})
+	testenv.Must(t, err, "count intents")
+	if n != 0 {
+		t.Errorf("%d intents left", n)
+	}
+	h, err := s.head(ctx)
+	testenv.Must(t, err, "head")
+	counted, err := s.scanFigures(ctx, s.now())
+	testenv.Must(t, err, "count")
+	if h == nil || !h.Exact {
+		t.Fatalf("figures not exact: %+v", h)
+	}
+	if !h.Figures.equal(counted, s.now()) {
+		t.Errorf("figures %+v, the collections count %+v", h.Figures, counted)
+	}
+}
+
+// TestEveryStopOfAWriteKeepsTheFiguresExact enumerates every point where
+// each write that changes the figures can stop (before each of its
+// writes, or right after it with the answer lost), then lets a later
+// replica recover, by its reconciler, or by writing or deleting the same
+// profile first, and checks: the write is all done or all undone, done
+// when it answered success (unless deleted since), and the figures equal
+// a count of the collections with no intent left.
+func TestEveryStopOfAWriteKeepsTheFiguresExact(t *testing.T) {
+	t.Parallel()
+	for _, w := range figuresWrites() {
+		t.Run(w.name, func(t *testing.T) {
+			t.Parallel()
+			pts := stepsOf(t, w)
+			if len(pts) < 6 {
+				t.Fatalf("only %d points: %v", len(pts), pts)
+			}
+			for _, pt := range pts {
+				for _, recovery := range []string{"reconciler", "next write", "next delete"} {
+					t.Run(pt.String()+"/"+recovery, func(t *testing.T) {
+						s, db := newStore(t)
+						ctx := context.Background()
+						c := w.seed(t, s)
+						calls := 0
+						s.hook = func(step string, after bool) error {
+							defer func() { calls++ }()
+							if calls == pt.nth {
+								return errStopped
+							}
+							return nil
+						}
+						err := w.run(ctx, s, c)
+						s.hook = nil
+						if err != nil && !errors.Is(err, errStopped) {
+							t.Fatalf("%s: %v", w.name, err)
+						}
+						r := laterReplica(t, db)
+						switch recovery {
+						case "next write":
+							if _, err := r.Update(ctx, c, customer.Changes{PreferredContactMethod: ptr("sms")}, base.Add(2*time.Hour)); err != nil && !errors.Is(err, customer.ErrNotFound) {
+								t.Fatalf("next write: %v", err)
+							}
+						case "next delete": // it erases the write's effect: only the figures are checked
+							if err := r.Delete(ctx, c); err != nil && !errors.Is(err, customer.ErrNotFound) {
+								t.Fatalf("next delete: %v", err)
+							}
+							_, err := r.RecoverPending(ctx)
+							testenv.Must(t, err, "recover")
+							checkFigures(t, r)
+							return
+						}
+						_, err2 := r.RecoverPending(ctx)
+						testenv.Must(t, err2, "recover")
+						isDone, isUndone := w.done(t, r, db, c), w.undone(t, r, db, c)
+						if isDone == isUndone {
+							t.Fatalf("half done: done %v, undone %v", isDone, isUndone)
+						}
+						if err == nil && !isDone {
+							t.Fatal("answered success, then undone")
+						}
+						checkFigures(t, r)
+					})
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestConcurrentWritesKeepTheFiguresExact: creates, updates of the
+// figures' fields, deletes and service records, many at once and several
+// on one profile, leave the figures equal to a count of the collections,
+// without a recount.
+func TestConcurrentWritesKeepTheFiguresExact(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	countries := []string{"USA", "Canada", "France"}
+	cs := make([]customer.Customer, 12)
+	for i := range cs {
+		cs[i] = stored(t, s, derived(base.Add(-time.Duration(i)*24*time.Hour)), 1)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i, c := range cs {
+		for j := range 4 {
+			wg.Go(func() {
+				var err error
+				switch (i + j) % 4 {
+				case 0:
+					country, verified := countries[(i+j)%3], j%2 == 0
+					_, err = s.Update(ctx, c, customer.Changes{Country: &country, IsVerified: &verified}, base)
+				case 1:
+					_, _, err = s.AddService(ctx, c, svcRecord(c, base, "c"), fmt.Sprint("auto:", j))
+				case 2:
+					bt := []string{"llc", "individual", ""}[j%3]
+					_, err = s.Update(ctx, c, customer.Changes{BusinessType: &bt}, base)
+				case 3:
+					if i%3 == 0 {
+						err = s.Delete(ctx, c)
+					} else {
+						err = s.Create(ctx, derived(base))
+					}
+				}
+				if err != nil && !errors.Is(err, customer.ErrNotFound) {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	checkFigures(t, s)
+}
+
+// TestStatsAreReadFromTheCounters: with exact figures, Stats answers
+// from the last slot, without reading the collections; when an import
+// marks them inexact it counts from the collections until a recount.
+func TestStatsAreReadFromTheCounters(t *testing.T) {
+	t.Parallel()
+	rec, db, s := newRecordedStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	for i, country := range []string{"USA", "USA", "France"} {
+		c := derived(now.Add(-time.Duration(i*20) * 24 * time.Hour))
+		c.Country, c.IsVerified, c.BusinessType = country, i == 0, "llc"
+		stored(t, s, c, i)
+	}
+	rec.Reset()
+	st, err := s.Stats(ctx, now.Add(-30*24*time.Hour))
+	testenv.Must(t, err, "stats")
+	want := customer.Stats{TotalCustomers: 3, VerifiedCustomers: 1, BusinessCustomers: 3, TotalServices: 3, NewLast30Days: 2, CustomersByCountry: map[string]int{"USA": 2, "France": 1}}
+	if fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	n, err := s.Count(ctx, customer.Filter{})
+	if err != nil || n != 3 {
+		t.Fatalf("count %d, %v", n, err)
+	}
+	rec.CheckIDOnly(t, idOnlyCollections...)
+
+	_, err = s.ImportProfiles(ctx, []customer.Customer{{UserID: contract.NewID(), Address: customer.Address{Country: "Spain"}, CustomerSince: now, NotificationPreferences: customer.DefaultNotificationPreferences()}}, now)
+	testenv.Must(t, err, "import")
+	if h, _ := s.head(ctx); h.Exact {
+		t.Fatal("exact after an import that did not count")
+	}
+	if st, _ := s.Stats(ctx, now.Add(-30*24*time.Hour)); st.TotalCustomers != 4 || st.CustomersByCountry["Spain"] != 1 {
+		t.Fatalf("stats during the import's inexact figures: %+v", st)
+	}
+	r, err := New(ctx, db) // a start recounts
+	testenv.Must(t, err, "restart")
+	checkFigures(t, r)
+}
+
+// TestRecountRefusesWhileWritesAreInFlight: a recount that overlaps a
+// write in flight (an intent before or after its read) or a change
+// counted during it changes nothing; one without corrects the figures
+// and reports what they were.
+func TestRecountRefusesWhileWritesAreInFlight(t *testing.T) {
+	t.Parallel()
+	s, db := newStore(t)
+	ctx := context.Background()
+	c := stored(t, s, derived(base), 0)
+	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID, Set: bson.M{"city": "Salem"}}
+	testenv.Must(t, s.lock(ctx, &p), "lock")
+	if _, err := s.Recount(ctx, s.now()); !errors.Is(err, ErrRecountBusy) {
+		t.Fatalf("recount with a write in flight: %v", err)
+	}
+	s.release(ctx, p)
+
+	// A profile written behind the counters' back (a writer that outlived
+	// its lease): the check corrects the figures and reports the old ones.
+	_, err := db.Collection(CustomersCollection).InsertOne(ctx, toCustomerDoc(derived(base)))
+	testenv.Must(t, err, "a write the figures do not know")
+	was, err := s.Recount(ctx, s.now())
+	testenv.Must(t, err, "recount")
+	if was == nil || was.TotalCustomers != 1 {
+		t.Fatalf("reported %+v", was)
+	}
+	checkFigures(t, s)
+	if was, err := s.Recount(ctx, s.now()); was != nil || err != nil {
+		t.Fatalf("a second recount: %+v, %v", was, err)
+	}
+}
+
+// TestAWriteWaitsForTheProfilesLock: a second write of a profile waits
+// while the first holds its intent, and fails with ErrBusy past
+// lockWait; a stopped writer's expired intent is finished, not waited on.
+func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	c := stored(t, s, derived(base), 0)
+	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID}
+	testenv.Must(t, s.lock(ctx, &p), "lock")
+	clock := time.Now()
+	var mu sync.Mutex
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(500 * time.Millisecond); return clock }
+	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); !errors.Is(err, customer.ErrBusy) {
+		t.Fatalf("a write past the lock's wait: %v", err)
+	}
+	s.now = func() time.Time { return time.Now().Add(2 * lease) }
+	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); err != nil {
+		t.Fatalf("a write after the holder's lease: %v", err)
+	}
+	checkFigures(t, s)
+}
