@@ -422,7 +422,12 @@ func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
 	testenv.Must(t, s.lock(ctx, &p), "lock")
 	clock := time.Now()
 	var mu sync.Mutex
-	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(500 * time.Millisecond); return clock }
+	s.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(500 * time.Millisecond)
+		return clock
+	}
 	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); !errors.Is(err, customer.ErrBusy) {
 		t.Fatalf("a write past the lock's wait: %v", err)
 	}
