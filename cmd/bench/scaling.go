@@ -262,7 +262,7 @@ func scalePaths(o options, s *system) []scalePath {
 			})
 		}},
 
-		{name: "customer GET stats/ (staff, scope all)", mayGrow: true, side: one("customer stats all", cust, 200, "", get(fixed("/api/v1/customers/stats/"), true))},
+		{name: "customer GET stats/ (staff, scope all)", side: one("customer stats all", cust, 200, "", get(fixed("/api/v1/customers/stats/"), true))},
 		{name: "customer GET list, first page of 20 (staff)", mayGrow: true, side: one("customer list", cust, 200, "", get(fixed("/api/v1/customers/?page=1&page_size=20"), true))},
 		{name: "saga store DueSagas (reconciler poll, background)", mayGrow: true, side: func(st *scaleStack) *side {
 			return storeOp("DueSagas", func(ctx context.Context, _ uint64) error {

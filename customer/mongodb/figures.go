@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
@@ -21,14 +22,17 @@ import (
 )
 
 // The staff's figures (Stats) are counters kept in collection
-// "customer_stats" as numbered slots, like a series of service records:
-// slot n is the document {_id: "<n>"}, inserted once and never changed,
-// holding the figures after the n-th change. A change of the figures (a
-// profile created, changed, deleted; a service recorded) reads the last
-// slot n and inserts slot n+1 = slot n + the change; a duplicate key
-// means another change took n+1 first, and it starts again from there.
-// So the figures are exact under any concurrency, every read is by _id,
-// and reading them costs a few lookups whatever the number of profiles.
+// "customer_stats" as numbered slots, like a series of service records,
+// in a few stripes: slot n of stripe k is the document {_id: "<k>/<n>"},
+// inserted once and never changed, holding that stripe's figures after
+// its n-th change. A change of the figures (a profile created, changed,
+// deleted; a service recorded) goes to the stripe its id hashes to: it
+// reads that stripe's last slot n and inserts slot n+1 = slot n + the
+// change; a duplicate key means another change took n+1 first, and it
+// starts again from there. The figures are the sum of the stripes' last
+// slots. So they are exact under any concurrency, every read is by _id,
+// reading them costs a few lookups whatever the number of profiles, and
+// concurrent writers contend for a slot only within a stripe.
 //
 // Each slot names its change (unique index on change), so a change that
 // is applied again (a retry, a recovery) is counted once: its insert fails
@@ -54,12 +58,17 @@ const (
 // clocks and the hour the window starts in.
 const sinceWindow = 31 * 24 * time.Hour
 
+// stripes is the number of stripes: a read of the figures reads each
+// stripe's last slot (at once), and concurrent changes contend for a slot
+// only when they hash to the same stripe.
+const stripes = 8
+
 // keepSlots and keepFor bound the sweep of old slots: a slot is deleted
 // only when it is both this many slots behind the last and this old, so a
 // change recovered or retried later than that is the only one that could
 // be counted twice (and the hourly recount would correct it).
 const (
-	keepSlots = 1000
+	keepSlots = 200
 	keepFor   = time.Hour
 )
 
@@ -148,6 +157,20 @@ func (t *tally) count(k profileKey, sign int64) {
 	t.hours[strconv.FormatInt(k.Hour, 10)] += sign
 }
 
+// add adds u to t (sign 1) or takes it away (sign -1).
+func (t *tally) add(u tally, sign int64) {
+	t.customers += sign * u.customers
+	t.verified += sign * u.verified
+	t.business += sign * u.business
+	t.services += sign * u.services
+	for c, n := range u.countries {
+		t.countries[c] += sign * n
+	}
+	for h, n := range u.hours {
+		t.hours[h] += sign * n
+	}
+}
+
 // figures returns t with the hours before now's window dropped, the
 // countries and hours without a profile left out, both sorted.
 func (t tally) figures(now time.Time) figures {
@@ -210,59 +233,103 @@ type change struct {
 	remove   *profileKey // a profile counted no more (deleted, or before an update)
 	add      *profileKey // a profile counted (created, or after an update)
 	services int64       // service records added (negative: deleted)
-	inexact  bool        // the figures stop being exact (an import writes without changes)
 }
 
 // none reports whether c changes no figure.
 func (c change) none() bool {
-	return !c.inexact && c.services == 0 && (c.add == nil) == (c.remove == nil) && (c.add == nil || *c.add == *c.remove)
+	return c.services == 0 && (c.add == nil) == (c.remove == nil) && (c.add == nil || *c.add == *c.remove)
 }
 
 // figuresDoc is a slot of the figures.
 type figuresDoc struct {
-	ID      string    `bson:"_id"` // the slot number
+	ID      string    `bson:"_id"` // "<stripe>/<n>"
+	Stripe  int       `bson:"stripe"`
 	N       int64     `bson:"n"`
 	Change  string    `bson:"change"`
-	Exact   bool      `bson:"exact"` // a recount's, or an exact slot's plus changes
+	Exact   bool      `bson:"exact"` // stripe 0 only: the sum is a recount's plus changes since
 	At      time.Time `bson:"at"`
 	Figures figures   `bson:"figures"`
 }
 
-// headDoc is where the last slot was last seen (_id "head"): a slot that
-// is never swept (the sweep keeps keepSlots behind it).
+// headDoc is where a stripe's last slot was last seen (_id "head/<k>"): a
+// slot that is never swept (the sweep keeps keepSlots behind it).
 type headDoc struct {
 	ID   string `bson:"_id"`
 	Head int64  `bson:"head"`
 }
 
-const headID = "head"
+func headID(k int) string { return "head/" + strconv.Itoa(k) }
 
-// figuresState is the store's state of the figures: the last slot this
-// replica saw (where its next lookup starts).
+// figuresState is the store's state of the figures: the last slot of each
+// stripe this replica saw (where its next lookup starts).
 type figuresState struct {
-	seen atomic.Int64
+	seen [stripes]atomic.Int64
 }
 
-func slotName(n int64) string { return strconv.FormatInt(n, 10) }
+func slotName(k int, n int64) string { return strconv.Itoa(k) + "/" + strconv.FormatInt(n, 10) }
 
-func (s *Store) figureSlot(ctx context.Context, n int64) (*figuresDoc, error) {
+// stripeOf is the stripe of a change.
+func stripeOf(id string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int(h.Sum32() % stripes)
+}
+
+func (s *Store) figureSlot(ctx context.Context, k int, n int64) (*figuresDoc, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	d, err := mongodb.FindByID[figuresDoc](ctx, s.stats, slotName(n))
+	d, err := mongodb.FindByID[figuresDoc](ctx, s.stats, slotName(k, n))
 	if err != nil {
 		return nil, fmt.Errorf("read the figures: %w", err)
 	}
 	return d, nil
 }
 
-// head finds the last slot (nil: none yet): from the last one this
-// replica saw (else the stored head), it and the next read together settle
-// it in the common case; otherwise a galloping search.
-func (s *Store) head(ctx context.Context) (*figuresDoc, error) {
-	from := s.fig.seen.Load()
+// current is the figures: the last slot of each stripe.
+type current [stripes]*figuresDoc
+
+// exact reports whether the sum is exact (stripe 0 says).
+func (c current) exact() bool { return c[0] != nil && c[0].Exact }
+
+// sum adds up the stripes.
+func (c current) sum() tally {
+	t := figures{}.tally()
+	for _, d := range c {
+		if d != nil {
+			t.add(d.Figures.tally(), 1)
+		}
+	}
+	return t
+}
+
+// same reports whether c and d have the same last slots.
+func (c current) same(d current) bool {
+	for k := range c {
+		if slotN(c[k]) != slotN(d[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// figures reads the last slot of every stripe, at once.
+func (s *Store) figures(ctx context.Context) (current, error) {
+	var c current
+	err := each(ctx, stripes, func(ctx context.Context, k int) (err error) {
+		c[k], err = s.head(ctx, k)
+		return err
+	})
+	return c, err
+}
+
+// head finds the last slot of stripe k (nil: none yet): from the last
+// one this replica saw (else the stored head), it and the next read
+// together settle it in the common case; otherwise a galloping search.
+func (s *Store) head(ctx context.Context, k int) (*figuresDoc, error) {
+	from := s.fig.seen[k].Load()
 	if from == 0 {
-		h, err := mongodb.FindByID[headDoc](ctx, s.stats, headID)
+		h, err := mongodb.FindByID[headDoc](ctx, s.stats, headID(k))
 		if err != nil {
 			return nil, fmt.Errorf("read the figures' head: %w", err)
 		}
@@ -276,8 +343,8 @@ func (s *Store) head(ctx context.Context) (*figuresDoc, error) {
 		var at, next *figuresDoc
 		var errAt, errNext error
 		var wg sync.WaitGroup
-		wg.Go(func() { at, errAt = s.figureSlot(ctx, from) })
-		wg.Go(func() { next, errNext = s.figureSlot(ctx, from+1) })
+		wg.Go(func() { at, errAt = s.figureSlot(ctx, k, from) })
+		wg.Go(func() { next, errNext = s.figureSlot(ctx, k, from+1) })
 		wg.Wait()
 		if err := errors.Join(errAt, errNext); err != nil {
 			return nil, err
@@ -291,14 +358,22 @@ func (s *Store) head(ctx context.Context) (*figuresDoc, error) {
 			lo, last = from+1, next
 		}
 	}
-	n, d, err := mongodb.LastPresent(lo, hi, last, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, n) })
+	n, d, err := mongodb.LastPresent(lo, hi, last, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, k, n) })
 	if err != nil {
 		return nil, err
 	}
-	if n > s.fig.seen.Load() {
-		s.fig.seen.Store(n)
-	}
+	s.saw(k, n)
 	return d, nil
+}
+
+// saw records that slot n of stripe k exists.
+func (s *Store) saw(k int, n int64) {
+	for {
+		seen := s.fig.seen[k].Load()
+		if n <= seen || s.fig.seen[k].CompareAndSwap(seen, n) {
+			return
+		}
+	}
 }
 
 // countChange adds c to the figures, once however often it is called
@@ -307,7 +382,7 @@ func (s *Store) countChange(ctx context.Context, c change, now time.Time) error 
 	if c.none() {
 		return nil
 	}
-	return s.appendFigures(ctx, c.id, now, func(prev *figuresDoc) (figures, bool) {
+	return s.appendFigures(ctx, stripeOf(c.id), c.id, now, func(prev *figuresDoc) (figures, bool) {
 		var t tally
 		exact := false
 		if prev != nil {
@@ -322,7 +397,7 @@ func (s *Store) countChange(ctx context.Context, c change, now time.Time) error 
 			t.count(*c.add, 1)
 		}
 		t.services += c.services
-		return t.figures(now), exact && !c.inexact
+		return t.figures(now), exact
 	})
 }
 
@@ -330,14 +405,19 @@ func (s *Store) countChange(ctx context.Context, c change, now time.Time) error 
 // such as an import, follows or just ended); the next recount makes them
 // exact again.
 func (s *Store) markInexact(ctx context.Context, why string) error {
-	return s.countChange(ctx, change{id: newChange(why), inexact: true}, s.now())
+	return s.appendFigures(ctx, 0, newChange(why), s.now(), func(prev *figuresDoc) (figures, bool) {
+		if prev == nil {
+			return figures{}.tally().figures(s.now()), false
+		}
+		return prev.Figures, false
+	})
 }
 
-// appendFigures inserts the slot after the last one, with the figures
-// next computes from it, under the unique change id: one insert when
-// nobody else appends meanwhile, one more per slot taken first.
-func (s *Store) appendFigures(ctx context.Context, id string, now time.Time, next func(prev *figuresDoc) (figures, bool)) error {
-	prev, err := s.head(ctx)
+// appendFigures inserts the slot after the last one of stripe k, with the
+// figures next computes from it, under the unique change id: one insert
+// when nobody else appends meanwhile, one more per slot taken first.
+func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Time, next func(prev *figuresDoc) (figures, bool)) error {
+	prev, err := s.head(ctx, k)
 	if err != nil {
 		return err
 	}
@@ -350,18 +430,16 @@ func (s *Store) appendFigures(ctx context.Context, id string, now time.Time, nex
 			n = prev.N + 1
 		}
 		f, exact := next(prev)
-		d := figuresDoc{ID: slotName(n), N: n, Change: id, Exact: exact, At: now.UTC().Truncate(time.Millisecond), Figures: f}
+		d := figuresDoc{ID: slotName(k, n), Stripe: k, N: n, Change: id, Exact: exact && k == 0, At: now.UTC().Truncate(time.Millisecond), Figures: f}
 		err := s.at("count", func() (err error) { _, err = s.stats.InsertOne(ctx, d); return err })
 		if err == nil {
-			if n > s.fig.seen.Load() {
-				s.fig.seen.Store(n)
-			}
+			s.saw(k, n)
 			return nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("count the change: %w", err)
 		}
-		got, err := s.figureSlot(ctx, n)
+		got, err := s.figureSlot(ctx, k, n)
 		if err != nil {
 			return err
 		}
@@ -377,12 +455,12 @@ func (s *Store) appendFigures(ctx context.Context, id string, now time.Time, nex
 var ErrRecountBusy = errors.New("the figures changed during the recount")
 
 // Recount counts the figures from the collections (a read of every
-// profile and a count of the service records) and, when they differ from
-// the last slot, or it is not exact, inserts them as the next slot. It is
-// exact only when no change was in flight: it refuses (ErrRecountBusy)
-// when an intent is pending before or after the read, or a slot was added
-// during it. It returns the figures it replaced when they were exact and
-// differed (nil otherwise), for the caller to report.
+// profile and a count of the service records) and, when the stripes' sum
+// differs, or is not exact, inserts in stripe 0 what makes the sum equal
+// the count. It is exact only when no change was in flight: it refuses
+// (ErrRecountBusy) when an intent is pending before or after the read, or
+// a stripe moved during it. It returns the figures it replaced when they
+// were exact and differed (nil otherwise), for the caller to report.
 func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer.Stats, err error) {
 	busy := func() (bool, error) {
 		n, err := s.pending.CountDocuments(ctx, bson.D{})
@@ -391,7 +469,7 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 	if b, err := busy(); err != nil || b {
 		return nil, cmpErr(err, ErrRecountBusy)
 	}
-	before, err := s.head(ctx)
+	before, err := s.figures(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -402,26 +480,35 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 	if b, err := busy(); err != nil || b {
 		return nil, cmpErr(err, ErrRecountBusy)
 	}
-	after, err := s.head(ctx)
+	after, err := s.figures(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if slotN(after) != slotN(before) {
+	if !after.same(before) {
 		return nil, ErrRecountBusy
 	}
-	if before != nil && before.Exact && before.Figures.equal(counted, now) {
+	had := before.sum().figures(now)
+	if before.exact() && had.equal(counted, now) {
 		return nil, nil
 	}
-	n := slotN(before) + 1
-	d := figuresDoc{ID: slotName(n), N: n, Change: "recount/" + contract.NewID(), Exact: true, At: now.UTC().Truncate(time.Millisecond), Figures: counted}
+	// Stripe 0 takes the count less the other stripes.
+	t := counted.tally()
+	for k := 1; k < stripes; k++ {
+		if before[k] != nil {
+			t.add(before[k].Figures.tally(), -1)
+		}
+	}
+	n := slotN(before[0]) + 1
+	d := figuresDoc{ID: slotName(0, n), N: n, Change: "recount/" + contract.NewID(), Exact: true, At: now.UTC().Truncate(time.Millisecond), Figures: t.figures(now)}
 	if _, err := s.stats.InsertOne(ctx, d); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return nil, ErrRecountBusy
 		}
 		return nil, fmt.Errorf("write the recounted figures: %w", err)
 	}
-	if before != nil && before.Exact {
-		st := before.Figures.stats(now.Add(-30 * 24 * time.Hour))
+	s.saw(0, n)
+	if before.exact() {
+		st := had.stats(now.Add(-30 * 24 * time.Hour))
 		return &st, nil
 	}
 	return nil, nil
@@ -481,23 +568,29 @@ func (s *Store) scanFigures(ctx context.Context, now time.Time) (figures, error)
 	return t.figures(now), nil
 }
 
-// SweepFigures records the last slot as the head a new replica starts
-// from, and deletes the slots both keepSlots behind it and older than
-// keepFor. It reads only the figures' own collection, whose size the
+// SweepFigures records each stripe's last slot as the head a new replica
+// starts from, and deletes the slots both keepSlots behind it and older
+// than keepFor. It reads only the figures' own collection, whose size the
 // sweep bounds.
 func (s *Store) SweepFigures(ctx context.Context, now time.Time) error {
-	h, err := s.head(ctx)
-	if err != nil || h == nil {
+	c, err := s.figures(ctx)
+	if err != nil {
 		return err
 	}
-	if _, err := s.stats.UpdateOne(ctx, byID(headID), bson.D{{Key: "$max", Value: bson.D{{Key: "head", Value: h.N}}}}, options.Update().SetUpsert(true)); err != nil {
-		return fmt.Errorf("record the figures' head: %w", err)
-	}
-	if _, err := s.stats.DeleteMany(ctx, bson.D{
-		{Key: "n", Value: bson.D{{Key: "$lt", Value: h.N - keepSlots}}},
-		{Key: "at", Value: bson.D{{Key: "$lt", Value: now.Add(-keepFor).UTC()}}},
-	}); err != nil {
-		return fmt.Errorf("sweep the figures: %w", err)
+	for k, h := range c {
+		if h == nil {
+			continue
+		}
+		if _, err := s.stats.UpdateOne(ctx, byID(headID(k)), bson.D{{Key: "$max", Value: bson.D{{Key: "head", Value: h.N}}}}, options.Update().SetUpsert(true)); err != nil {
+			return fmt.Errorf("record the figures' head: %w", err)
+		}
+		if _, err := s.stats.DeleteMany(ctx, bson.D{
+			{Key: "stripe", Value: k},
+			{Key: "n", Value: bson.D{{Key: "$lt", Value: h.N - keepSlots}}},
+			{Key: "at", Value: bson.D{{Key: "$lt", Value: now.Add(-keepFor).UTC()}}},
+		}); err != nil {
+			return fmt.Errorf("sweep the figures: %w", err)
+		}
 	}
 	return nil
 }

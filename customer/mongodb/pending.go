@@ -20,9 +20,11 @@ import (
 //
 //   - create: intent {_id: profile id} with the new profile's key; insert
 //     the profile; count it; the alias.
-//   - update: intent {_id: profile id} with the $set; read the profile and
-//     record its key in the intent (the plan); count the key's change;
-//     $set.
+//   - update: intent {_id: profile id} with the $set; when it changes a
+//     counted field, read the profile and record its key in the intent
+//     (the plan), count the key's change; $set. (An update of other
+//     fields is planned from the start: it holds the lock so that no
+//     update of a counted field runs alongside it.)
 //   - delete: intent {_id: profile id}; read the profile and its record
 //     count, wait for the service records in flight; record the key and
 //     the count (the plan); count the deletion; delete the records, the
@@ -196,7 +198,7 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 		}
 	case opUpdate:
 		if p.Planned {
-			if err := s.applyUpdate(ctx, p, now); err != nil {
+			if _, err := s.applyUpdate(ctx, p, now); err != nil {
 				return err
 			}
 		}
@@ -260,20 +262,24 @@ func (s *Store) findRecord(ctx context.Context, series, recordID string) (bool, 
 	return false, nil
 }
 
-// applyUpdate rolls the planned update p forward: counts its change, then
-// $sets it, then deletes the intent.
-func (s *Store) applyUpdate(ctx context.Context, p pendingDoc, now time.Time) error {
-	to := p.Key.with(p.Set)
-	if err := s.countChange(ctx, change{id: p.Change, remove: p.Key, add: &to}, now); err != nil {
-		return err
+// applyUpdate rolls the planned update p forward: counts its change (when
+// it changes a counted field: p.Key is the profile's key before it), then
+// $sets it. It reports whether the profile was there.
+func (s *Store) applyUpdate(ctx context.Context, p pendingDoc, now time.Time) (bool, error) {
+	if p.Key != nil {
+		to := p.Key.with(p.Set)
+		if err := s.countChange(ctx, change{id: p.Change, remove: p.Key, add: &to}, now); err != nil {
+			return false, err
+		}
 	}
+	var res *mongo.UpdateResult
 	if err := s.at("write", func() (err error) {
-		_, err = s.customers.UpdateOne(ctx, byID(p.CustomerID), bson.D{{Key: "$set", Value: p.Set}})
+		res, err = s.customers.UpdateOne(ctx, byID(p.CustomerID), bson.D{{Key: "$set", Value: p.Set}})
 		return err
 	}); err != nil {
-		return fmt.Errorf("update customer: %w", err)
+		return false, fmt.Errorf("update customer: %w", err)
 	}
-	return nil
+	return res.MatchedCount > 0, nil
 }
 
 // applyDelete rolls the planned delete p forward: counts it, then deletes

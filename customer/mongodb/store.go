@@ -148,8 +148,8 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 // database, an import, the first start of this version), unless writes
 // are in flight: the reconciler tries again.
 func (s *Store) countIfInexact(ctx context.Context) error {
-	h, err := s.head(ctx)
-	if err != nil || h != nil && h.Exact {
+	c, err := s.figures(ctx)
+	if err != nil || c.exact() {
 		return err
 	}
 	if _, err := s.Recount(ctx, s.now()); err != nil && !errors.Is(err, ErrRecountBusy) {
@@ -183,7 +183,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("customer_key_unique")}},
 		{s.services, mongo.IndexModel{Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "performed_at", Value: -1}}}},
 		{s.stats, mongo.IndexModel{Keys: bson.D{{Key: "change", Value: 1}}, Options: options.Index().SetUnique(true).SetName("change_unique")}},
-		{s.stats, asc("n")},
+		{s.stats, mongo.IndexModel{Keys: bson.D{{Key: "stripe", Value: 1}, {Key: "n", Value: 1}}}},
 		{s.pending, asc("expires")},
 		{s.pending, mongo.IndexModel{Keys: bson.D{{Key: "series", Value: 1}, {Key: "op", Value: 1}}}},
 	} {
@@ -336,27 +336,37 @@ func (s *Store) healAlias(ctx context.Context, userID string) {
 
 // Update $sets the fields ch sends and updated_at, never replacing the
 // document, and returns the profile as stored afterwards. It holds the
-// profile's intent (pending.go): it reads the profile's key, records it,
-// counts the key's change, then writes.
+// profile's intent (pending.go). When ch changes a counted field, it reads
+// the profile's key and records it in the intent (the plan), counts the
+// key's change, then writes; otherwise the intent is its plan and it
+// writes at once.
 func (s *Store) Update(ctx context.Context, c customer.Customer, ch customer.Changes, now time.Time) (customer.Customer, error) {
-	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID, Set: bson.M(setOf(ch, now))}
+	set := bson.M(setOf(ch, now))
+	counted := ch.Country != nil || ch.IsVerified != nil || ch.BusinessType != nil
+	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID, Set: set, Planned: !counted}
 	if err := s.lock(ctx, &p); err != nil {
 		return customer.Customer{}, err
 	}
-	d, err := s.profileDoc(ctx, c.ID)
+	if counted {
+		d, err := s.profileDoc(ctx, c.ID)
+		if err != nil {
+			s.release(ctx, p)
+			return customer.Customer{}, err
+		}
+		k := keyOf(d)
+		p.Key = &k
+		if err := s.plan(ctx, &p); err != nil {
+			return customer.Customer{}, err
+		}
+	}
+	found, err := s.applyUpdate(ctx, p, now)
 	if err != nil {
-		s.release(ctx, p)
-		return customer.Customer{}, err
-	}
-	k := keyOf(d)
-	p.Key = &k
-	if err := s.plan(ctx, &p); err != nil {
-		return customer.Customer{}, err
-	}
-	if err := s.applyUpdate(ctx, p, now); err != nil {
 		return customer.Customer{}, err
 	}
 	s.release(ctx, p)
+	if !found {
+		return customer.Customer{}, customer.ErrNotFound
+	}
 	return s.ByID(ctx, c.ID)
 }
 
@@ -436,12 +446,12 @@ func filterOf(f customer.Filter) bson.D {
 // total when they are exact.
 func (s *Store) Count(ctx context.Context, f customer.Filter) (int, error) {
 	if f == (customer.Filter{}) {
-		h, err := s.head(ctx)
+		c, err := s.figures(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("count customers: %w", err)
 		}
-		if h != nil && h.Exact {
-			return int(h.Figures.Customers), nil
+		if c.exact() {
+			return int(c.sum().customers), nil
 		}
 	}
 	n, err := s.customers.CountDocuments(ctx, filterOf(f))
@@ -484,12 +494,12 @@ func (s *Store) List(ctx context.Context, f customer.Filter, offset, limit int) 
 // While the counters are not exact (before the first recount, during an
 // import) they are counted from the collections instead.
 func (s *Store) Stats(ctx context.Context, since time.Time) (customer.Stats, error) {
-	h, err := s.head(ctx)
+	c, err := s.figures(ctx)
 	if err != nil {
 		return customer.Stats{}, fmt.Errorf("stats: %w", err)
 	}
-	if h != nil && h.Exact {
-		return h.Figures.stats(since), nil
+	if c.exact() {
+		return c.sum().figures(s.now()).stats(since), nil
 	}
 	f, err := s.scanFigures(ctx, s.now())
 	if err != nil {
