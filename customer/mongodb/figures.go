@@ -261,9 +261,22 @@ type headDoc struct {
 func headID(k int) string { return "head/" + strconv.Itoa(k) }
 
 // figuresState is the store's state of the figures: the last slot of each
-// stripe this replica saw (where its next lookup starts).
+// stripe this replica saw. A slot never changes, so the only question
+// about it is whether it is still the last: a count tries the next slot
+// after it at once (the insert says), and a lookup starts from it.
 type figuresState struct {
-	seen [stripes]atomic.Int64
+	last [stripes]atomic.Pointer[figuresDoc]
+}
+
+// fresh is the last slot of stripe k this replica saw, when it is recent
+// enough that the slots after it cannot have been swept (half of keepFor:
+// the sweep deletes only slots older than keepFor); nil otherwise.
+func (s *Store) fresh(k int) *figuresDoc {
+	d := s.fig.last[k].Load()
+	if d == nil || d.At.Before(s.now().Add(-keepFor/2)) {
+		return nil
+	}
+	return d
 }
 
 func slotName(k int, n int64) string { return strconv.Itoa(k) + "/" + strconv.FormatInt(n, 10) }
@@ -327,8 +340,10 @@ func (s *Store) figures(ctx context.Context) (current, error) {
 // one this replica saw (else the stored head), it and the next read
 // together settle it in the common case; otherwise a galloping search.
 func (s *Store) head(ctx context.Context, k int) (*figuresDoc, error) {
-	from := s.fig.seen[k].Load()
-	if from == 0 {
+	var from int64
+	if d := s.fresh(k); d != nil {
+		from = d.N
+	} else {
 		h, err := mongodb.FindByID[headDoc](ctx, s.stats, headID(k))
 		if err != nil {
 			return nil, fmt.Errorf("read the figures' head: %w", err)
@@ -350,27 +365,31 @@ func (s *Store) head(ctx context.Context, k int) (*figuresDoc, error) {
 			return nil, err
 		}
 		switch {
-		case at == nil: // a head of figures since dropped
-			hi = from
+		case at == nil: // swept: never start the stripe again from nothing
+			return nil, fmt.Errorf("read the figures: slot %s is missing", slotName(k, from))
 		case next == nil:
 			lo, last, hi = from, at, from+1
 		default:
 			lo, last = from+1, next
 		}
 	}
-	n, d, err := mongodb.LastPresent(lo, hi, last, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, k, n) })
+	_, d, err := mongodb.LastPresent(lo, hi, last, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, k, n) })
 	if err != nil {
 		return nil, err
 	}
-	s.saw(k, n)
+	s.saw(d)
 	return d, nil
 }
 
-// saw records that slot n of stripe k exists.
-func (s *Store) saw(k int, n int64) {
+// saw records the slot d (nil: none) as the last this replica saw of its
+// stripe, unless it saw a later one.
+func (s *Store) saw(d *figuresDoc) {
+	if d == nil {
+		return
+	}
 	for {
-		seen := s.fig.seen[k].Load()
-		if n <= seen || s.fig.seen[k].CompareAndSwap(seen, n) {
+		seen := s.fig.last[d.Stripe].Load()
+		if seen != nil && seen.N >= d.N || s.fig.last[d.Stripe].CompareAndSwap(seen, d) {
 			return
 		}
 	}
@@ -415,11 +434,15 @@ func (s *Store) markInexact(ctx context.Context, why string) error {
 
 // appendFigures inserts the slot after the last one of stripe k, with the
 // figures next computes from it, under the unique change id: one insert
-// when nobody else appends meanwhile, one more per slot taken first.
+// when the last slot this replica saw is still the last, one insert and
+// one read more per slot taken since.
 func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Time, next func(prev *figuresDoc) (figures, bool)) error {
-	prev, err := s.head(ctx, k)
-	if err != nil {
-		return err
+	prev := s.fresh(k)
+	if prev == nil {
+		var err error
+		if prev, err = s.head(ctx, k); err != nil {
+			return err
+		}
 	}
 	for {
 		n := int64(1)
@@ -430,10 +453,10 @@ func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Ti
 			n = prev.N + 1
 		}
 		f, exact := next(prev)
-		d := figuresDoc{ID: slotName(k, n), Stripe: k, N: n, Change: id, Exact: exact && k == 0, At: now.UTC().Truncate(time.Millisecond), Figures: f}
+		d := figuresDoc{ID: slotName(k, n), Stripe: k, N: n, Change: id, Exact: exact && k == 0, At: s.now().UTC().Truncate(time.Millisecond), Figures: f}
 		err := s.at("count", func() (err error) { _, err = s.stats.InsertOne(ctx, d); return err })
 		if err == nil {
-			s.saw(k, n)
+			s.saw(&d)
 			return nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
@@ -446,6 +469,7 @@ func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Ti
 		if got == nil { // the slot is free: the change is counted already, in an earlier slot
 			return nil
 		}
+		s.saw(got)
 		prev = got
 	}
 }
@@ -466,17 +490,21 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 		n, err := s.pending.CountDocuments(ctx, bson.D{})
 		return n > 0, err
 	}
-	if b, err := busy(); err != nil || b {
-		return nil, cmpErr(err, ErrRecountBusy)
-	}
+	// The figures first, then no intent: a write counted before the read
+	// of the figures either ended before that check, or is seen by it.
 	before, err := s.figures(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if b, err := busy(); err != nil || b {
+		return nil, cmpErr(err, ErrRecountBusy)
+	}
+	s.stage("recount: checked")
 	counted, err := s.scanFigures(ctx, now)
 	if err != nil {
 		return nil, err
 	}
+	s.stage("recount: read")
 	if b, err := busy(); err != nil || b {
 		return nil, cmpErr(err, ErrRecountBusy)
 	}
@@ -506,7 +534,7 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 		}
 		return nil, fmt.Errorf("write the recounted figures: %w", err)
 	}
-	s.saw(0, n)
+	s.saw(&d)
 	if before.exact() {
 		st := had.stats(now.Add(-30 * 24 * time.Hour))
 		return &st, nil

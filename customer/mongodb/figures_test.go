@@ -384,7 +384,7 @@ func TestStatsAreReadFromTheCounters(t *testing.T) {
 
 	_, err = s.ImportProfiles(ctx, []customer.Customer{{UserID: contract.NewID(), Address: customer.Address{Country: "Spain"}, CustomerSince: now, NotificationPreferences: customer.DefaultNotificationPreferences()}}, now)
 	testenv.Must(t, err, "import")
-	if c, _ := s.figures(ctx); c.exact() {
+	if c, err := s.figures(ctx); err != nil || c.exact() {
 		t.Fatal("exact after an import that did not count")
 	}
 	if st, _ := s.Stats(ctx, now.Add(-30*24*time.Hour)); st.TotalCustomers != 4 || st.CustomersByCountry["Spain"] != 1 {
@@ -444,12 +444,148 @@ func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
 		clock = clock.Add(500 * time.Millisecond)
 		return clock
 	}
+	tries := 0
+	s.hook = func(step string, after bool) error {
+		if step == "intent" && !after {
+			tries++
+		}
+		return nil
+	}
+	start := s.now()
 	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); !errors.Is(err, customer.ErrBusy) {
 		t.Fatalf("a write past the lock's wait: %v", err)
+	}
+	if waited := s.now().Sub(start); tries < 3 || waited < lockWait {
+		t.Fatalf("gave up after %d tries and %v, want several over %v", tries, waited, lockWait)
+	}
+	s.hook = nil
+	if held, err := s.pendingDoc(ctx, c.ID); err != nil || held == nil || held.Change != p.Change {
+		t.Fatalf("the holder's intent is gone: %+v, %v", held, err)
 	}
 	s.now = func() time.Time { return time.Now().Add(2 * lease) }
 	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); err != nil {
 		t.Fatalf("a write after the holder's lease: %v", err)
 	}
 	checkFigures(t, s)
+}
+
+// TestOneFinisherAtATime: two replicas find the same expired intent (a
+// delete that stopped after its plan). While the first finishes it, the
+// second neither replays it nor lets a new write of the profile begin, so
+// the first cannot delete the profile a user created again meanwhile.
+func TestOneFinisherAtATime(t *testing.T) {
+	t.Parallel()
+	s, db := newStore(t)
+	ctx := context.Background()
+	c := stored(t, s, derived(base), 2)
+	s.hook = func(step string, after bool) error {
+		if step == "count" {
+			return errStopped
+		}
+		return nil
+	}
+	if err := s.Delete(ctx, c); !errors.Is(err, errStopped) {
+		t.Fatalf("delete: %v", err)
+	}
+	s.hook = nil
+
+	b := laterReplica(t, db)
+	blocked, unblock := make(chan struct{}), make(chan struct{})
+	b.hook = func(step string, after bool) error {
+		if step == "profile" && !after {
+			close(blocked)
+			<-unblock
+		}
+		return nil
+	}
+	bDone := make(chan error, 1)
+	go func() { _, err := b.RecoverPending(ctx); bDone <- err }()
+	<-blocked
+
+	a := laterReplica(t, db)
+	if n, err := a.RecoverPending(ctx); n != 0 || err != nil {
+		t.Fatalf("a second finisher finished %d: %v", n, err)
+	}
+	again := derived(base)
+	again.UserID, again.ID = c.UserID, c.ID
+	created := make(chan error, 1)
+	go func() { created <- a.Create(ctx, again) }()
+	select {
+	case err := <-created:
+		t.Fatalf("a create began while the delete was being finished: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(unblock)
+	testenv.Must(t, <-bDone, "the first finisher")
+	testenv.Must(t, <-created, "the create after it")
+	if d, _ := profileIs(t, a, db, again); d == nil {
+		t.Fatal("the profile created again is gone")
+	}
+	checkFigures(t, a)
+}
+
+// TestRecountSeesAWriteInsideItsRead: a write that counts after the
+// recount read the figures and writes while it reads the profiles makes
+// the recount refuse, instead of "correcting" the figures with a count
+// that missed it.
+func TestRecountSeesAWriteInsideItsRead(t *testing.T) {
+	t.Parallel()
+	s, db := newStore(t)
+	ctx := context.Background()
+	c := stored(t, s, derived(base), 0)
+	w := laterReplica(t, db)
+	w.now = time.Now
+	counted, write, written := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	w.hook = func(step string, after bool) error {
+		if step == "write" && !after {
+			close(counted)
+			<-write
+		}
+		return nil
+	}
+	s.hook = func(step string, after bool) error {
+		switch step {
+		case "recount: checked":
+			go func() { _, err := w.Update(ctx, c, customer.Changes{Country: &canada}, base); written <- err }()
+			<-counted
+		case "recount: read":
+			close(write)
+			testenv.Must(t, <-written, "the write")
+		}
+		return nil
+	}
+	if _, err := s.Recount(ctx, s.now()); !errors.Is(err, ErrRecountBusy) {
+		t.Fatalf("recount around a write: %v", err)
+	}
+	s.hook = nil
+	checkFigures(t, s)
+}
+
+// TestAChangeIsCountedOnceFromAStaleReplica: a change counted again by a
+// replica that has not seen its slot (a retry, a recovery) adds nothing,
+// whether its insert meets the slot that holds the change or a free slot
+// after it (the change's unique index refuses it).
+func TestAChangeIsCountedOnceFromAStaleReplica(t *testing.T) {
+	t.Parallel()
+	a, db := newStore(t)
+	ctx := context.Background()
+	b, err := New(ctx, db)
+	testenv.Must(t, err, "second replica")
+	x := change{id: "test/x", services: 1}
+	y := change{id: "test/y", services: 10}
+	for i := 0; stripeOf(y.id) != stripeOf(x.id); i++ {
+		y.id = fmt.Sprint("test/y", i)
+	}
+	k := stripeOf(x.id)
+	testenv.Must(t, a.countChange(ctx, x, a.now()), "count x")
+	testenv.Must(t, b.countChange(ctx, x, b.now()), "count x from a replica behind it") // meets x's slot
+	testenv.Must(t, a.countChange(ctx, y, a.now()), "count y")
+	_, err = b.head(ctx, k)
+	testenv.Must(t, err, "b sees y")
+	testenv.Must(t, b.countChange(ctx, x, b.now()), "count x again, past it") // a free slot: the index refuses
+	c, err := a.figures(ctx)
+	testenv.Must(t, err, "figures")
+	if got := c.sum().services; got != 11 {
+		t.Fatalf("services %d, want 11 (x once, y once)", got)
+	}
 }

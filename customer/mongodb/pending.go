@@ -59,8 +59,14 @@ const (
 	opUpdate  = "update"
 	opDelete  = "delete"
 	opService = "service"
-	opImport  = "import"
+	opImport  = "import"  // an import in progress (no recount meanwhile)
+	opUpgrade = "upgrade" // a conversion of a customer's records at start
+	opFinish  = "finish"  // the claim of a replica finishing an expired intent
 )
+
+// errFinishing is finish's answer when another replica is finishing the
+// same intent: the caller waits, or leaves it.
+var errFinishing = errors.New("another replica is finishing this write")
 
 // pendingDoc is an intent (see above).
 type pendingDoc struct {
@@ -96,10 +102,13 @@ func (s *Store) lock(ctx context.Context, p *pendingDoc) error {
 			return err
 		}
 		if held != nil && held.Expires.Before(s.now()) {
-			if err := s.finish(ctx, *held); err != nil {
+			err := s.finish(ctx, *held)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errFinishing) {
 				return err
 			}
-			continue
 		}
 		if s.now().After(deadline) {
 			return customer.ErrBusy
@@ -150,6 +159,20 @@ func (s *Store) release(ctx context.Context, p pendingDoc) {
 	_ = s.at("release", func() error { return s.unlock(ctx, p) })
 }
 
+// renew extends the lease of the intent p, held by a long write (an
+// import). It fails when the intent is no longer p's.
+func (s *Store) renew(ctx context.Context, p pendingDoc) error {
+	res, err := s.pending.UpdateOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "change", Value: p.Change}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: s.now().Add(lease).UTC().Truncate(time.Millisecond)}}}})
+	if err != nil {
+		return fmt.Errorf("renew the write's intent: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("renew the write's intent: it expired")
+	}
+	return nil
+}
+
 // plan records in the intent p what its roll-forward needs (the profile's
 // key, a delete's record count). It fails when the intent is no longer
 // p's (it expired and was finished by another).
@@ -173,11 +196,29 @@ func (s *Store) plan(ctx context.Context, p *pendingDoc) error {
 	return nil
 }
 
-// finish completes the change of the intent p from wherever its writer
-// stopped (or, when it wrote nothing, drops it), then deletes it. Every
-// step is idempotent, so finishing a change twice, or alongside its
-// writer, counts and writes it once.
+// finish completes the change of the expired intent p from wherever its
+// writer stopped (or, when it wrote nothing, drops it), then deletes it.
+// One replica at a time finishes an intent: it first inserts its claim
+// {_id: "finish/<change>"} (errFinishing when another holds it), then
+// checks that the intent is still there, so that no finisher replays a
+// change after another one finished it and a new write of the profile
+// began. Every step is idempotent, so a finisher that stops is followed
+// by another (its claim expires like an intent) without harm.
 func (s *Store) finish(ctx context.Context, p pendingDoc) error {
+	if p.Op == opFinish { // the claim of a finisher that stopped
+		return s.unlock(ctx, p)
+	}
+	claim := pendingDoc{ID: opFinish + "/" + p.Change, Change: newChange(opFinish), Op: opFinish, Expires: s.now().Add(lease).UTC().Truncate(time.Millisecond)}
+	if _, err := s.pending.InsertOne(ctx, claim); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return errFinishing
+		}
+		return fmt.Errorf("claim the write to finish: %w", err)
+	}
+	defer s.release(ctx, claim)
+	if cur, err := s.pendingDoc(ctx, p.ID); err != nil || cur == nil || cur.Change != p.Change {
+		return err // finished by another meanwhile
+	}
 	now := s.now()
 	switch p.Op {
 	case opCreate:
@@ -218,6 +259,10 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 				return err
 			}
 		}
+	case opImport, opUpgrade: // a bulk write that stopped: count again
+		if err := s.markInexact(ctx, p.Op); err != nil {
+			return err
+		}
 	}
 	return s.unlock(ctx, p)
 }
@@ -234,13 +279,17 @@ func (s *Store) RecoverPending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read the writes' intents: %w", err)
 	}
 	n := 0
+	var errs []error
 	for _, p := range ps {
-		if err := s.finish(ctx, p); err != nil {
-			return n, fmt.Errorf("finish %s of %s: %w", p.Op, p.ID, err)
+		switch err := s.finish(ctx, p); {
+		case err == nil:
+			n++
+		case errors.Is(err, errFinishing):
+		default:
+			errs = append(errs, fmt.Errorf("finish %s of %s: %w", p.Op, p.ID, err))
 		}
-		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // findRecord reports whether the series holds the record recordID (read
@@ -319,10 +368,13 @@ func (s *Store) awaitServices(ctx context.Context, series string) error {
 		live := 0
 		for _, p := range ps {
 			if p.Expires.Before(s.now()) {
-				if err := s.finish(ctx, p); err != nil {
+				err := s.finish(ctx, p)
+				if err == nil {
+					continue
+				}
+				if !errors.Is(err, errFinishing) {
 					return err
 				}
-				continue
 			}
 			live++
 		}
@@ -359,9 +411,11 @@ func (s *Store) at(step string, write func() error) error {
 // newChange is a fresh change id of op.
 func newChange(op string) string { return op + "/" + contract.NewID() }
 
-// Maintenance intervals: stopped writes are finished and figures that are
-// not exact recounted every recoverEvery; the figures are checked against
-// the collections (and old slots swept) every checkEvery.
+// Maintenance intervals: stopped writes are finished every recoverEvery;
+// figures that are not exact are recounted then too, backing off to
+// checkEvery while writes keep a recount from being exact; the figures
+// are checked against the collections, and old slots swept, every
+// checkEvery.
 const (
 	recoverEvery = 30 * time.Second
 	checkEvery   = time.Hour
@@ -371,12 +425,16 @@ const (
 // replica runs it; each step is safe to run on several at once). It
 // finishes the changes whose writers stopped, recounts the figures while
 // they are not exact, and each hour recounts them as a check, logging any
-// difference it corrects (a change counted twice or not at all: a writer
-// that outlived its lease), and sweeps old slots.
+// difference it corrects, and sweeps old slots.
+//
+// A recount needs a moment without writes in flight for as long as it
+// reads every profile (ErrRecountBusy otherwise): where writes never
+// pause that long, the figures stay as they are (and Stats, while they are
+// not exact, counts from the collections).
 func (s *Store) Maintain(ctx context.Context, log *slog.Logger) {
 	tick := time.NewTicker(recoverEvery)
 	defer tick.Stop()
-	lastCheck := s.now()
+	lastCheck, nextRecount, backoff := s.now(), s.now(), recoverEvery
 	for {
 		select {
 		case <-ctx.Done():
@@ -388,26 +446,61 @@ func (s *Store) Maintain(ctx context.Context, log *slog.Logger) {
 		} else if n > 0 {
 			log.InfoContext(ctx, "customer figures: finished stopped writes", "writes", n)
 		}
-		check := s.now().Sub(lastCheck) >= checkEvery
-		if !check {
-			if err := s.countIfInexact(ctx); err != nil {
-				log.WarnContext(ctx, "customer figures: recount failed", "error", err)
+		now := s.now()
+		if now.Sub(lastCheck) >= checkEvery {
+			lastCheck = now
+			if err := s.SweepFigures(ctx, now); err != nil {
+				log.WarnContext(ctx, "customer figures: sweep failed", "error", err)
 			}
+			s.check(ctx, log, true)
 			continue
 		}
+		if now.Before(nextRecount) {
+			continue
+		}
+		c, err := s.figures(ctx)
+		if err != nil || c.exact() {
+			continue
+		}
+		if s.check(ctx, log, false) {
+			backoff = recoverEvery
+		} else {
+			backoff = min(2*backoff, checkEvery)
+		}
+		nextRecount = now.Add(backoff)
+	}
+}
+
+// check recounts the figures (a few tries a second apart while writes are
+// in flight), logs what it corrected, and reports whether it got to count.
+func (s *Store) check(ctx context.Context, log *slog.Logger, hourly bool) bool {
+	for try := 0; ; try++ {
 		corrected, err := s.Recount(ctx, s.now())
 		switch {
-		case errors.Is(err, ErrRecountBusy):
-			continue // checked at the next tick
-		case err != nil:
+		case err == nil:
+			if corrected != nil {
+				log.WarnContext(ctx, "customer figures: the counters differed from the collections and were corrected", "were", *corrected)
+			}
+			return true
+		case !errors.Is(err, ErrRecountBusy):
 			log.WarnContext(ctx, "customer figures: recount failed", "error", err)
-			continue
-		case corrected != nil:
-			log.WarnContext(ctx, "customer figures: the counters differed from the collections and were corrected", "were", *corrected)
+			return false
+		case try == 2:
+			if hourly {
+				log.InfoContext(ctx, "customer figures: the hourly check was skipped: writes were in flight in each of its tries")
+			}
+			return false
 		}
-		lastCheck = s.now()
-		if err := s.SweepFigures(ctx, s.now()); err != nil {
-			log.WarnContext(ctx, "customer figures: sweep failed", "error", err)
+		if sleep(ctx, time.Second) != nil {
+			return false
 		}
+	}
+}
+
+// stage calls the test hook at a named point of a read-only procedure
+// (the recount), where the tests interleave writes.
+func (s *Store) stage(name string) {
+	if s.hook != nil {
+		_ = s.hook(name, false)
 	}
 }

@@ -389,6 +389,12 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 		if err != nil {
 			return err
 		}
+		// The records in flight land first (so they are deleted too); the
+		// count is read, then any record that was inserted before it is
+		// waited for, so each is counted before the delete takes it away.
+		if err := s.awaitServices(ctx, d.series()); err != nil {
+			return err
+		}
 		n, _, err := s.count(ctx, d.series())
 		if err != nil {
 			return err

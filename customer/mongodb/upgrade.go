@@ -159,8 +159,24 @@ func (s *Store) convertRecords(ctx context.Context) (converted, orphans int, err
 	return converted, orphans, err
 }
 
-// convertCustomer moves one customer's records of the previous shape.
+// convertCustomer moves one customer's records of the previous shape,
+// under an intent: a record is two documents for a moment (its slot
+// inserted, its old document not yet deleted), which a recount must not
+// count.
 func (s *Store) convertCustomer(ctx context.Context, customerID string, recs []serviceDoc) (converted, orphans int, err error) {
+	p := pendingDoc{ID: opUpgrade + "/" + customerID, Change: newChange(opUpgrade), Op: opUpgrade, CustomerID: customerID}
+	if err := s.lock(ctx, &p); err != nil {
+		return 0, 0, err
+	}
+	converted, orphans, err = s.convertRecordsOf(ctx, customerID, recs)
+	if err == nil {
+		s.release(ctx, p)
+	}
+	return converted, orphans, err
+}
+
+// convertRecordsOf moves the records recs of one customer.
+func (s *Store) convertRecordsOf(ctx context.Context, customerID string, recs []serviceDoc) (converted, orphans int, err error) {
 	p, err := s.profileDoc(ctx, customerID)
 	if errors.Is(err, customer.ErrNotFound) {
 		return 0, len(recs), nil
