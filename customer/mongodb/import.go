@@ -113,7 +113,7 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 		return nil, err
 	}
 	for start := 0; start < len(idx); start += importChunk {
-		if err := s.renew(ctx, p); err != nil {
+		if err := s.renew(ctx, &p); err != nil {
 			return nil, err
 		}
 		if err := s.importChunk(ctx, cs, idx[start:min(start+importChunk, len(idx))], now, out); err != nil {

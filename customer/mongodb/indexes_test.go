@@ -14,9 +14,10 @@ import (
 )
 
 // idOnlyCollections are the collections the hot paths read by _id only.
-// The intents' collection is not one of them: it holds only the writes in
-// flight, so its reads ({_id, change}, a delete's {op, series}) cost what
-// is in flight, whatever is stored (and its indexes serve them on MongoDB).
+// The intents' collection is not one of them: a delete reads the service
+// records in flight there ({op, series}); it holds only the writes in
+// flight, so that read costs what is in flight, whatever is stored (and
+// its index serves it on MongoDB).
 var idOnlyCollections = []string{CustomersCollection, AliasesCollection, ServicesCollection, ServiceKeysCollection, ServiceHintsCollection, StatsCollection}
 
 // hotPath drives every operation of the service's hot paths (docs/indexes.md):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/mongodb"
 )
 
 // A write that changes the figures (figures.go) first inserts its intent
@@ -130,23 +131,51 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// pendingDoc reads the intent whose _id is id (nil: none).
 func (s *Store) pendingDoc(ctx context.Context, id string) (*pendingDoc, error) {
-	var p pendingDoc
-	if err := s.pending.FindOne(ctx, byID(id)).Decode(&p); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, nil
-		}
+	p, err := mongodb.FindByID[pendingDoc](ctx, s.pending, id)
+	if err != nil {
 		return nil, fmt.Errorf("read the write's intent: %w", err)
 	}
-	return &p, nil
+	return p, nil
 }
 
 // unlock deletes the intent p (not a later one of the same _id).
 func (s *Store) unlock(ctx context.Context, p pendingDoc) error {
-	if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "change", Value: p.Change}}); err != nil {
+	f, err := s.held(ctx, p)
+	if errors.Is(err, errIntentLost) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.pending.DeleteOne(ctx, f); err != nil {
 		return fmt.Errorf("delete the write's intent: %w", err)
 	}
 	return nil
+}
+
+// errIntentLost: the intent expired and was finished by another replica.
+var errIntentLost = errors.New("the write's intent expired and was finished by another replica")
+
+// held returns the filter of the intent p, a lone _id (the one filter
+// the embedded server answers without reading the collection), once it is
+// sure the intent is still p's: at once while p's lease has more than
+// half of it to run (no finisher touches an intent before it expires,
+// whatever the clocks' skew), else after reading it (errIntentLost when
+// it is gone or another write's).
+func (s *Store) held(ctx context.Context, p pendingDoc) (bson.D, error) {
+	if s.now().Before(p.Expires.Add(-lease / 2)) {
+		return byID(p.ID), nil
+	}
+	cur, err := s.pendingDoc(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || cur.Change != p.Change {
+		return nil, errIntentLost
+	}
+	return byID(p.ID), nil
 }
 
 // release deletes the intent p at the end of its write, or of a write
@@ -161,15 +190,20 @@ func (s *Store) release(ctx context.Context, p pendingDoc) {
 
 // renew extends the lease of the intent p, held by a long write (an
 // import). It fails when the intent is no longer p's.
-func (s *Store) renew(ctx context.Context, p pendingDoc) error {
-	res, err := s.pending.UpdateOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "change", Value: p.Change}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: s.now().Add(lease).UTC().Truncate(time.Millisecond)}}}})
+func (s *Store) renew(ctx context.Context, p *pendingDoc) error {
+	f, err := s.held(ctx, *p)
+	if err != nil {
+		return fmt.Errorf("renew the write's intent: %w", err)
+	}
+	expires := s.now().Add(lease).UTC().Truncate(time.Millisecond)
+	res, err := s.pending.UpdateOne(ctx, f, bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: expires}}}})
 	if err != nil {
 		return fmt.Errorf("renew the write's intent: %w", err)
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("renew the write's intent: it expired")
+		return fmt.Errorf("renew the write's intent: %w", errIntentLost)
 	}
+	p.Expires = expires
 	return nil
 }
 
@@ -178,9 +212,13 @@ func (s *Store) renew(ctx context.Context, p pendingDoc) error {
 // p's (it expired and was finished by another).
 func (s *Store) plan(ctx context.Context, p *pendingDoc) error {
 	p.Planned = true
+	f, err := s.held(ctx, *p)
+	if err != nil {
+		return fmt.Errorf("plan the write: %w", err)
+	}
 	var res *mongo.UpdateResult
-	err := s.at("plan", func() (err error) {
-		res, err = s.pending.UpdateOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "change", Value: p.Change}},
+	err = s.at("plan", func() (err error) {
+		res, err = s.pending.UpdateOne(ctx, f,
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "planned", Value: true}, {Key: "key", Value: p.Key}, {Key: "records", Value: p.Records},
 				{Key: "series", Value: p.Series}, {Key: "user_id", Value: p.UserID},
@@ -191,7 +229,7 @@ func (s *Store) plan(ctx context.Context, p *pendingDoc) error {
 		return fmt.Errorf("plan the write: %w", err)
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("plan the write: its intent expired")
+		return fmt.Errorf("plan the write: %w", errIntentLost)
 	}
 	return nil
 }
