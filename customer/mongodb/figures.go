@@ -434,8 +434,8 @@ func (s *Store) markInexact(ctx context.Context, why string) error {
 
 // appendFigures inserts the slot after the last one of stripe k, with the
 // figures next computes from it, under the unique change id: one insert
-// when the last slot this replica saw is still the last, one insert and
-// one read more per slot taken since.
+// when the last slot this replica saw is still the last; otherwise the
+// slot it met, then a search for the last one, and another insert.
 func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Time, next func(prev *figuresDoc) (figures, bool)) error {
 	prev := s.fresh(k)
 	if prev == nil {
@@ -469,8 +469,15 @@ func (s *Store) appendFigures(ctx context.Context, k int, id string, now time.Ti
 		if got == nil { // the slot is free: the change is counted already, in an earlier slot
 			return nil
 		}
+		if got.Change == id {
+			return nil
+		}
+		// Others counted since the last slot this replica saw: find the
+		// last from this one (a galloping search when they are many).
 		s.saw(got)
-		prev = got
+		if prev, err = s.head(ctx, k); err != nil {
+			return err
+		}
 	}
 }
 

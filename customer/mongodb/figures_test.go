@@ -589,3 +589,36 @@ func TestAChangeIsCountedOnceFromAStaleReplica(t *testing.T) {
 		t.Fatalf("services %d, want 11 (x once, y once)", got)
 	}
 }
+
+// TestACountFromFarBehindSearches: a replica whose last seen slot is many
+// slots behind (others counted meanwhile) finds the last one by a
+// galloping search, not slot by slot.
+func TestACountFromFarBehindSearches(t *testing.T) {
+	t.Parallel()
+	rec, db, a := newRecordedStore(t)
+	ctx := context.Background()
+	b, err := New(ctx, db)
+	testenv.Must(t, err, "second replica")
+	id := func(i int) string {
+		for j := 0; ; j++ {
+			if x := fmt.Sprint("test/", i, "/", j); stripeOf(x) == 0 {
+				return x
+			}
+		}
+	}
+	testenv.Must(t, a.countChange(ctx, change{id: id(0), services: 1}, a.now()), "a counts")
+	const others = 300
+	for i := 1; i <= others; i++ {
+		testenv.Must(t, b.countChange(ctx, change{id: id(i), services: 1}, b.now()), "b counts")
+	}
+	rec.Reset()
+	testenv.Must(t, a.countChange(ctx, change{id: id(others + 1), services: 1}, a.now()), "a counts again")
+	if n := len(rec.Queries()); n > 40 {
+		t.Fatalf("%d queries to count one change %d slots behind", n, others)
+	}
+	c, err := a.figures(ctx)
+	testenv.Must(t, err, "figures")
+	if got := c.sum().services; got != others+2 {
+		t.Fatalf("services %d, want %d", got, others+2)
+	}
+}
