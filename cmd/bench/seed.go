@@ -118,9 +118,11 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 	// customers, the BFF's), which the embedded FerretDB serves in
 	// parallel, each its own SQLite file. Users go in through the auth
 	// store's bulk import (ImportUsers: one insert of the chunk's email
-	// claims, one of its users); the others have no bulk path in their
-	// store and go in one call at a time, as the services make them. A
-	// profile's service records follow it in its stream.
+	// claims, one of its users), profiles through the customer store's
+	// (ImportProfiles, and one recount of the staff's figures at the end);
+	// the others have no bulk path in their store and go in one call at a
+	// time, as the services make them. A profile's service records follow
+	// it in its stream.
 	streams := []struct {
 		name  string
 		write func(ctx context.Context, cs []seedCustomer) error
@@ -142,14 +144,7 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 			st.ops.Add(2)
 			return nil
 		}},
-		{"profiles and service records", func(ctx context.Context, cs []seedCustomer) error {
-			for i := range cs {
-				if err := st.profile(ctx, &cs[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"profiles and service records", st.profiles},
 		{"sagas", func(ctx context.Context, cs []seedCustomer) error {
 			for _, c := range cs {
 				if err := st.bff.CreateSaga(ctx, c.saga); err != nil {
@@ -201,6 +196,9 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 	if err := errors.Join(errs...); err != nil {
 		return seeded{}, err
 	}
+	if err := st.recount(ctx); err != nil {
+		return seeded{}, err
+	}
 	for _, sm := range streams {
 		st.seeded.streamNames = append(st.seeded.streamNames, sm.name)
 	}
@@ -223,33 +221,68 @@ func (st *seedStack) seed(ctx context.Context) (seeded, error) {
 // the size of one bulk import of users).
 const seedChunk = 100
 
-// profile creates c's profile as the customer service does (Create, its
-// id derived from the user id), reads it back by user id (the store
-// names its service series) and records its services in order, as
-// increment_service does (AddService with an "auto:" key), from the
-// profile read and the count so far (so each record is its slot's insert,
-// the read of the slot before, and the hint).
-func (st *seedStack) profile(ctx context.Context, c *seedCustomer) error {
-	if err := st.customers.Create(ctx, c.profile); err != nil {
-		return fmt.Errorf("profile: %w", err)
+// profiles writes the profiles of cs through the customer store's bulk
+// import (ImportProfiles: their ids derived from the user ids, as the
+// service's), reads them back by user id (the store names their service
+// series) and records each one's services in order, as increment_service
+// does (AddService with an "auto:" key, counted in the staff's figures),
+// from the profile read and the count so far (so each record is its
+// slot's insert, the read of the slot before, and the hint).
+func (st *seedStack) profiles(ctx context.Context, cs []seedCustomer) error {
+	ps := make([]customer.Customer, len(cs))
+	users := make([]string, len(cs))
+	for i, c := range cs {
+		ps[i], users[i] = c.profile, c.user.ID
 	}
-	ps, err := st.customers.ProfilesByUserIDs(ctx, []string{c.user.ID})
+	res, err := st.customers.ImportProfiles(ctx, ps, time.Now())
+	if err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			return fmt.Errorf("profile of %s: %w", users[i], r.Err)
+		}
+	}
+	got, err := st.customers.ProfilesByUserIDs(ctx, users)
 	if err != nil {
 		return err
 	}
-	p, ok := ps[c.user.ID]
-	if !ok {
-		return fmt.Errorf("profile of %s not found after its creation", c.user.ID)
-	}
 	st.ops.Add(2)
-	for k, r := range c.services {
-		p.TotalServices = k
-		if _, _, err := st.customers.AddService(ctx, p, r, "auto:"+r.ID); err != nil {
-			return fmt.Errorf("service record: %w", err)
+	for _, c := range cs {
+		p, ok := got[c.user.ID]
+		if !ok {
+			return fmt.Errorf("profile of %s not found after its import", c.user.ID)
 		}
-		st.ops.Add(1)
+		for k, r := range c.services {
+			p.TotalServices = k
+			if _, _, err := st.customers.AddService(ctx, p, r, "auto:"+r.ID); err != nil {
+				return fmt.Errorf("service record: %w", err)
+			}
+			st.ops.Add(1)
+		}
 	}
 	return nil
+}
+
+// recount counts the staff's figures once the profiles are in (the bulk
+// import leaves them to be recounted), as a customer replica's
+// maintenance would within a minute, so that the figures measure the
+// counters and not the count from the collections that stands in for
+// them meanwhile.
+func (st *seedStack) recount(ctx context.Context) error {
+	for try := 0; ; try++ {
+		_, err := st.customers.Recount(ctx, time.Now())
+		if !errors.Is(err, custmongo.ErrRecountBusy) || try == 20 {
+			if err != nil {
+				return fmt.Errorf("recount the staff's figures: %w", err)
+			}
+			return nil
+		}
+		if _, err := st.customers.RecoverPending(ctx); err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // seedCustomer is everything one seeded customer consists of.

@@ -80,6 +80,16 @@ func TestSeedThroughStores(t *testing.T) {
 	if total != n {
 		t.Errorf("%d profiles, want %d", total, n)
 	}
+	// The staff's figures are recounted after the bulk import, and exact:
+	// the store answers them from its counters.
+	if _, err := st.customers.Recount(ctx, time.Now()); err != nil {
+		t.Errorf("the figures after the seeding: %v", err)
+	}
+	figures, err := st.customers.Stats(ctx, time.Now().Add(-30*24*time.Hour))
+	testenv.Must(t, err, "stats")
+	if figures.TotalCustomers != n || figures.TotalServices != n*servicesPerCustomer {
+		t.Errorf("stats %+v, want %d customers and %d services", figures, n, n*servicesPerCustomer)
+	}
 	for i, u := range sd.users {
 		got, err := users.UserByEmail(ctx, u.email)
 		testenv.Must(t, err, "sampled user")
