@@ -67,7 +67,7 @@ var _ customer.Store = outboxStore{}
 
 // refused reports a write the store certainly did not make.
 func refused(err error) bool {
-	return errors.Is(err, customer.ErrNotFound) || errors.Is(err, customer.ErrProfileExists)
+	return errors.Is(err, customer.ErrNotFound) || errors.Is(err, customer.ErrProfileExists) || errors.Is(err, customer.ErrBusy)
 }
 
 func (s outboxStore) event(userID, customerID, op string) changefeed.Event {
