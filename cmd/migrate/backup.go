@@ -30,12 +30,18 @@ func (c *command) backup(ctx context.Context) error {
 }
 
 func (c *command) restore(ctx context.Context) error {
-	// Open the store first: the collection keeps its indexes.
-	if _, err := c.store(ctx); err != nil {
+	// Open the store first: the collection keeps its indexes. The restore
+	// replaces the profiles without counting them in the staff's figures:
+	// the store marks them to be recounted.
+	st, err := c.store(ctx)
+	if err != nil {
 		return err
 	}
-	n, err := restore(ctx, c.client.Database(c.cfg.CustomerDB).Collection(custmongo.CustomersCollection), c.flags.in, c.cfg.BatchSize)
-	if err != nil {
+	var n int
+	if err := st.Uncounted(ctx, func(ctx context.Context) (err error) {
+		n, err = restore(ctx, c.client.Database(c.cfg.CustomerDB).Collection(custmongo.CustomersCollection), c.flags.in, c.cfg.BatchSize)
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.env.stdout, "restore: %s.%s now holds the %d profiles of %s\n", c.cfg.CustomerDB, custmongo.CustomersCollection, n, c.flags.in)

@@ -424,6 +424,25 @@ func TestRecountRefusesWhileWritesAreInFlight(t *testing.T) {
 	if was, err := s.Recount(ctx, s.now()); was != nil || err != nil {
 		t.Fatalf("a second recount: %+v, %v", was, err)
 	}
+
+	// A bulk write that does not count (a restore): no recount while it
+	// writes, the figures not exact after it, and Stats counts it.
+	testenv.Must(t, s.Uncounted(ctx, func(ctx context.Context) error {
+		if _, err := s.Recount(ctx, s.now()); !errors.Is(err, ErrRecountBusy) {
+			t.Errorf("recount during a bulk write: %v", err)
+		}
+		_, err := db.Collection(CustomersCollection).InsertOne(ctx, toCustomerDoc(derived(base)))
+		return err
+	}), "a bulk write")
+	if c, err := s.figures(ctx); err != nil || c.exact() {
+		t.Fatalf("exact after a bulk write that did not count: %v", err)
+	}
+	if st, err := s.Stats(ctx, s.now()); err != nil || st.TotalCustomers != 3 {
+		t.Fatalf("stats after the bulk write: %+v, %v", st, err)
+	}
+	_, err = s.Recount(ctx, s.now())
+	testenv.Must(t, err, "recount after it")
+	checkFigures(t, s)
 }
 
 // TestAWriteWaitsForTheProfilesLock: a second write of a profile waits

@@ -100,30 +100,18 @@ func (s *Store) ImportProfiles(ctx context.Context, cs []customer.Customer, now 
 			idx = append(idx, i)
 		}
 	}
-	// The import writes without counting (figures.go). It holds an intent
-	// while it writes, renewed at each chunk, so no recount runs meanwhile,
-	// and marks the figures not exact before its first write and after its
-	// last (a finisher does, if it stops), so Stats counts from the
-	// collections until the next recount.
-	p := pendingDoc{ID: opImport + "/" + contract.NewID(), Change: newChange(opImport), Op: opImport}
-	if err := s.lock(ctx, &p); err != nil {
-		return nil, err
-	}
-	if err := s.markInexact(ctx, opImport); err != nil {
-		return nil, err
-	}
-	for start := 0; start < len(idx); start += importChunk {
-		if err := s.renew(ctx, &p); err != nil {
-			return nil, err
+	// The import writes without counting its changes (figures.go).
+	err := s.Uncounted(ctx, func(ctx context.Context) error {
+		for start := 0; start < len(idx); start += importChunk {
+			if err := s.importChunk(ctx, cs, idx[start:min(start+importChunk, len(idx))], now, out); err != nil {
+				return err
+			}
 		}
-		if err := s.importChunk(ctx, cs, idx[start:min(start+importChunk, len(idx))], now, out); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.markInexact(ctx, opImport); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.release(ctx, p)
 	return out, nil
 }
 

@@ -188,6 +188,47 @@ func (s *Store) release(ctx context.Context, p pendingDoc) {
 	_ = s.at("release", func() error { return s.unlock(ctx, p) })
 }
 
+// Uncounted runs write, a bulk write of the store's collections that does
+// not count its changes in the staff's figures (an import, a restore from
+// a backup). It holds an intent meanwhile, renewed until write returns, so
+// that no recount runs in the middle of it, and marks the figures not
+// exact before write and after it (a finisher does, if it stops), so that
+// Stats counts from the collections until the next recount.
+func (s *Store) Uncounted(ctx context.Context, write func(ctx context.Context) error) error {
+	p := pendingDoc{ID: opImport + "/" + contract.NewID(), Change: newChange(opImport), Op: opImport}
+	if err := s.lock(ctx, &p); err != nil {
+		return err
+	}
+	if err := s.markInexact(ctx, opImport); err != nil {
+		return err
+	}
+	done, renewed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(renewed)
+		held := p
+		tick := time.NewTicker(lease / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				_ = s.renew(ctx, &held) // a failed renewal: the intent may expire, and the mark after write still holds
+			}
+		}
+	}()
+	err := write(ctx)
+	close(done)
+	<-renewed
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if merr := s.markInexact(mctx, opImport); merr != nil {
+		return errors.Join(err, merr) // the intent stays: its finisher marks them
+	}
+	s.release(ctx, p)
+	return err
+}
+
 // renew extends the lease of the intent p, held by a long write (an
 // import). It fails when the intent is no longer p's.
 func (s *Store) renew(ctx context.Context, p *pendingDoc) error {
