@@ -61,12 +61,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	// Leases, a saga's next attempt and the idempotency records' days are
 	// written with this replica's clock and read with others': say so when
 	// it disagrees with the database's (and so, likely, with theirs).
-	if skew, err := mongodb.ClockSkew(ctx, mc.Database(cfg.DB), time.Now); err != nil {
-		log.WarnContext(ctx, "clock not compared with the database's", "error", err.Error())
-	} else if skew.Abs() > maxClockSkew {
-		log.WarnContext(ctx, "this replica's clock disagrees with the database's: keep the replicas' clocks synchronised (NTP)",
-			"skew", skew.String(), "allowed", maxClockSkew.String())
-	}
+	mongodb.WarnIfClockSkewed(ctx, mc.Database(cfg.DB), log, maxClockSkew)
 
 	breakers, err := breaker.NewRegistry(log, tel.Meter)
 	if err != nil {

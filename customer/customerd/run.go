@@ -48,6 +48,9 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	defer mongodb.Disconnect(ctx, client)
+	// The intents of profile writes are leased with this replica's clock
+	// and found expired with others' (customer/mongodb, pending.go).
+	mongodb.WarnIfClockSkewed(ctx, client.Database(cfg.Database), log, customermongo.MaxClockSkew)
 	mstore, err := customermongo.New(ctx, client.Database(cfg.Database))
 	if err != nil {
 		return fmt.Errorf("customer store: %w", err)

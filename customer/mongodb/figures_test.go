@@ -453,8 +453,10 @@ func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	c := stored(t, s, derived(base), 0)
-	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID}
-	testenv.Must(t, s.lock(ctx, &p), "lock")
+	// A live writer's intent: its lease runs past the wait.
+	p := pendingDoc{ID: c.ID, Change: newChange(opUpdate), Op: opUpdate, CustomerID: c.ID, Expires: time.Now().Add(time.Hour)}
+	_, err := s.pending.InsertOne(ctx, p)
+	testenv.Must(t, err, "a live writer's intent")
 	clock := time.Now()
 	var mu sync.Mutex
 	s.now = func() time.Time {
@@ -481,7 +483,7 @@ func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
 	if held, err := s.pendingDoc(ctx, c.ID); err != nil || held == nil || held.Change != p.Change {
 		t.Fatalf("the holder's intent is gone: %+v, %v", held, err)
 	}
-	s.now = func() time.Time { return time.Now().Add(2 * lease) }
+	s.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	if _, err := s.Update(ctx, c, customer.Changes{City: &salem}, base); err != nil {
 		t.Fatalf("a write after the holder's lease: %v", err)
 	}

@@ -48,12 +48,27 @@ import (
 // read of it, and Recount's, cost what is in flight, not what is stored.
 
 // lease is how long an intent's writer has to finish before others
-// finish it; longer than any request runs.
-const lease = time.Minute
+// finish it, and writeFor how long it writes: its writes run under a
+// deadline a second before its lease ends (finish's too, under its
+// claim's), so that nobody finishes a change while its writer still
+// writes, as long as the replicas' clocks agree within a second (each
+// replica warns at start when its clock is half a second off the
+// database's). A replica that dies mid-write holds the profile for at
+// most lease.
+const (
+	lease    = 5 * time.Second
+	writeFor = lease - time.Second
+)
 
 // lockWait bounds how long a write waits for another write of the same
-// profile, and a delete for the service records in flight.
-const lockWait = 5 * time.Second
+// profile (longer than lease, so a write behind one whose replica died
+// finishes that one and goes on), and a delete for the service records
+// in flight.
+const lockWait = lease + time.Second
+
+// MaxClockSkew is how far a replica's clock may be off the database's:
+// two replicas within it agree within the second the leases allow.
+const MaxClockSkew = 500 * time.Millisecond
 
 const (
 	opCreate  = "create"
@@ -295,6 +310,8 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 		return fmt.Errorf("claim the write to finish: %w", err)
 	}
 	defer s.release(ctx, claim)
+	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	defer cancel()
 	if cur, err := s.pendingDoc(ctx, p.ID); err != nil || cur == nil || cur.Change != p.Change {
 		return err // finished by another meanwhile
 	}

@@ -202,6 +202,8 @@ func (s *Store) AddService(ctx context.Context, c customer.Customer, r customer.
 	if err := s.lock(ctx, &p); err != nil {
 		return customer.ServiceRecord{}, false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	defer cancel()
 	d, created, err := s.record(ctx, c.ID, series, next, r, key, strings.HasPrefix(key, "key:"))
 	switch {
 	case errors.Is(err, customer.ErrNotFound):

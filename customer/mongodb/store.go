@@ -211,6 +211,8 @@ func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 	if err := s.lock(ctx, &p); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	defer cancel()
 	if err := s.at("profile", func() (err error) { _, err = s.customers.InsertOne(ctx, d); return err }); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			s.release(ctx, p)
@@ -347,6 +349,8 @@ func (s *Store) Update(ctx context.Context, c customer.Customer, ch customer.Cha
 	if err := s.lock(ctx, &p); err != nil {
 		return customer.Customer{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	defer cancel()
 	if counted {
 		d, err := s.profileDoc(ctx, c.ID)
 		if err != nil {
@@ -410,6 +414,12 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 		s.release(ctx, p)
 		return err
 	}
+	// The waits may have used much of the lease: renew it, then write.
+	if err := s.renew(ctx, &p); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	defer cancel()
 	if err := s.plan(ctx, &p); err != nil {
 		return err
 	}

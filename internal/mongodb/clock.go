@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -27,4 +28,18 @@ func ClockSkew(ctx context.Context, db *mongo.Database, now func() time.Time) (t
 	}
 	mid := sent.Add(now().Sub(sent) / 2)
 	return res.LocalTime.Sub(mid), nil
+}
+
+// WarnIfClockSkewed logs a warning when this replica's clock is more than
+// allowed off the database's (or could not be compared): the one start-up
+// check of the services that write times other replicas read.
+func WarnIfClockSkewed(ctx context.Context, db *mongo.Database, log *slog.Logger, allowed time.Duration) {
+	skew, err := ClockSkew(ctx, db, time.Now)
+	switch {
+	case err != nil:
+		log.WarnContext(ctx, "clock not compared with the database's", "error", err.Error())
+	case skew.Abs() > allowed:
+		log.WarnContext(ctx, "this replica's clock disagrees with the database's: keep the replicas' clocks synchronised (NTP)",
+			"skew", skew.String(), "allowed", allowed.String())
+	}
 }
