@@ -616,7 +616,13 @@ func (s *Store) SweepFigures(ctx context.Context, now time.Time) error {
 		if h == nil {
 			continue
 		}
-		if _, err := s.stats.UpdateOne(ctx, byID(headID(k)), bson.D{{Key: "$max", Value: bson.D{{Key: "head", Value: h.N}}}}, options.Update().SetUpsert(true)); err != nil {
+		// The head documents share the collection's unique index on
+		// change, so each names itself there (a missing field is one
+		// null to MongoDB's unique index: a second head would be refused).
+		if _, err := s.stats.UpdateOne(ctx, byID(headID(k)), bson.D{
+			{Key: "$max", Value: bson.D{{Key: "head", Value: h.N}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "change", Value: headID(k)}}},
+		}, options.Update().SetUpsert(true)); err != nil {
 			return fmt.Errorf("record the figures' head: %w", err)
 		}
 		if _, err := s.stats.DeleteMany(ctx, bson.D{

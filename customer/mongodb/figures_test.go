@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/customer-platform/customer"
 	"github.com/acme/customer-platform/internal/contract"
+	"github.com/acme/customer-platform/internal/mongodb"
 	"github.com/acme/customer-platform/internal/testenv"
 )
 
@@ -462,7 +463,7 @@ func TestAWriteWaitsForTheProfilesLock(t *testing.T) {
 	s.now = func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
-		clock = clock.Add(500 * time.Millisecond)
+		clock = clock.Add(100 * time.Millisecond)
 		return clock
 	}
 	tries := 0
@@ -641,5 +642,44 @@ func TestACountFromFarBehindSearches(t *testing.T) {
 	testenv.Must(t, err, "figures")
 	if got := c.sum().services; got != others+2 {
 		t.Fatalf("services %d, want %d", got, others+2)
+	}
+}
+
+// TestSweepKeepsTheFiguresAndWhatANewReplicaStartsFrom: the hourly sweep
+// deletes the old slots of every stripe but the last keepSlots, records
+// each stripe's head, and a replica started afterwards reads the same
+// figures from those heads.
+func TestSweepKeepsTheFiguresAndWhatANewReplicaStartsFrom(t *testing.T) {
+	t.Parallel()
+	s, db := newStore(t)
+	ctx := context.Background()
+	counted := 0
+	for i := 0; counted < keepSlots+60; i++ {
+		id := fmt.Sprint("test/", i)
+		if k := stripeOf(id); k != 0 && k != 1 {
+			continue
+		}
+		testenv.Must(t, s.countChange(ctx, change{id: id, services: 1}, s.now()), "count")
+		counted++
+	}
+	before, err := s.figures(ctx)
+	testenv.Must(t, err, "figures")
+	s.now = func() time.Time { return time.Now().Add(2 * keepFor) }
+	testenv.Must(t, s.SweepFigures(ctx, s.now()), "sweep")
+	for k := range 2 {
+		if d, err := s.figureSlot(ctx, k, 1); err != nil || d != nil && before[k].N > keepSlots+1 {
+			t.Errorf("stripe %d: its first slot survived the sweep (%v)", k, err)
+		}
+		h, err := mongodb.FindByID[headDoc](ctx, s.stats, headID(k))
+		if err != nil || h == nil || h.Head != before[k].N {
+			t.Errorf("stripe %d: head %+v (%v), want %d", k, h, err, before[k].N)
+		}
+	}
+	r, err := New(ctx, db)
+	testenv.Must(t, err, "a replica started after the sweep")
+	after, err := r.figures(ctx)
+	testenv.Must(t, err, "its figures")
+	if got, want := after.sum().services, before.sum().services; got != want || !after.same(before) {
+		t.Fatalf("services %d after the sweep, %d before", got, want)
 	}
 }

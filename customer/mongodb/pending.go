@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -48,23 +49,21 @@ import (
 // read of it, and Recount's, cost what is in flight, not what is stored.
 
 // lease is how long an intent's writer has to finish before others
-// finish it, and writeFor how long it writes: its writes run under a
-// deadline a second before its lease ends (finish's too, under its
-// claim's), so that nobody finishes a change while its writer still
-// writes, as long as the replicas' clocks agree within a second (each
-// replica warns at start when its clock is half a second off the
-// database's). A replica that dies mid-write holds the profile for at
-// most lease.
-const (
-	lease    = 5 * time.Second
-	writeFor = lease - time.Second
-)
+// finish it. Its writes run under a deadline a second before its lease
+// ends (writing; finish's under its claim's), and it plans, renews or
+// deletes its intent only before then (held), so that nobody finishes a
+// change while its writer still writes, as long as the replicas' clocks
+// agree within a second (each replica warns at start when its clock is
+// half a second off the database's). A replica that dies mid-write holds
+// the profile for at most lease.
+const lease = 5 * time.Second
 
 // lockWait bounds how long a write waits for another write of the same
-// profile (longer than lease, so a write behind one whose replica died
-// finishes that one and goes on), and a delete for the service records
-// in flight.
-const lockWait = lease + time.Second
+// profile, and a delete for the service records in flight: under the
+// BFF's 3 s timeout for its calls, so that the BFF gets the 503 (a write
+// behind one whose replica died gets it until that one's lease ends; the
+// next write then finishes it).
+const lockWait = 2500 * time.Millisecond
 
 // MaxClockSkew is how far a replica's clock may be off the database's:
 // two replicas within it agree within the second the leases allow.
@@ -75,9 +74,8 @@ const (
 	opUpdate  = "update"
 	opDelete  = "delete"
 	opService = "service"
-	opImport  = "import"  // an import in progress (no recount meanwhile)
-	opUpgrade = "upgrade" // a conversion of a customer's records at start
-	opFinish  = "finish"  // the claim of a replica finishing an expired intent
+	opImport  = "import" // a bulk write in progress (no recount meanwhile)
+	opFinish  = "finish" // the claim of a replica finishing an expired intent
 )
 
 // errFinishing is finish's answer when another replica is finishing the
@@ -93,6 +91,8 @@ type pendingDoc struct {
 	UserID     string      `bson:"user_id,omitempty"`
 	Series     string      `bson:"series,omitempty"`
 	RecordID   string      `bson:"record_id,omitempty"`
+	From       int64       `bson:"from,omitempty"`       // service: the first slot its write tries
+	RecordKey  string      `bson:"record_key,omitempty"` // service: its key ("key:..." or "auto:...")
 	Set        bson.M      `bson:"set,omitempty"`
 	Planned    bool        `bson:"planned"`
 	Key        *profileKey `bson:"key,omitempty"`     // create: the new profile's; update, delete: the profile's when planned
@@ -157,12 +157,9 @@ func (s *Store) pendingDoc(ctx context.Context, id string) (*pendingDoc, error) 
 
 // unlock deletes the intent p (not a later one of the same _id).
 func (s *Store) unlock(ctx context.Context, p pendingDoc) error {
-	f, err := s.held(ctx, p)
-	if errors.Is(err, errIntentLost) {
-		return nil
-	}
+	f, err := s.held(p)
 	if err != nil {
-		return err
+		return nil // left to expire
 	}
 	if _, err := s.pending.DeleteOne(ctx, f); err != nil {
 		return fmt.Errorf("delete the write's intent: %w", err)
@@ -170,27 +167,28 @@ func (s *Store) unlock(ctx context.Context, p pendingDoc) error {
 	return nil
 }
 
-// errIntentLost: the intent expired and was finished by another replica.
-var errIntentLost = errors.New("the write's intent expired and was finished by another replica")
+// errIntentLost: the write's lease (all but its last second) ran out
+// before it planned or renewed; it wrote nothing and leaves its intent to
+// expire. A busy answer to the client.
+var errIntentLost = fmt.Errorf("%w: the write's lease ran out", customer.ErrBusy)
 
 // held returns the filter of the intent p, a lone _id (the one filter
-// the embedded server answers without reading the collection), once it is
-// sure the intent is still p's: at once while p's lease has more than
-// half of it to run (no finisher touches an intent before it expires,
-// whatever the clocks' skew), else after reading it (errIntentLost when
-// it is gone or another write's).
-func (s *Store) held(ctx context.Context, p pendingDoc) (bson.D, error) {
-	if s.now().Before(p.Expires.Add(-lease / 2)) {
+// the embedded server answers without reading the collection), while p's
+// lease has more than a second to run: no finisher touches an intent
+// before it expires, so it is still p's (with the replicas' clocks within
+// a second). After that, errIntentLost: the intent is left to expire and
+// be finished (every step of a finish is idempotent).
+func (s *Store) held(p pendingDoc) (bson.D, error) {
+	if s.now().Before(p.Expires.Add(-time.Second)) {
 		return byID(p.ID), nil
 	}
-	cur, err := s.pendingDoc(ctx, p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if cur == nil || cur.Change != p.Change {
-		return nil, errIntentLost
-	}
-	return byID(p.ID), nil
+	return nil, errIntentLost
+}
+
+// writing is ctx with the deadline of a write under the intent p: a
+// second before its lease ends.
+func (s *Store) writing(ctx context.Context, p pendingDoc) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.Expires.Sub(s.now())-time.Second)
 }
 
 // release deletes the intent p at the end of its write, or of a write
@@ -247,9 +245,9 @@ func (s *Store) Uncounted(ctx context.Context, write func(ctx context.Context) e
 // renew extends the lease of the intent p, held by a long write (an
 // import). It fails when the intent is no longer p's.
 func (s *Store) renew(ctx context.Context, p *pendingDoc) error {
-	f, err := s.held(ctx, *p)
+	f, err := s.held(*p)
 	if err != nil {
-		return fmt.Errorf("renew the write's intent: %w", err)
+		return err
 	}
 	expires := s.now().Add(lease).UTC().Truncate(time.Millisecond)
 	res, err := s.pending.UpdateOne(ctx, f, bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: expires}}}})
@@ -268,9 +266,9 @@ func (s *Store) renew(ctx context.Context, p *pendingDoc) error {
 // p's (it expired and was finished by another).
 func (s *Store) plan(ctx context.Context, p *pendingDoc) error {
 	p.Planned = true
-	f, err := s.held(ctx, *p)
+	f, err := s.held(*p)
 	if err != nil {
-		return fmt.Errorf("plan the write: %w", err)
+		return err
 	}
 	var res *mongo.UpdateResult
 	err = s.at("plan", func() (err error) {
@@ -300,20 +298,19 @@ func (s *Store) plan(ctx context.Context, p *pendingDoc) error {
 // by another (its claim expires like an intent) without harm.
 func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 	if p.Op == opFinish { // the claim of a finisher that stopped
-		return s.unlock(ctx, p)
+		_, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "change", Value: p.Change}})
+		return err
 	}
 	claim := pendingDoc{ID: opFinish + "/" + p.Change, Change: newChange(opFinish), Op: opFinish, Expires: s.now().Add(lease).UTC().Truncate(time.Millisecond)}
-	if _, err := s.pending.InsertOne(ctx, claim); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return errFinishing
-		}
-		return fmt.Errorf("claim the write to finish: %w", err)
+	if err := s.claim(ctx, claim); err != nil {
+		return err
 	}
 	defer s.release(ctx, claim)
-	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	ctx, cancel := s.writing(ctx, claim)
 	defer cancel()
-	if cur, err := s.pendingDoc(ctx, p.ID); err != nil || cur == nil || cur.Change != p.Change {
-		return err // finished by another meanwhile
+	cur, err := s.pendingDoc(ctx, p.ID)
+	if err != nil || cur == nil || cur.Change != p.Change || !cur.Expires.Before(s.now()) {
+		return err // finished by another meanwhile, or renewed by its writer
 	}
 	now := s.now()
 	switch p.Op {
@@ -346,7 +343,7 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 			}
 		}
 	case opService:
-		found, err := s.findRecord(ctx, p.Series, p.RecordID)
+		found, err := s.findRecord(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -355,12 +352,42 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 				return err
 			}
 		}
-	case opImport, opUpgrade: // a bulk write that stopped: count again
+	case opImport: // a bulk write that stopped: count again
 		if err := s.markInexact(ctx, p.Op); err != nil {
 			return err
 		}
 	}
-	return s.unlock(ctx, p)
+	// The claim keeps the intent from being taken meanwhile: drop it by _id.
+	if _, err := s.pending.DeleteOne(ctx, byID(p.ID)); err != nil {
+		return fmt.Errorf("delete the finished write's intent: %w", err)
+	}
+	return nil
+}
+
+// claim inserts a finisher's claim; one left by a finisher that stopped
+// (expired) is deleted and the insert tried again once. errFinishing when
+// another finisher holds it.
+func (s *Store) claim(ctx context.Context, c pendingDoc) error {
+	for try := 0; ; try++ {
+		_, err := s.pending.InsertOne(ctx, c)
+		if err == nil {
+			return nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("claim the write to finish: %w", err)
+		}
+		held, err := s.pendingDoc(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if try > 0 || held == nil || !held.Expires.Before(s.now()) {
+			return errFinishing
+		}
+		// {_id, change}: not the claim of a finisher that came after it.
+		if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: held.ID}, {Key: "change", Value: held.Change}}); err != nil {
+			return fmt.Errorf("delete a stopped finisher's claim: %w", err)
+		}
+	}
 }
 
 // RecoverPending finishes the changes whose writers stopped (their intents
@@ -388,19 +415,31 @@ func (s *Store) RecoverPending(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// findRecord reports whether the series holds the record recordID (read
-// slot by slot: this runs only for a stopped write).
-func (s *Store) findRecord(ctx context.Context, series, recordID string) (bool, error) {
-	n, _, err := s.count(ctx, series)
+// findRecord reports whether the series of the service intent p holds its
+// record: the slots from the last down to the first its write could have
+// taken (p.From, or the first of its key's attempts), one by one (this
+// runs only for a stopped write, over the records added since it began).
+func (s *Store) findRecord(ctx context.Context, p pendingDoc) (bool, error) {
+	from := max(p.From, 1)
+	if strings.HasPrefix(p.RecordKey, "key:") {
+		k, err := mongodb.FindByID[keyDoc](ctx, s.keys, keyID(p.Series, p.RecordKey))
+		if err != nil {
+			return false, fmt.Errorf("read idempotency key: %w", err)
+		}
+		if k != nil {
+			from = max(min(from, k.From), 1)
+		}
+	}
+	n, _, err := s.count(ctx, p.Series)
 	if err != nil {
 		return false, err
 	}
-	for k := n; k >= 1; k-- {
-		d, err := s.slot(ctx, series, k)
+	for k := n; k >= from; k-- {
+		d, err := s.slot(ctx, p.Series, k)
 		if err != nil {
 			return false, err
 		}
-		if d != nil && d.RecordID == recordID {
+		if d != nil && d.RecordID == p.RecordID {
 			return true, nil
 		}
 	}

@@ -198,11 +198,11 @@ func (s *Store) AddService(ctx context.Context, c customer.Customer, r customer.
 	if err != nil {
 		return customer.ServiceRecord{}, false, err
 	}
-	p := pendingDoc{ID: opService + "/" + r.ID, Change: opService + "/" + r.ID, Op: opService, CustomerID: c.ID, Series: series, RecordID: r.ID, Planned: true}
+	p := pendingDoc{ID: opService + "/" + r.ID, Change: opService + "/" + r.ID, Op: opService, CustomerID: c.ID, Series: series, RecordID: r.ID, From: next, RecordKey: key, Planned: true}
 	if err := s.lock(ctx, &p); err != nil {
 		return customer.ServiceRecord{}, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	ctx, cancel := s.writing(ctx, p)
 	defer cancel()
 	d, created, err := s.record(ctx, c.ID, series, next, r, key, strings.HasPrefix(key, "key:"))
 	switch {
@@ -383,14 +383,18 @@ func (s *Store) Services(ctx context.Context, customerID string, offset, limit i
 }
 
 // deleteRecords deletes slots n..1 of a series, the records a delete
-// counted (a delete that stops half-way leaves slots 1..k, which its
-// roll-forward deletes), each slot's key document before the slot, then
-// the hint. A record inserted by a request that raced the delete, in a
+// counted, from the last one left (a delete that stops half-way leaves
+// slots 1..k, from which its roll-forward goes on), each slot's key
+// document before the slot, then the hint. A record inserted by a request that raced the delete, in a
 // slot after n, stays behind, unreachable (the series is dead) and
 // counted, as the recount counts it. So may the key document of an
 // attempt that stopped before its slot.
 func (s *Store) deleteRecords(ctx context.Context, series string, n int64) error {
-	for k := n; k >= 1; k-- {
+	left, _, err := s.count(ctx, series)
+	if err != nil {
+		return err
+	}
+	for k := min(n, left); k >= 1; k-- {
 		d, err := s.slot(ctx, series, k)
 		if err != nil {
 			return err

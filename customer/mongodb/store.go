@@ -211,7 +211,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 	if err := s.lock(ctx, &p); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	ctx, cancel := s.writing(ctx, p)
 	defer cancel()
 	if err := s.at("profile", func() (err error) { _, err = s.customers.InsertOne(ctx, d); return err }); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -349,21 +349,21 @@ func (s *Store) Update(ctx context.Context, c customer.Customer, ch customer.Cha
 	if err := s.lock(ctx, &p); err != nil {
 		return customer.Customer{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	wctx, cancel := s.writing(ctx, p)
 	defer cancel()
 	if counted {
-		d, err := s.profileDoc(ctx, c.ID)
+		d, err := s.profileDoc(wctx, c.ID)
 		if err != nil {
 			s.release(ctx, p)
 			return customer.Customer{}, err
 		}
 		k := keyOf(d)
 		p.Key = &k
-		if err := s.plan(ctx, &p); err != nil {
+		if err := s.plan(wctx, &p); err != nil {
 			return customer.Customer{}, err
 		}
 	}
-	found, err := s.applyUpdate(ctx, p, now)
+	found, err := s.applyUpdate(wctx, p, now)
 	if err != nil {
 		return customer.Customer{}, err
 	}
@@ -396,7 +396,11 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 		// The records in flight land first (so they are deleted too); the
 		// count is read, then any record that was inserted before it is
 		// waited for, so each is counted before the delete takes it away.
+		// Each wait is shorter than the lease, which is renewed after it.
 		if err := s.awaitServices(ctx, d.series()); err != nil {
+			return err
+		}
+		if err := s.renew(ctx, &p); err != nil {
 			return err
 		}
 		n, _, err := s.count(ctx, d.series())
@@ -404,6 +408,9 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 			return err
 		}
 		if err := s.awaitServices(ctx, d.series()); err != nil {
+			return err
+		}
+		if err := s.renew(ctx, &p); err != nil {
 			return err
 		}
 		k := keyOf(d)
@@ -414,11 +421,7 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 		s.release(ctx, p)
 		return err
 	}
-	// The waits may have used much of the lease: renew it, then write.
-	if err := s.renew(ctx, &p); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, writeFor)
+	ctx, cancel := s.writing(ctx, p)
 	defer cancel()
 	if err := s.plan(ctx, &p); err != nil {
 		return err

@@ -148,35 +148,24 @@ func (s *Store) convertRecords(ctx context.Context) (converted, orphans int, err
 	for id := range byCustomer {
 		ids = append(ids, id)
 	}
+	// A record is two documents for a moment (its slot inserted, its old
+	// document not yet deleted), which a recount must not count: the
+	// conversion is a bulk write that does not count (Uncounted).
 	var mu sync.Mutex
-	err = each(ctx, len(ids), func(ctx context.Context, i int) error {
-		c, o, err := s.convertCustomer(ctx, ids[i], byCustomer[ids[i]])
-		mu.Lock()
-		converted, orphans = converted+c, orphans+o
-		mu.Unlock()
-		return err
+	err = s.Uncounted(ctx, func(ctx context.Context) error {
+		return each(ctx, len(ids), func(ctx context.Context, i int) error {
+			c, o, err := s.convertCustomer(ctx, ids[i], byCustomer[ids[i]])
+			mu.Lock()
+			converted, orphans = converted+c, orphans+o
+			mu.Unlock()
+			return err
+		})
 	})
 	return converted, orphans, err
 }
 
-// convertCustomer moves one customer's records of the previous shape,
-// under an intent: a record is two documents for a moment (its slot
-// inserted, its old document not yet deleted), which a recount must not
-// count.
+// convertCustomer moves one customer's records of the previous shape.
 func (s *Store) convertCustomer(ctx context.Context, customerID string, recs []serviceDoc) (converted, orphans int, err error) {
-	p := pendingDoc{ID: opUpgrade + "/" + customerID, Change: newChange(opUpgrade), Op: opUpgrade, CustomerID: customerID}
-	if err := s.lock(ctx, &p); err != nil {
-		return 0, 0, err
-	}
-	converted, orphans, err = s.convertRecordsOf(ctx, customerID, recs)
-	if err == nil {
-		s.release(ctx, p)
-	}
-	return converted, orphans, err
-}
-
-// convertRecordsOf moves the records recs of one customer.
-func (s *Store) convertRecordsOf(ctx context.Context, customerID string, recs []serviceDoc) (converted, orphans int, err error) {
 	p, err := s.profileDoc(ctx, customerID)
 	if errors.Is(err, customer.ErrNotFound) {
 		return 0, len(recs), nil
