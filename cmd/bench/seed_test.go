@@ -80,8 +80,8 @@ func TestSeedThroughStores(t *testing.T) {
 	if total != n {
 		t.Errorf("%d profiles, want %d", total, n)
 	}
-	// The staff's figures are recounted after the bulk import, and exact:
-	// the store answers them from its counters.
+	// The staff's figures, recounted after the bulk import, count every
+	// seeded profile and record.
 	if _, err := st.customers.Recount(ctx, time.Now()); err != nil {
 		t.Errorf("the figures after the seeding: %v", err)
 	}
