@@ -397,20 +397,20 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 		// count is read, then any record that was inserted before it is
 		// waited for, so each is counted before the delete takes it away.
 		// Each wait is shorter than the lease, which is renewed after it.
-		if err := s.awaitServices(ctx, d.series()); err != nil {
-			return err
+		settle := func() error {
+			if err := s.awaitServices(ctx, d.series()); err != nil {
+				return err
+			}
+			return s.renew(ctx, &p)
 		}
-		if err := s.renew(ctx, &p); err != nil {
+		if err := settle(); err != nil {
 			return err
 		}
 		n, _, err := s.count(ctx, d.series())
 		if err != nil {
 			return err
 		}
-		if err := s.awaitServices(ctx, d.series()); err != nil {
-			return err
-		}
-		if err := s.renew(ctx, &p); err != nil {
+		if err := settle(); err != nil {
 			return err
 		}
 		k := keyOf(d)
