@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,6 +439,9 @@ func TestRecountRefusesWhileWritesAreInFlight(t *testing.T) {
 	if c, err := s.figures(ctx); err != nil || c.exact() {
 		t.Fatalf("exact after a bulk write that did not count: %v", err)
 	}
+	if n, err := s.pending.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("%d intents left after the bulk write (%v)", n, err)
+	}
 	if st, err := s.Stats(ctx, s.now()); err != nil || st.TotalCustomers != 3 {
 		t.Fatalf("stats after the bulk write: %+v, %v", st, err)
 	}
@@ -681,5 +685,27 @@ func TestSweepKeepsTheFiguresAndWhatANewReplicaStartsFrom(t *testing.T) {
 	testenv.Must(t, err, "its figures")
 	if got, want := after.sum().services, before.sum().services; got != want || !after.same(before) {
 		t.Fatalf("services %d after the sweep, %d before", got, want)
+	}
+}
+
+// TestALongBulkWriteKeepsAndEndsItsIntent: a bulk write that outlasts the
+// lease keeps its intent by renewing it (no recount meanwhile), and
+// deletes it when it ends.
+func TestALongBulkWriteKeepsAndEndsItsIntent(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	var ahead atomic.Int64 // how far the store's clock runs ahead
+	s.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	testenv.Must(t, s.Uncounted(ctx, func(ctx context.Context) error {
+		time.Sleep(lease/4 + 250*time.Millisecond) // one renewal
+		ahead.Store(int64(3 * time.Second)) // the first lease all but over, the renewed one not
+		if _, err := s.Recount(ctx, s.now()); !errors.Is(err, ErrRecountBusy) {
+			t.Errorf("recount during the bulk write: %v", err)
+		}
+		return nil
+	}), "a long bulk write")
+	if n, err := s.pending.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("%d intents left after the bulk write (%v)", n, err)
 	}
 }

@@ -216,9 +216,9 @@ func (s *Store) Uncounted(ctx context.Context, write func(ctx context.Context) e
 		return err
 	}
 	done, renewed := make(chan struct{}), make(chan struct{})
+	held := p // the renewals' copy, read again once they stopped
 	go func() {
 		defer close(renewed)
-		held := p
 		tick := time.NewTicker(lease / 4)
 		defer tick.Stop()
 		for {
@@ -238,7 +238,7 @@ func (s *Store) Uncounted(ctx context.Context, write func(ctx context.Context) e
 	if merr := s.markInexact(mctx, opImport); merr != nil {
 		return errors.Join(err, merr) // the intent stays: its finisher marks them
 	}
-	s.release(ctx, p)
+	s.release(ctx, held)
 	return err
 }
 
