@@ -699,7 +699,7 @@ func TestALongBulkWriteKeepsAndEndsItsIntent(t *testing.T) {
 	s.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	testenv.Must(t, s.Uncounted(ctx, func(ctx context.Context) error {
 		time.Sleep(lease/4 + 250*time.Millisecond) // one renewal
-		ahead.Store(int64(3 * time.Second)) // the first lease all but over, the renewed one not
+		ahead.Store(int64(3 * time.Second))        // the first lease all but over, the renewed one not
 		if _, err := s.Recount(ctx, s.now()); !errors.Is(err, ErrRecountBusy) {
 			t.Errorf("recount during the bulk write: %v", err)
 		}
