@@ -270,19 +270,10 @@ func (st *seedStack) profiles(ctx context.Context, cs []seedCustomer) error {
 // counters and not the count from the collections that stands in for
 // them meanwhile.
 func (st *seedStack) recount(ctx context.Context) error {
-	for try := 0; ; try++ {
-		_, err := st.customers.Recount(ctx, time.Now())
-		if !errors.Is(err, custmongo.ErrRecountBusy) || try == 20 {
-			if err != nil {
-				return fmt.Errorf("recount the staff's figures: %w", err)
-			}
-			return nil
-		}
-		if _, err := st.customers.RecoverPending(ctx); err != nil {
-			return err
-		}
-		time.Sleep(time.Second)
+	if _, err := st.customers.RecountWhenQuiet(ctx, 20); err != nil {
+		return fmt.Errorf("recount the staff's figures: %w", err)
 	}
+	return nil
 }
 
 // seedCustomer is everything one seeded customer consists of.

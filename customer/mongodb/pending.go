@@ -606,29 +606,37 @@ func (s *Store) Maintain(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// check recounts the figures (a few tries a second apart while writes are
-// in flight), logs what it corrected, and reports whether it got to count.
+// check recounts the figures (RecountWhenQuiet, three tries), logs what
+// it corrected, and reports whether it got to count.
 func (s *Store) check(ctx context.Context, log *slog.Logger, hourly bool) bool {
-	for try := 0; ; try++ {
-		corrected, err := s.Recount(ctx, s.now())
-		switch {
-		case err == nil:
-			if corrected != nil {
-				log.WarnContext(ctx, "customer figures: the counters differed from the collections and were corrected", "were", *corrected)
-			}
-			return true
-		case !errors.Is(err, ErrRecountBusy):
-			log.WarnContext(ctx, "customer figures: recount failed", "error", err)
-			return false
-		case try == 2:
-			if hourly {
-				log.InfoContext(ctx, "customer figures: the hourly check was skipped: writes were in flight in each of its tries")
-			}
-			return false
+	corrected, err := s.RecountWhenQuiet(ctx, 3)
+	switch {
+	case err == nil:
+		if corrected != nil {
+			log.WarnContext(ctx, "customer figures: the counters differed from the collections and were corrected", "were", *corrected)
 		}
-		if sleep(ctx, time.Second) != nil {
-			return false
+		return true
+	case !errors.Is(err, ErrRecountBusy):
+		log.WarnContext(ctx, "customer figures: recount failed", "error", err)
+	case hourly:
+		log.InfoContext(ctx, "customer figures: the hourly check was skipped: writes were in flight in each of its tries")
+	}
+	return false
+}
+
+// RecountWhenQuiet runs Recount up to tries times, a second apart while
+// writes are in flight (ErrRecountBusy), finishing the stopped ones in
+// between; it returns the last try's answer.
+func (s *Store) RecountWhenQuiet(ctx context.Context, tries int) (corrected *customer.Stats, err error) {
+	for try := 1; ; try++ {
+		corrected, err = s.Recount(ctx, s.now())
+		if !errors.Is(err, ErrRecountBusy) || try >= tries {
+			return corrected, err
 		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return nil, err
+		}
+		_, _ = s.RecoverPending(ctx) // what it cannot finish, the next try reports as busy
 	}
 }
 

@@ -138,18 +138,19 @@ func New(ctx context.Context, db *mongo.Database) (*Store, error) {
 		return nil, err
 	}
 	s.upgraded = up
-	if err := s.countIfInexact(ctx); err != nil {
+	if err := s.countFirst(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// countIfInexact recounts the figures when they are not exact (a new
-// database, an import, the first start of this version), unless writes
-// are in flight: the reconciler tries again.
-func (s *Store) countIfInexact(ctx context.Context) error {
+// countFirst counts the figures when there are none yet (a new database,
+// the first start of this version), unless writes are in flight. Figures
+// that are there but not exact (after an import) are left to the
+// reconciler (Maintain): a start does not read every profile again.
+func (s *Store) countFirst(ctx context.Context) error {
 	c, err := s.figures(ctx)
-	if err != nil || c.exact() {
+	if err != nil || c != (current{}) {
 		return err
 	}
 	if _, err := s.Recount(ctx, s.now()); err != nil && !errors.Is(err, ErrRecountBusy) {
