@@ -125,12 +125,13 @@ type figures struct {
 // tally is figures in maps, to change them.
 type tally struct {
 	customers, verified, business, services int64
-	countries, hours                        map[string]int64
+	countries                               map[string]int64
+	hours                                   map[int64]int64
 }
 
 func (f figures) tally() tally {
 	t := tally{customers: f.Customers, verified: f.Verified, business: f.Business, services: f.Services,
-		countries: make(map[string]int64, len(f.Countries)), hours: make(map[string]int64, len(f.Hours))}
+		countries: make(map[string]int64, len(f.Countries)), hours: make(map[int64]int64, len(f.Hours))}
 	for i, c := range f.Countries {
 		if i < len(f.CountryN) {
 			t.countries[c] = f.CountryN[i]
@@ -138,7 +139,7 @@ func (f figures) tally() tally {
 	}
 	for i, h := range f.Hours {
 		if i < len(f.HourN) {
-			t.hours[strconv.FormatInt(h, 10)] = f.HourN[i]
+			t.hours[h] = f.HourN[i]
 		}
 	}
 	return t
@@ -154,7 +155,7 @@ func (t *tally) count(k profileKey, sign int64) {
 		t.business += sign
 	}
 	t.countries[k.Country] += sign
-	t.hours[strconv.FormatInt(k.Hour, 10)] += sign
+	t.hours[k.Hour] += sign
 }
 
 // add adds u to t (sign 1) or takes it away (sign -1).
@@ -184,13 +185,13 @@ func (t tally) figures(now time.Time) figures {
 	from := hourOf(now.Add(-sinceWindow))
 	hours := make([]int64, 0, len(t.hours))
 	for h, n := range t.hours {
-		if v, err := strconv.ParseInt(h, 10, 64); err == nil && v >= from && n != 0 {
-			hours = append(hours, v)
+		if h >= from && n != 0 {
+			hours = append(hours, h)
 		}
 	}
 	slices.Sort(hours)
 	for _, h := range hours {
-		f.Hours, f.HourN = append(f.Hours, h), append(f.HourN, t.hours[strconv.FormatInt(h, 10)])
+		f.Hours, f.HourN = append(f.Hours, h), append(f.HourN, t.hours[h])
 	}
 	return f
 }
@@ -493,9 +494,12 @@ var ErrRecountBusy = errors.New("the figures changed during the recount")
 // a stripe moved during it. It returns the figures it replaced when they
 // were exact and differed (nil otherwise), for the caller to report.
 func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer.Stats, err error) {
-	busy := func() (bool, error) {
+	busy := func() error { // ErrRecountBusy while an intent is pending
 		n, err := s.pending.CountDocuments(ctx, bson.D{})
-		return n > 0, err
+		if err == nil && n > 0 {
+			return ErrRecountBusy
+		}
+		return err
 	}
 	// The figures first, then no intent: a write counted before the read
 	// of the figures either ended before that check, or is seen by it.
@@ -503,8 +507,8 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 	if err != nil {
 		return nil, err
 	}
-	if b, err := busy(); err != nil || b {
-		return nil, cmpErr(err, ErrRecountBusy)
+	if err := busy(); err != nil {
+		return nil, err
 	}
 	s.stage("recount: checked")
 	counted, err := s.scanFigures(ctx, now)
@@ -512,8 +516,8 @@ func (s *Store) Recount(ctx context.Context, now time.Time) (corrected *customer
 		return nil, err
 	}
 	s.stage("recount: read")
-	if b, err := busy(); err != nil || b {
-		return nil, cmpErr(err, ErrRecountBusy)
+	if err := busy(); err != nil {
+		return nil, err
 	}
 	after, err := s.figures(ctx)
 	if err != nil {
@@ -554,14 +558,6 @@ func slotN(d *figuresDoc) int64 {
 		return 0
 	}
 	return d.N
-}
-
-// cmpErr is err, else alt.
-func cmpErr(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
 }
 
 // scanFigures counts the figures from the collections: every profile's

@@ -338,7 +338,7 @@ func (s *Store) finish(ctx context.Context, p pendingDoc) error {
 		}
 	case opDelete:
 		if p.Planned {
-			if err := s.applyDelete(ctx, p, now); err != nil {
+			if err := s.applyDelete(ctx, p, now, true); err != nil {
 				return err
 			}
 		}
@@ -468,11 +468,11 @@ func (s *Store) applyUpdate(ctx context.Context, p pendingDoc, now time.Time) (b
 
 // applyDelete rolls the planned delete p forward: counts it, then deletes
 // the records the plan counted, the profile and its alias.
-func (s *Store) applyDelete(ctx context.Context, p pendingDoc, now time.Time) error {
+func (s *Store) applyDelete(ctx context.Context, p pendingDoc, now time.Time, resume bool) error {
 	if err := s.countChange(ctx, change{id: p.Change, remove: p.Key, services: -p.Records}, now); err != nil {
 		return err
 	}
-	if err := s.deleteRecords(ctx, p.Series, p.Records); err != nil {
+	if err := s.deleteRecords(ctx, p.Series, p.Records, resume); err != nil {
 		return err
 	}
 	if err := s.at("profile", func() (err error) { _, err = s.customers.DeleteOne(ctx, byID(p.CustomerID)); return err }); err != nil {

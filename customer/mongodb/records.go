@@ -383,18 +383,21 @@ func (s *Store) Services(ctx context.Context, customerID string, offset, limit i
 }
 
 // deleteRecords deletes slots n..1 of a series, the records a delete
-// counted, from the last one left (a delete that stops half-way leaves
-// slots 1..k, from which its roll-forward goes on), each slot's key
-// document before the slot, then the hint. A record inserted by a request that raced the delete, in a
+// counted, each slot's key document before the slot, then the hint. A
+// delete that stops half-way leaves slots 1..k: its roll-forward (resume)
+// goes on from the last one left. A record inserted by a request that raced the delete, in a
 // slot after n, stays behind, unreachable (the series is dead) and
 // counted, as the recount counts it. So may the key document of an
 // attempt that stopped before its slot.
-func (s *Store) deleteRecords(ctx context.Context, series string, n int64) error {
-	left, _, err := s.count(ctx, series)
-	if err != nil {
-		return err
+func (s *Store) deleteRecords(ctx context.Context, series string, n int64, resume bool) error {
+	if resume {
+		left, _, err := s.count(ctx, series)
+		if err != nil {
+			return err
+		}
+		n = min(n, left)
 	}
-	for k := min(n, left); k >= 1; k-- {
+	for k := n; k >= 1; k-- {
 		d, err := s.slot(ctx, series, k)
 		if err != nil {
 			return err

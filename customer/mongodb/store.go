@@ -427,7 +427,7 @@ func (s *Store) Delete(ctx context.Context, c customer.Customer) error {
 	if err := s.plan(ctx, &p); err != nil {
 		return err
 	}
-	if err := s.applyDelete(ctx, p, s.now()); err != nil {
+	if err := s.applyDelete(ctx, p, s.now(), false); err != nil {
 		return err
 	}
 	s.release(ctx, p)
