@@ -165,10 +165,13 @@ func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	if rc.retention == 0 || now.Sub(rc.lastSagaSweep) < sagaSweepEvery {
 		return
 	}
-	rc.lastSagaSweep = now
-	if n, err := s.sagas.SweepSagas(ctx, now.Add(-rc.retention)); err != nil {
+	n, err := s.sagas.SweepSagas(ctx, now.Add(-rc.retention))
+	if err != nil { // tried again at the next pass
 		s.log.WarnContext(ctx, "saga sweep failed", "error", err.Error())
-	} else if n > 0 {
+		return
+	}
+	rc.lastSagaSweep = now
+	if n > 0 {
 		s.log.InfoContext(ctx, "finished sagas past their retention removed", "count", n, "retention", rc.retention.String())
 	}
 }

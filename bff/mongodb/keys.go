@@ -296,9 +296,9 @@ func (s *Store) keepClaim(ctx context.Context, keyID, id string, mine int64, now
 		// left in flight would answer 409 to its key's retries until its
 		// lease ends).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		_, rerr := s.ends.InsertOne(rctx, endDoc{ID: id, Bucket: mine, State: keyReleased, At: now.UTC()})
+		_, rerr := s.end(rctx, keyID, id, endDoc{State: keyReleased}, now)
 		cancel()
-		err = errors.Join(err, ignoreDuplicate(rerr))
+		err = errors.Join(err, rerr)
 		if err != nil {
 			return fmt.Errorf("bff store: insert key: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -49,15 +50,6 @@ func claimRace(t *testing.T, s *Store, key string, at ...time.Time) []string {
 	return kept
 }
 
-// times is n copies of t.
-func times(n int, t time.Time) []time.Time {
-	out := make([]time.Time, n)
-	for i := range out {
-		out[i] = t
-	}
-	return out
-}
-
 // bucketStart is when the bucket of t begins.
 func bucketStart(t time.Time) time.Time {
 	return time.Unix(bucketOf(t)*int64(bff.KeyTTL/time.Second), 0)
@@ -69,7 +61,7 @@ func TestIdempotencyRecords(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	// Concurrent inserts of one key: one wins, the others see ErrKeyExists.
-	kept := claimRace(t, s, "k1", times(10, now)...)
+	kept := claimRace(t, s, "k1", slices.Repeat([]time.Time{now}, 10)...)
 	if len(kept) != 1 {
 		t.Fatalf("%d claims kept", len(kept))
 	}
@@ -194,7 +186,7 @@ func TestExpiredKeyTakeoverHasOneWinner(t *testing.T) {
 	old := keyRecord("k", "crashed", bucketStart(now))
 	old.ExpiresAt = now.Add(-time.Millisecond)
 	testenv.Must(t, s.InsertKey(ctx, old), "insert")
-	kept := claimRace(t, s, "k", times(20, now)...)
+	kept := claimRace(t, s, "k", slices.Repeat([]time.Time{now}, 20)...)
 	got, err := s.GetKey(ctx, "k", now)
 	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.SagaID == old.SagaID || got.Owner != claimID("k", bucketOf(now), 1) {
 		t.Fatalf("claims kept %v, record %+v %v, want generation 1 of today", kept, got, err)
@@ -293,7 +285,7 @@ func TestConcurrentClaimsAcrossABucketBoundary(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	boundary := bucketStart(time.Now())
-	at := append(times(4, boundary.Add(-time.Second)), times(4, boundary.Add(time.Second))...)
+	at := append(slices.Repeat([]time.Time{boundary.Add(-time.Second)}, 4), slices.Repeat([]time.Time{boundary.Add(time.Second)}, 4)...)
 	for round := range 10 {
 		kept := claimRace(t, s, "k", at...)
 		if len(kept) > 1 {
@@ -341,8 +333,10 @@ func TestSweepKeepsWhatAWindowReaches(t *testing.T) {
 }
 
 // The previous release's records (one per key, by key_id) are moved into
-// claims when the store opens: a done one replays, an in-flight one can be
-// completed by its owner, an expired one is dropped.
+// claims when the store opens: a done one replays, an in-flight one stays
+// in flight under a claim of its own (its saga completes it through that
+// claim; the previous release's owner, stopped before, can no longer), an
+// expired one is dropped.
 func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 	t.Parallel()
 	_, db := testenv.Mongo(t)
@@ -380,6 +374,9 @@ func TestThePreviousReleasesKeysAreUpgraded(t *testing.T) {
 	if err != nil || got.State != bff.KeyInFlight || got.SagaID != "s2" || !got.LeaseExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("running: %+v %v", got, err)
 	}
+	if err := s.CompleteKey(ctx, "running", "owner-running", 201, []byte("x"), now); !errors.Is(err, bff.ErrKeyChanged) {
+		t.Fatalf("the previous release's owner completed the upgraded claim: %v", err)
+	}
 	testenv.Must(t, s.CompleteKey(ctx, "running", got.Owner, 201, []byte("x"), now), "complete the upgraded claim")
 	if _, err := s.GetKey(ctx, "old", now); !errors.Is(err, bff.ErrKeyNotFound) {
 		t.Fatalf("expired: %v", err)
@@ -404,7 +401,7 @@ func TestReleasedKeyTakeoverHasOneWinner(t *testing.T) {
 	first := keyRecord("k", "first", now)
 	testenv.Must(t, s.InsertKey(ctx, first), "first")
 	testenv.Must(t, s.DeleteKey(ctx, "k", first.Owner, now), "release")
-	kept := claimRace(t, s, "k", times(20, now.Add(time.Second))...)
+	kept := claimRace(t, s, "k", slices.Repeat([]time.Time{now.Add(time.Second)}, 20)...)
 	got, err := s.GetKey(ctx, "k", now.Add(time.Second))
 	if len(kept) != 1 || err != nil || got.Owner != kept[0] || got.Owner == first.Owner {
 		t.Fatalf("claims kept %v, record %+v %v", kept, got, err)
