@@ -67,7 +67,7 @@ var (
 	// ErrStateChanged is a guarded transition that found the saga in
 	// another state: someone else advanced it.
 	ErrStateChanged = errors.New("saga state changed")
-	ErrKeyExists    = errors.New("idempotency key exists")
+	ErrKeyExists    = errors.New("idempotency key exists") // also as *KeyExistsError
 	ErrKeyNotFound  = errors.New("idempotency key not found")
 	// ErrKeyChanged is a guarded idempotency record update that found the
 	// record no longer held by the caller.
@@ -185,3 +185,10 @@ func Final(err error) bool {
 
 // harmless reports whether the call certainly had no effect.
 func (e *UpstreamError) harmless() bool { return e.NotSent || e.definitive() }
+
+// KeyExistsError is ErrKeyExists with the live record the store found
+// holding the key, so its caller need not read it again.
+type KeyExistsError struct{ Record *IdempotencyRecord }
+
+func (e *KeyExistsError) Error() string        { return ErrKeyExists.Error() }
+func (e *KeyExistsError) Is(target error) bool { return target == ErrKeyExists }

@@ -40,7 +40,9 @@ type IdempotencyRecord struct {
 // IdempotencyStore keeps idempotency records.
 type IdempotencyStore interface {
 	// InsertKey claims the key for r, or returns ErrKeyExists when a
-	// record holds it (in flight or done, and not expired at r.CreatedAt).
+	// record holds it (in flight or done, and not expired at r.CreatedAt);
+	// as a *KeyExistsError carrying that record, it spares the caller
+	// GetKey's read.
 	// A store may set r.Owner to its own handle of the claim, which
 	// GetKey then returns and CompleteKey and DeleteKey take.
 	InsertKey(ctx context.Context, r *IdempotencyRecord) error
@@ -126,7 +128,14 @@ func (s *Service) BeginIdempotent(ctx context.Context, key string, fp Fingerprin
 		if !errors.Is(err, ErrKeyExists) {
 			return nil, nil, storeDown(err)
 		}
-		old, err := s.keys.GetKey(ctx, keyID, now)
+		// The record the insert met, else (a store that did not say, or a
+		// claim given up under contention) read it.
+		var old *IdempotencyRecord
+		if kx := (*KeyExistsError)(nil); errors.As(err, &kx) && kx.Record != nil {
+			old, err = kx.Record, nil
+		} else {
+			old, err = s.keys.GetKey(ctx, keyID, now)
+		}
 		if errors.Is(err, ErrKeyNotFound) {
 			continue // released in between: claim again
 		}

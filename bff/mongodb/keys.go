@@ -241,7 +241,8 @@ func (s *Store) current(ctx context.Context, keyID string, now time.Time, mine i
 }
 
 // InsertKey claims the key for r: the next generation of the bucket of
-// r.CreatedAt, unless a live record holds the key (ErrKeyExists), and sets
+// r.CreatedAt, unless a live record holds the key (ErrKeyExists, as a
+// *KeyExistsError with that record), and sets
 // r.Owner to the claim's _id. A record written done (seeding) is done in
 // its one insert.
 func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
@@ -272,7 +273,7 @@ func (s *Store) InsertKey(ctx context.Context, r *bff.IdempotencyRecord) error {
 			return fmt.Errorf("bff store: insert key: %w", err)
 		}
 		if cur != nil && cur.live(now) {
-			return bff.ErrKeyExists
+			return &bff.KeyExistsError{Record: cur.record()}
 		}
 		gen = next
 	}

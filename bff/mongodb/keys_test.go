@@ -505,3 +505,22 @@ func TestALookupReadsLogarithmicallyManyClaims(t *testing.T) {
 		t.Fatalf("%d reads of claims for %d claims, want at most %d", finds, n, limit)
 	}
 }
+
+// TestAKeyTakenSaysByWhom: an insert of a key a live record holds answers
+// ErrKeyExists carrying that record, so the caller does not read it again.
+func TestAKeyTakenSaysByWhom(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	first := keyRecord("taken", "a", now)
+	testenv.Must(t, s.InsertKey(ctx, first), "first claim")
+	err := s.InsertKey(ctx, keyRecord("taken", "b", now.Add(time.Second)))
+	var kx *bff.KeyExistsError
+	if !errors.Is(err, bff.ErrKeyExists) || !errors.As(err, &kx) || kx.Record == nil {
+		t.Fatalf("a second claim: %v", err)
+	}
+	if kx.Record.Owner != first.Owner || kx.Record.SagaID != first.SagaID || kx.Record.State != bff.KeyInFlight {
+		t.Fatalf("the record it met: %+v, want the first claim %+v", kx.Record, first)
+	}
+}
