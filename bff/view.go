@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -243,22 +245,6 @@ func (u *userPart) parse(raw []byte, userID string) bool {
 // order the customer service writes them.
 var userFields = [...]string{"email", "first_name", "last_name", "phone_number"}
 
-// userField is the index in userFields of the member name as written (a
-// JSON string), or -1.
-func userField(name []byte) int {
-	switch string(name) {
-	case `"email"`:
-		return 0
-	case `"first_name"`:
-		return 1
-	case `"last_name"`:
-		return 2
-	case `"phone_number"`:
-		return 3
-	}
-	return -1
-}
-
 // values are the user's values of userFields; a field the user part lacks
 // is null.
 func (u *userPart) values() [len(userFields)]json.RawMessage {
@@ -281,17 +267,18 @@ func (u *userPart) fill(members []member) json.RawMessage {
 	}
 	out := make([]byte, 0, size)
 	out = append(out, '{')
-	put := func(name, v []byte) {
+	put := func(name string, v []byte) {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(out, name...)
+		q, _ := json.Marshal(name) // a string always encodes
+		out = append(out, q...)
 		out = append(out, ':')
 		out = append(out, v...)
 	}
 	var seen [len(userFields)]bool
 	for _, m := range members {
-		if i := m.field; i >= 0 {
+		if i := slices.Index(userFields[:], m.name); i >= 0 {
 			seen[i] = true
 			put(m.name, vs[i])
 			continue
@@ -300,118 +287,55 @@ func (u *userPart) fill(members []member) json.RawMessage {
 	}
 	for i, f := range userFields {
 		if !seen[i] {
-			put([]byte(`"`+f+`"`), vs[i])
+			put(f, vs[i])
 		}
 	}
 	return append(out, '}')
 }
 
-// member is one member of a JSON object: its name and value as written,
-// and the index of the name in userFields (-1: not a user field).
+// member is one member of a JSON object: its name and its value as
+// written.
 type member struct {
-	name, value []byte
-	field       int
+	name  string
+	value json.RawMessage
 }
 
-// profileMembers splits raw, a profile, into its members and reports
-// whether it is one valid JSON object whose every user_id is userID's
-// (compared case-insensitively, ids being UUIDs). The names of a profile
-// are plain: one written with an escape is not recognised as a user field
-// or as user_id (then the profile has no owner and is refused).
+// profileMembers splits raw, a profile, into its members, in order, and
+// reports whether it is one JSON object whose every user_id is userID's
+// (compared case-insensitively, ids being UUIDs).
 func profileMembers(raw []byte, userID string) ([]member, bool) {
-	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, false
 	}
 	members := make([]member, 0, 32)
 	owner := false
-	i := skipSpace(raw, 1)
-	if raw[i] == '}' {
-		return nil, false
-	}
-	for {
-		// raw is valid JSON: a member name, a colon, a value, then a comma or
-		// the closing brace.
-		end := stringEnd(raw, i)
-		m := member{name: raw[i:end]}
-		m.field = userField(m.name)
-		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
-		vend := valueEnd(raw, i)
-		m.value = raw[i:vend]
-		if string(m.name) == `"user_id"` {
-			if !isString(m.value, userID) {
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		m := member{name: t.(string)} // an object's next token is a name
+		if err := dec.Decode(&m.value); err != nil {
+			return nil, false
+		}
+		if m.name == "user_id" {
+			var id string
+			if json.Unmarshal(m.value, &id) != nil || !strings.EqualFold(id, userID) {
 				return nil, false
 			}
 			owner = true
 		}
 		members = append(members, m)
-		i = skipSpace(raw, vend)
-		if raw[i] == '}' {
-			return members, owner
-		}
-		i = skipSpace(raw, i+1) // past the comma
 	}
-}
-
-// isString reports whether v, a valid JSON value, is the string s, compared
-// case-insensitively (an escaped string is decoded first).
-func isString(v []byte, s string) bool {
-	if len(v) < 2 || v[0] != '"' {
-		return false
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, false
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
-		return strings.EqualFold(string(v[1:len(v)-1]), s)
+	if _, err := dec.Token(); err != io.EOF { // nothing after the object
+		return nil, false
 	}
-	var got string
-	return json.Unmarshal(v, &got) == nil && strings.EqualFold(got, s)
-}
-
-// skipSpace returns the index of the first byte of raw at or after i that
-// is not JSON whitespace.
-func skipSpace(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the JSON string starting at i.
-func stringEnd(raw []byte, i int) int {
-	for i++; i < len(raw); i++ {
-		switch raw[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// valueEnd returns the index just past the JSON value starting at i, in a
-// document json.Valid accepted.
-func valueEnd(raw []byte, i int) int {
-	switch raw[i] {
-	case '"':
-		return stringEnd(raw, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(raw); i++ {
-			switch raw[i] {
-			case '"':
-				i = stringEnd(raw, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	default: // a number, true, false or null
-		for i < len(raw) && raw[i] != ',' && raw[i] != '}' && raw[i] != ']' && raw[i] != ' ' && raw[i] != '\t' && raw[i] != '\n' && raw[i] != '\r' {
-			i++
-		}
-		return i
-	}
+	return members, owner
 }
