@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -353,30 +352,12 @@ func (s *Store) head(ctx context.Context, k int) (*figuresDoc, error) {
 			from = h.Head
 		}
 	}
-	var lo, hi int64 = 0, -1
-	var last *figuresDoc
-	if from > 0 {
-		var at, next *figuresDoc
-		var errAt, errNext error
-		var wg sync.WaitGroup
-		wg.Go(func() { at, errAt = s.figureSlot(ctx, k, from) })
-		wg.Go(func() { next, errNext = s.figureSlot(ctx, k, from+1) })
-		wg.Wait()
-		if err := errors.Join(errAt, errNext); err != nil {
-			return nil, err
-		}
-		switch {
-		case at == nil: // swept: never start the stripe again from nothing
-			return nil, fmt.Errorf("read the figures: slot %s is missing", slotName(k, from))
-		case next == nil:
-			lo, last, hi = from, at, from+1
-		default:
-			lo, last = from+1, next
-		}
-	}
-	_, d, err := mongodb.LastPresent(lo, hi, last, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, k, n) })
+	_, d, found, err := mongodb.LastFrom(from, func(n int64) (*figuresDoc, error) { return s.figureSlot(ctx, k, n) })
 	if err != nil {
 		return nil, err
+	}
+	if !found { // swept: never start the stripe again from nothing
+		return nil, fmt.Errorf("read the figures: slot %s is missing", slotName(k, from))
 	}
 	s.saw(d)
 	return d, nil

@@ -125,32 +125,13 @@ func (s *Store) count(ctx context.Context, series string) (int64, *slotDoc, erro
 	if err != nil {
 		return 0, nil, err
 	}
-	var (
-		lo    int64 // a slot known to exist (0: none)
-		last  *slotDoc
-		hi    int64 = -1 // a slot known to be free (-1: none yet)
-		probe       = func(n int64) (*slotDoc, error) { return s.slot(ctx, series, n) }
-	)
-	if h > 0 {
-		var at, next *slotDoc
-		var errAt, errNext error
-		var wg sync.WaitGroup
-		wg.Go(func() { at, errAt = probe(h) })
-		wg.Go(func() { next, errNext = probe(h + 1) })
-		wg.Wait()
-		if err := errors.Join(errAt, errNext); err != nil {
-			return 0, nil, err
-		}
-		switch {
-		case at == nil: // a stale hint: the series is being deleted
-			hi = h
-		case next == nil:
-			return h, at, nil
-		default:
-			lo, last = h+1, next
-		}
+	probe := func(n int64) (*slotDoc, error) { return s.slot(ctx, series, n) }
+	n, last, found, err := mongodb.LastFrom(h, probe)
+	if err != nil || found {
+		return n, last, err
 	}
-	return mongodb.LastPresent(lo, hi, last, probe)
+	// A stale hint: the series is being deleted, from the last slot down.
+	return mongodb.LastPresent(0, h, nil, probe)
 }
 
 // withFigures converts a profile document and adds its service figures.

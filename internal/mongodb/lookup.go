@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -60,4 +61,34 @@ func FindByID[T any](ctx context.Context, c *mongo.Collection, id string) (*T, e
 		return nil, err
 	}
 	return &d, nil
+}
+
+// LastFrom finds the last member of a series numbered without gaps from a
+// hint, a number likely at or just below the last: it reads the hint's
+// member and the next one at once, which settle it when the hint is the
+// last (one round trip), else gallops up with LastPresent. When the hint's
+// member is missing (a hint past the last, or below the first of a swept
+// series) it returns hintFound false and nothing else, and the caller
+// decides; a hint of 0 or less searches from the first member.
+func LastFrom[T any](hint int64, fetch func(n int64) (*T, error)) (n int64, last *T, hintFound bool, err error) {
+	if hint <= 0 {
+		n, last, err = LastPresent(0, -1, nil, fetch)
+		return n, last, true, err
+	}
+	var at, next *T
+	var errAt, errNext error
+	var wg sync.WaitGroup
+	wg.Go(func() { at, errAt = fetch(hint) })
+	wg.Go(func() { next, errNext = fetch(hint + 1) })
+	wg.Wait()
+	switch {
+	case errAt != nil || errNext != nil:
+		return 0, nil, false, errors.Join(errAt, errNext)
+	case at == nil:
+		return 0, nil, false, nil
+	case next == nil:
+		return hint, at, true, nil
+	}
+	n, last, err = LastPresent(hint+1, -1, next, fetch)
+	return n, last, true, err
 }

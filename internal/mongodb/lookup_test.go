@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -45,4 +46,39 @@ func bitsLen(n int64) int {
 		b++
 	}
 	return b
+}
+
+// LastFrom finds the last member from any hint at or below it (two
+// lookups when the hint is the last), and says when the hint's member is
+// missing instead of searching.
+func TestLastFrom(t *testing.T) {
+	t.Parallel()
+	const first = 5 // members first..last exist (those below were swept)
+	for last := int64(first); last <= 40; last++ {
+		for hint := int64(first); hint <= last+2; hint++ {
+			var mu sync.Mutex
+			lookups := 0
+			got, member, found, err := LastFrom(hint, func(n int64) (*int64, error) {
+				mu.Lock()
+				lookups++
+				mu.Unlock()
+				if n < first || n > last {
+					return nil, nil
+				}
+				return &n, nil
+			})
+			switch {
+			case err != nil:
+				t.Fatalf("last %d hint %d: %v", last, hint, err)
+			case hint > last:
+				if found || member != nil {
+					t.Fatalf("last %d hint %d past it: found %v, %v", last, hint, found, member)
+				}
+			case !found || got != last || member == nil || *member != last:
+				t.Fatalf("last %d hint %d: got %d (%v, found %v)", last, hint, got, member, found)
+			case hint == last && lookups != 2:
+				t.Fatalf("last %d hint %d: %d lookups, want 2", last, hint, lookups)
+			}
+		}
+	}
 }
