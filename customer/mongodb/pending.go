@@ -103,28 +103,33 @@ type pendingDoc struct {
 // lock inserts the intent p, waiting up to lockWait while another live
 // intent holds its _id, and finishing one that expired.
 func (s *Store) lock(ctx context.Context, p *pendingDoc) error {
-	deadline := s.now().Add(lockWait)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+	return s.waitFor(ctx, func() (bool, error) {
 		p.Expires = s.now().Add(lease).UTC().Truncate(time.Millisecond)
 		err := s.at("intent", func() (err error) { _, err = s.pending.InsertOne(ctx, p); return err })
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return fmt.Errorf("insert the write's intent: %w", err)
+			return false, fmt.Errorf("insert the write's intent: %w", err)
 		}
 		held, err := s.pendingDoc(ctx, p.ID)
-		if err != nil {
-			return err
+		if err != nil || held == nil {
+			return false, err // gone meanwhile: try again
 		}
-		if held != nil && held.Expires.Before(s.now()) {
-			err := s.finish(ctx, *held)
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, errFinishing) {
-				return err
-			}
+		_, err = s.finishExpired(ctx, *held)
+		return false, err // finished (or live): try again
+	})
+}
+
+// waitFor calls try until it reports done, backing off from 5 ms to
+// 100 ms between calls, for at most lockWait (then ErrBusy); an error of
+// try ends it.
+func (s *Store) waitFor(ctx context.Context, try func() (done bool, err error)) error {
+	deadline := s.now().Add(lockWait)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		done, err := try()
+		if done || err != nil {
+			return err
 		}
 		if s.now().After(deadline) {
 			return customer.ErrBusy
@@ -132,6 +137,22 @@ func (s *Store) lock(ctx context.Context, p *pendingDoc) error {
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
+	}
+}
+
+// finishExpired finishes the intent p when it expired, and reports
+// whether it is still live (not expired, or being finished by another).
+func (s *Store) finishExpired(ctx context.Context, p pendingDoc) (live bool, err error) {
+	if !p.Expires.Before(s.now()) {
+		return true, nil
+	}
+	switch err := s.finish(ctx, p); {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, errFinishing):
+		return true, nil
+	default:
+		return false, err
 	}
 }
 
@@ -490,39 +511,22 @@ func (s *Store) applyDelete(ctx context.Context, p pendingDoc, now time.Time, re
 // (finishing those whose writers stopped), so that every record a delete
 // counts is already counted.
 func (s *Store) awaitServices(ctx context.Context, series string) error {
-	deadline := s.now().Add(lockWait)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+	return s.waitFor(ctx, func() (bool, error) {
 		cur, err := s.pending.Find(ctx, bson.D{{Key: "op", Value: opService}, {Key: "series", Value: series}})
 		if err != nil {
-			return fmt.Errorf("read the records in flight: %w", err)
+			return false, fmt.Errorf("read the records in flight: %w", err)
 		}
 		var ps []pendingDoc
 		if err := cur.All(ctx, &ps); err != nil {
-			return fmt.Errorf("read the records in flight: %w", err)
+			return false, fmt.Errorf("read the records in flight: %w", err)
 		}
-		live := 0
 		for _, p := range ps {
-			if p.Expires.Before(s.now()) {
-				err := s.finish(ctx, p)
-				if err == nil {
-					continue
-				}
-				if !errors.Is(err, errFinishing) {
-					return err
-				}
+			if live, err := s.finishExpired(ctx, p); live || err != nil {
+				return false, err
 			}
-			live++
 		}
-		if live == 0 {
-			return nil
-		}
-		if s.now().After(deadline) {
-			return customer.ErrBusy
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
-	}
+		return true, nil
+	})
 }
 
 // at runs the write named step between the calls of the test hook (nil
