@@ -225,7 +225,9 @@ const seedChunk = 100
 // import (ImportProfiles: their ids derived from the user ids, as the
 // service's), reads them back by user id (the store names their service
 // series) and records each one's services in order, as increment_service
-// does (AddService with an "auto:" key, counted in the staff's figures),
+// does (AddService with an "auto:" key; it counts them in the staff's
+// figures, which the recount after the seeding replaces: the cost of
+// writing records as the service does, with no bulk path for them),
 // from the profile read and the count so far (so each record is its
 // slot's insert, the read of the slot before, and the hint).
 func (st *seedStack) profiles(ctx context.Context, cs []seedCustomer) error {
