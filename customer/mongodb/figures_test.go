@@ -309,7 +309,8 @@ func TestEveryStopOfAWriteKeepsTheFiguresExact(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// TestConcurrentWritesKeepTheFiguresExact: creates, updates of the
+// TestConcurrentWritesKeepTheFiguresExact: creates (of deleted profiles
+// again too), updates of the
 // figures' fields, deletes and service records, many at once and several
 // on one profile, leave the figures equal to a count of the collections,
 // without a recount.
@@ -345,6 +346,15 @@ func TestConcurrentWritesKeepTheFiguresExact(t *testing.T) {
 					}
 				}
 				if err != nil && !errors.Is(err, customer.ErrNotFound) {
+					errs <- err
+				}
+			})
+		}
+		if i%3 == 0 { // the profile deleted above, created again meanwhile
+			wg.Go(func() {
+				again := derived(base)
+				again.ID, again.UserID = c.ID, c.UserID
+				if err := s.Create(ctx, again); err != nil && !errors.Is(err, customer.ErrProfileExists) {
 					errs <- err
 				}
 			})
