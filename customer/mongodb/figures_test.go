@@ -309,11 +309,10 @@ func TestEveryStopOfAWriteKeepsTheFiguresExact(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// TestConcurrentWritesKeepTheFiguresExact: creates (of deleted profiles
-// again too), updates of the
-// figures' fields, deletes and service records, many at once and several
-// on one profile, leave the figures equal to a count of the collections,
-// without a recount.
+// TestConcurrentWritesKeepTheFiguresExact: creates (a deleted profile's
+// again too), updates of the figures' fields, deletes and service
+// records, many at once and several on one profile, leave the figures
+// equal to a count of the collections, without a recount.
 func TestConcurrentWritesKeepTheFiguresExact(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t)
