@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/bson"
 
-	"github.com/acme/customer-platform/internal/changefeed"
 	"github.com/acme/customer-platform/internal/testenv"
 	"github.com/acme/customer-platform/internal/testenv/systest"
 )
@@ -80,7 +78,7 @@ func TestRedisCluster(t *testing.T) {
 
 	// The cache: a MISS at one replica, then a HIT at the other, once the
 	// registration's change events (which evict the view) are handled.
-	testenv.Eventually(t, 15*time.Second, func() error { return feedSettled(ctx, sys, rdb) })
+	testenv.Eventually(t, 15*time.Second, func() error { return sys.FeedSettled(ctx, "bff", "customer") })
 	me := func(base string) testenv.Answer {
 		return testenv.Call(t, nil, http.MethodGet, base+"/api/bff/me/", nil, testenv.Bearer(tok.access))
 	}
@@ -103,7 +101,7 @@ func TestRedisCluster(t *testing.T) {
 	// The PATCH's own change events evict the view again when the BFF's
 	// group handles them; once every event is relayed and handled, a
 	// view loaded at one replica is a HIT at the other.
-	testenv.Eventually(t, 15*time.Second, func() error { return feedSettled(ctx, sys, rdb) })
+	testenv.Eventually(t, 15*time.Second, func() error { return sys.FeedSettled(ctx, "bff", "customer") })
 	me(b)
 	if got := me(a); got.Header.Get("X-Cache") != "HIT" {
 		t.Errorf("GET /api/bff/me/ at bff[0] after bff[1] loaded it: X-Cache %q, want HIT", got.Header.Get("X-Cache"))
@@ -122,7 +120,7 @@ func TestRedisCluster(t *testing.T) {
 		}
 		return nil
 	})
-	testenv.Eventually(t, 15*time.Second, func() error { return feedSettled(ctx, sys, rdb) })
+	testenv.Eventually(t, 15*time.Second, func() error { return sys.FeedSettled(ctx, "bff", "customer") })
 
 	// Auth's rate limiter on the cluster: the lockout's counter (its Lua
 	// script) counts failed logins, a success forgets them (DEL of the
@@ -178,7 +176,7 @@ func TestRedisCluster(t *testing.T) {
 			return nil
 		})
 	}
-	testenv.Eventually(t, 15*time.Second, func() error { return feedSettled(ctx, sys, rdb) })
+	testenv.Eventually(t, 15*time.Second, func() error { return sys.FeedSettled(ctx, "bff", "customer") })
 
 	// The keys were spread over the masters (the cluster was used as one),
 	// and no service met a command the cluster refused.
@@ -222,43 +220,6 @@ func viewOf(t *testing.T, a testenv.Answer) (firstName, city string) {
 	}
 	a.JSON(t, &v)
 	return v.User.FirstName, v.Profile.City
-}
-
-// feedSettled reports an event still in a producer's outbox (not yet in
-// the stream) or a consumer group that has not handled the stream.
-func feedSettled(ctx context.Context, sys *systest.System, rdb redis.UniversalClient) error {
-	for _, svc := range []string{"auth", "customer"} {
-		n, err := sys.DB(svc).Collection(changefeed.Collection).CountDocuments(ctx, bson.D{})
-		if err != nil || n > 0 {
-			return fmt.Errorf("%s's outbox holds %d events (%v)", svc, n, err)
-		}
-	}
-	return groupsCaughtUp(ctx, rdb, "bff", "customer")
-}
-
-// groupsCaughtUp reports a consumer group of the change stream that has
-// not read every entry or not acknowledged what it read.
-func groupsCaughtUp(ctx context.Context, rdb redis.UniversalClient, groups ...string) error {
-	infos, err := rdb.XInfoGroups(ctx, changefeed.Stream).Result()
-	if err != nil {
-		return fmt.Errorf("XINFO GROUPS %s: %w", changefeed.Stream, err)
-	}
-	for _, g := range groups {
-		found := false
-		for _, info := range infos {
-			if info.Name != g {
-				continue
-			}
-			found = true
-			if info.EntriesRead == 0 || info.Lag != 0 || info.Pending != 0 {
-				return fmt.Errorf("group %s: %d entries read, lag %d, %d pending", g, info.EntriesRead, info.Lag, info.Pending)
-			}
-		}
-		if !found {
-			return fmt.Errorf("no consumer group %s on %s", g, changefeed.Stream)
-		}
-	}
-	return nil
 }
 
 // countKeys counts the keys matching pattern on every master.
