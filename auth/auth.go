@@ -26,6 +26,10 @@ type User struct {
 	// ("" when none): the registering service's proof that the user is the
 	// one its own call created. Only staff and services see it.
 	RegistrationKey string
+	// RegistrationDeadline is its registration's Registration-Deadline
+	// (zero: none): the store inserts the user only before it, else
+	// ErrDeadlineExceeded. It is not stored.
+	RegistrationDeadline time.Time
 	// PasswordHash is the encoded password hash (Argon2id, or Django's
 	// pbkdf2_sha256 for imported users). A value starting with "!" (Django's
 	// convention) or an empty one is an unusable password: nothing matches it.

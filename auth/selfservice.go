@@ -55,6 +55,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr str
 		return RegisterResult{}, err
 	}
 	u.ID, u.Role, u.DateJoined, u.PasswordHash = contract.NewID(), contract.RoleCustomer, s.now(), hash
+	u.RegistrationDeadline = deadline // the store checks it again after the email's claim
 	if err := s.create(ctx, u); err != nil {
 		return RegisterResult{}, err
 	}

@@ -8,7 +8,9 @@ import (
 // Store keeps users and the refresh-token blacklist. Implementations
 // translate their driver's errors into this package's sentinels.
 type Store interface {
-	// CreateUser inserts u; ErrEmailTaken when the normalised email exists.
+	// CreateUser inserts u; ErrEmailTaken when the normalised email exists,
+	// ErrDeadlineExceeded when u.RegistrationDeadline (if set) has come
+	// before the insert starts.
 	CreateUser(ctx context.Context, u User) error
 	// UserByID returns the user or ErrNotFound.
 	UserByID(ctx context.Context, id string) (User, error)

@@ -21,6 +21,20 @@ type claimDoc struct {
 	Email     string    `bson:"_id"`
 	UserID    string    `bson:"user_id"`
 	ClaimedAt time.Time `bson:"claimed_at"`
+	// Key and Until are those of the registration that claimed the email
+	// (its Idempotency-Key and Registration-Deadline; none for an email
+	// change or a registration without them): see abandoned.
+	Key   string    `bson:"registration_key,omitempty"`
+	Until time.Time `bson:"until,omitempty"`
+}
+
+// registrationClaim is the claim CreateUser inserts for u.
+func registrationClaim(u auth.User) claimDoc {
+	c := claimDoc{Email: contract.NormalizeEmail(u.Email), UserID: u.ID, Key: u.RegistrationKey}
+	if !u.RegistrationDeadline.IsZero() {
+		c.Until = u.RegistrationDeadline.UTC()
+	}
+	return c
 }
 
 // releaseKey names a claim's generation: the same user may claim the same
@@ -68,34 +82,36 @@ func (s *Store) holder(ctx context.Context, c claimDoc) (auth.User, bool, error)
 	return u, contract.NormalizeEmail(u.Email) == c.Email, nil
 }
 
-// claim makes userID the claimant of email: nil when it inserted the claim
-// or the claim already was userID's, auth.ErrEmailTaken when a valid claim
-// of another user holds it or an invalid one younger than ClaimGrace (a
-// write under way). An older invalid claim is released and claimed anew.
-func (s *Store) claim(ctx context.Context, email, userID string) error {
+// claim makes want.UserID the claimant of want.Email: nil when it
+// inserted the claim or the claim already was that user's,
+// auth.ErrEmailTaken when a valid claim of another user holds it or an
+// invalid one that may still be a write under way (abandoned). An
+// abandoned claim is released and claimed anew.
+func (s *Store) claim(ctx context.Context, want claimDoc) error {
 	for range claimAttempts {
-		_, err := s.emails.InsertOne(ctx, claimDoc{Email: email, UserID: userID, ClaimedAt: s.clock()})
+		want.ClaimedAt = s.clock()
+		_, err := s.emails.InsertOne(ctx, want)
 		if err == nil {
 			return nil
 		}
 		if !isDuplicate(err) {
 			return fmt.Errorf("auth store: claim email: %w", err)
 		}
-		c, err := s.readClaim(ctx, email)
+		c, err := s.readClaim(ctx, want.Email)
 		if errors.Is(err, auth.ErrNotFound) {
 			continue // released meanwhile
 		}
 		if err != nil {
 			return err
 		}
-		if c.UserID == userID {
+		if c.UserID == want.UserID {
 			return nil // ours already: a retry after a crash
 		}
 		_, valid, err := s.holder(ctx, c)
 		if err != nil {
 			return err
 		}
-		if valid || s.clock().Sub(c.ClaimedAt) < ClaimGrace {
+		if valid || !s.abandoned(c, want) {
 			return auth.ErrEmailTaken
 		}
 		if _, err := s.release(ctx, c); err != nil {
@@ -105,6 +121,26 @@ func (s *Store) claim(ctx context.Context, email, userID string) error {
 		// claimant's fresh claim then makes the email taken).
 	}
 	return auth.ErrEmailTaken
+}
+
+// abandoned reports whether c, a claim without its user, can be no write
+// under way any more, so that want may replace it: it is older than
+// ClaimGrace; or its registration's deadline has passed, with the
+// allowance for an insert started just before it (no user is inserted
+// after its deadline); or it is an earlier attempt of want's own
+// registration (the same Idempotency-Key: the call was sent again, after
+// the replica that took it died or its connection broke). Should that
+// earlier attempt still be running, the unique index on users.email lets
+// one of the two users in, and the other attempt finds the email taken.
+func (s *Store) abandoned(c, want claimDoc) bool {
+	now := s.clock()
+	switch {
+	case now.Sub(c.ClaimedAt) >= ClaimGrace:
+		return true
+	case !c.Until.IsZero() && now.After(c.Until.Add(InsertAllowance)):
+		return true
+	}
+	return c.Key != "" && c.Key == want.Key
 }
 
 // release deletes the claim c, unless someone else releases this same
@@ -158,7 +194,7 @@ func (s *Store) repairClaim(ctx context.Context, email string) {
 	if err != nil {
 		return
 	}
-	_ = s.claim(ctx, email, u.ID)
+	_ = s.claim(ctx, claimDoc{Email: email, UserID: u.ID})
 }
 
 // BackfillEmailClaims gives every user without a valid claim of their

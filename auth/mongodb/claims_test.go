@@ -90,6 +90,84 @@ func TestCrashBetweenClaimAndUser(t *testing.T) {
 	}
 }
 
+// registration is a user registered with an Idempotency-Key and a
+// Registration-Deadline.
+func registration(email, key string, deadline time.Time) auth.User {
+	u := user(email)
+	u.RegistrationKey, u.RegistrationDeadline = key, deadline
+	return u
+}
+
+// TestARegistrationSentAgainAfterACrash: the auth replica that took a
+// registration died between the email's claim and the user's insert, and
+// the call was sent again with its Idempotency-Key (a load balancer
+// replays such a request when its connection broke). The new attempt
+// replaces its own registration's claim at once and creates the user;
+// another registration still finds the email taken while the claim is
+// young and its deadline ahead (a write may be under way).
+func TestARegistrationSentAgainAfterACrash(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	const email = "again@example.com"
+	deadline := c.now().Add(5 * time.Second)
+	testenv.Must(t, s.ClaimFor(ctx, registration(email, "saga-1", deadline)), "the first attempt's claim")
+	if err := s.CreateUser(ctx, registration(email, "saga-2", deadline)); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("another registration against the young claim: %v, want ErrEmailTaken", err)
+	}
+	again := registration(email, "saga-1", deadline)
+	testenv.Must(t, s.CreateUser(ctx, again), "the same registration sent again")
+	wantByEmail(t, s, email, again.ID)
+	if got := claimOf(t, db, email); got != again.ID {
+		t.Fatalf("claim held by %s, want %s", got, again.ID)
+	}
+	// A user the claim's registration did create is not replaced by it.
+	if err := s.CreateUser(ctx, registration(email, "saga-1", deadline)); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("the same registration once its user exists: %v, want ErrEmailTaken", err)
+	}
+	wantByEmail(t, s, email, again.ID)
+}
+
+// TestAClaimOfARegistrationPastItsDeadline: a registration inserts no user
+// once its deadline has passed, so the claim of one that died after
+// claiming is replaced once that deadline and the allowance for an insert
+// started just before it have passed, without waiting ClaimGrace.
+func TestAClaimOfARegistrationPastItsDeadline(t *testing.T) {
+	t.Parallel()
+	s, _, c := clockedStore(t)
+	ctx := context.Background()
+	const email = "deadline@example.com"
+	testenv.Must(t, s.ClaimFor(ctx, registration(email, "saga-1", c.now().Add(3*time.Second))), "the dead registration's claim")
+	c.advance(3 * time.Second)
+	if err := s.CreateUser(ctx, registration(email, "saga-2", c.now().Add(3*time.Second))); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("at the deadline, within the insert's allowance: %v, want ErrEmailTaken", err)
+	}
+	c.advance(mongodb.InsertAllowance + time.Millisecond)
+	u := registration(email, "saga-2", c.now().Add(3*time.Second))
+	testenv.Must(t, s.CreateUser(ctx, u), "a registration once the dead one's deadline has passed")
+	wantByEmail(t, s, email, u.ID)
+}
+
+// TestCreateUserPastItsDeadline: the store checks a registration's
+// deadline after the claim, immediately before the insert: past it, no
+// user and no claim are left, and the email is free.
+func TestCreateUserPastItsDeadline(t *testing.T) {
+	t.Parallel()
+	s, db, c := clockedStore(t)
+	ctx := context.Background()
+	const email = "late@example.com"
+	if err := s.CreateUser(ctx, registration(email, "saga-1", c.now())); !errors.Is(err, auth.ErrDeadlineExceeded) {
+		t.Fatalf("CreateUser at its deadline: %v, want ErrDeadlineExceeded", err)
+	}
+	wantByEmail(t, s, email, "")
+	if got := claimOf(t, db, email); got != "" {
+		t.Fatalf("a claim of %s left behind", got)
+	}
+	u := registration(email, "saga-2", c.now().Add(time.Second))
+	testenv.Must(t, s.CreateUser(ctx, u), "a registration in time")
+	wantByEmail(t, s, email, u.ID)
+}
+
 // TestConcurrentRegistrationsOverAStaleClaim: 20 registrations of one email
 // whose claim a crash left behind: exactly one wins, and the email finds
 // the winner (no replacer deleted the winner's claim). Several rounds, as

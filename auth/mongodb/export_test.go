@@ -1,13 +1,23 @@
 package mongodb
 
-import "context"
+import (
+	"context"
+
+	"github.com/acme/customer-platform/auth"
+)
 
 // Claim is the first step of CreateUser and of an email change alone: the
 // state a crash right after it leaves.
 func (s *Store) Claim(ctx context.Context, email, userID string) error {
-	return s.claim(ctx, email, userID)
+	return s.claim(ctx, claimDoc{Email: email, UserID: userID})
 }
 
 // SetBeforeDelete makes release call f between its read of the claim and
 // the delete.
 func (s *Store) SetBeforeDelete(f func()) { s.beforeDelete = f }
+
+// ClaimFor is the first step of CreateUser(u): the state a crash right
+// after it leaves.
+func (s *Store) ClaimFor(ctx context.Context, u auth.User) error {
+	return s.claim(ctx, registrationClaim(u))
+}

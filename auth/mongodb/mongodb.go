@@ -16,6 +16,8 @@
 //	  _id:        string, the normalised email
 //	  user_id:    string, the user who claimed it
 //	  claimed_at: date
+//	  registration_key: string, the Idempotency-Key of the registration that claimed it; absent when none
+//	  until:      date, that registration's Registration-Deadline; absent when none
 //	}
 //	user_email_releases: {         one per claim deleted: who may delete it
 //	  _id:        string, "<user_id>/<claimed_at in Unix ms>/<email>", the claim's generation
@@ -42,7 +44,10 @@
 // crash between the claim and the user's write, an email change or a
 // deletion half done) reads as "no such user" and is replaced by the next
 // claimant once it is older than ClaimGrace (a younger one may be a write
-// under way). The unique index on users.email stays as a second guard, so
+// under way), or at once when it was a registration's whose deadline has
+// passed (no user is inserted after it) or an earlier attempt of the same
+// registration (the same Idempotency-Key: the call sent again after the
+// replica that took it died). The unique index on users.email stays as a second guard, so
 // two users never share an email whatever the claims say. A claim is only
 // ever deleted by whoever inserted its release document first, so of two
 // actors releasing or replacing the same claim exactly one deletes it, and
@@ -80,6 +85,10 @@ const (
 // user, right after claiming. An invalid claim older than this is a crash's
 // leftover and is replaced.
 const ClaimGrace = time.Minute
+
+// InsertAllowance is how long after its deadline a registration's insert
+// that started just before it may still land.
+const InsertAllowance = time.Second
 
 // ReleaseRetention is how long a release document is kept. While it
 // exists, nobody else deletes the claim it names; the sweep removes it
@@ -176,14 +185,21 @@ func (d userDoc) user() auth.User {
 	}
 }
 
-// CreateUser claims the email, then inserts u. A claim that is not the
-// new user's is released again when the insert fails; the unique index on
-// users.email turns a user the claims did not know (an import not yet
-// backfilled) into ErrEmailTaken, and that user's claim is repaired.
+// CreateUser claims the email, then inserts u, unless its registration's
+// deadline has come meanwhile (auth.ErrDeadlineExceeded, and the claim is
+// released): the deadline is checked immediately before the insert. The
+// new user's claim is released again when the insert fails; the unique
+// index on users.email turns a user the claims did not know (an import
+// not yet backfilled) into ErrEmailTaken, and that user's claim is
+// repaired.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	d := userDocOf(u)
-	if err := s.claim(ctx, d.Email, d.ID); err != nil {
+	if err := s.claim(ctx, registrationClaim(u)); err != nil {
 		return err
+	}
+	if !u.RegistrationDeadline.IsZero() && !s.now().Before(u.RegistrationDeadline) {
+		s.releaseOwn(ctx, d.Email, d.ID)
+		return auth.ErrDeadlineExceeded
 	}
 	_, err := s.users.InsertOne(ctx, d)
 	if err == nil {
@@ -247,7 +263,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 			return auth.User{}, err
 		}
 		if oldEmail = old.Email; oldEmail != newEmail {
-			if err := s.claim(ctx, newEmail, id); err != nil {
+			if err := s.claim(ctx, claimDoc{Email: newEmail, UserID: id}); err != nil {
 				return auth.User{}, err
 			}
 		}
