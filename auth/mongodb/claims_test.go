@@ -168,6 +168,133 @@ func TestCreateUserPastItsDeadline(t *testing.T) {
 	wantByEmail(t, s, email, u.ID)
 }
 
+// TestRegistrationCrashPoints enumerates a registration's crash points
+// (the auth replica dies before its email claim, between the claim and
+// the user's insert, or after the insert with its answer lost) times what
+// comes next (the same registration sent again, with its Idempotency-Key
+// and deadline, in time or late; another registration at each moment that
+// matters; an email change of another user), each on a fresh store, then
+// checks the invariants over the stored state: one user at most holds the
+// email and the lookup by email finds exactly that user; a user the first
+// attempt created is never replaced; and the email is never blocked for
+// good: once ClaimGrace has passed, a new registration gets it exactly
+// when no user holds it.
+func TestRegistrationCrashPoints(t *testing.T) {
+	t.Parallel()
+	const (
+		firstKey = "saga-1"
+		window   = 3 * time.Second // the first registration's deadline, from its start
+	)
+	type crash int
+	const (
+		beforeClaim crash = iota
+		afterClaim
+		afterInsert
+	)
+	crashes := []crash{beforeClaim, afterClaim, afterInsert}
+	crashName := [...]string{"before its claim", "between its claim and insert", "after its insert"}
+	type next struct {
+		name   string
+		key    string        // the registration's Idempotency-Key ("" none)
+		at     time.Duration // after the first registration's start
+		window time.Duration // its deadline after at (0: none)
+		change bool          // an email change of another user instead
+	}
+	nexts := []next{
+		{name: "sent again in time", key: firstKey, at: time.Second},
+		{name: "sent again past its deadline", key: firstKey, at: window},
+		{name: "another registration while the first may insert", key: "saga-2", at: time.Second, window: window},
+		{name: "another registration within the insert allowance", key: "saga-2", at: window + mongodb.InsertAllowance/2, window: window},
+		{name: "another registration past the first's deadline", key: "saga-2", at: window + mongodb.InsertAllowance + time.Millisecond, window: window},
+		{name: "a registration without key or deadline", at: time.Second},
+		{name: "a registration without key or deadline past ClaimGrace", at: mongodb.ClaimGrace},
+		{name: "an email change while the first may insert", at: time.Second, change: true},
+		{name: "an email change past the first's deadline", at: window + mongodb.InsertAllowance + time.Millisecond, change: true},
+	}
+	for _, cr := range crashes {
+		for _, nx := range nexts {
+			t.Run(fmt.Sprintf("died %s/%s", crashName[cr], nx.name), func(t *testing.T) {
+				t.Parallel()
+				s, db, c := clockedStore(t)
+				ctx := context.Background()
+				const email = "crash-point@example.com"
+				start := c.now()
+				first := registration(email, firstKey, start.Add(window))
+				switch cr {
+				case afterClaim:
+					testenv.Must(t, s.ClaimFor(ctx, first), "the first attempt's claim")
+				case afterInsert:
+					testenv.Must(t, s.CreateUser(ctx, first), "the first attempt")
+				}
+				other := user("other@example.com")
+				if nx.change {
+					testenv.Must(t, s.CreateUser(ctx, other), "the other user")
+				}
+				c.advance(nx.at)
+
+				// What the next call must get: the email is taken by the
+				// first attempt's user, or by its claim while that may
+				// still be a write under way (young, its deadline and
+				// the insert's allowance ahead, another key); else its
+				// deadline decides.
+				mayInsert := nx.at < mongodb.ClaimGrace && nx.at <= window+mongodb.InsertAllowance && nx.key != firstKey
+				var want error
+				switch {
+				case cr == afterInsert || (cr == afterClaim && mayInsert):
+					want = auth.ErrEmailTaken
+				case nx.window == 0 && nx.key == firstKey && nx.at >= window:
+					want = auth.ErrDeadlineExceeded
+				}
+				var got error
+				u := registration(email, nx.key, time.Time{})
+				switch {
+				case nx.change:
+					e := email
+					_, got = s.UpdateUser(ctx, other.ID, auth.ProfileUpdate{Email: &e})
+					u = other
+				case nx.key == firstKey:
+					u.RegistrationDeadline = first.RegistrationDeadline
+					got = s.CreateUser(ctx, u)
+				default:
+					if nx.window > 0 {
+						u.RegistrationDeadline = c.now().Add(nx.window)
+					}
+					got = s.CreateUser(ctx, u)
+				}
+				if !errors.Is(got, want) || (want == nil && got != nil) {
+					t.Fatalf("the next call: %v, want %v", got, want)
+				}
+
+				// The invariants over the stored state.
+				holder := ""
+				switch {
+				case cr == afterInsert:
+					holder = first.ID
+				case got == nil:
+					holder = u.ID
+				}
+				n, err := db.Collection(mongodb.UsersCollection).CountDocuments(ctx, bson.D{{Key: "email", Value: email}})
+				testenv.Must(t, err, "count")
+				if want := map[bool]int64{true: 1, false: 0}[holder != ""]; n != want {
+					t.Fatalf("%d users hold the email, want %d", n, want)
+				}
+				wantByEmail(t, s, email, holder)
+				c.advance(mongodb.ClaimGrace)
+				late := user(email)
+				switch err := s.CreateUser(ctx, late); {
+				case holder != "" && !errors.Is(err, auth.ErrEmailTaken):
+					t.Fatalf("a registration once ClaimGrace has passed: %v, want ErrEmailTaken", err)
+				case holder == "" && err != nil:
+					t.Fatalf("a registration once ClaimGrace has passed: %v; the email is blocked", err)
+				case holder == "":
+					holder = late.ID
+				}
+				wantByEmail(t, s, email, holder)
+			})
+		}
+	}
+}
+
 // TestConcurrentRegistrationsOverAStaleClaim: 20 registrations of one email
 // whose claim a crash left behind: exactly one wins, and the email finds
 // the winner (no replacer deleted the winner's claim). Several rounds, as
