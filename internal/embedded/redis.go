@@ -3,15 +3,19 @@ package embedded
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis kinds.
@@ -51,21 +55,22 @@ func StartRedis(ctx context.Context, addr string, preferReal bool) (*Redis, erro
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis: %w", err)
 	}
-	if port == "0" {
-		p, err := freePort(host)
-		if err != nil {
-			return nil, fmt.Errorf("embedded redis: %w", err)
-		}
-		port = strconv.Itoa(p)
-	}
-	r := &Redis{Addr: net.JoinHostPort(host, port)}
-	r.URL = "redis://" + r.Addr + "/0"
+	kind := MiniRedis
 	if preferReal && RedisServerPath() != "" {
-		r.Kind = RedisServer
-	} else {
-		r.Kind = MiniRedis
+		kind = RedisServer
 	}
-	if err := r.Start(ctx); err != nil {
+	var r *Redis
+	start := func(port string) error {
+		r = &Redis{Kind: kind, Addr: net.JoinHostPort(host, port)}
+		r.URL = "redis://" + r.Addr + "/0"
+		return r.Start(ctx)
+	}
+	if port != "0" {
+		err = start(port)
+	} else {
+		err = onFreePort(host, func(p int) error { return start(strconv.Itoa(p)) })
+	}
+	if err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -81,6 +86,9 @@ func (r *Redis) Start(ctx context.Context) error {
 	if r.Kind == MiniRedis {
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr(r.Addr); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = errors.Join(err, errNotOurs)
+			}
 			return fmt.Errorf("embedded redis: miniredis on %s: %w", r.Addr, err)
 		}
 		r.mini = m
@@ -99,8 +107,15 @@ func (r *Redis) Start(ctx context.Context) error {
 	return nil
 }
 
+// errNotOurs is a redis-server that did not come up on its address: it
+// exited (the port taken meanwhile, say) or another process answers there.
+// A caller that picked the port itself picks another (onFreePort).
+var errNotOurs = errors.New("the address is not this redis-server's")
+
 // startRedisServer starts redis-server with args and waits until it
-// accepts connections on addr; one that does not within 10 s is killed.
+// answers on addr as itself (INFO's process_id is its pid: not another
+// process that took a free port between its pick and this start); one that
+// does not within 10 s, exits or finds another process there is killed.
 // Its standard error is drained, so it never blocks on a full pipe.
 func startRedisServer(ctx context.Context, addr string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(RedisServerPath(), args...)
@@ -111,17 +126,60 @@ func startRedisServer(ctx context.Context, addr string, args ...string) (*exec.C
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server on %s: %w", addr, err)
 	}
+	exited := make(chan struct{}) // its standard error closed: it exited
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 		}
+		close(exited)
 	}()
-	if err := waitDial(ctx, addr, 10*time.Second); err != nil {
+	if err := waitOwn(ctx, addr, cmd.Process.Pid, exited, 10*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("redis-server: %w", err)
 	}
 	return cmd, nil
+}
+
+// waitOwn waits until the redis-server of pid answers on addr.
+func waitOwn(ctx context.Context, addr string, pid int, exited <-chan struct{}, limit time.Duration) error {
+	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer cl.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		info, err := cl.Info(ctx, "server").Result()
+		switch {
+		case err == nil && strings.Contains(info, "\nprocess_id:"+strconv.Itoa(pid)+"\r\n"):
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s: another process answers: %w", addr, errNotOurs)
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s did not answer within %s: %w", addr, limit, err)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s: it exited before answering: %w", addr, errNotOurs)
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// onFreePort runs start on a free port of host, and again on another when
+// the port was taken before the server bound it (errNotOurs).
+func onFreePort(host string, start func(port int) error) error {
+	var err error
+	for range 3 {
+		var port int
+		if port, err = freePort(host); err != nil {
+			return err
+		}
+		if err = start(port); !errors.Is(err, errNotOurs) {
+			return err
+		}
+	}
+	return err
 }
 
 // Stop stops the server; its data is gone (it is a cache).

@@ -72,26 +72,28 @@ func StartRedisCluster(ctx context.Context, masters int) (_ *RedisCluster, err e
 		}
 	}()
 	for i := range masters {
-		port, err := freePort("127.0.0.1")
-		if err != nil {
-			return nil, fmt.Errorf("embedded redis cluster: %w", err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		nodeDir := filepath.Join(dir, strconv.Itoa(i))
 		if err := os.Mkdir(nodeDir, 0o700); err != nil {
 			return nil, fmt.Errorf("embedded redis cluster: %w", err)
 		}
-		cmd, err := startRedisServer(ctx, addr,
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
-			"--cluster-node-timeout", "5000",
-			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
-			"--dir", nodeDir)
+		err := onFreePort("127.0.0.1", func(port int) error {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			cmd, err := startRedisServer(ctx, addr,
+				"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+				"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nodeDir, "nodes.conf"),
+				"--cluster-node-timeout", "5000",
+				"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
+				"--dir", nodeDir)
+			if err != nil {
+				return err
+			}
+			c.procs = append(c.procs, cmd)
+			c.Addrs = append(c.Addrs, addr)
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded redis cluster: node %d: %w", i, err)
 		}
-		c.procs = append(c.procs, cmd)
-		c.Addrs = append(c.Addrs, addr)
 	}
 	if err := c.form(ctx); err != nil {
 		return nil, fmt.Errorf("embedded redis cluster: %w", err)

@@ -44,33 +44,40 @@ func StartRedisSentinel(ctx context.Context) (_ *RedisSentinel, err error) {
 			s.Stop()
 		}
 	}()
-	masterPort, err := freePort("127.0.0.1")
-	if err != nil {
-		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
-	}
-	s.MasterAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(masterPort))
-	master, err := startRedisServer(ctx, s.MasterAddr, "--bind", "127.0.0.1", "--port", strconv.Itoa(masterPort),
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", dir)
+	var masterPort int
+	err = onFreePort("127.0.0.1", func(port int) error {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		master, err := startRedisServer(ctx, addr, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning", "--dir", dir)
+		if err != nil {
+			return err
+		}
+		s.procs = append(s.procs, master)
+		s.MasterAddr, masterPort = addr, port
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis sentinel: the master: %w", err)
 	}
-	s.procs = append(s.procs, master)
-	sentinelPort, err := freePort("127.0.0.1")
-	if err != nil {
-		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
-	}
-	s.SentinelAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sentinelPort))
 	// A Sentinel rewrites its configuration file, so it needs one of its own.
 	conf := filepath.Join(dir, "sentinel.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "bind 127.0.0.1\nport %d\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n",
-		sentinelPort, dir, s.MasterName, masterPort, s.MasterName), 0o600); err != nil {
-		return nil, fmt.Errorf("embedded redis sentinel: %w", err)
-	}
-	sentinel, err := startRedisServer(ctx, s.SentinelAddr, conf, "--sentinel", "--loglevel", "warning")
+	err = onFreePort("127.0.0.1", func(port int) error {
+		if err := os.WriteFile(conf, fmt.Appendf(nil, "bind 127.0.0.1\nport %d\nprotected-mode no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n",
+			port, dir, s.MasterName, masterPort, s.MasterName), 0o600); err != nil {
+			return err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		sentinel, err := startRedisServer(ctx, addr, conf, "--sentinel", "--loglevel", "warning")
+		if err != nil {
+			return err
+		}
+		s.procs = append(s.procs, sentinel)
+		s.SentinelAddr = addr
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis sentinel: the Sentinel: %w", err)
 	}
-	s.procs = append(s.procs, sentinel)
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddr, MaxRetries: -1})
 	defer sc.Close()
 	deadline := time.Now().Add(30 * time.Second)
