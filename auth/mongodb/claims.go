@@ -23,7 +23,8 @@ type claimDoc struct {
 	ClaimedAt time.Time `bson:"claimed_at"`
 	// Key and Until are those of the registration that claimed the email
 	// (its Idempotency-Key and Registration-Deadline; none for an email
-	// change or a registration without them): see abandoned.
+	// change, an import, a repair or a registration without them): see
+	// abandoned.
 	Key   string    `bson:"registration_key,omitempty"`
 	Until time.Time `bson:"until,omitempty"`
 }
@@ -88,10 +89,14 @@ func (s *Store) holder(ctx context.Context, c claimDoc) (auth.User, bool, error)
 // invalid one that may still be a write under way (abandoned). An
 // abandoned claim is released and claimed anew.
 func (s *Store) claim(ctx context.Context, want claimDoc) error {
+	var replaced *claimDoc // the claim this claimant released, if any
 	for range claimAttempts {
 		want.ClaimedAt = s.clock()
 		_, err := s.emails.InsertOne(ctx, want)
 		if err == nil {
+			if replaced != nil {
+				return s.afterTakeover(ctx, *replaced)
+			}
 			return nil
 		}
 		if !isDuplicate(err) {
@@ -114,8 +119,12 @@ func (s *Store) claim(ctx context.Context, want claimDoc) error {
 		if valid || !s.abandoned(c, want) {
 			return auth.ErrEmailTaken
 		}
-		if _, err := s.release(ctx, c); err != nil {
+		deleted, err := s.release(ctx, c)
+		if err != nil {
 			return err
+		}
+		if deleted {
+			replaced = &c
 		}
 		// Released by us or by another claimant: insert again (the other
 		// claimant's fresh claim then makes the email taken).
@@ -123,21 +132,34 @@ func (s *Store) claim(ctx context.Context, want claimDoc) error {
 	return auth.ErrEmailTaken
 }
 
-// abandoned reports whether c, a claim without its user, can be no write
-// under way any more, so that want may replace it: it is older than
-// ClaimGrace; or its registration's deadline has passed, with the
-// allowance for an insert started just before it (no user is inserted
-// after its deadline); or it is an earlier attempt of want's own
-// registration (the same Idempotency-Key: the call was sent again, after
-// the replica that took it died or its connection broke). Should that
-// earlier attempt still be running, the unique index on users.email lets
-// one of the two users in, and the other attempt finds the email taken.
+// afterTakeover looks again, once the new claim is in, for the user of the
+// claim it replaced: a write taken for abandoned that inserted its user
+// between the look that found none and the claim's delete. That user has
+// the email and gets its claim back (ErrEmailTaken). A user inserted
+// later finds the new claim when it checks its own (keepClaim).
+func (s *Store) afterTakeover(ctx context.Context, prev claimDoc) error {
+	if _, valid, err := s.holder(ctx, prev); err != nil || !valid {
+		return nil // the unique index on users.email still guards the insert
+	}
+	_, _ = s.claimFor(ctx, prev.Email, prev.UserID)
+	return auth.ErrEmailTaken
+}
+
+// abandoned reports whether c, a claim without its user, is taken for no
+// write under way any more, so that want may replace it: it is older than
+// ClaimGrace; or its registration's deadline has passed by DeadlineMargin
+// (no user is inserted after its deadline); or it is an earlier attempt of
+// want's own registration (the same Idempotency-Key: the call was sent
+// again, after the replica that took it died or its connection broke).
+// Should the write still be under way, the unique index on users.email
+// lets one of the two users in and the other finds the email taken, and
+// the one let in has its claim again (keepClaim, repairClaim).
 func (s *Store) abandoned(c, want claimDoc) bool {
 	now := s.clock()
 	switch {
 	case now.Sub(c.ClaimedAt) >= ClaimGrace:
 		return true
-	case !c.Until.IsZero() && now.After(c.Until.Add(InsertAllowance)):
+	case !c.Until.IsZero() && now.After(c.Until.Add(DeadlineMargin)):
 		return true
 	}
 	return c.Key != "" && c.Key == want.Key
@@ -175,13 +197,25 @@ func (s *Store) release(ctx context.Context, c claimDoc) (bool, error) {
 
 // releaseOwn releases email's claim if it is userID's, best effort: a claim
 // left behind (by a failure here) points at a user without that email,
-// which reads as free and is replaced after ClaimGrace.
+// which reads as free and is replaced once abandoned.
 func (s *Store) releaseOwn(ctx context.Context, email, userID string) {
 	c, err := s.readClaim(ctx, email)
 	if err != nil || c.UserID != userID {
 		return
 	}
 	_, _ = s.release(ctx, c)
+}
+
+// keepClaim makes sure userID, who has just written email into the users
+// collection, holds its claim: a claimant that took the claim for
+// abandoned while the write was under way may have released or replaced
+// it. One read by _id when nothing happened; best effort (the claims are
+// backfilled at every start).
+func (s *Store) keepClaim(ctx context.Context, email, userID string) {
+	if c, err := s.readClaim(ctx, email); err == nil && c.UserID == userID {
+		return
+	}
+	_, _ = s.claimFor(ctx, email, userID)
 }
 
 // repairClaim claims email for the user who has it, best effort: called

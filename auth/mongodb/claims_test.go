@@ -130,8 +130,9 @@ func TestARegistrationSentAgainAfterACrash(t *testing.T) {
 
 // TestAClaimOfARegistrationPastItsDeadline: a registration inserts no user
 // once its deadline has passed, so the claim of one that died after
-// claiming is replaced once that deadline and the allowance for an insert
-// started just before it have passed, without waiting ClaimGrace.
+// claiming is replaced once that deadline and DeadlineMargin (an insert
+// started just before it, the replicas' clocks) have passed, without
+// waiting ClaimGrace.
 func TestAClaimOfARegistrationPastItsDeadline(t *testing.T) {
 	t.Parallel()
 	s, _, c := clockedStore(t)
@@ -142,7 +143,7 @@ func TestAClaimOfARegistrationPastItsDeadline(t *testing.T) {
 	if err := s.CreateUser(ctx, registration(email, "saga-2", c.now().Add(3*time.Second))); !errors.Is(err, auth.ErrEmailTaken) {
 		t.Fatalf("at the deadline, within the insert's allowance: %v, want ErrEmailTaken", err)
 	}
-	c.advance(mongodb.InsertAllowance + time.Millisecond)
+	c.advance(mongodb.DeadlineMargin + time.Millisecond)
 	u := registration(email, "saga-2", c.now().Add(3*time.Second))
 	testenv.Must(t, s.CreateUser(ctx, u), "a registration once the dead one's deadline has passed")
 	wantByEmail(t, s, email, u.ID)
@@ -204,12 +205,12 @@ func TestRegistrationCrashPoints(t *testing.T) {
 		{name: "sent again in time", key: firstKey, at: time.Second},
 		{name: "sent again past its deadline", key: firstKey, at: window},
 		{name: "another registration while the first may insert", key: "saga-2", at: time.Second, window: window},
-		{name: "another registration within the insert allowance", key: "saga-2", at: window + mongodb.InsertAllowance/2, window: window},
-		{name: "another registration past the first's deadline", key: "saga-2", at: window + mongodb.InsertAllowance + time.Millisecond, window: window},
+		{name: "another registration within the deadline's margin", key: "saga-2", at: window + mongodb.DeadlineMargin/2, window: window},
+		{name: "another registration past the first's deadline", key: "saga-2", at: window + mongodb.DeadlineMargin + time.Millisecond, window: window},
 		{name: "a registration without key or deadline", at: time.Second},
 		{name: "a registration without key or deadline past ClaimGrace", at: mongodb.ClaimGrace},
 		{name: "an email change while the first may insert", at: time.Second, change: true},
-		{name: "an email change past the first's deadline", at: window + mongodb.InsertAllowance + time.Millisecond, change: true},
+		{name: "an email change past the first's deadline", at: window + mongodb.DeadlineMargin + time.Millisecond, change: true},
 	}
 	for _, cr := range crashes {
 		for _, nx := range nexts {
@@ -237,7 +238,7 @@ func TestRegistrationCrashPoints(t *testing.T) {
 				// still be a write under way (young, its deadline and
 				// the insert's allowance ahead, another key); else its
 				// deadline decides.
-				mayInsert := nx.at < mongodb.ClaimGrace && nx.at <= window+mongodb.InsertAllowance && nx.key != firstKey
+				mayInsert := nx.at < mongodb.ClaimGrace && nx.at <= window+mongodb.DeadlineMargin && nx.key != firstKey
 				var want error
 				switch {
 				case cr == afterInsert || (cr == afterClaim && mayInsert):
@@ -261,7 +262,7 @@ func TestRegistrationCrashPoints(t *testing.T) {
 					}
 					got = s.CreateUser(ctx, u)
 				}
-				if !errors.Is(got, want) || (want == nil && got != nil) {
+				if !errors.Is(got, want) {
 					t.Fatalf("the next call: %v, want %v", got, want)
 				}
 
@@ -290,6 +291,108 @@ func TestRegistrationCrashPoints(t *testing.T) {
 					holder = late.ID
 				}
 				wantByEmail(t, s, email, holder)
+			})
+		}
+	}
+}
+
+// TestATakeoverWhileTheFirstAttemptWrites: a claim is taken for abandoned
+// (the same registration sent again, or its deadline and margin passed on
+// the taker's clock) while its registration is in fact still writing. In
+// the end one user holds the email and the lookup by email finds it,
+// wherever the first attempt's insert lands: after the taker is done
+// (the first attempt finds its claim gone or replaced and takes it back),
+// or between the taker's look for its user and the claim's delete (the
+// taker looks again once its own claim is in, and gives it back).
+func TestATakeoverWhileTheFirstAttemptWrites(t *testing.T) {
+	t.Parallel()
+	const window = 3 * time.Second
+	type taker struct {
+		name   string
+		at     time.Duration // after the first attempt's start
+		key    string        // the first's ("saga-1"), another, or "" for an email change
+		ownsIt bool          // when the first's insert comes after it: the taker's user holds the email
+	}
+	late := window + mongodb.DeadlineMargin + time.Millisecond
+	takers := []taker{
+		{name: "the same registration sent again in time", at: time.Second, key: "saga-1", ownsIt: true},
+		{name: "the same registration sent again too late", at: window, key: "saga-1"},
+		{name: "another registration past the deadline's margin", at: late, key: "saga-2", ownsIt: true},
+		{name: "an email change past the deadline's margin", at: late, ownsIt: true},
+	}
+	for _, landing := range []string{"after the taker", "during the taker's release"} {
+		for _, tk := range takers {
+			t.Run(landing+"/"+tk.name, func(t *testing.T) {
+				t.Parallel()
+				s, db, c := clockedStore(t)
+				ctx := context.Background()
+				const email = "writing@example.com"
+				first := registration(email, "saga-1", c.now().Add(window))
+				other := user("other@example.com")
+				if tk.key == "" {
+					testenv.Must(t, s.CreateUser(ctx, other), "the user whose email changes")
+				}
+				take := func() (string, error) {
+					c.advance(tk.at)
+					if tk.key == "" {
+						e := email
+						_, err := s.UpdateUser(ctx, other.ID, auth.ProfileUpdate{Email: &e})
+						return other.ID, err
+					}
+					u := registration(email, tk.key, first.RegistrationDeadline)
+					if tk.key != "saga-1" {
+						u.RegistrationDeadline = c.now().Add(window)
+					}
+					return u.ID, s.CreateUser(ctx, u)
+				}
+				var once sync.Once
+				var takerID string
+				var takerErr, firstErr error
+				holder := first.ID
+				if landing == "after the taker" {
+					// The first attempt stops before its insert while the
+					// taker runs, then inserts.
+					var paused atomic.Bool // the first insert only: the taker's own comes through here too
+					s.SetBeforeInsert(func() {
+						if paused.CompareAndSwap(false, true) {
+							takerID, takerErr = take()
+						}
+					})
+					firstErr = s.CreateUser(ctx, first)
+					if tk.ownsIt {
+						holder = takerID
+						if takerErr != nil || !errors.Is(firstErr, auth.ErrEmailTaken) {
+							t.Fatalf("the taker: %v, the first attempt: %v; want the taker's user, the first refused", takerErr, firstErr)
+						}
+					} else if firstErr != nil || takerErr == nil {
+						t.Fatalf("the taker: %v, the first attempt: %v; want the first attempt's user", takerErr, firstErr)
+					}
+				} else {
+					// The first attempt's claim is in; its insert lands
+					// while the taker releases that claim.
+					testenv.Must(t, s.ClaimFor(ctx, first), "the first attempt's claim")
+					d := bson.D{{Key: "_id", Value: first.ID}, {Key: "email", Value: email}, {Key: "first_name", Value: "F"},
+						{Key: "last_name", Value: "L"}, {Key: "phone_number", Value: ""}, {Key: "user_role", Value: contract.RoleCustomer},
+						{Key: "date_joined", Value: first.DateJoined}, {Key: "password", Value: "h"}, {Key: "registration_key", Value: "saga-1"}}
+					s.SetBeforeDelete(func() {
+						once.Do(func() {
+							_, err := db.Collection(mongodb.UsersCollection).InsertOne(ctx, d)
+							testenv.Must(t, err, "the first attempt's insert")
+						})
+					})
+					if _, err := take(); !errors.Is(err, auth.ErrEmailTaken) {
+						t.Fatalf("the taker: %v, want ErrEmailTaken", err)
+					}
+				}
+				n, err := db.Collection(mongodb.UsersCollection).CountDocuments(ctx, bson.D{{Key: "email", Value: email}})
+				testenv.Must(t, err, "count")
+				if n != 1 {
+					t.Fatalf("%d users hold the email, want 1", n)
+				}
+				wantByEmail(t, s, email, holder)
+				if got := claimOf(t, db, email); got != holder {
+					t.Fatalf("the claim is %q's, want %s's", got, holder)
+				}
 			})
 		}
 	}

@@ -21,3 +21,7 @@ func (s *Store) SetBeforeDelete(f func()) { s.beforeDelete = f }
 func (s *Store) ClaimFor(ctx context.Context, u auth.User) error {
 	return s.claim(ctx, registrationClaim(u))
 }
+
+// SetBeforeInsert makes CreateUser call f between its check of the
+// deadline and the user's insert.
+func (s *Store) SetBeforeInsert(f func()) { s.beforeInsert = f }

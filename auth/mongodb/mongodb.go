@@ -83,12 +83,26 @@ const (
 // ClaimGrace is how long a claim that is not (yet) valid is left to its
 // claimant: a registration inserts its user, an email change updates its
 // user, right after claiming. An invalid claim older than this is a crash's
-// leftover and is replaced.
+// leftover and is replaced (a registration's may be sooner: see abandoned
+// in claims.go).
 const ClaimGrace = time.Minute
 
+// MaxClockSkew is how far a replica's clock may be off the database's: a
+// registration's deadline is set on the BFF's clock, which agrees with
+// the auth service's within 2 s when each is within this of its
+// database's.
+const MaxClockSkew = time.Second
+
 // InsertAllowance is how long after its deadline a registration's insert
-// that started just before it may still land.
+// that started just before it may still land; the insert runs under that
+// bound.
 const InsertAllowance = time.Second
+
+// DeadlineMargin is how long after a registration's deadline, on another
+// replica's clock, its claim may still be a write under way: the insert's
+// allowance, and two replicas' clocks each up to MaxClockSkew off the
+// database's. The BFF waits as long before it takes "no user" as final.
+const DeadlineMargin = InsertAllowance + 2*MaxClockSkew
 
 // ReleaseRetention is how long a release document is kept. While it
 // exists, nobody else deletes the claim it names; the sweep removes it
@@ -104,8 +118,9 @@ type Store struct {
 	blacklist *mongo.Collection
 	now       func() time.Time
 	// beforeDelete, when set (by tests), runs in release between the
-	// claim's last read and its delete.
-	beforeDelete func()
+	// claim's last read and its delete; beforeInsert in CreateUser
+	// between the deadline's check and the insert.
+	beforeDelete, beforeInsert func()
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -187,22 +202,34 @@ func (d userDoc) user() auth.User {
 
 // CreateUser claims the email, then inserts u, unless its registration's
 // deadline has come meanwhile (auth.ErrDeadlineExceeded, and the claim is
-// released): the deadline is checked immediately before the insert. The
-// new user's claim is released again when the insert fails; the unique
-// index on users.email turns a user the claims did not know (an import
-// not yet backfilled) into ErrEmailTaken, and that user's claim is
-// repaired.
+// released): the deadline is checked immediately before the insert, which
+// runs until InsertAllowance after it at most. The new user's claim is
+// released again when the insert fails; the unique index on users.email
+// turns a user the claims did not know (an import not yet backfilled)
+// into ErrEmailTaken, and that user's claim is repaired. After the insert
+// the claim is read again: one replaced meanwhile (by a claimant that took
+// this write for abandoned) is the new user's again (keepClaim).
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	d := userDocOf(u)
 	if err := s.claim(ctx, registrationClaim(u)); err != nil {
 		return err
 	}
-	if !u.RegistrationDeadline.IsZero() && !s.now().Before(u.RegistrationDeadline) {
-		s.releaseOwn(ctx, d.Email, d.ID)
-		return auth.ErrDeadlineExceeded
+	ictx := ctx
+	if !u.RegistrationDeadline.IsZero() {
+		if !s.now().Before(u.RegistrationDeadline) {
+			s.releaseOwn(ctx, d.Email, d.ID)
+			return auth.ErrDeadlineExceeded
+		}
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithDeadline(ctx, u.RegistrationDeadline.Add(InsertAllowance))
+		defer cancel()
 	}
-	_, err := s.users.InsertOne(ctx, d)
+	if s.beforeInsert != nil {
+		s.beforeInsert()
+	}
+	_, err := s.users.InsertOne(ictx, d)
 	if err == nil {
+		s.keepClaim(ctx, d.Email, d.ID)
 		return nil
 	}
 	s.releaseOwn(ctx, d.Email, d.ID)
@@ -288,6 +315,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 	}
 	switch {
 	case isDuplicate(err):
+		if changed {
+			s.repairClaim(ctx, newEmail)
+		}
 		return auth.User{}, auth.ErrEmailTaken
 	case err != nil:
 		return auth.User{}, fmt.Errorf("auth store: update user: %w", err)
@@ -295,6 +325,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 		return auth.User{}, auth.ErrNotFound
 	}
 	if changed {
+		s.keepClaim(ctx, newEmail, id)
 		s.releaseOwn(ctx, oldEmail, id)
 	}
 	return s.UserByID(ctx, id)
