@@ -19,11 +19,12 @@ type RegisterResult struct {
 // registration key (the Idempotency-Key header) is stored with the user as
 // a proof of authorship that staff and services read back; it does not
 // make a second registration of the email succeed: with the same key or
-// another, a taken email is the validation error MsgEmailTaken. With a
-// deadline (the Registration-Deadline header) the user is inserted only
-// if the insert starts before it, else ErrDeadlineExceeded and nothing is
-// created: a caller that gave up at its deadline can trust that no user
-// appears later.
+// another, a taken email is the validation error MsgEmailTaken (an email
+// claimed by an earlier attempt with the same key that left no user is
+// not taken: auth/mongodb). With a deadline (the Registration-Deadline
+// header) the user is inserted only if the insert starts before it, else
+// ErrDeadlineExceeded and nothing is created: a caller that gave up at its
+// deadline can trust that no user appears later.
 func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr string) (RegisterResult, error) {
 	if err := s.limit(ctx, BucketRegister, clientAddr); err != nil {
 		return RegisterResult{}, err
@@ -50,7 +51,8 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientAddr str
 		return RegisterResult{}, fmt.Errorf("hash password: %w", err)
 	}
 	// The hash is the slow step (and waits for a slot under load): the
-	// deadline is checked again after it, immediately before the insert.
+	// deadline is checked again after it, and by the store once more
+	// after the email's claim, immediately before the insert.
 	if err := s.beforeDeadline(deadline); err != nil {
 		return RegisterResult{}, err
 	}
