@@ -354,7 +354,7 @@ func TestScenario7OrphanedLeasesAreSwept(t *testing.T) {
 	h.store.down = true
 	_, _ = h.svc.Register(ctx, validRegistration, nil) // the lease insert fails: nothing held
 	h.store.down = false
-	h.clock.advance(h.svc.leaseTTL + clockSkew + time.Second)
+	h.clock.advance(h.svc.leaseTTL + MaxClockSkew + time.Second)
 	_, _ = h.store.AcquireLease(ctx, "live", "someone", h.clock.now(), h.clock.now().Add(time.Minute))
 	pass(t, h)
 	if _, ok := h.store.leases["never-written"]; ok {

@@ -152,7 +152,7 @@ func (rc *Reconciler) sweep(ctx context.Context, now time.Time) {
 	s := rc.s
 	// Leases orphaned by a crash (between the lease and the saga record)
 	// or by a failed release; a clock skew's margin past their expiry.
-	if n, err := s.leases.SweepLeases(ctx, now.Add(-clockSkew)); err != nil {
+	if n, err := s.leases.SweepLeases(ctx, now.Add(-MaxClockSkew)); err != nil {
 		s.log.WarnContext(ctx, "lease sweep failed", "error", err.Error())
 	} else if n > 0 {
 		s.log.InfoContext(ctx, "expired saga leases removed", "count", n)
@@ -316,8 +316,9 @@ func (r *run) resolveStarted(ctx context.Context) error {
 	return r.transition(ctx, StateUserCreated, SagaChange{UserID: u.ID})
 }
 
-// clockSkew is the tolerance between the BFF's and the auth service's clocks.
-const clockSkew = 2 * time.Second
+// MaxClockSkew is the tolerance between the BFF's and the auth service's
+// clocks, and between the BFF replicas' (a saga's lease).
+const MaxClockSkew = 2 * time.Second
 
 // finish moves the saga to a terminal state and counts the outcome.
 func (r *run) finish(ctx context.Context, to string, ch SagaChange, outcome string) error {

@@ -72,7 +72,7 @@ func (s *Service) Register(ctx context.Context, reg Registration, claim *KeyClai
 			// The saga starts when its record can be written: the
 			// register call's deadline and the reconciler's grace count
 			// from here, not from before the waits for the store.
-			if claim != nil && !now.Add(min(clockSkew, s.leaseTTL/4)).Before(claim.leaseExpiresAt) {
+			if claim != nil && !now.Add(min(MaxClockSkew, s.leaseTTL/4)).Before(claim.leaseExpiresAt) {
 				// The key's hold ran out while this request waited: a
 				// retry may have taken the key over. Nothing was done.
 				return errKeyHoldEnded
@@ -212,7 +212,7 @@ func (r *run) mayBeOurs(ctx context.Context, ue *UpstreamError) bool {
 	case u.RegistrationKey == r.saga.ID:
 		r.log.WarnContext(ctx, "saga: email taken by this saga's own user (the register call was replayed); left to the reconciler", "saga_id", r.saga.ID)
 		return true
-	case u.RegistrationKey == "" && !u.DateJoined.Before(r.saga.CreatedAt.Add(-clockSkew)):
+	case u.RegistrationKey == "" && !u.DateJoined.Before(r.saga.CreatedAt.Add(-MaxClockSkew)):
 		return true
 	}
 	return false

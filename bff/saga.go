@@ -287,5 +287,5 @@ func (s *Service) withLease(ctx context.Context, id string, fn func(ctx context.
 // attemptBudget is how long one attempt at a saga may run: its lease, less
 // a margin for the clocks of the replicas.
 func (s *Service) attemptBudget() time.Duration {
-	return s.leaseTTL - min(2*clockSkew, s.leaseTTL/4)
+	return s.leaseTTL - min(2*MaxClockSkew, s.leaseTTL/4)
 }

@@ -162,7 +162,7 @@ func DefaultLeaseTTL(authTimeout, customerTimeout, storeTimeout time.Duration) t
 // inserts no user), the clocks' skew, and the allowance of an insert that
 // started just before the deadline. After it, a lookup that finds no user
 // is final against our auth service.
-func (s *Service) authGrace() time.Duration { return s.authTimeout + clockSkew + insertAllowance }
+func (s *Service) authGrace() time.Duration { return s.authTimeout + MaxClockSkew + insertAllowance }
 
 // insertAllowance is how long an insert the auth service started before
 // the register call's deadline may take to land (a single-document write).

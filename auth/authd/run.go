@@ -45,6 +45,12 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 		return err
 	}
 	defer mongodb.Disconnect(ctx, mc)
+	// A registration's deadline is the BFF's clock's, and the email
+	// claims' ages are read with other replicas' clocks.
+	clock, err := mongodb.WatchClock(ctx, mc.Database(cfg.DB), log, tel.Meter, authmongo.MaxClockSkew)
+	if err != nil {
+		return err
+	}
 	mstore := authmongo.New(mc.Database(cfg.DB))
 	if err := mstore.EnsureIndexes(ctx); err != nil {
 		return err
@@ -153,6 +159,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { sweep(runCtx, svc, mstore, cfg.BlacklistSweep, log) })
+	wg.Go(func() { clock.Run(runCtx) })
 	if relay != nil {
 		wg.Go(func() { relay.Run(runCtx) })
 	}

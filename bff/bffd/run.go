@@ -26,9 +26,10 @@ import (
 const ServiceName = "bff"
 
 // maxClockSkew is the disagreement with the database's clock past which a
-// replica warns at start: half what the idempotency store allows between
-// replicas, so two replicas each within it agree.
-const maxClockSkew = bffmongo.MaxClockSkew / 2
+// replica warns: half what the sagas allow between the BFF replicas and
+// the auth service (a lease's margin, a registration's deadline), so two
+// replicas each within it agree. The idempotency store allows more.
+const maxClockSkew = bff.MaxClockSkew / 2
 
 // Upstream breakers: five unavailable answers in a row open one; it probes
 // again after five seconds.
@@ -61,7 +62,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	// Leases, a saga's next attempt and the idempotency records' days are
 	// written with this replica's clock and read with others': say so when
 	// it disagrees with the database's (and so, likely, with theirs).
-	mongodb.WarnIfClockSkewed(ctx, mc.Database(cfg.DB), log, maxClockSkew)
+	clock, err := mongodb.WatchClock(ctx, mc.Database(cfg.DB), log, tel.Meter, maxClockSkew)
+	if err != nil {
+		return err
+	}
 
 	breakers, err := breaker.NewRegistry(log, tel.Meter)
 	if err != nil {
@@ -227,6 +231,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { reconciler.Run(bg) })
+	wg.Go(func() { clock.Run(bg) })
 	if subscriber != nil {
 		wg.Go(func() {
 			if err := subscriber.Run(bg); err != nil && !errors.Is(err, context.Canceled) {

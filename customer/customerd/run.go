@@ -50,7 +50,10 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	defer mongodb.Disconnect(ctx, client)
 	// The intents of profile writes are leased with this replica's clock
 	// and found expired with others' (customer/mongodb, pending.go).
-	mongodb.WarnIfClockSkewed(ctx, client.Database(cfg.Database), log, customermongo.MaxClockSkew)
+	clock, err := mongodb.WatchClock(ctx, client.Database(cfg.Database), log, tel.Meter, customermongo.MaxClockSkew)
+	if err != nil {
+		return err
+	}
 	mstore, err := customermongo.New(ctx, client.Database(cfg.Database))
 	if err != nil {
 		return fmt.Errorf("customer store: %w", err)
@@ -115,6 +118,7 @@ func Run(ctx context.Context, cfg Config, o daemon.Options) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { mstore.Maintain(runCtx, log) })
+	wg.Go(func() { clock.Run(runCtx) })
 	if relay != nil {
 		wg.Go(func() { relay.Run(runCtx) })
 	}

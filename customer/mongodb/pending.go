@@ -53,8 +53,8 @@ import (
 // ends (writing; finish's under its claim's), and it plans, renews or
 // deletes its intent only before then (held), so that nobody finishes a
 // change while its writer still writes, as long as the replicas' clocks
-// agree within a second (each replica warns at start when its clock is
-// half a second off the database's). A replica that dies mid-write holds
+// agree within a second (each replica warns, at start and every 10
+// minutes, when its clock is half a second off the database's). A replica that dies mid-write holds
 // the profile for at most lease.
 const lease = 5 * time.Second
 

@@ -131,6 +131,19 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	if got := sample(t, bffM, "bff_breaker_transitions_total", `breaker="redis"`, `to="open"`); got != 1 {
 		t.Errorf("redis breaker opened %v times, want 1", got)
 	}
+	// Each replica compared its clock with the database's (the same
+	// clock here) and says what its service allows.
+	for name, c := range map[string]struct {
+		text    string
+		allowed float64
+	}{"bff": {bffM, 1}, "auth": {authM, 1}, "customer": {custM, 0.5}} {
+		if got := sample(t, c.text, "db_clock_skew_allowed_seconds"); got != c.allowed {
+			t.Errorf("%s allows a clock skew of %v s, want %v", name, got, c.allowed)
+		}
+		if got := sample(t, c.text, "db_clock_skew_seconds"); got < -1 || got > 1 || !strings.Contains(c.text, "\ndb_clock_skew_seconds") {
+			t.Errorf("%s: clock skew %v s, want one measured near 0", name, got)
+		}
+	}
 	// The cache spans say what the metrics count, and the breaker's
 	// opening is an event on the span of the call that opened it.
 	results := map[string]int{}
