@@ -33,7 +33,7 @@ type claimDoc struct {
 func registrationClaim(u auth.User) claimDoc {
 	c := claimDoc{Email: contract.NormalizeEmail(u.Email), UserID: u.ID, Key: u.RegistrationKey}
 	if !u.RegistrationDeadline.IsZero() {
-		c.Until = u.RegistrationDeadline.UTC()
+		c.Until = u.RegistrationDeadline.UTC().Truncate(time.Millisecond) // as stored, and as clock() reads
 	}
 	return c
 }
@@ -89,14 +89,10 @@ func (s *Store) holder(ctx context.Context, c claimDoc) (auth.User, bool, error)
 // invalid one that may still be a write under way (abandoned). An
 // abandoned claim is released and claimed anew.
 func (s *Store) claim(ctx context.Context, want claimDoc) error {
-	var replaced *claimDoc // the claim this claimant released, if any
 	for range claimAttempts {
 		want.ClaimedAt = s.clock()
 		_, err := s.emails.InsertOne(ctx, want)
 		if err == nil {
-			if replaced != nil {
-				return s.afterTakeover(ctx, *replaced)
-			}
 			return nil
 		}
 		if !isDuplicate(err) {
@@ -123,8 +119,8 @@ func (s *Store) claim(ctx context.Context, want claimDoc) error {
 		if err != nil {
 			return err
 		}
-		if deleted {
-			replaced = &c
+		if deleted && s.gotIn(ctx, c) {
+			return auth.ErrEmailTaken
 		}
 		// Released by us or by another claimant: insert again (the other
 		// claimant's fresh claim then makes the email taken).
@@ -132,17 +128,19 @@ func (s *Store) claim(ctx context.Context, want claimDoc) error {
 	return auth.ErrEmailTaken
 }
 
-// afterTakeover looks again, once the new claim is in, for the user of the
-// claim it replaced: a write taken for abandoned that inserted its user
-// between the look that found none and the claim's delete. That user has
-// the email and gets its claim back (ErrEmailTaken). A user inserted
-// later finds the new claim when it checks its own (keepClaim).
-func (s *Store) afterTakeover(ctx context.Context, prev claimDoc) error {
-	if _, valid, err := s.holder(ctx, prev); err != nil || !valid {
-		return nil // the unique index on users.email still guards the insert
+// gotIn looks again, once the claim c taken for abandoned is deleted, for
+// its user: a write still under way that inserted its user between the
+// look that found none and the delete. That user has the email, and gets
+// its claim back. A user inserted after the delete finds its claim gone
+// when it checks it (keepClaim). The claim is given back whatever the
+// caller's context (it must not stay lost).
+func (s *Store) gotIn(ctx context.Context, c claimDoc) bool {
+	ctx = context.WithoutCancel(ctx)
+	if _, valid, err := s.holder(ctx, c); err != nil || !valid {
+		return false // the unique index on users.email still guards the insert
 	}
-	_, _ = s.claimFor(ctx, prev.Email, prev.UserID)
-	return auth.ErrEmailTaken
+	_, _ = s.claimFor(ctx, c.Email, c.UserID)
+	return true
 }
 
 // abandoned reports whether c, a claim without its user, is taken for no
@@ -153,7 +151,7 @@ func (s *Store) afterTakeover(ctx context.Context, prev claimDoc) error {
 // again, after the replica that took it died or its connection broke).
 // Should the write still be under way, the unique index on users.email
 // lets one of the two users in and the other finds the email taken, and
-// the one let in has its claim again (keepClaim, repairClaim).
+// the one let in has its claim again (gotIn, keepClaim, repairClaim).
 func (s *Store) abandoned(c, want claimDoc) bool {
 	now := s.clock()
 	switch {
@@ -162,7 +160,10 @@ func (s *Store) abandoned(c, want claimDoc) bool {
 	case !c.Until.IsZero() && now.After(c.Until.Add(DeadlineMargin)):
 		return true
 	}
-	return c.Key != "" && c.Key == want.Key
+	// The same registration, while it is itself in time: sent too late, it
+	// is refused for its deadline, and that refusal must not hide an
+	// earlier attempt that may still insert.
+	return c.Key != "" && c.Key == want.Key && (want.Until.IsZero() || now.Before(want.Until))
 }
 
 // release deletes the claim c, unless someone else releases this same
@@ -212,10 +213,15 @@ func (s *Store) releaseOwn(ctx context.Context, email, userID string) {
 // it. One read by _id when nothing happened; best effort (the claims are
 // backfilled at every start).
 func (s *Store) keepClaim(ctx context.Context, email, userID string) {
+	ctx = context.WithoutCancel(ctx)
 	if c, err := s.readClaim(ctx, email); err == nil && c.UserID == userID {
 		return
 	}
-	_, _ = s.claimFor(ctx, email, userID)
+	// Only while the user still has the email: two changes of one user's
+	// email may end in the other order.
+	if u, err := s.UserByID(ctx, userID); err == nil && u.Email == email {
+		_, _ = s.claimFor(ctx, email, userID)
+	}
 }
 
 // repairClaim claims email for the user who has it, best effort: called

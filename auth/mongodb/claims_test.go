@@ -150,7 +150,8 @@ func TestAClaimOfARegistrationPastItsDeadline(t *testing.T) {
 }
 
 // TestCreateUserPastItsDeadline: the store checks a registration's
-// deadline after the claim, immediately before the insert: past it, no
+// deadline (before its claim, and again after it: see the takers that run
+// out of time in TestATakeoverWhileTheFirstAttemptWrites): past it, no
 // user and no claim are left, and the email is free.
 func TestCreateUserPastItsDeadline(t *testing.T) {
 	t.Parallel()
@@ -233,18 +234,18 @@ func TestRegistrationCrashPoints(t *testing.T) {
 				}
 				c.advance(nx.at)
 
-				// What the next call must get: the email is taken by the
-				// first attempt's user, or by its claim while that may
-				// still be a write under way (young, its deadline and
-				// the insert's allowance ahead, another key); else its
-				// deadline decides.
+				// What the next call must get: a late one is refused for
+				// its deadline; else the email is taken by the first
+				// attempt's user, or by its claim while that may still be
+				// a write under way (young, its deadline and margin
+				// ahead, another key).
 				mayInsert := nx.at < mongodb.ClaimGrace && nx.at <= window+mongodb.DeadlineMargin && nx.key != firstKey
 				var want error
 				switch {
+				case nx.window == 0 && nx.key == firstKey && nx.at >= window:
+					want = auth.ErrDeadlineExceeded // before anything else: a late call touches nothing
 				case cr == afterInsert || (cr == afterClaim && mayInsert):
 					want = auth.ErrEmailTaken
-				case nx.window == 0 && nx.key == firstKey && nx.at >= window:
-					want = auth.ErrDeadlineExceeded
 				}
 				var got error
 				u := registration(email, nx.key, time.Time{})
@@ -308,20 +309,26 @@ func TestATakeoverWhileTheFirstAttemptWrites(t *testing.T) {
 	t.Parallel()
 	const window = 3 * time.Second
 	type taker struct {
-		name   string
-		at     time.Duration // after the first attempt's start
-		key    string        // the first's ("saga-1"), another, or "" for an email change
-		ownsIt bool          // when the first's insert comes after it: the taker's user holds the email
+		name    string
+		at      time.Duration // after the first attempt's start
+		key     string        // the first's ("saga-1"), another, or "" for an email change
+		ownsIt  bool          // when the first's insert comes after it: the taker's user holds the email
+		release bool          // it takes the claim for abandoned
+		expires bool          // its own deadline passes during its release
 	}
 	late := window + mongodb.DeadlineMargin + time.Millisecond
 	takers := []taker{
-		{name: "the same registration sent again in time", at: time.Second, key: "saga-1", ownsIt: true},
+		{name: "the same registration sent again in time", at: time.Second, key: "saga-1", ownsIt: true, release: true},
 		{name: "the same registration sent again too late", at: window, key: "saga-1"},
-		{name: "another registration past the deadline's margin", at: late, key: "saga-2", ownsIt: true},
-		{name: "an email change past the deadline's margin", at: late, ownsIt: true},
+		{name: "another registration past the deadline's margin", at: late, key: "saga-2", ownsIt: true, release: true},
+		{name: "another registration past the deadline's margin, running out of time", at: late, key: "saga-2", release: true, expires: true},
+		{name: "an email change past the deadline's margin", at: late, ownsIt: true, release: true},
 	}
 	for _, landing := range []string{"after the taker", "during the taker's release"} {
 		for _, tk := range takers {
+			if landing != "after the taker" && !tk.release {
+				continue // no release to land in
+			}
 			t.Run(landing+"/"+tk.name, func(t *testing.T) {
 				t.Parallel()
 				s, db, c := clockedStore(t)
@@ -358,14 +365,18 @@ func TestATakeoverWhileTheFirstAttemptWrites(t *testing.T) {
 							takerID, takerErr = take()
 						}
 					})
+					if tk.expires { // it runs out of time once it has released the first's claim
+						s.SetBeforeDelete(func() { once.Do(func() { c.advance(window) }) })
+					}
 					firstErr = s.CreateUser(ctx, first)
+					refused := auth.ErrDeadlineExceeded // either way the taker's own deadline passed
 					if tk.ownsIt {
 						holder = takerID
 						if takerErr != nil || !errors.Is(firstErr, auth.ErrEmailTaken) {
 							t.Fatalf("the taker: %v, the first attempt: %v; want the taker's user, the first refused", takerErr, firstErr)
 						}
-					} else if firstErr != nil || takerErr == nil {
-						t.Fatalf("the taker: %v, the first attempt: %v; want the first attempt's user", takerErr, firstErr)
+					} else if firstErr != nil || !errors.Is(takerErr, refused) {
+						t.Fatalf("the taker: %v, the first attempt: %v; want the first attempt's user, the taker refused (%v)", takerErr, firstErr, refused)
 					}
 				} else {
 					// The first attempt's claim is in; its insert lands
@@ -378,6 +389,9 @@ func TestATakeoverWhileTheFirstAttemptWrites(t *testing.T) {
 						once.Do(func() {
 							_, err := db.Collection(mongodb.UsersCollection).InsertOne(ctx, d)
 							testenv.Must(t, err, "the first attempt's insert")
+							if tk.expires {
+								c.advance(window)
+							}
 						})
 					})
 					if _, err := take(); !errors.Is(err, auth.ErrEmailTaken) {

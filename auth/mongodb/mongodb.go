@@ -94,8 +94,7 @@ const ClaimGrace = time.Minute
 const MaxClockSkew = time.Second
 
 // InsertAllowance is how long after its deadline a registration's insert
-// that started just before it may still land; the insert runs under that
-// bound.
+// that started just before it may still land.
 const InsertAllowance = time.Second
 
 // DeadlineMargin is how long after a registration's deadline, on another
@@ -201,41 +200,51 @@ func (d userDoc) user() auth.User {
 }
 
 // CreateUser claims the email, then inserts u, unless its registration's
-// deadline has come meanwhile (auth.ErrDeadlineExceeded, and the claim is
-// released): the deadline is checked immediately before the insert, which
-// runs until InsertAllowance after it at most. The new user's claim is
-// released again when the insert fails; the unique index on users.email
-// turns a user the claims did not know (an import not yet backfilled)
-// into ErrEmailTaken, and that user's claim is repaired. After the insert
-// the claim is read again: one replaced meanwhile (by a claimant that took
-// this write for abandoned) is the new user's again (keepClaim).
+// deadline has come (auth.ErrDeadlineExceeded, and nothing is left): the
+// deadline is checked before the claim and again immediately before the
+// insert. After
+// the insert the claim is read again: one released or replaced meanwhile
+// (by a claimant that took this write for abandoned) is the new user's
+// again (keepClaim). An insert refused by the unique index on users.email
+// (a user the claims did not know, an import not yet backfilled) releases
+// the claim, repairs that user's and is ErrEmailTaken; one that got no
+// answer keeps the claim if the user is there after all.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	d := userDocOf(u)
+	late := func() bool { return !u.RegistrationDeadline.IsZero() && !s.now().Before(u.RegistrationDeadline) }
+	if late() { // before the claim too: a late call touches no claim
+		return auth.ErrDeadlineExceeded
+	}
 	if err := s.claim(ctx, registrationClaim(u)); err != nil {
 		return err
 	}
-	ictx := ctx
-	if !u.RegistrationDeadline.IsZero() {
-		if !s.now().Before(u.RegistrationDeadline) {
-			s.releaseOwn(ctx, d.Email, d.ID)
-			return auth.ErrDeadlineExceeded
-		}
-		var cancel context.CancelFunc
-		ictx, cancel = context.WithDeadline(ctx, u.RegistrationDeadline.Add(InsertAllowance))
-		defer cancel()
+	if late() {
+		s.releaseOwn(ctx, d.Email, d.ID)
+		return auth.ErrDeadlineExceeded
 	}
 	if s.beforeInsert != nil {
 		s.beforeInsert()
 	}
-	_, err := s.users.InsertOne(ictx, d)
-	if err == nil {
+	_, err := s.users.InsertOne(ctx, d)
+	switch {
+	case err == nil:
 		s.keepClaim(ctx, d.Email, d.ID)
 		return nil
-	}
-	s.releaseOwn(ctx, d.Email, d.ID)
-	if isDuplicate(err) {
+	case isDuplicate(err):
+		s.releaseOwn(ctx, d.Email, d.ID)
 		s.repairClaim(ctx, d.Email)
 		return auth.ErrEmailTaken
+	}
+	// No answer (a timeout, a cancelled request, a connection cut): the
+	// insert may have landed. The user keeps the claim if it did; else the
+	// claim is released, or left to be taken for abandoned when even that
+	// cannot be told.
+	switch _, gerr := s.UserByID(context.WithoutCancel(ctx), d.ID); {
+	case gerr == nil:
+		s.keepClaim(ctx, d.Email, d.ID)
+		return nil
+	case errors.Is(gerr, auth.ErrNotFound):
+		s.releaseOwn(context.WithoutCancel(ctx), d.Email, d.ID)
 	}
 	return fmt.Errorf("auth store: insert user: %w", err)
 }
@@ -324,11 +333,15 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 	case res.MatchedCount == 0:
 		return auth.User{}, auth.ErrNotFound
 	}
-	if changed {
-		s.keepClaim(ctx, newEmail, id)
+	if !changed {
+		return s.UserByID(ctx, id)
+	}
+	s.keepClaim(ctx, newEmail, id)
+	u, err := s.UserByID(ctx, id)
+	if err == nil && u.Email != oldEmail { // not changed back meanwhile
 		s.releaseOwn(ctx, oldEmail, id)
 	}
-	return s.UserByID(ctx, id)
+	return u, err
 }
 
 // isDuplicate recognises a unique-index violation. MongoDB reports it as a

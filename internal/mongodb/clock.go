@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -52,14 +53,15 @@ type ClockWatch struct {
 	log      *slog.Logger
 	allowed  time.Duration
 	now      func() time.Time
-	skew     atomic.Int64 // the last skew measured, in ns
-	measured atomic.Bool  // a comparison has succeeded
+	interval time.Duration // ClockCheckInterval
+	skew     atomic.Int64  // the last skew measured, in ns
+	measured atomic.Bool   // a comparison has succeeded
 }
 
 // WatchClock compares the clocks at once (at start) and exports the
 // gauges; Run compares them again every ClockCheckInterval.
 func WatchClock(ctx context.Context, db *mongo.Database, log *slog.Logger, mp metric.MeterProvider, allowed time.Duration) (*ClockWatch, error) {
-	w := &ClockWatch{db: db, log: log, allowed: allowed, now: time.Now}
+	w := &ClockWatch{db: db, log: log, allowed: allowed, now: time.Now, interval: ClockCheckInterval}
 	m := mp.Meter(instrumentation)
 	skew, err := m.Float64ObservableGauge("db.clock.skew", metric.WithUnit("s"),
 		metric.WithDescription("How far the database server's clock is ahead of this replica's (negative: behind), at the last comparison (at start, then every 10 minutes)."))
@@ -90,7 +92,9 @@ func (w *ClockWatch) Check(ctx context.Context) {
 	defer cancel()
 	skew, err := ClockSkew(ctx, w.db, w.now)
 	if err != nil {
-		w.log.WarnContext(ctx, "clock not compared with the database's", "error", err.Error())
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) { // not the service stopping
+			w.log.WarnContext(ctx, "clock not compared with the database's", "error", err.Error())
+		}
 		return
 	}
 	w.skew.Store(int64(skew))
@@ -103,7 +107,7 @@ func (w *ClockWatch) Check(ctx context.Context) {
 
 // Run compares the clocks every ClockCheckInterval until ctx ends.
 func (w *ClockWatch) Run(ctx context.Context) {
-	t := time.NewTicker(ClockCheckInterval)
+	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
 		select {

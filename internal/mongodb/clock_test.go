@@ -81,14 +81,37 @@ func TestClockWatch(t *testing.T) {
 		t.Fatalf("%d warnings after two comparisons of a clock two minutes behind, want 2:\n%s", n, logs)
 	}
 
-	// A comparison that fails says so and keeps the last skew.
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	w.Check(cancelled)
+	// A comparison that fails (here: it runs out of time) says so and
+	// keeps the last skew; one cut short by the service's stop says
+	// nothing.
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	w.Check(stopped)
+	if strings.Contains(logs.String(), "clock not compared") {
+		t.Fatalf("a comparison cut short by the stop was reported:\n%s", logs)
+	}
+	late, cancel := context.WithTimeout(ctx, time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	w.Check(late)
 	if !strings.Contains(logs.String(), "clock not compared") {
 		t.Fatalf("a failed comparison was not reported:\n%s", logs)
 	}
 	if g := gauges(); !near(g["db.clock.skew"], 120) {
 		t.Fatalf("after a failed comparison: %v, want the last skew kept", g)
+	}
+
+	// Run compares again at each tick and stops with its context.
+	w.SetNow(time.Now)
+	w.SetInterval(10 * time.Millisecond)
+	running, end := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.Run(running); close(done) }()
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("Run to compare again", func() bool { return near(gauges()["db.clock.skew"], 0) }))
+	end()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop with its context")
 	}
 }
