@@ -44,11 +44,13 @@
 // crash between the claim and the user's write, an email change or a
 // deletion half done) reads as "no such user" and is replaced by the next
 // claimant once it is older than ClaimGrace (a younger one may be a write
-// under way), or at once when it was a registration's whose deadline has
-// passed (no user is inserted after it) or an earlier attempt of the same
-// registration (the same Idempotency-Key: the call sent again after the
-// replica that took it died). The unique index on users.email stays as a second guard, so
-// two users never share an email whatever the claims say. A claim is only
+// under way), or sooner when it was a registration's whose deadline has
+// passed by DeadlineMargin (no user is inserted after its deadline), or an
+// earlier attempt of the same registration sent again in time (the same
+// Idempotency-Key: the replica that took it died). Should the write still
+// be under way, the user that gets in gets its claim back (claims.go). The
+// unique index on users.email stays as a second guard, so two users never
+// share an email whatever the claims say. A claim is only
 // ever deleted by whoever inserted its release document first, so of two
 // actors releasing or replacing the same claim exactly one deletes it, and
 // never a successor (FerretDB's conditional delete is a read then a delete
@@ -100,7 +102,8 @@ const InsertAllowance = time.Second
 // DeadlineMargin is how long after a registration's deadline, on another
 // replica's clock, its claim may still be a write under way: the insert's
 // allowance, and two replicas' clocks each up to MaxClockSkew off the
-// database's. The BFF waits as long before it takes "no user" as final.
+// database's. The BFF's reconciler waits as long after the deadline
+// before it takes "no user" for final (its grace).
 const DeadlineMargin = InsertAllowance + 2*MaxClockSkew
 
 // ReleaseRetention is how long a release document is kept. While it
