@@ -534,6 +534,43 @@ func TestEmailChange(t *testing.T) {
 	wantByEmail(t, s, next, x.ID)
 }
 
+// TestEmailChangesFinishingInTheOtherOrder: a user changes their email
+// from A to B, and at once back to A; the second change finishes first.
+// The first change, finishing last, neither claims B again (the user no
+// longer has it) nor releases A (the user has it again): A finds the
+// user, and B is free at once.
+func TestEmailChangesFinishingInTheOtherOrder(t *testing.T) {
+	t.Parallel()
+	s, db, _ := clockedStore(t)
+	ctx := context.Background()
+	const a, b = "first@example.com", "second@example.com"
+	u := user(a)
+	testenv.Must(t, s.CreateUser(ctx, u), "create")
+	var second atomic.Bool
+	s.SetAfterUpdate(func() {
+		if second.CompareAndSwap(false, true) { // once the first change is written
+			back := a
+			if got, err := s.UpdateUser(ctx, u.ID, auth.ProfileUpdate{Email: &back}); err != nil || got.Email != a {
+				t.Errorf("the change back: %+v %v", got, err)
+			}
+		}
+	})
+	next := b
+	if _, err := s.UpdateUser(ctx, u.ID, auth.ProfileUpdate{Email: &next}); err != nil {
+		t.Fatalf("the first change: %v", err)
+	}
+	wantByEmail(t, s, a, u.ID)
+	wantByEmail(t, s, b, "")
+	if got := claimOf(t, db, a); got != u.ID {
+		t.Fatalf("%s's claim is %q's, want the user's", a, got)
+	}
+	if got := claimOf(t, db, b); got != "" {
+		t.Fatalf("%s is still claimed by %s", b, got)
+	}
+	w := user(b)
+	testenv.Must(t, s.CreateUser(ctx, w), "a registration of the email left behind, at once")
+}
+
 // TestEmailChangeCrashes: the two crash points of an email change. After
 // the claim of the new email, before the user's update: the user keeps the
 // old email, the new one reads as free (taken while the claim is young,

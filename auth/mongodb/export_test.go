@@ -25,3 +25,6 @@ func (s *Store) ClaimFor(ctx context.Context, u auth.User) error {
 // SetBeforeInsert makes CreateUser call f between its check of the
 // deadline and the user's insert.
 func (s *Store) SetBeforeInsert(f func()) { s.beforeInsert = f }
+
+// SetAfterUpdate makes UpdateUser call f right after its update.
+func (s *Store) SetAfterUpdate(f func()) { s.afterUpdate = f }

@@ -121,8 +121,9 @@ type Store struct {
 	now       func() time.Time
 	// beforeDelete, when set (by tests), runs in release between the
 	// claim's last read and its delete; beforeInsert in CreateUser
-	// between the deadline's check and the insert.
-	beforeDelete, beforeInsert func()
+	// between the deadline's check and the insert; afterUpdate in
+	// UpdateUser right after the update.
+	beforeDelete, beforeInsert, afterUpdate func()
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -322,6 +323,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd auth.ProfileUpdat
 	}
 	changed := newEmail != "" && oldEmail != newEmail
 	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+	if s.afterUpdate != nil {
+		s.afterUpdate()
+	}
 	if changed && (err != nil || res.MatchedCount == 0) {
 		s.releaseOwn(ctx, newEmail, id)
 	}
