@@ -98,57 +98,6 @@ func registration(email, key string, deadline time.Time) auth.User {
 	return u
 }
 
-// TestARegistrationSentAgainAfterACrash: the auth replica that took a
-// registration died between the email's claim and the user's insert, and
-// the call was sent again with its Idempotency-Key (a load balancer
-// replays such a request when its connection broke). The new attempt
-// replaces its own registration's claim at once and creates the user;
-// another registration still finds the email taken while the claim is
-// young and its deadline ahead (a write may be under way).
-func TestARegistrationSentAgainAfterACrash(t *testing.T) {
-	t.Parallel()
-	s, db, c := clockedStore(t)
-	ctx := context.Background()
-	const email = "again@example.com"
-	deadline := c.now().Add(5 * time.Second)
-	testenv.Must(t, s.ClaimFor(ctx, registration(email, "saga-1", deadline)), "the first attempt's claim")
-	if err := s.CreateUser(ctx, registration(email, "saga-2", deadline)); !errors.Is(err, auth.ErrEmailTaken) {
-		t.Fatalf("another registration against the young claim: %v, want ErrEmailTaken", err)
-	}
-	again := registration(email, "saga-1", deadline)
-	testenv.Must(t, s.CreateUser(ctx, again), "the same registration sent again")
-	wantByEmail(t, s, email, again.ID)
-	if got := claimOf(t, db, email); got != again.ID {
-		t.Fatalf("claim held by %s, want %s", got, again.ID)
-	}
-	// A user the claim's registration did create is not replaced by it.
-	if err := s.CreateUser(ctx, registration(email, "saga-1", deadline)); !errors.Is(err, auth.ErrEmailTaken) {
-		t.Fatalf("the same registration once its user exists: %v, want ErrEmailTaken", err)
-	}
-	wantByEmail(t, s, email, again.ID)
-}
-
-// TestAClaimOfARegistrationPastItsDeadline: a registration inserts no user
-// once its deadline has passed, so the claim of one that died after
-// claiming is replaced once that deadline and DeadlineMargin (an insert
-// started just before it, the replicas' clocks) have passed, without
-// waiting ClaimGrace.
-func TestAClaimOfARegistrationPastItsDeadline(t *testing.T) {
-	t.Parallel()
-	s, _, c := clockedStore(t)
-	ctx := context.Background()
-	const email = "deadline@example.com"
-	testenv.Must(t, s.ClaimFor(ctx, registration(email, "saga-1", c.now().Add(3*time.Second))), "the dead registration's claim")
-	c.advance(3 * time.Second)
-	if err := s.CreateUser(ctx, registration(email, "saga-2", c.now().Add(3*time.Second))); !errors.Is(err, auth.ErrEmailTaken) {
-		t.Fatalf("at the deadline, within the insert's allowance: %v, want ErrEmailTaken", err)
-	}
-	c.advance(mongodb.DeadlineMargin + time.Millisecond)
-	u := registration(email, "saga-2", c.now().Add(3*time.Second))
-	testenv.Must(t, s.CreateUser(ctx, u), "a registration once the dead one's deadline has passed")
-	wantByEmail(t, s, email, u.ID)
-}
-
 // TestCreateUserPastItsDeadline: the store checks a registration's
 // deadline (before its claim, and again after it: see the takers that run
 // out of time in TestATakeoverWhileTheFirstAttemptWrites): past it, no

@@ -206,13 +206,13 @@ func (d userDoc) user() auth.User {
 // CreateUser claims the email, then inserts u, unless its registration's
 // deadline has come (auth.ErrDeadlineExceeded, and nothing is left): the
 // deadline is checked before the claim and again immediately before the
-// insert. After
-// the insert the claim is read again: one released or replaced meanwhile
-// (by a claimant that took this write for abandoned) is the new user's
-// again (keepClaim). An insert refused by the unique index on users.email
-// (a user the claims did not know, an import not yet backfilled) releases
-// the claim, repairs that user's and is ErrEmailTaken; one that got no
-// answer keeps the claim if the user is there after all.
+// insert. After the insert the claim is read again: one released or
+// replaced meanwhile (by a claimant that took this write for abandoned) is
+// the new user's again (keepClaim). An insert refused by the unique index
+// on users.email (a user the claims did not know, an import not yet
+// backfilled) releases the claim, repairs that user's and is
+// ErrEmailTaken; one that got no answer keeps the claim if the user is
+// there after all.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	d := userDocOf(u)
 	late := func() bool { return !u.RegistrationDeadline.IsZero() && !s.now().Before(u.RegistrationDeadline) }
@@ -243,12 +243,13 @@ func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
 	// insert may have landed. The user keeps the claim if it did; else the
 	// claim is released, or left to be taken for abandoned when even that
 	// cannot be told.
-	switch _, gerr := s.UserByID(context.WithoutCancel(ctx), d.ID); {
+	bg := context.WithoutCancel(ctx)
+	switch _, gerr := s.UserByID(bg, d.ID); {
 	case gerr == nil:
-		s.keepClaim(ctx, d.Email, d.ID)
+		s.keepClaim(bg, d.Email, d.ID)
 		return nil
 	case errors.Is(gerr, auth.ErrNotFound):
-		s.releaseOwn(context.WithoutCancel(ctx), d.Email, d.ID)
+		s.releaseOwn(bg, d.Email, d.ID)
 	}
 	return fmt.Errorf("auth store: insert user: %w", err)
 }
