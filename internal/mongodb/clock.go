@@ -53,9 +53,8 @@ type ClockWatch struct {
 	log      *slog.Logger
 	allowed  time.Duration
 	now      func() time.Time
-	interval time.Duration // ClockCheckInterval
-	skew     atomic.Int64  // the last skew measured, in ns
-	measured atomic.Bool   // a comparison has succeeded
+	interval time.Duration                 // ClockCheckInterval
+	skew     atomic.Pointer[time.Duration] // the last skew measured; nil until a comparison succeeds
 }
 
 // WatchClock compares the clocks at once (at start) and exports the
@@ -75,8 +74,8 @@ func WatchClock(ctx context.Context, db *mongo.Database, log *slog.Logger, mp me
 	}
 	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveFloat64(limit, allowed.Seconds())
-		if w.measured.Load() {
-			o.ObserveFloat64(skew, time.Duration(w.skew.Load()).Seconds())
+		if d := w.skew.Load(); d != nil {
+			o.ObserveFloat64(skew, d.Seconds())
 		}
 		return nil
 	}, skew, limit); err != nil {
@@ -97,8 +96,7 @@ func (w *ClockWatch) Check(ctx context.Context) {
 		}
 		return
 	}
-	w.skew.Store(int64(skew))
-	w.measured.Store(true)
+	w.skew.Store(&skew)
 	if skew.Abs() > w.allowed {
 		w.log.WarnContext(ctx, "this replica's clock disagrees with the database's: keep the replicas' clocks synchronised (NTP)",
 			"skew", skew.String(), "allowed", w.allowed.String())

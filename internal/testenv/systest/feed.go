@@ -22,9 +22,11 @@ import (
 // before asserting what a late event would change: an eviction that lands
 // between two reads turns the HIT the second should be into a MISS.
 //
-// It compares each group's last delivered id with the stream's last entry
-// rather than reading XINFO's lag, which Redis keeps only from 7.0 on and
-// the embedded miniredis does not.
+// It compares each group's last delivered id with the stream's last
+// entry rather than reading XINFO's lag, which Redis keeps only from 7.0
+// on and the embedded miniredis does not. Its Redis client is opened at
+// its first call and kept until the test ends, so it is not safe for
+// concurrent use.
 func (s *System) FeedSettled(ctx context.Context, groups ...string) error {
 	for _, name := range slices.Sorted(maps.Keys(s.dbs)) {
 		n, err := s.DB(name).Collection(changefeed.Collection).CountDocuments(ctx, bson.D{})
@@ -35,19 +37,22 @@ func (s *System) FeedSettled(ctx context.Context, groups ...string) error {
 			return fmt.Errorf("%s's outbox holds %d events", name, n)
 		}
 	}
-	url := s.opts.RedisURL
-	if s.Redis != nil {
-		url = s.Redis.URL
+	if s.feed == nil {
+		url := s.opts.RedisURL
+		if s.Redis != nil {
+			url = s.Redis.URL
+		}
+		if url == "" {
+			return errors.New("systest: the system has no Redis, so no change stream")
+		}
+		rdb, err := redisconn.Open(url, redisconn.Options{})
+		if err != nil {
+			return err
+		}
+		s.feed = rdb
+		s.t.Cleanup(func() { redisconn.Close(rdb) })
 	}
-	if url == "" {
-		return errors.New("systest: the system has no Redis, so no change stream")
-	}
-	rdb, err := redisconn.Open(url, redisconn.Options{})
-	if err != nil {
-		return err
-	}
-	defer redisconn.Close(rdb)
-	return groupsCaughtUp(ctx, rdb, groups)
+	return groupsCaughtUp(ctx, s.feed, groups)
 }
 
 // groupsCaughtUp reports a consumer group of the change stream that has

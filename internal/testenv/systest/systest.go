@@ -47,6 +47,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/acme/customer-platform/internal/config"
 	"github.com/acme/customer-platform/internal/daemon"
 	"github.com/acme/customer-platform/internal/embedded"
@@ -143,6 +145,7 @@ type System struct {
 	proxies   map[Link]*faultproxy.Proxy
 	balancers map[string]*balancer.Balancer
 	order     []*Instance
+	feed      redis.UniversalClient // FeedSettled's, opened at its first call
 }
 
 // Start starts the system and stops it when the test ends; a service that
